@@ -1,0 +1,1 @@
+"""compare: LLN / CLT / error-scaling studies, figures and the ``meanfield`` command line."""

@@ -1,0 +1,202 @@
+"""The ``meanfield`` console command: argument parsing only, the work is done elsewhere.
+
+Subcommands::
+
+    meanfield run CONFIG -o OUT.h5 [--set section.key=value ...] [--force] [--quiet] [--dry-run]
+    meanfield info FILE | meanfield info --selftest [--backend NAME]
+    meanfield plot FILE -o DIR
+    meanfield --version
+
+Exit status: 0 on success, 1 when a self-test fails, 2 for a bad configuration, command line
+or output path (one ``error:`` line on stderr, no traceback), 3 when a run stops on a violated
+invariant (mass, positivity, free-energy decay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meanfield import __version__
+from meanfield.config import ConfigError, load_config
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVARIANT = 0, 1, 2, 3
+
+_RUN_EPILOG = """examples:
+  meanfield run data/configs/mmn-isotropic.toml -o out.h5
+  meanfield run cfg.toml -o out.h5 --set pde.cells=1200 --set model.d=inf --set init.d=40
+  meanfield run cfg.toml -o out.h5 --dry-run      # print the resolved config, run nothing
+"""
+_INFO_EPILOG = """examples:
+  meanfield info out.h5                  # attributes, config, datasets, time range
+  meanfield info --selftest --backend numpy
+"""
+_PLOT_EPILOG = """example:
+  meanfield plot out.h5 -o figures/
+"""
+_MAIN_EPILOG = """examples:
+  meanfield run data/configs/mmn-isotropic.toml -o out.h5
+  meanfield info out.h5
+  meanfield plot out.h5 -o figures/
+run 'meanfield COMMAND --help' for the options of each command.
+"""
+
+
+def _error(message: object) -> None:
+    """Print ``error: message`` as one line on stderr."""
+    print("error: " + " ".join(str(message).splitlines()), file=sys.stderr)
+
+
+def _is_invariant_violation(exc: BaseException) -> bool:
+    try:
+        from meanfield.trackers import InvariantViolation
+    except ImportError:
+        return False
+    return isinstance(exc, InvariantViolation)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    if args.dry_run:
+        print(config.to_toml(), end="")
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
+        return EXIT_USAGE
+    from meanfield.driver import run_pde
+
+    try:
+        run_pde(config, out, force=args.force, progress=not args.quiet)
+    except FileExistsError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except Exception as exc:
+        if _is_invariant_violation(exc):
+            _error(exc)
+            return EXIT_INVARIANT
+        raise
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    if args.selftest:
+        from meanfield.selftest import run_selftest
+
+        options = {} if args.backend is None else {"backend": args.backend}
+        return EXIT_OK if run_selftest(print, **options) else EXIT_FAILED
+    if args.file is None:
+        _error("give a FILE, or --selftest")
+        return EXIT_USAGE
+    from meanfield.io import summary
+
+    try:
+        text = summary(args.file)
+    except OSError as exc:
+        _error(f"cannot read {args.file}: {exc}")
+        return EXIT_USAGE
+    print(text)
+    return EXIT_OK
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from meanfield.plotting import plot_file
+
+    for path in plot_file(args.file, args.output):
+        print(path)
+    return EXIT_OK
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="run the PDE of a TOML config and write an HDF5 file",
+        description="Validate CONFIG, then run it and write OUT.h5.",
+        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("config", metavar="CONFIG", help="TOML run configuration")
+    run.add_argument("-o", "--output", metavar="OUT.h5", required=True, help="HDF5 file to write")
+    run.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                     help="override a config value (TOML syntax; repeatable)")
+    run.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the resolved config as TOML and exit without running")
+    run.set_defaults(handler=_cmd_run)
+
+
+def _add_info_and_plot(subparsers: argparse._SubParsersAction) -> None:
+    info = subparsers.add_parser(
+        "info", help="describe a run file, or run the self-test",
+        description="Print a summary of FILE, or check this installation with --selftest.",
+        epilog=_INFO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("file", metavar="FILE", nargs="?", help="HDF5 run file")
+    info.add_argument("--selftest", action="store_true", help="run the installation self-test")
+    info.add_argument("--backend", metavar="NAME",
+                      help="backend for --selftest (auto, numpy, cupy)")
+    info.set_defaults(handler=_cmd_info)
+    plot = subparsers.add_parser(
+        "plot", help="write the figures of a run file",
+        description="Write the figures of FILE into DIR and print their paths.",
+        epilog=_PLOT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument("file", metavar="FILE", help="HDF5 run file")
+    plot.add_argument("-o", "--output", metavar="DIR", required=True, help="figure directory")
+    plot.set_defaults(handler=_cmd_plot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``meanfield`` command."""
+    parser = argparse.ArgumentParser(
+        prog="meanfield",
+        description="Mean-field distributional dynamics of two-layer networks: grid PDE "
+        "solver and finite-n particle SGD.",
+        epilog=_MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(subparsers)
+    _add_info_and_plot(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``meanfield`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns
+    -------
+    int
+        The exit status (see the module docstring).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        if exc.code is None:
+            return EXIT_OK
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # stdout piped into e.g. `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Array backends: the only module of the project that imports CuPy.
+
+Math code never imports NumPy-or-CuPy by itself: it receives an array namespace ``xp``
+(array-API compatible, via :mod:`array_api_compat`) from a :class:`Backend` and calls only
+``xp.*`` functions of the array API standard. The same code therefore runs on NumPy, on CuPy,
+and, in the tests, on :mod:`array_api_strict`, which proves it uses nothing outside the standard.
+
+Setup-time work (special functions, quadrature, feature tables) is done in NumPy/SciPy and the
+results are moved once with :meth:`Backend.asarray`; results come back with :func:`to_numpy`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Backend", "get_backend", "available_backends", "to_numpy", "BackendError"]
+
+BACKEND_NAMES = ("auto", "numpy", "cupy", "array_api_strict")
+
+
+class BackendError(RuntimeError):
+    """Raised when a requested backend cannot be used on this machine."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace together with where its arrays live.
+
+    Parameters
+    ----------
+    name : {"numpy", "cupy", "array_api_strict"}
+        Resolved backend name (never "auto").
+    xp : module
+        Array-API namespace used by the math code.
+    device : str
+        Human-readable device description (CPU, or the GPU name).
+    """
+
+    name: str
+    xp: Any
+    device: str
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """Move a host array (or scalar) to this backend, float64 unless ``dtype`` is given."""
+        xp = self.xp
+        dtype = xp.float64 if dtype is None else dtype
+        if self.name == "cupy":
+            return xp.asarray(np.asarray(x), dtype=dtype)
+        return xp.asarray(np.asarray(x), dtype=dtype, copy=True)
+
+    def info(self) -> dict[str, str]:
+        """Description stored with every output file."""
+        return {"backend": self.name, "device": self.device}
+
+
+def _cupy_module():
+    """Import CuPy and check a GPU is visible; return None otherwise."""
+    try:
+        import cupy  # noqa: PLC0415  (the one place CuPy is imported)
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:  # ImportError, CUDA driver errors: no usable GPU  # noqa: BLE001
+        return None
+    return cupy
+
+
+@functools.lru_cache(maxsize=None)
+def get_backend(name: str = "auto") -> Backend:
+    """Resolve a backend name.
+
+    ``"auto"`` picks CuPy when it imports and a GPU is visible, NumPy otherwise.
+    ``"array_api_strict"`` is the test backend that checks standard compliance.
+    """
+    if name not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")
+    import array_api_compat  # noqa: PLC0415
+
+    if name in ("auto", "cupy"):
+        cupy = _cupy_module()
+        if cupy is not None:
+            props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+            gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            xp = array_api_compat.array_namespace(cupy.empty(0))
+            return Backend("cupy", xp, f"GPU {cupy.cuda.Device().id}: {gpu}")
+        if name == "cupy":
+            raise BackendError(
+                "backend 'cupy' requested but CuPy is not installed or no GPU is visible; "
+                "install the cuda12 or cuda13 extra, or use backend = 'numpy'"
+            )
+    if name == "array_api_strict":
+        import array_api_strict  # noqa: PLC0415
+
+        return Backend("array_api_strict", array_api_strict, "CPU")
+    xp = array_api_compat.array_namespace(np.empty(0))
+    return Backend("numpy", xp, "CPU")
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable here (NumPy always; CuPy with a GPU)."""
+    names = ["numpy"]
+    if _cupy_module() is not None:
+        names.append("cupy")
+    return names
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy any backend array (or scalar) to a NumPy array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get"):  # CuPy arrays
+        return x.get()
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError, RuntimeError):
+        pass
+    # array_api_strict refuses implicit conversion; go through its buffer protocol or DLPack
+    return np.from_dlpack(x)

@@ -1,0 +1,592 @@
+"""Run configuration: one TOML schema for every run, checked before any work starts.
+
+A run config names a model, an initial law, the dynamics, and a ``[pde]`` and/or
+``[particles]`` section; a study adds ``[study]`` (SPEC section 7). The schema is data:
+:data:`SCHEMA` maps each section to its keys, :data:`MODEL_SCHEMA` adds the keys that only one
+model uses, and every key is a frozen :class:`Field` (accepted TOML types, default or
+:data:`REQUIRED`, a check returning what is allowed, a one-line doc). :func:`parse_config`
+walks the schema once and returns a frozen :class:`Config` with every default filled in, or
+raises :class:`ConfigError` whose message is one line naming the key and what is allowed.
+
+Examples
+--------
+>>> cfg = parse_config({"model": {"name": "quadratic"}, "init": {"std": 1.0},
+...                     "dynamics": {"t_end": 1.0}, "pde": {"cells": 64, "bounds": [[-5, 5]]}})
+>>> cfg.pde["cells"], cfg.dynamics["save_times"][:3]
+((64,), (0.0, 0.1, 0.2))
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import reprlib
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import tomli_w
+
+__all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "ConfigError",
+           "Derived", "Field", "load_config", "parse_config"]
+
+Context = dict[str, dict[str, Any]]
+"""Sections resolved so far (the section being resolved holds the keys done so far)."""
+Check = Callable[[Any, Context], "str | None"]
+Convert = Callable[[Any, Context], Any]
+
+INF = math.inf
+MAX_SAVE_COUNT = 1_000_000
+_SECTION_ORDER = ("model", "init", "dynamics", "pde", "particles", "study")
+_REQUIRED_SECTIONS = ("model", "init", "dynamics")
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 6
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message is one line naming the key and what is allowed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).splitlines()))
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Marks a :class:`Field` without a default."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default ``fn(ctx)`` computed from the keys resolved before it (may raise)."""
+
+    fn: Callable[[Context], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """Specification of one configuration key.
+
+    Parameters
+    ----------
+    types : tuple of str
+        Accepted TOML types among ``"integer"``, ``"float"``, ``"string"``, ``"array"``,
+        ``"table"``. An integer is accepted for ``"float"`` (and converted) unless
+        ``"integer"`` is listed too; booleans are never numbers.
+    doc : str
+        One-line description, shown when a required key is missing.
+    default : object
+        Raw default (resolved like a user value), a :class:`Derived`, or :data:`REQUIRED`.
+    check : callable, optional
+        ``check(value, ctx) -> None`` when allowed, else a text saying what is allowed.
+    convert : callable, optional
+        ``convert(value, ctx) -> resolved value`` applied after the check.
+    """
+
+    types: tuple[str, ...]
+    doc: str
+    default: Any = REQUIRED
+    check: Check | None = None
+    convert: Convert | None = None
+
+
+_KINDS = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
+          ((list, tuple), "array"), (Mapping, "table"))
+
+
+def _kind(value: Any) -> str:
+    """TOML type name of a Python value (``bool`` is never a number)."""
+    return next((name for types, name in _KINDS if isinstance(value, types)),
+                type(value).__name__)
+
+
+def _is_finite_number(value: Any) -> bool:
+    try:
+        return _kind(value) in ("integer", "float") and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _pairs(value: Any) -> bool:
+    """Whether ``value`` is an array of [a, b] pairs of finite numbers."""
+    return all(_kind(p) == "array" and len(p) == 2 and all(map(_is_finite_number, p))
+               for p in value)
+
+
+def _float_pairs(value: Any, ctx: Context) -> tuple[tuple[float, float], ...]:
+    return tuple((float(a), float(b)) for a, b in value)
+
+
+_short = _REPR.repr
+
+
+def _allowed(text: str, predicate: Callable[[Any], bool]) -> Check:
+    """Build a check accepting values that satisfy ``predicate``, else saying ``text``."""
+
+    def check(value: Any, ctx: Context) -> str | None:
+        return None if predicate(value) else text
+
+    return check
+
+
+def _one_of(*choices: Any) -> Check:
+    return _allowed("one of " + ", ".join(repr(c) for c in choices), lambda v: v in choices)
+
+
+def _as_tuple(value: Any, ctx: Context) -> tuple:
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
+def _increasing(values: list) -> bool:
+    return all(a < b for a, b in zip(values[:-1], values[1:], strict=True))
+
+
+def _int_list(value: Any, lo: int) -> bool:
+    return all(_kind(v) == "integer" and v >= lo for v in value)
+
+
+# ----------------------------------------------------------------------------- key checks
+
+
+def _check_dimension(allow_inf: bool) -> Check:
+    """Integers >= 2 (integral floats too), and inf when ``allow_inf``."""
+    return _allowed("an integer >= 2" + (", or inf" if allow_inf else " (finite)"),
+                    lambda v: (v == INF and allow_inf) or (
+                        v >= 2 and (isinstance(v, int) or v.is_integer())))
+
+
+def _to_dimension(value: Any, ctx: Context) -> int | float:
+    return value if value == INF else int(value)
+
+
+def _init_d_default(ctx: Context) -> Any:
+    model_d = ctx["model"]["d"]
+    if model_d == INF:
+        raise ConfigError("missing required key 'init.d': model.d = inf, and the initial law "
+                          "w ~ N(0, kappa^2 I/d) needs a finite d (give e.g. init.d = 40)")
+    return model_d
+
+
+def _check_activation(value: Any, ctx: Context) -> str | None:
+    text = ("'mmn', 'mmn_nonmonotone', or knots [[t, s], ...]: >= 2 pairs of finite numbers, "
+            "t strictly increasing")
+    if isinstance(value, str):
+        return None if value in ("mmn", "mmn_nonmonotone") else text
+    ok = len(value) >= 2 and _pairs(value) and _increasing([p[0] for p in value])
+    return None if ok else text
+
+
+def _convert_activation(value: Any, ctx: Context) -> Any:
+    return value if isinstance(value, str) else _float_pairs(value, ctx)
+
+
+def _check_beta(value: float, ctx: Context) -> str | None:
+    if not value > 0:
+        return "a float > 0, or inf (noiseless)"
+    if value < INF and ctx["model"].get("d") == INF:
+        return "inf only, since model.d = inf (the reduced noisy dynamics needs a finite d)"
+    return None
+
+
+def _check_save_times(value: Any, ctx: Context) -> str | None:
+    t_end = ctx["dynamics"]["t_end"]
+    if _kind(value) == "table":
+        text = f"a table {{count = N}} with an integer 2 <= N <= {MAX_SAVE_COUNT}"
+        count = value.get("count")
+        ok = set(value) == {"count"} and _kind(count) == "integer"
+        return None if ok and 2 <= count <= MAX_SAVE_COUNT else text
+    text = f"a non-empty array of numbers, strictly increasing, within [0, t_end = {t_end!r}]"
+    ok = len(value) >= 1 and all(_is_finite_number(v) for v in value)
+    ok = ok and _increasing(list(value)) and 0 <= value[0] and value[-1] <= t_end
+    return None if ok else text
+
+
+def _convert_save_times(value: Any, ctx: Context) -> tuple[float, ...]:
+    if _kind(value) == "array":
+        return tuple(float(v) for v in value)
+    t_end, count = ctx["dynamics"]["t_end"], value["count"]
+    return tuple(t_end * i / (count - 1) for i in range(count))
+
+
+def _check_xi(value: Any, ctx: Context) -> str | None:
+    text = ("a float > 0, or a table {power = p, offset = t0} with -1 < p <= 0 and t0 >= 0 "
+            "(offset default 0.0), meaning xi(t) = (t + t0)^p")
+    if _kind(value) == "float":
+        return None if 0 < value < INF else text
+    keys_ok = "power" in value and set(value) <= {"power", "offset"}
+    power, offset = value.get("power"), value.get("offset", 0.0)
+    ok = keys_ok and _is_finite_number(power) and _is_finite_number(offset)
+    return None if ok and -1 < power <= 0 and offset >= 0 else text
+
+
+def _convert_xi(value: Any, ctx: Context) -> Any:
+    if _kind(value) == "float":
+        return value
+    return {"power": float(value["power"]), "offset": float(value.get("offset", 0.0))}
+
+
+def _check_cells(value: Any, ctx: Context) -> str | None:
+    n_axes = REDUCED_DIM[ctx["model"]["name"]]
+    text = (f"an integer >= 2, or an array of {n_axes} integers >= 2 "
+            f"(one per axis of model {ctx['model']['name']!r})")
+    if _kind(value) == "integer":
+        return None if value >= 2 and n_axes == 1 else text
+    return None if 1 <= len(value) <= 3 and len(value) == n_axes and _int_list(value, 2) else text
+
+
+def _check_bounds(value: Any, ctx: Context) -> str | None:
+    n_axes = REDUCED_DIM[ctx["model"]["name"]]
+    text = f"an array of {n_axes} pairs [lo, hi] of finite numbers with lo < hi (one per axis)"
+    ok = len(value) == n_axes and _pairs(value) and all(lo < hi for lo, hi in value)
+    return None if ok else text
+
+
+def _check_study_n(value: Any, ctx: Context) -> str | None:
+    ok = len(value) >= 1 and _int_list(value, 1) and _increasing(list(value))
+    return None if ok else "a non-empty array of integers >= 1, strictly increasing"
+
+
+OBSERVABLES = ("risk", "mean_r", "second_moment_r", "w1", "ks")
+
+
+def _check_observables(value: Any, ctx: Context) -> str | None:
+    ok = len(value) >= 1 and all(isinstance(v, str) and v in OBSERVABLES for v in value)
+    ok = ok and len(set(value)) == len(value)
+    return None if ok else "a non-empty array of distinct names from " + ", ".join(OBSERVABLES)
+
+
+# ----------------------------------------------------------------------------- the schema
+
+_FLOAT = ("float",)
+_INT = ("integer",)
+_STR = ("string",)
+_BACKENDS = ("auto", "numpy", "cupy")
+
+
+def _positive_float(doc: str, default: Any = REQUIRED) -> Field:
+    return Field(_FLOAT, doc, default, _allowed("a finite float > 0", lambda v: 0 < v < INF))
+
+
+def _finite_float(doc: str, default: Any = REQUIRED) -> Field:
+    return Field(_FLOAT, doc, default, _allowed("a finite float", math.isfinite))
+
+
+def _int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
+    return Field(_INT, doc, default, _allowed(f"an integer >= {lo}", lambda v: v >= lo))
+
+
+SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
+    "model": {
+        "name": Field(_STR, "model family", check=_one_of("isotropic_gaussians", "quadratic")),
+    },
+    "init": {},
+    "dynamics": {
+        "t_end": _positive_float("final time of the dynamics"),
+        "save_times": Field(("array", "table"), "output times, or {count = N} evenly spaced",
+                            {"count": 11}, _check_save_times, _convert_save_times),
+        "xi": Field(("float", "table"), "step-size schedule xi(t): constant or (t + offset)^power",
+                    1.0, _check_xi, _convert_xi),
+        "beta": Field(_FLOAT, "inverse temperature (inf = noiseless)", INF, _check_beta),
+        "l2": Field(_FLOAT, "l2 penalty lambda", 0.0,
+                    _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+    },
+    "pde": {
+        "cells": Field(("integer", "array"), "cells per axis", check=_check_cells,
+                       convert=_as_tuple),
+        "order": Field(_INT, "reconstruction order", 2, _one_of(1, 2)),
+        "limiter": Field(_STR, "slope limiter for order 2", "mc",
+                         _one_of("minmod", "mc", "vanleer")),
+        "backend": Field(_STR, "array backend", "auto", _one_of(*_BACKENDS)),
+        "cfl": Field(_FLOAT, "fraction of the scheme's positivity bound on dt", 0.8,
+                     _allowed("a float with 0 < cfl <= 1", lambda v: 0 < v <= 1)),
+        "dtype": Field(_STR, "floating-point type of the density", "float64",
+                       _one_of("float64", "float32")),
+    },
+    "particles": {
+        "n": _int_at_least(1, "number of particles (network width)"),
+        "replicas": _int_at_least(1, "independent replicas", 1),
+        "method": Field(_STR, "particle dynamics", "online_sgd",
+                        _one_of("online_sgd", "gd", "noisy_sgd")),
+        "step": _positive_float("step eps: step k is PDE time k * eps"),
+        "batch": _int_at_least(1, "samples per SGD step", 1),
+        "seed": _int_at_least(0, "base random seed", 0),
+        "backend": Field(_STR, "array backend", "auto", _one_of(*_BACKENDS)),
+    },
+    "study": {
+        "n": Field(("array",), "swept particle numbers", check=_check_study_n,
+                   convert=_as_tuple),
+        "replicas": _int_at_least(2, "replicas per n", 32),
+        "observables": Field(("array",), "observables measured", ("risk", "mean_r", "w1"),
+                             _check_observables, _as_tuple),
+    },
+})
+"""Section -> key -> :class:`Field`, for the keys every model shares."""
+
+MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType({
+    "isotropic_gaussians": {
+        "model": {
+            "d": Field(("integer", "float"), "input dimension (inf allowed)",
+                       check=_check_dimension(True), convert=_to_dimension),
+            "delta": Field(_FLOAT, "class separation Delta",
+                           check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
+            "activation": Field(("string", "array"), "activation s(t): name or knots [[t, s], ...]",
+                                "mmn", _check_activation, _convert_activation),
+            "kernel_tol": Field(_FLOAT, "truncation tolerance of the kernel expansion", 1e-10,
+                                _allowed("a float with 0 < kernel_tol <= 1e-3",
+                                         lambda v: 0 < v <= 1e-3)),
+        },
+        "init": {
+            "kappa": _positive_float("initial width: w ~ N(0, kappa^2 I/d)"),
+            "d": Field(("integer", "float"), "dimension of the initial law (default model.d)",
+                       Derived(_init_d_default), _check_dimension(False), _to_dimension),
+        },
+        "pde": {"r_max": _positive_float("outer radius of the radial grid [0, r_max]")},
+    },
+    "quadratic": {
+        "model": {
+            "stiffness": _positive_float("V = stiffness/2 (theta - center)^2", 1.0),
+            "center": _finite_float("minimiser of V", 0.0),
+        },
+        "init": {
+            "mean": _finite_float("initial mean", 0.0),
+            "std": _positive_float("initial standard deviation"),
+        },
+        "pde": {
+            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
+                            check=_check_bounds, convert=_float_pairs),
+        },
+    },
+})
+"""Model name -> section -> key -> :class:`Field`, for keys only that model uses."""
+
+REDUCED_DIM: Mapping[str, int] = MappingProxyType({"isotropic_gaussians": 1, "quadratic": 1})
+"""Number of axes of each model's reduced parameter space (the PDE grid)."""
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def _fields_for(section: str, model_name: str) -> dict[str, Field]:
+    return {**SCHEMA[section], **MODEL_SCHEMA[model_name].get(section, {})}
+
+
+def _resolve_value(where: str, spec: Field, value: Any, ctx: Context) -> Any:
+    """Type-check, check and convert one raw value of key ``where``."""
+    kind = _kind(value)
+    if kind == "integer" and "float" in spec.types and "integer" not in spec.types:
+        try:
+            value, kind = float(value), "float"
+        except OverflowError:
+            raise ConfigError(f"invalid value for {where!r}: {_short(value)}; "
+                              "allowed: a float-sized number") from None
+    if kind not in spec.types:
+        raise ConfigError(f"wrong type for {where!r}: got {kind} {_short(value)}, "
+                          f"expected {' or '.join(spec.types)}")
+    message = spec.check(value, ctx) if spec.check is not None else None
+    if message is not None:
+        raise ConfigError(f"invalid value for {where!r}: {_short(value)}; allowed: {message}")
+    return spec.convert(value, ctx) if spec.convert is not None else value
+
+
+def _reject_unknown(section: str, raw: Mapping, fields: Mapping, model_name: str) -> None:
+    for key in raw:
+        if key in fields:
+            continue
+        where = f"{section}.{key}"
+        owners = [m for m, secs in MODEL_SCHEMA.items() if key in secs.get(section, {})]
+        if owners:
+            raise ConfigError(f"key {where!r} is not used by model {model_name!r} "
+                              f"(it belongs to model {', '.join(owners)})")
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f"did you mean '{section}.{close[0]}'?" if close else (
+            f"allowed keys in [{section}]: " + ", ".join(fields))
+        raise ConfigError(f"unknown key {where!r}; {hint}")
+
+
+def _resolve_section(section: str, raw: Mapping, model_name: str, ctx: Context) -> dict:
+    fields = _fields_for(section, model_name)
+    _reject_unknown(section, raw, fields, model_name)
+    out: dict[str, Any] = {}
+    ctx[section] = out
+    for key, spec in fields.items():
+        where = f"{section}.{key}"
+        if key in raw:
+            value = raw[key]
+        elif spec.default is REQUIRED:
+            raise ConfigError(f"missing required key {where!r} ({spec.doc})")
+        elif isinstance(spec.default, Derived):
+            value = spec.default.fn(ctx)
+        else:
+            value = spec.default
+        out[key] = _resolve_value(where, spec, value, ctx)
+    return out
+
+
+def _check_sections(data: Mapping) -> None:
+    for name, value in data.items():
+        if name not in _SECTION_ORDER:
+            close = difflib.get_close_matches(str(name), _SECTION_ORDER, n=1)
+            hint = f"did you mean [{close[0]}]?" if close else "allowed: " + ", ".join(
+                _SECTION_ORDER)
+            raise ConfigError(f"unknown section {name!r}; {hint}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"wrong type for section [{name}]: got {_kind(value)}, "
+                              "expected table")
+    for name in _REQUIRED_SECTIONS:
+        if name not in data:
+            raise ConfigError(f"missing required section [{name}]")
+    if "pde" not in data and "particles" not in data:
+        raise ConfigError("missing section: a run config needs [pde], [particles] or both")
+
+
+def _parse_override(item: Any) -> tuple[list[str], Any]:
+    """Split ``"section.key=value"`` into a key path and a TOML-parsed value."""
+    text = item if isinstance(item, str) else ""
+    path_text, sep, value_text = text.partition("=")
+    path = [part.strip() for part in path_text.split(".")]
+    if not sep or len(path) < 2 or not all(path):
+        raise ConfigError(f"malformed override {_short(item)}; expected section.key=value")
+    try:
+        value = tomllib.loads("v = " + value_text.strip())["v"]
+    except (tomllib.TOMLDecodeError, KeyError):
+        value = value_text.strip()
+    return path, value
+
+
+def _apply_overrides(data: Mapping, overrides: Iterable[str]) -> dict:
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    out = _thaw(data)
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+class _FrozenDict(dict):
+    """A ``dict`` that refuses changes (resolved nested tables such as ``dynamics.xi``)."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("configuration values are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
+    __ior__ = _readonly
+
+    def __reduce__(self) -> tuple:
+        return (_FrozenDict, (dict(self),))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _section_proxy(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType({k: _freeze(v) for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration with every default filled in.
+
+    Build it with :func:`load_config` or :func:`parse_config`, not directly. Each section is a
+    read-only mapping; arrays are tuples and nested tables (``dynamics.xi``) read-only dicts.
+
+    Attributes
+    ----------
+    model, init, dynamics : Mapping
+        Always present.
+    pde, particles, study : Mapping or None
+        ``None`` when the section is absent.
+    """
+
+    model: Mapping[str, Any]
+    init: Mapping[str, Any]
+    dynamics: Mapping[str, Any]
+    pde: Mapping[str, Any] | None = None
+    particles: Mapping[str, Any] | None = None
+    study: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dicts and lists of the present sections, in schema order."""
+        sections = {name: getattr(self, name) for name in _SECTION_ORDER}
+        return {name: _thaw(values) for name, values in sections.items() if values is not None}
+
+    def to_toml(self) -> str:
+        """TOML text that :func:`parse_config` maps back to an equal :class:`Config`."""
+        return tomli_w.dumps(self.to_dict())
+
+
+def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Config:
+    """Validate a parsed TOML document and fill in defaults.
+
+    Parameters
+    ----------
+    data : Mapping
+        Section name -> table, as returned by :func:`tomllib.loads`.
+    overrides : iterable of str
+        ``"section.key=value"`` items, the value parsed as TOML (falling back to the raw
+        string), applied before validation.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        On the first unknown section or key, wrong type, out-of-range or missing value.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config must be a table of sections, got {_kind(data)}")
+    data = _apply_overrides(data, overrides)
+    _check_sections(data)
+    if "name" not in data["model"]:
+        raise ConfigError(f"missing required key 'model.name' (one of {', '.join(MODEL_SCHEMA)})")
+    model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
+    ctx: Context = {}
+    for section in _SECTION_ORDER:
+        if section in data:
+            _resolve_section(section, data[section], model_name, ctx)
+    return Config(**{name: _section_proxy(values) for name, values in ctx.items()})
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML run configuration from ``path`` and validate it (see :func:`parse_config`).
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read, is not valid TOML, or fails validation.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, overrides)

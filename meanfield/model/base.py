@@ -1,0 +1,89 @@
+"""The interface a model offers the PDE solver: V and a low-rank U on reduced coordinates."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KernelFeatures", "ReducedModel"]
+
+
+@dataclass(frozen=True)
+class KernelFeatures:
+    """A low-rank factorisation ``U(q_i, q_j) = sum_p weights[p] features[i, p] features[j, p]``.
+
+    Attributes
+    ----------
+    features : array of shape ``(n_points, n_features)``
+    weights : array of shape ``(n_features,)``, non-negative (U is positive semi-definite)
+    """
+
+    features: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights.shape[0])
+
+    def matrix(self, other: KernelFeatures | None = None) -> np.ndarray:
+        """The dense kernel matrix (small point sets only: tests and diagnostics)."""
+        other = self if other is None else other
+        return (self.features * self.weights) @ other.features.T
+
+
+class ReducedModel(ABC):
+    """A model seen by the PDE: potentials on the reduced coordinate ``q`` where the DD closes.
+
+    The reduced risk of a law ``p`` of ``q`` is
+    ``R(p) = r_sharp + 2 int V dp + int int U dp dp``, and the DD for ``p`` is the transport
+    equation with velocity ``-2 xi grad_q Psi_eff``, where
+
+    .. math::
+
+        \\Psi_{eff}(q) = V(q) + \\int U(q, q') p(dq') + \\frac{\\lambda}{2} |\\theta|^2(q)
+                        - \\frac{1}{\\beta} \\log J(q),
+
+    ``J`` the Jacobian of the reduction (``r^{d-1}`` for ``q = |w|`` in ``R^d``): it turns the
+    Laplacian of the full space into the reduced diffusion with its drift.
+    """
+
+    #: number of reduced coordinates (1, 2 or 3)
+    ndim: int = 1
+    #: names of the reduced coordinates, used as HDF5 dimension names
+    axis_names: tuple[str, ...] = ("q",)
+
+    @property
+    @abstractmethod
+    def r_sharp(self) -> float:
+        """``E[y^2]``, the risk of the zero predictor."""
+
+    @abstractmethod
+    def potential(self, points: np.ndarray) -> np.ndarray:
+        """``V`` at reduced points of shape ``(n_points, ndim)``; returns ``(n_points,)``."""
+
+    @abstractmethod
+    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
+                        ) -> KernelFeatures:
+        """Low-rank factorisation of ``U`` on ``points`` (shape ``(n_points, ndim)``).
+
+        ``scale_points`` (default ``points``) fixes the truncation, so two calls with the same
+        ``scale_points`` return compatible features (same columns and weights).
+        """
+
+    def norm_sq(self, points: np.ndarray) -> np.ndarray:
+        """``|theta|^2`` as a function of the reduced coordinate (for the l2 term)."""
+        return np.sum(np.asarray(points) ** 2, axis=-1)
+
+    def log_jacobian(self, points: np.ndarray) -> np.ndarray:
+        """Log-Jacobian of the reduction; zero when the grid is the full parameter space."""
+        return np.zeros(np.asarray(points).shape[0])
+
+    def check_noise(self, beta: float) -> None:
+        """Raise ValueError if this model cannot run with inverse temperature ``beta``."""
+
+    def validate(self, grid: Any) -> None:
+        """Raise ValueError if this model cannot be set up on ``grid`` (cheap checks only)."""

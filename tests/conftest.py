@@ -1,0 +1,56 @@
+"""Shared fixtures: the backend fixture, the global seed, and the slow / gpu markers."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+#: backends the hot-loop tests run on: NumPy, the array-API-strict checker, and CuPy with a GPU
+BACKENDS = ("numpy", "array_api_strict", "cupy")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest):
+    """A :class:`meanfield.backend.Backend`; CuPy is skipped without a GPU."""
+    from meanfield.backend import available_backends, get_backend
+
+    name = request.param
+    if name == "cupy" and "cupy" not in available_backends():
+        pytest.skip("CuPy or a GPU is not available")
+    return get_backend(name)
+
+
+@pytest.fixture
+def numpy_backend():
+    from meanfield.backend import get_backend
+
+    return get_backend("numpy")
+
+
+@pytest.fixture
+def global_seed() -> int:
+    """Seed for statistical tests; set MEANFIELD_TEST_SEED to run them across seeds."""
+    return int(os.environ.get("MEANFIELD_TEST_SEED", "20261123"))
+
+
+@pytest.fixture
+def rng(global_seed: int) -> np.random.Generator:
+    return np.random.default_rng(global_seed)

@@ -1,0 +1,128 @@
+"""The isotropic model's reduced v(r) and exact finite-d u_d(r, r') against Monte Carlo in R^d."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from meanfield.model import ACTIVATIONS, IsotropicGaussians
+
+N_MC = 400_000
+# pairs (r, r') spanning the shipped dynamics (r from 0 to about 7)
+R_PAIRS = [(0.3, 0.8), (0.8, 0.8), (1.2, 2.5), (4.0, 0.6)]
+
+
+def _random_directions(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    u = rng.standard_normal((n, d))
+    return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def _mc_kernel(model: IsotropicGaussians, r1: float, r2: float, rng: np.random.Generator,
+               n: int = N_MC) -> tuple[float, float]:
+    """E[s(<w, x>) s(<w', x>)] over x and independent uniform directions of w, w'."""
+    d = int(model.d)
+    x, _ = model.sample_data(rng, (n,))
+    w1 = r1 * _random_directions(rng, n, d)
+    w2 = r2 * _random_directions(rng, n, d)
+    act = model.activation
+    values = act(np.sum(w1 * x, axis=1)) * act(np.sum(w2 * x, axis=1))
+    return float(values.mean()), float(values.std() / math.sqrt(n))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("d", [5, 40])
+def test_potential_matches_monte_carlo(name: str, d: int, rng: np.random.Generator) -> None:
+    model = IsotropicGaussians(d, 0.8, ACTIVATIONS[name])
+    x, y = model.sample_data(rng, (N_MC,))
+    for r in (0.2, 0.8, 2.0, 5.0):
+        w = r * _random_directions(rng, 1, d)[0]
+        values = -y * model.activation(x @ w)
+        se = values.std() / math.sqrt(N_MC)
+        # 4.5 standard errors: 16 comparisons in this test pass together w.p. > 0.9999
+        assert abs(model.potential(np.array([[r]]))[0] - values.mean()) < 4.5 * se
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("d", [5, 40])
+def test_finite_d_kernel_matches_monte_carlo(name: str, d: int, rng: np.random.Generator
+                                             ) -> None:
+    # d = 5 converges slowly (E[c^2m] ~ m^-2): a looser truncation keeps the test fast, still
+    # 1e-6 * 56 below the Monte Carlo error
+    model = IsotropicGaussians(d, 0.8, ACTIVATIONS[name], kernel_tol=1e-6 if d == 5 else 1e-10)
+    pts = np.array([[r] for pair in R_PAIRS for r in pair])
+    kernel = model.kernel_features(pts).matrix()
+    n = N_MC if d == 5 else N_MC // 2  # d = 40 costs 8x more per sample
+    for i, (r1, r2) in enumerate(R_PAIRS):
+        mean, se = _mc_kernel(model, r1, r2, rng, n)
+        assert abs(kernel[2 * i, 2 * i + 1] - mean) < 4.5 * se, (r1, r2, mean, se)
+
+
+def test_monte_carlo_distinguishes_finite_d_from_the_limit(rng: np.random.Generator) -> None:
+    """At d = 5 the exact kernel agrees with Monte Carlo while the d = inf kernel does not:
+    the previous test has the power to see the finite-d correction."""
+    act = ACTIVATIONS["mmn"]
+    finite = IsotropicGaussians(5, 0.8, act, kernel_tol=1e-6)
+    limit = IsotropicGaussians(math.inf, 0.8, act)
+    r1, r2 = 0.6, 0.6  # where the finite-d correction is largest (about 0.29)
+    pts = np.array([[r1], [r2]])
+    mean, se = _mc_kernel(finite, r1, r2, rng)
+    assert abs(finite.kernel_features(pts).matrix()[0, 1] - mean) < 4.5 * se
+    assert abs(limit.kernel_features(pts).matrix()[0, 1] - mean) > 8 * se
+
+
+def test_kernel_converges_to_infinite_d_like_one_over_d() -> None:
+    """u_d - u_inf = (1/2) sum_k E[c^k] ... is dominated by E[c^2] = 1/d: error ratio -> 4."""
+    act = ACTIVATIONS["mmn"]
+    pts = np.linspace(0.05, 6.0, 40)[:, None]
+    limit = IsotropicGaussians(math.inf, 0.8, act).kernel_features(pts).matrix()
+    errors = [np.max(np.abs(IsotropicGaussians(d, 0.8, act).kernel_features(pts).matrix()
+                            - limit)) for d in (100, 400, 1600)]
+    assert errors[0] > errors[1] > errors[2]
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    # next order is E[c^4] ~ 3/d^2: the ratio is 4 (1 + O(1/d))
+    np.testing.assert_allclose(ratios, 4.0, rtol=0.05)
+
+
+@pytest.mark.parametrize("d", [10, 40])
+def test_truncation_error_is_below_the_stated_tolerance(d: int) -> None:
+    act = ACTIVATIONS["mmn"]
+    model = IsotropicGaussians(d, 0.8, act, kernel_tol=1e-10)
+    pts = np.linspace(0.01, 8.0, 60)[:, None]
+    truncated = model.kernel_features(pts).matrix()
+    # a much longer series (the tail beyond order 600 is below 1e-30 at d >= 10)
+    order = 600
+    moments = np.zeros(order + 1)
+    moments[::2] = np.cumprod(np.r_[1.0, [(2 * m - 1) / (d + 2 * m - 2)
+                                          for m in range(1, order // 2 + 1)]])
+    reference = sum(
+        0.5 * (act.hermite_coefficients(tau * pts[:, 0], order) * moments)
+        @ act.hermite_coefficients(tau * pts[:, 0], order).T
+        for tau in model.taus)
+    assert model.truncation_order(8.0) < order
+    assert np.max(np.abs(truncated - reference)) <= 1e-10 * 7.5**2
+
+
+def test_kernel_is_positive_semidefinite() -> None:
+    model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn_nonmonotone"])
+    pts = np.linspace(0.01, 8.0, 200)[:, None]
+    eig = np.linalg.eigvalsh(model.kernel_features(pts).matrix())
+    assert eig.min() > -1e-10 * eig.max()  # round-off of a 200 x 200 eigensolve
+
+
+def test_potential_is_even_and_smooth_at_zero() -> None:
+    """q(a) is even in a; with no knot at 0 (mmn) v is flat at r = 0 (zero velocity there)."""
+    model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"])
+    r = np.array([[1e-4], [2e-4]])
+    v = model.potential(r)
+    assert abs(v[1] - v[0]) < 1e-12
+
+
+def test_model_rejects_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="delta"):
+        IsotropicGaussians(40, 1.2, ACTIVATIONS["mmn"])
+    with pytest.raises(ValueError, match="integer"):
+        IsotropicGaussians(40.5, 0.8, ACTIVATIONS["mmn"])
+    with pytest.raises(ValueError, match="kernel_tol"):
+        IsotropicGaussians(2, 0.8, ACTIVATIONS["mmn"], kernel_tol=1e-14).truncation_order(8.0)
