@@ -2,7 +2,8 @@
 
 .. math::
 
-    \\partial_\\tau \\rho = 2 \\nabla \\cdot (\\rho \\nabla \\Psi_{eff}) + \\frac{2}{\\beta} \\Delta\\rho,
+    \\partial_\\tau \\rho = 2 \\nabla \\cdot (\\rho \\nabla \\Psi_{eff})
+                          + \\frac{2}{\\beta} \\Delta\\rho,
     \\qquad
     \\Psi_{eff} = V + \\int U \\rho + \\frac{\\lambda}{2} |\\theta|^2 - \\frac{1}{\\beta} \\log J,
 

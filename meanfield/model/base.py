@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-
 from typing import Any
 
 import numpy as np
@@ -82,8 +81,8 @@ class ReducedModel(ABC):
         """Log-Jacobian of the reduction; zero when the grid is the full parameter space."""
         return np.zeros(np.asarray(points).shape[0])
 
-    def check_noise(self, beta: float) -> None:
+    def check_noise(self, beta: float) -> None:  # noqa: B027  (optional hook)
         """Raise ValueError if this model cannot run with inverse temperature ``beta``."""
 
-    def validate(self, grid: Any) -> None:
+    def validate(self, grid: Any) -> None:  # noqa: B027  (optional hook)
         """Raise ValueError if this model cannot be set up on ``grid`` (cheap checks only)."""

@@ -6,7 +6,8 @@ Unit: ``sigma_*(x; w) = s(<w, x>)``, ``w in R^d``. Reduced coordinate ``r = |w|`
 .. math::
 
     v(r) = -\\tfrac12 (q(\\tau_+ r) - q(\\tau_- r)), \\qquad
-    u_d(r, r') = \\tfrac12 \\sum_{\\pm} \\sum_{k\\,even} E[c^k] F_k(\\tau_\\pm r) F_k(\\tau_\\pm r'),
+    u_d(r, r') = \\tfrac12 \\sum_{\\pm} \\sum_{k\\,even}
+                 E[c^k] F_k(\\tau_\\pm r) F_k(\\tau_\\pm r'),
 
 where ``F_k`` are the normalised Mehler coefficients of ``s`` (closed form, see
 :mod:`~meanfield.model.activations`) and ``E[c^k]`` the moments of the cosine of two independent
@@ -78,7 +79,8 @@ class IsotropicGaussians(ReducedModel):
     def potential(self, points: np.ndarray) -> np.ndarray:
         r = _radii(points)
         tp, tm = self.taus
-        return -0.5 * (self.activation.gaussian_mean(tp * r) - self.activation.gaussian_mean(tm * r))
+        q = self.activation.gaussian_mean
+        return -0.5 * (q(tp * r) - q(tm * r))
 
     def truncation_order(self, r_max: float) -> int:
         """Smallest even ``K`` whose Mehler tail is provably below ``kernel_tol * max|s|^2``.

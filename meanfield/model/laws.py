@@ -1,4 +1,4 @@
-"""Initial laws: exact cell masses on a grid for the PDE, samples in the full space for particles."""
+"""Initial laws: exact cell masses on a grid for the PDE, samples in full space for particles."""
 
 from __future__ import annotations
 

@@ -76,4 +76,6 @@ def _fit(dt: float, remaining: float) -> float:
     """Step size that reaches ``remaining`` in a whole number of equal steps ``<= dt``."""
     if dt >= remaining:
         return remaining
+    if math.isinf(remaining):
+        return dt
     return remaining / math.ceil(remaining / dt)

@@ -45,7 +45,8 @@ def test_hermite_coefficients_match_quadrature(name: str, a: float) -> None:
     for k in range(k_max + 1):
         norm = math.sqrt(math.factorial(k))
         expected = _gauss_quad(
-            lambda g, k=k: float(act(np.array(a * g))) * special.eval_hermitenorm(k, g) / norm,
+            lambda g, k=k, norm=norm: float(act(np.array(a * g))) * special.eval_hermitenorm(k, g)
+            / norm,
             a, act)
         # He_k grows like g^k: quad's absolute error stays near 1e-12 for k <= 6
         np.testing.assert_allclose(coeffs[k], expected, rtol=0, atol=5e-12, err_msg=f"k = {k}")
@@ -73,7 +74,9 @@ def test_mehler_series_matches_bivariate_quadrature(name: str) -> None:
 
     def inner(g: float) -> float:
         kinks = [(t / b - c * g) / root for t in act.t]
-        fz = lambda z: float(act(np.array(b * (c * g + root * z)))) * math.exp(-0.5 * z * z)
+        def fz(z: float) -> float:
+            return float(act(np.array(b * (c * g + root * z)))) * math.exp(-0.5 * z * z)
+
         val = integrate.quad(fz, -12, 12, points=kinks, limit=200, epsabs=1e-13)[0]
         return float(act(np.array(a * g))) * val / math.sqrt(2 * math.pi)
 
@@ -114,7 +117,9 @@ def test_hermite_functions_obey_cramer_bound() -> None:
 def test_cosine_moments_match_density(d: int) -> None:
     """E[c^k] against the density (1 - c^2)^((d - 3)/2) on [-1, 1], normalised numerically."""
     moments = cosine_moments(d, 8)
-    dens = lambda c: (1 - c * c) ** ((d - 3) / 2)
+    def dens(c: float) -> float:
+        return (1 - c * c) ** ((d - 3) / 2)
+
     norm = integrate.quad(dens, -1, 1)[0]
     for k in range(9):
         expected = integrate.quad(lambda c, k=k: c**k * dens(c), -1, 1)[0] / norm
