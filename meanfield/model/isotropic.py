@@ -158,6 +158,15 @@ class IsotropicGaussians(ReducedModel):
         """
         return self.activation(x @ xp.matrix_transpose(theta), xp)
 
+    def unit_and_slope(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+        """``s(<theta, x>)`` and ``s'(<theta, x>)``, both of shape ``(..., n_samples, n_units)``.
+
+        The gradient of a unit is ``grad_theta sigma_*(x; theta) = s'(<theta, x>) x``; particle
+        updates contract the slope with ``x`` rather than forming that ``(.., d)`` array.
+        """
+        z = x @ xp.matrix_transpose(theta)
+        return self.activation(z, xp), self.activation.derivative(z, xp)
+
     def reduce(self, theta: Any, xp: Any) -> Any:
         """Reduced coordinate ``r = |theta|``: shape ``(..., n_units, 1)``."""
         return xp.sqrt(xp.sum(theta * theta, axis=-1, keepdims=True))

@@ -126,3 +126,23 @@ def test_model_rejects_bad_parameters() -> None:
         IsotropicGaussians(40.5, 0.8, ACTIVATIONS["mmn"])
     with pytest.raises(ValueError, match="kernel_tol"):
         IsotropicGaussians(2, 0.8, ACTIVATIONS["mmn"], kernel_tol=1e-14).truncation_order(8.0)
+
+
+def test_unit_slope_matches_finite_differences(rng: np.random.Generator) -> None:
+    """grad_theta s(<theta, x>) = s'(<theta, x>) x, away from the kinks."""
+    import array_api_compat.numpy as xp
+
+    model = IsotropicGaussians(8, 0.8, ACTIVATIONS["mmn_nonmonotone"])
+    x, _ = model.sample_data(rng, (50,))
+    theta = rng.standard_normal((3, 8)) * 0.3
+    value, slope = model.unit_and_slope(x, theta, xp)
+    np.testing.assert_allclose(value, model.unit(x, theta, xp))
+    step = 1e-6
+    for j in range(8):
+        shifted = theta.copy()
+        shifted[:, j] += step
+        fd = (model.unit(x, shifted, xp) - value) / step
+        z = x @ theta.T
+        away = np.min(np.abs(z[..., None] - model.activation.t), axis=-1) > 10 * step * 8
+        # piecewise linear: the difference quotient is exact unless a kink lies in between
+        np.testing.assert_allclose(fd[away], (slope * x[:, None, j])[away], rtol=0, atol=1e-6)

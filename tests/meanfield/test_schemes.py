@@ -179,3 +179,27 @@ def test_output_times_are_hit_exactly(numpy_backend) -> None:
     mem = _run(pde, rho0, times, numpy_backend, time_change=TimeChange(power=-0.5, offset=0.1))
     assert [f.t for f in mem.frames] == times
     assert mem.frames[0].step == 0 and all(f.step > 0 for f in mem.frames[1:])
+
+
+def test_two_dimensional_grid_runs_the_same_scheme(backend) -> None:
+    """OU in 2-D (axes independent): per-axis moments match the closed form, so the axis-by-axis
+    flux code and the summed step bound are right in more than one dimension."""
+    stiffness, beta, t_end = 1.0, 4.0, 0.5
+    mean0, std0 = (1.0, -0.5), (0.5, 0.4)
+    grid = Grid(((-4.0, 5.0), (-4.5, 3.5)), (90, 80))
+    pde = MeanFieldPDE(QuadraticPotential(stiffness=stiffness, ndim=2), grid, beta=beta)
+    rho0 = initial_density(NormalLaw(mean0, std0), grid)
+    mem = _run(pde, rho0, [0.0, t_end], backend)
+    rho = mem.frames[-1].density
+    assert abs(mem.frames[-1].mass - 1.0) < 1e-13
+    for axis in range(2):
+        h = grid.spacing[axis]
+        marginal = rho.sum(axis=1 - axis) * grid.spacing[1 - axis]
+        x = grid.centres(axis)
+        mean = np.sum(x * marginal) * h
+        var = np.sum((x - mean) ** 2 * marginal) * h
+        exact = ou_moments(stiffness, 0.0, beta, mean0[axis], std0[axis] ** 2 + h * h / 12, t_end)
+        # h = 0.1: the O(h^2) errors of the 1-D test at this h; measured 2.4e-3 / 9.1e-4 on
+        # axis 0, falling 4x on a grid twice as fine
+        assert abs(mean - exact[0]) < 3e-3, (axis, mean, exact)
+        assert abs(var - exact[1]) < 1.2e-3, (axis, var, exact)
