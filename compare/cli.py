@@ -69,10 +69,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
         return EXIT_USAGE
-    from meanfield.driver import run_pde
+    from compare.runner import run_config
 
     try:
-        run_pde(config, out, force=args.force, progress=not args.quiet)
+        run_config(config, out, force=args.force, progress=not args.quiet)
     except FileExistsError as exc:
         _error(exc)
         return EXIT_USAGE

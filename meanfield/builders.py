@@ -16,6 +16,7 @@ from .grid import Grid
 from .model import (
     IsotropicGaussians,
     NormalLaw,
+    PSpin,
     QuadraticPotential,
     ReducedModel,
     ScaledChiLaw,
@@ -34,6 +35,8 @@ def build_model(spec: Mapping[str, Any]) -> ReducedModel:
         return IsotropicGaussians(d=float(spec["d"]), delta=float(spec["delta"]),
                                   activation=activation_from_spec(spec.get("activation", "mmn")),
                                   kernel_tol=float(spec.get("kernel_tol", 1e-10)))
+    if name == "pspin":
+        return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)))
     if name == "quadratic":
         return QuadraticPotential(stiffness=float(spec.get("stiffness", 1.0)),
                                   center=float(spec.get("center", 0.0)))
@@ -41,7 +44,7 @@ def build_model(spec: Mapping[str, Any]) -> ReducedModel:
 
 
 def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]) -> ScaledChiLaw | NormalLaw:
-    """The initial law of ``[init]`` for the model of ``[model]``."""
+    """The initial law of ``[init]`` for the model of ``[model]`` (grid models only)."""
     if model_spec["name"] == "isotropic_gaussians":
         d = init.get("d", model_spec["d"])
         if not math.isfinite(float(d)):

@@ -284,7 +284,8 @@ def _int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
 
 SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
     "model": {
-        "name": Field(_STR, "model family", check=_one_of("isotropic_gaussians", "quadratic")),
+        "name": Field(_STR, "model family",
+                      check=_one_of("isotropic_gaussians", "quadratic", "pspin")),
     },
     "init": {},
     "dynamics": {
@@ -318,6 +319,12 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
         "batch": _int_at_least(1, "samples per SGD step", 1),
         "seed": _int_at_least(0, "base random seed", 0),
         "backend": Field(_STR, "array backend", "auto", _one_of(*_BACKENDS)),
+        "quench_batch": _int_at_least(0, "batch after quench_time (0: no quench)", 0),
+        "quench_time": Field(_FLOAT, "time at which the batch becomes quench_batch", 0.0,
+                             _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+        "test_points": _int_at_least(2, "fresh test points per record (models with no exact "
+                                        "risk)", 10000),
+        "keep_theta": Field(("boolean",), "store full theta snapshots", False),
     },
     "study": {
         "n": Field(("array",), "swept particle numbers", check=_check_study_n,
@@ -349,6 +356,12 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
         },
         "pde": {"r_max": _positive_float("outer radius of the radial grid [0, r_max]")},
     },
+    "pspin": {
+        "model": {
+            "d": _int_at_least(2, "input dimension d (x uniform on the sphere of radius sqrt(d))"),
+            "teacher_seed": _int_at_least(0, "seed of the teacher tensor a_pqr", 0),
+        },
+    },
     "quadratic": {
         "model": {
             "stiffness": _positive_float("V = stiffness/2 (theta - center)^2", 1.0),
@@ -366,7 +379,8 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
 })
 """Model name -> section -> key -> :class:`Field`, for keys only that model uses."""
 
-REDUCED_DIM: Mapping[str, int] = MappingProxyType({"isotropic_gaussians": 1, "quadratic": 1})
+REDUCED_DIM: Mapping[str, int] = MappingProxyType({"isotropic_gaussians": 1, "quadratic": 1,
+                                                   "pspin": 0})
 """Number of axes of each model's reduced parameter space (the PDE grid)."""
 
 
@@ -567,11 +581,26 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
     if "name" not in data["model"]:
         raise ConfigError(f"missing required key 'model.name' (one of {', '.join(MODEL_SCHEMA)})")
     model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
+    if model_name == "pspin" and "pde" in data:
+        raise ConfigError("model 'pspin' has no PDE (its D = d + 2 parameters are too many for "
+                          "a grid): remove [pde]")
     ctx: Context = {}
     for section in _SECTION_ORDER:
         if section in data:
             _resolve_section(section, data[section], model_name, ctx)
+    _check_combinations(ctx)
     return Config(**{name: _section_proxy(values) for name, values in ctx.items()})
+
+
+def _check_combinations(ctx: Context) -> None:
+    """Rules that involve several sections."""
+    particles = ctx.get("particles")
+    if particles and particles["quench_batch"] > 0:
+        t_end = ctx["dynamics"]["t_end"]
+        if not 0 < particles["quench_time"] < t_end:
+            raise ConfigError(f"invalid value for 'particles.quench_time': "
+                              f"{particles['quench_time']}; allowed: 0 < quench_time < "
+                              f"dynamics.t_end = {t_end}")
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .builders import build_pde_setup
+from .builders import PDESetup, build_pde_setup
 from .controller import RunSummary, integrate
 from .io import create_file, write_root_attrs
 from .trackers import InvariantTracker, ProgressTracker, StorageTracker
 
-__all__ = ["run_pde"]
+__all__ = ["run_pde", "run_pde_into"]
 
 
 def run_pde(config: Any, output: str | Path, *, force: bool = False,
@@ -34,16 +34,21 @@ def run_pde(config: Any, output: str | Path, *, force: bool = False,
     with create_file(output, force=force) as f:
         write_root_attrs(f, config_toml=config.to_toml(), seed=None,
                          backend=setup.backend.name, device=setup.backend.device)
-        trackers = [InvariantTracker(), StorageTracker(f), ProgressTracker(enabled=progress)]
-        summary = integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
-                            time_change=setup.time_change, cfl=setup.cfl, trackers=trackers,
-                            dtype=setup.dtype)
-        invariants = trackers[0]
-        f["pde"].attrs.update({
-            "n_steps": summary.n_steps,
-            "wall_time_s": summary.wall_time,
-            "max_mass_error": invariants.max_mass_error,
-            "max_free_energy_rise": invariants.max_energy_rise,
-            "min_density": invariants.min_density,
-        })
+        return run_pde_into(f, setup, progress=progress)
+
+
+def run_pde_into(f: Any, setup: PDESetup, *, progress: bool = True) -> RunSummary:
+    """Integrate ``setup`` into group ``/pde`` of the open HDF5 file ``f``."""
+    trackers = [InvariantTracker(), StorageTracker(f), ProgressTracker(enabled=progress)]
+    summary = integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
+                        time_change=setup.time_change, cfl=setup.cfl, trackers=trackers,
+                        dtype=setup.dtype)
+    invariants = trackers[0]
+    f["pde"].attrs.update({
+        "n_steps": summary.n_steps,
+        "wall_time_s": summary.wall_time,
+        "max_mass_error": invariants.max_mass_error,
+        "max_free_energy_rise": invariants.max_energy_rise,
+        "min_density": invariants.min_density,
+    })
     return summary

@@ -4,6 +4,7 @@ from .activations import ACTIVATIONS, PiecewiseLinear, activation_from_spec
 from .base import KernelFeatures, ReducedModel
 from .isotropic import IsotropicGaussians
 from .laws import GridTooSmallError, NormalLaw, ScaledChiLaw, initial_density
+from .pspin import PSpin, PSpinTask
 from .solvable import FeatureModel, QuadraticPotential, ou_moments
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "ReducedModel",
     "IsotropicGaussians",
     "QuadraticPotential",
+    "PSpin",
+    "PSpinTask",
     "FeatureModel",
     "ou_moments",
     "ScaledChiLaw",

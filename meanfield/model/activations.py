@@ -26,14 +26,17 @@ example.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
+from ..backend import Backend, get_backend
 from .hermite import hermite_functions
+
+NUMPY = get_backend("numpy")
 
 __all__ = ["PiecewiseLinear", "ACTIVATIONS", "activation_from_spec"]
 
@@ -58,12 +61,12 @@ class PiecewiseLinear:
             raise ValueError("activation knots need finite values and strictly increasing t")
         object.__setattr__(self, "knots", knots)
 
-    @property
+    @functools.cached_property
     def t(self) -> np.ndarray:
         """Knot positions, shape ``(n_knots,)``."""
         return np.array([t for t, _ in self.knots])
 
-    @property
+    @functools.cached_property
     def jumps(self) -> np.ndarray:
         """Slope jumps ``J_i`` at the knots, shape ``(n_knots,)``."""
         t = self.t
@@ -89,28 +92,33 @@ class PiecewiseLinear:
             out = out + jump * xp.astype(x >= t, x.dtype)
         return out
 
-    def gaussian_mean(self, a: np.ndarray) -> np.ndarray:
-        """``q(a) = E[s(aG)]``, ``G ~ N(0, 1)``, for ``a >= 0`` (NumPy)."""
-        a = np.asarray(a, dtype=np.float64)
-        safe = np.where(a > 0, a, 1.0)[..., None]
-        c = self.t / safe
-        terms = self.jumps * (safe * _phi(c) - self.t * special.ndtr(-c))
-        at_zero = self(np.zeros_like(a))
-        return np.where(a > 0, self.left_value + terms.sum(axis=-1), at_zero)
+    # ---- Gaussian integrals; array-API code, so the particles run them on any backend -----
+    # Each takes ``a`` (any shape, ``a >= 0``) and a Backend (default NumPy); knots are few and
+    # enter as Python scalars.
 
-    def hermite_coefficients(self, a: np.ndarray, k_max: int) -> np.ndarray:
+    def gaussian_mean(self, a: Any, backend: Backend | None = None) -> Any:
+        """``q(a) = E[s(aG)]``, ``G ~ N(0, 1)``."""
+        bk = backend or NUMPY
+        safe, positive = _safe(a, bk.xp)
+        out = self.left_value + 0.0 * a
+        for t, jump in self._knot_jumps():
+            c = t / safe
+            out = out + jump * (safe * _phi(c, bk.xp) - t * bk.ndtr(-c))
+        return bk.xp.where(positive, out, self(0.0 * a, bk.xp))
+
+    def hermite_coefficients(self, a: Any, k_max: int, backend: Backend | None = None) -> Any:
         """Normalised Mehler coefficients ``F_k(a) = E[s(aG) He_k(G)] / sqrt(k!)``.
 
         Then ``E[s(aG) s(bG')] = sum_k c^k F_k(a) F_k(b)`` for ``corr(G, G') = c``.
 
         Parameters
         ----------
-        a : array of shape ``(n,)``, ``a >= 0``
+        a : array of shape ``(...)``, ``a >= 0``
         k_max : int
 
         Returns
         -------
-        array of shape ``(n, k_max + 1)``
+        array of shape ``(..., k_max + 1)``
 
         Notes
         -----
@@ -118,23 +126,41 @@ class PiecewiseLinear:
         bounded Hermite functions ``psi_n`` of :func:`~meanfield.model.hermite.hermite_functions`.
         At ``a = 0``, ``s(aG) = s(0)`` is constant: ``F_0 = s(0)`` and ``F_k = 0``.
         """
-        a = np.asarray(a, dtype=np.float64).ravel()
-        pos = a > 0
-        safe = np.where(pos, a, 1.0)
-        out = np.zeros((a.size, k_max + 1))
-        out[:, 0] = self.gaussian_mean(a)
+        bk = backend or NUMPY
+        xp = bk.xp
+        safe, positive = _safe(a, xp)
+        zero = 0.0 * a
+        cols = [self.gaussian_mean(a, bk)]
         if k_max >= 1:
-            c = self.t / safe[:, None]
-            out[:, 1] = np.where(pos, safe * (self.jumps * special.ndtr(-c)).sum(axis=1), 0.0)
+            first = sum(jump * bk.ndtr(-t / safe) for t, jump in self._knot_jumps())
+            cols.append(xp.where(positive, safe * first, zero))
         if k_max >= 2:
-            psi = hermite_functions(self.t / safe[:, None], k_max - 2)  # (k_max-1, n, n_knots)
-            k = np.arange(2, k_max + 1)
-            sums = np.einsum("kni,i->nk", psi, self.jumps)
-            out[:, 2:] = np.where(pos[:, None], safe[:, None] * sums / np.sqrt(k * (k - 1.0)), 0.0)
-        return out
+            sums = [zero] * (k_max - 1)
+            for t, jump in self._knot_jumps():
+                psi = hermite_functions(t / safe, k_max - 2, xp)
+                sums = [acc + jump * p for acc, p in zip(sums, psi, strict=True)]
+            for k in range(2, k_max + 1):
+                value = safe * sums[k - 2] / math.sqrt(k * (k - 1.0))
+                cols.append(xp.where(positive, value, zero))
+        return xp.stack(cols, axis=-1)
 
-    def gaussian_second_moment(self, a: np.ndarray) -> np.ndarray:
-        """``E[s(aG)^2]`` for ``a >= 0`` in closed form (NumPy).
+    def hermite_derivatives(self, coeffs: Any, a: Any, backend: Backend | None = None) -> Any:
+        """``dF_k/da`` for ``k = 0..K-2`` from coefficients up to ``K`` (shape ``(..., K+1)``).
+
+        Differentiating under the expectation and two Gaussian integrations by parts give
+        ``F_k'(a) = (sqrt((k + 1)(k + 2)) F_{k+2}(a) + k F_k(a)) / a``: no new closed form.
+        At ``a = 0`` the derivative is returned as 0 (the particles never sit exactly there).
+        """
+        xp = (backend or NUMPY).xp
+        safe, positive = _safe(a, xp)
+        k_top = coeffs.shape[-1] - 3
+        k = xp.asarray([float(i) for i in range(k_top + 1)], dtype=coeffs.dtype)
+        lift = xp.sqrt((k + 1.0) * (k + 2.0))
+        out = (lift * coeffs[..., 2:] + k * coeffs[..., : k_top + 1]) / safe[..., None]
+        return xp.where(positive[..., None], out, 0.0 * out)
+
+    def gaussian_second_moment(self, a: Any, backend: Backend | None = None) -> Any:
+        """``E[s(aG)^2]`` for ``a >= 0`` in closed form.
 
         With ``P_i = E(aG - t_i)_+`` and, for ``t_i <= t_j``,
         ``Q_ij = E[(aG - t_i)_+ (aG - t_j)_+]
@@ -142,25 +168,49 @@ class PiecewiseLinear:
         ``E s^2 = s_1^2 + 2 s_1 sum_i J_i P_i + sum_ij J_i J_j Q_ij``. By Parseval this equals
         ``sum_k F_k(a)^2``, which bounds the tail of the Mehler series.
         """
-        a = np.asarray(a, dtype=np.float64)
-        safe = np.where(a > 0, a, 1.0)[..., None]
-        t, jumps, s1 = self.t, self.jumps, self.left_value
-        c = t / safe
-        ramp = safe * _phi(c) - t * special.ndtr(-c)
-        out = s1 * s1 + 2.0 * s1 * (jumps * ramp).sum(axis=-1)
-        for i in range(t.size):
-            for j in range(t.size):
-                hi = max(i, j)  # knots are sorted: the later knot sets the support
-                cj = c[..., hi]
-                tail = special.ndtr(-cj)
-                q_ij = (safe[..., 0] ** 2 * (cj * _phi(cj) + tail)
-                        - safe[..., 0] * (t[i] + t[j]) * _phi(cj) + t[i] * t[j] * tail)
-                out = out + jumps[i] * jumps[j] * q_ij
-        return np.where(a > 0, out, self(np.zeros_like(a)) ** 2)
+        bk = backend or NUMPY
+        xp = bk.xp
+        safe, positive = _safe(a, xp)
+        knots, s1 = self._knot_jumps(), self.left_value
+        out = s1 * s1 + 0.0 * a
+        for t, jump in knots:
+            c = t / safe
+            out = out + 2.0 * s1 * jump * (safe * _phi(c, xp) - t * bk.ndtr(-c))
+        for i, (ti, ji) in enumerate(knots):
+            for j, (tj, jj) in enumerate(knots):
+                t_hi = knots[max(i, j)][0]  # knots are sorted: the later one sets the support
+                c = t_hi / safe
+                tail, dens = bk.ndtr(-c), _phi(c, xp)
+                q_ij = safe * safe * (c * dens + tail) - safe * (ti + tj) * dens + ti * tj * tail
+                out = out + ji * jj * q_ij
+        return xp.where(positive, out, self(0.0 * a, xp) ** 2)
+
+    def gaussian_second_moment_derivative(self, a: Any, backend: Backend | None = None) -> Any:
+        """``d/da E[s(aG)^2] = 2a E[s'(aG)^2] + 2 sum_i J_i s(t_i) phi(t_i / a)`` (Stein)."""
+        bk = backend or NUMPY
+        xp = bk.xp
+        safe, positive = _safe(a, xp)
+        t, s = self.t.tolist(), [v for _, v in self.knots]
+        out = 0.0 * a
+        for p in range(len(t) - 1):  # the linear pieces; the outer pieces are flat
+            slope = (s[p + 1] - s[p]) / (t[p + 1] - t[p])
+            out = out + 2.0 * safe * slope**2 * (bk.ndtr(t[p + 1] / safe) - bk.ndtr(t[p] / safe))
+        for (tk, jump), sk in zip(self._knot_jumps(), s, strict=True):
+            out = out + 2.0 * jump * sk * _phi(tk / safe, xp)
+        return xp.where(positive, out, 0.0 * a)
+
+    def _knot_jumps(self) -> list[tuple[float, float]]:
+        return list(zip(self.t.tolist(), self.jumps.tolist(), strict=True))
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+def _safe(a: Any, xp: Any) -> tuple[Any, Any]:
+    """``a`` with zeros replaced by 1 (to divide by), and the mask ``a > 0``."""
+    positive = a > 0
+    return xp.where(positive, a, 1.0 + 0.0 * a), positive
+
+
+def _phi(x: Any, xp: Any = np) -> Any:
+    return xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
 #: The named activations of MMN (PNAS 2018).

@@ -12,6 +12,7 @@ Everything here is setup-time NumPy/SciPy code.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,18 +23,18 @@ __all__ = ["hermite_functions", "cosine_moments", "CRAMER_BOUND"]
 CRAMER_BOUND = 1.0865 / math.sqrt(2.0 * math.pi)
 
 
-def hermite_functions(x: np.ndarray, n_max: int) -> np.ndarray:
+def hermite_functions(x: Any, n_max: int, xp: Any = np) -> list:
     """Normalised probabilists' Hermite functions ``psi_n(x) = He_n(x) phi(x) / sqrt(n!)``.
 
     Parameters
     ----------
-    x : array of any shape
+    x : array of any shape (of namespace ``xp``)
     n_max : int
         Highest order returned (``n_max >= 0``).
 
     Returns
     -------
-    array of shape ``(n_max + 1, *x.shape)``
+    list of ``n_max + 1`` arrays shaped like ``x``
 
     Notes
     -----
@@ -42,13 +43,11 @@ def hermite_functions(x: np.ndarray, n_max: int) -> np.ndarray:
     which is stable and bounded (Cramer's inequality), so no factorial or power of ``x`` is ever
     formed. Where ``phi(x)`` underflows the true values are below ``1e-160`` and come out as 0.
     """
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty((n_max + 1, *x.shape))
-    out[0] = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    out = [xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)]
     if n_max >= 1:
-        out[1] = x * out[0]
+        out.append(x * out[0])
     for n in range(1, n_max):
-        out[n + 1] = (x * out[n] - math.sqrt(n) * out[n - 1]) / math.sqrt(n + 1.0)
+        out.append((x * out[n] - math.sqrt(n) * out[n - 1]) / math.sqrt(n + 1.0))
     return out
 
 

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .activations import PiecewiseLinear
+from ..backend import Backend
+from . import isotropic_pairs
+from .activations import NUMPY, PiecewiseLinear
 from .base import KernelFeatures, ReducedModel
 from .hermite import cosine_moments
 
@@ -77,10 +79,22 @@ class IsotropicGaussians(ReducedModel):
         return (1.0 + self.delta, 1.0 - self.delta)
 
     def potential(self, points: np.ndarray) -> np.ndarray:
-        r = _radii(points)
+        return self.potential_xp(_radii(points), NUMPY)
+
+    def potential_xp(self, r: Any, backend: Backend) -> Any:
+        """``v(r) = -(q(tau_+ r) - q(tau_- r)) / 2`` for radii of any shape, on any backend."""
         tp, tm = self.taus
         q = self.activation.gaussian_mean
-        return -0.5 * (q(tp * r) - q(tm * r))
+        return -0.5 * (q(tp * r, backend) - q(tm * r, backend))
+
+    def potential_slope_xp(self, r: Any, backend: Backend) -> Any:
+        """``v'(r)``, with ``q'(a) = F_0'(a)`` from the Mehler coefficients."""
+        out = 0.0 * r
+        for tau, sign in zip(self.taus, (-0.5, 0.5), strict=True):
+            a = tau * r
+            coeffs = self.activation.hermite_coefficients(a, 2, backend)
+            out = out + sign * tau * self.activation.hermite_derivatives(coeffs, a, backend)[..., 0]
+        return out
 
     def truncation_order(self, r_max: float) -> int:
         """Smallest even ``K`` whose Mehler tail is provably below ``kernel_tol * max|s|^2``.
@@ -140,15 +154,34 @@ class IsotropicGaussians(ReducedModel):
 
     # ---- full-space quantities, for the particles ------------------------------------------
 
-    def sample_data(self, rng: np.random.Generator, shape: tuple[int, ...]
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Draw ``(x, y)``: ``x`` of shape ``(*shape, d)``, ``y`` of shape ``shape`` (NumPy)."""
+    @property
+    def dim(self) -> int:
+        """Parameter dimension ``D = d`` of a unit."""
+        return int(self.d)
+
+    def sample_data(self, rng: Any, counter: int, batch: int, xp: Any) -> tuple[Any, Any]:
+        """Fresh samples for every stream of ``rng``: ``x`` ``(R, batch, d)``, ``y`` ``(R, batch)``.
+
+        ``y = +1`` when a uniform draw is below 1/2 (purpose 1), ``x = tau_y g`` with standard
+        normal ``g`` (purpose 0).
+        """
         if math.isinf(self.d):
-            raise ValueError("cannot sample data at d = inf")
-        y = np.where(rng.random(shape) < 0.5, 1.0, -1.0)
-        tau = np.where(y > 0, self.taus[0], self.taus[1])
-        x = rng.standard_normal((*shape, int(self.d))) * tau[..., None]
-        return x, y
+            raise ValueError("particles need a finite d")
+        positive = xp.astype(rng.uniform(counter, (batch,), purpose=1) < 0.5, xp.float64)
+        y = 2.0 * positive - 1.0
+        tau = self.taus[1] + (self.taus[0] - self.taus[1]) * positive
+        return rng.normal(counter, (batch, int(self.d)), purpose=0) * tau[..., None], y
+
+    def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+        """Unit outputs ``s(<theta_i, x_b>)`` of shape ``(R, B, N)`` and the slopes (the cache)."""
+        return self.unit_and_slope(x, theta, xp)
+
+    def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
+        """``sum_b coef[r, b, i] grad_theta s(<theta_i, x_b>) = (coef * s')^T x``: ``(R, N, d)``."""
+        weights = xp.matrix_transpose(coef * cache)  # (R, N, B)
+        if x.shape[-2] == 1:  # one sample: an outer product, cheaper as a broadcast than matmul
+            return weights * x
+        return weights @ x
 
     def unit(self, x: Any, theta: Any, xp: Any) -> Any:
         """``sigma_*(x; theta) = s(<theta, x>)``.
@@ -170,6 +203,18 @@ class IsotropicGaussians(ReducedModel):
     def reduce(self, theta: Any, xp: Any) -> Any:
         """Reduced coordinate ``r = |theta|``: shape ``(..., n_units, 1)``."""
         return xp.sqrt(xp.sum(theta * theta, axis=-1, keepdims=True))
+
+    def max_pair_cosine(self, theta: Any, xp: Any) -> float:
+        """Largest ``|cos|`` between two units of one replica (host float)."""
+        return isotropic_pairs.max_pair_cosine(theta, xp)
+
+    def population_risk(self, theta: Any, order: int | None, backend: Backend) -> Any:
+        """Exact ``R(mu_N)`` per replica, ``(R,)``; see :mod:`.isotropic_pairs`."""
+        return isotropic_pairs.population_risk(self, theta, order, backend)
+
+    def population_gradient(self, theta: Any, order: int | None, backend: Backend) -> Any:
+        """``grad Psi(theta_i; mu_N)``, ``(R, N, d)``; see :mod:`.isotropic_pairs`."""
+        return isotropic_pairs.population_gradient(self, theta, order, backend)
 
 
 def _radii(points: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -11,6 +12,9 @@ from scipy import special
 from ..grid import Grid
 
 __all__ = ["ScaledChiLaw", "NormalLaw", "initial_density", "GridTooSmallError"]
+
+#: purpose tag of the counter-based generator for initial draws (data use 0 and 1, noise 2)
+INIT_PURPOSE = 3
 
 #: probability mass a grid may leave outside its box before the run is refused
 OUTSIDE_MASS_TOL = 1e-12
@@ -55,8 +59,12 @@ class ScaledChiLaw:
         return float(self.kappa * math.sqrt(special.gammaincinv(0.5 * self.d, 0.5) * 2 / self.d))
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        """Draw ``w``, shape ``(*shape, d)``."""
+        """Draw ``w``, shape ``(*shape, d)`` (NumPy)."""
         return rng.standard_normal((*shape, self.d)) * (self.kappa / math.sqrt(self.d))
+
+    def sample_streams(self, rng: Any, n: int) -> Any:
+        """``n`` i.i.d. units per stream of a counter-based generator: ``(R, n, d)``."""
+        return rng.normal(0, (n, self.d), purpose=INIT_PURPOSE) * (self.kappa / math.sqrt(self.d))
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,12 @@ class NormalLaw:
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.standard_normal((*shape, len(self.mean))) * np.asarray(self.std) + self.mean
+
+    def sample_streams(self, rng: Any, n: int) -> Any:
+        """``n`` i.i.d. points per stream of a counter-based generator: ``(R, n, dim)``."""
+        draws = rng.normal(0, (n, len(self.mean)), purpose=INIT_PURPOSE)
+        columns = [draws[..., a] * self.std[a] + self.mean[a] for a in range(len(self.mean))]
+        return rng.xp.stack(columns, axis=-1)
 
 
 def initial_density(law: ScaledChiLaw | NormalLaw, grid: Grid) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,25 @@ class QuadraticPotential(ReducedModel):
     def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
                         ) -> KernelFeatures:
         return KernelFeatures(np.zeros((np.asarray(points).shape[0], 0)), np.zeros(0))
+
+    # ---- particles: the full space is the grid space, and there is no data ------------------
+
+    @property
+    def dim(self) -> int:
+        return self.ndim
+
+    def reduce(self, theta: Any, xp: Any) -> Any:
+        return theta
+
+    def population_gradient(self, theta: Any, order: int, backend: Any) -> Any:
+        """``grad Psi = grad V = stiffness (theta - center)`` (U = 0)."""
+        return self.stiffness * (theta - self.center)
+
+    def population_risk(self, theta: Any, order: int, backend: Any) -> Any:
+        """``R(mu_N) = 2 <V, mu_N>`` per replica."""
+        xp = backend.xp
+        v = 0.5 * self.stiffness * xp.sum((theta - self.center) ** 2, axis=-1)
+        return self.r_sharp + 2.0 * xp.mean(v, axis=-1)
 
 
 def ou_moments(stiffness: float, center: float, beta: float, mean0: float, var0: float,

@@ -120,13 +120,13 @@ def test_dry_run_prints_toml_with_overrides(tmp_path, config_file):
 @pytest.fixture
 def fake_driver(monkeypatch):
     calls = []
-    module = types.ModuleType("meanfield.driver")
+    module = types.ModuleType("compare.runner")
 
-    def run_pde(config, out_path, *, force, progress):
+    def run_config(config, out_path, *, force, progress):
         calls.append((config, Path(out_path), force, progress))
 
-    module.run_pde = run_pde
-    monkeypatch.setitem(sys.modules, "meanfield.driver", module)
+    module.run_config = run_config
+    monkeypatch.setitem(sys.modules, "compare.runner", module)
     return module, calls
 
 
@@ -167,7 +167,7 @@ def test_invariant_violation_exits_3(tmp_path, config_file, fake_driver, monkeyp
     def failing(config, out_path, *, force, progress):
         raise InvariantViolation("mass drifted by 1e-3 at t=2.5")
 
-    monkeypatch.setattr(module, "run_pde", failing)
+    monkeypatch.setattr(module, "run_config", failing)
     assert main(["run", str(config_file), "-o", str(tmp_path / "o.h5")]) == 3
     assert capsys.readouterr().err == "error: mass drifted by 1e-3 at t=2.5\n"
 
@@ -178,7 +178,7 @@ def test_other_driver_errors_propagate(tmp_path, config_file, fake_driver, monke
     def failing(config, out_path, *, force, progress):
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(module, "run_pde", failing)
+    monkeypatch.setattr(module, "run_config", failing)
     with pytest.raises(ZeroDivisionError):
         main(["run", str(config_file), "-o", str(tmp_path / "o.h5")])
 

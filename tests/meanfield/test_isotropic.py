@@ -14,6 +14,14 @@ N_MC = 400_000
 R_PAIRS = [(0.3, 0.8), (0.8, 0.8), (1.2, 2.5), (4.0, 0.6)]
 
 
+def _sample(model: IsotropicGaussians, rng: np.random.Generator, n: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The data law, written out independently of the model: y = +-1, x | y ~ N(0, tau_y^2 I)."""
+    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    tau = np.where(y > 0, 1.0 + model.delta, 1.0 - model.delta)
+    return rng.standard_normal((n, int(model.d))) * tau[:, None], y
+
+
 def _random_directions(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     u = rng.standard_normal((n, d))
     return u / np.linalg.norm(u, axis=1, keepdims=True)
@@ -23,7 +31,7 @@ def _mc_kernel(model: IsotropicGaussians, r1: float, r2: float, rng: np.random.G
                n: int = N_MC) -> tuple[float, float]:
     """E[s(<w, x>) s(<w', x>)] over x and independent uniform directions of w, w'."""
     d = int(model.d)
-    x, _ = model.sample_data(rng, (n,))
+    x, _ = _sample(model, rng, n)
     w1 = r1 * _random_directions(rng, n, d)
     w2 = r2 * _random_directions(rng, n, d)
     act = model.activation
@@ -35,7 +43,7 @@ def _mc_kernel(model: IsotropicGaussians, r1: float, r2: float, rng: np.random.G
 @pytest.mark.parametrize("d", [5, 40])
 def test_potential_matches_monte_carlo(name: str, d: int, rng: np.random.Generator) -> None:
     model = IsotropicGaussians(d, 0.8, ACTIVATIONS[name])
-    x, y = model.sample_data(rng, (N_MC,))
+    x, y = _sample(model, rng, N_MC)
     for r in (0.2, 0.8, 2.0, 5.0):
         w = r * _random_directions(rng, 1, d)[0]
         values = -y * model.activation(x @ w)
@@ -133,7 +141,7 @@ def test_unit_slope_matches_finite_differences(rng: np.random.Generator) -> None
     import array_api_compat.numpy as xp
 
     model = IsotropicGaussians(8, 0.8, ACTIVATIONS["mmn_nonmonotone"])
-    x, _ = model.sample_data(rng, (50,))
+    x, _ = _sample(model, rng, 50)
     theta = rng.standard_normal((3, 8)) * 0.3
     value, slope = model.unit_and_slope(x, theta, xp)
     np.testing.assert_allclose(value, model.unit(x, theta, xp))

@@ -68,9 +68,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def _pde_only(tmp_path: Path) -> Path:
+    """The shipped config without its [particles] section."""
+    text = SHIPPED.read_text()
+    path = tmp_path / "pde-only.toml"
+    path.write_text(text[: text.index("[particles]")])
+    return path
+
+
 def test_cli_runs_infinite_d_kernel_with_finite_d_start(tmp_path: Path) -> None:
     out = tmp_path / "inf.h5"
-    proc = _cli("run", str(SHIPPED), "-o", str(out), "--quiet", "--set", "model.d=inf",
+    proc = _cli("run", str(_pde_only(tmp_path)), "-o", str(out), "--quiet", "--set", "model.d=inf",
                 "--set", "init.d=40", "--set", "pde.cells=400", "--set", "dynamics.t_end=2.0",
                 "--set", "dynamics.save_times=[0.0, 1.0, 2.0]")
     assert proc.returncode == 0, proc.stderr
@@ -84,3 +92,11 @@ def test_cli_rejects_grid_that_cannot_hold_the_initial_law(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "cannot hold the initial law" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_cli_refuses_particles_at_infinite_d(tmp_path: Path) -> None:
+    out = tmp_path / "inf.h5"
+    proc = _cli("run", str(SHIPPED), "-o", str(out), "--set", "model.d=inf", "--set", "init.d=40")
+    assert proc.returncode == 2
+    assert "no particles" in proc.stderr
+    assert not out.exists()

@@ -1,0 +1,373 @@
+"""Rotskoff and Vanden-Eijnden's spherical 3-spin benchmark: a particle-side model, no PDE.
+
+Data: ``x`` uniform on the sphere of radius ``sqrt(d)`` in ``R^d``; target the continuous 3-spin
+energy with one Gaussian coupling tensor drawn per ``teacher_seed``,
+
+.. math::
+
+    f(x) = \\frac1d \\sum_{p,q,r=1}^d a_{pqr} x_p x_q x_r, \\qquad a_{pqr} \\sim N(0, 1)\\ i.i.d.
+
+Unit and network, with ``theta = (a_1, ..., a_d, b, c)`` in ``R^D``, ``D = d + 2``, all trained:
+
+.. math::
+
+    \\sigma_*(x; \\theta) = c\\, \\mathrm{sigmoid}(\\langle a, x\\rangle + b), \\qquad
+    f_n(x) = \\frac1n \\sum_{i=1}^n \\sigma_*(x; \\theta_i), \\qquad
+    L = \\tfrac12 E_x (f_n(x) - f(x))^2 .
+
+Averaged over teachers, ``E_a f(x)^2 = |x|^6 / d^2 = d`` on the sphere, so the trivial predictor
+``f_n = 0`` has loss ``d / 2`` up to a teacher-to-teacher spread.
+
+Initial law (:meth:`PSpin.init_theta`): ``a ~ N(0, I_d / d)``, ``b ~ N(0, 1)``, ``c ~ N(0, 1)``,
+independent. ``a ~ N(0, I_d/d)`` makes the pre-activation ``<a, x> ~ N(0, 1)`` for every
+``|x| = sqrt(d)``. This is a documented default chosen here, not the paper's: its initial law for
+``(a, b, c)`` could not be found in the sources available when this module was written. The
+paper's protocol (batch ``P = n/5``, then a quench at ``P = (n/5)^2``) lives in the particle
+runner, not here.
+
+Math code takes an array namespace ``xp`` and uses array-API standard calls only; shapes use
+``R`` replicas, ``B`` samples, ``N`` units, ``D = d + 2``.
+
+References
+----------
+G. M. Rotskoff, E. Vanden-Eijnden, "Trainability and accuracy of artificial neural networks: an
+interacting particle system approach", Comm. Pure Appl. Math. 75 (2022), 1889-1935
+(arXiv:1805.00915), section "Numerical experiments" (the spherical 3-spin model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C"]
+
+#: standard deviation of the initial bias ``b`` (documented default, see the module docstring)
+INIT_STD_B = 1.0
+#: standard deviation of the initial output weight ``c`` (documented default)
+INIT_STD_C = 1.0
+#: the random-stream purposes this model draws from (see :meth:`PSpin.sample_data`)
+PURPOSE_DATA = 0
+PURPOSE_INIT = 3
+
+
+@dataclass(frozen=True)
+class PSpin:
+    """The spherical 3-spin target learnt by sigmoid units ``c * sigmoid(<a, x> + b)``.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension, ``d >= 1``; the parameter dimension is ``D = d + 2``.
+    teacher_seed : int
+        Seed of :func:`numpy.random.default_rng` that draws the coupling tensor ``a_pqr``.
+
+    References
+    ----------
+    G. M. Rotskoff, E. Vanden-Eijnden, Comm. Pure Appl. Math. 75 (2022), arXiv:1805.00915.
+    """
+
+    d: int
+    teacher_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.d, bool) or not isinstance(self.d, int | np.integer) or self.d < 1:
+            raise ValueError(f"d must be an integer >= 1, got {self.d!r}")
+        object.__setattr__(self, "d", int(self.d))
+
+    @property
+    def dim(self) -> int:
+        """Parameter dimension ``D = d + 2`` (weights ``a``, bias ``b``, output weight ``c``)."""
+        return self.d + 2
+
+    # ------------------------------------------------------------------ target (setup + xp)
+
+    def teacher(self) -> np.ndarray:
+        """The coupling tensor ``a_pqr ~ N(0, 1)`` i.i.d., drawn with ``teacher_seed`` (NumPy).
+
+        Returns
+        -------
+        ndarray of shape ``(d, d, d)``
+        """
+        return np.random.default_rng(self.teacher_seed).standard_normal((self.d,) * 3)
+
+    def target(self, x: Any, tensor: Any, xp: Any) -> Any:
+        """The 3-spin energy ``f(x) = (1/d) sum_pqr a_pqr x_p x_q x_r``.
+
+        Parameters
+        ----------
+        x : array of shape ``(..., d)``
+        tensor : array of shape ``(d, d, d)``
+            :meth:`teacher`, moved to the backend of ``x``.
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(...)``
+
+        Notes
+        -----
+        One matmul through the pair products ``x_q x_r``: memory ``(..., d^2)``.
+        """
+        contracted = _contract_last_two(x, tensor, xp)  # sum_qr a_pqr x_q x_r, (..., d)
+        return xp.sum(contracted * x, axis=-1) / self.d
+
+    def target_gradient(self, x: Any, tensor: Any, xp: Any) -> Any:
+        """``grad_x f(x)_k = (1/d) sum_qr (a_kqr + a_qkr + a_qrk) x_q x_r`` (gradient in ``R^d``).
+
+        Parameters
+        ----------
+        x : array of shape ``(..., d)``
+        tensor : array of shape ``(d, d, d)``
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(..., d)``
+        """
+        summed = (tensor + xp.permute_dims(tensor, (1, 0, 2))
+                  + xp.permute_dims(tensor, (2, 0, 1)))
+        return _contract_last_two(x, summed, xp) / self.d
+
+    # ------------------------------------------------------------------ sampling
+
+    def inputs_from_normals(self, g: Any, xp: Any) -> Any:
+        """Map standard normals to the sphere: ``x = sqrt(d) g / |g|``, uniform on it.
+
+        Parameters
+        ----------
+        g : array of shape ``(..., d)``
+            Independent standard normals.
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(..., d)`` with ``|x| = sqrt(d)``
+        """
+        norm = xp.sqrt(xp.sum(g * g, axis=-1, keepdims=True))
+        return math.sqrt(self.d) * g / norm
+
+    def sample_data(self, rng: Any, counter: int, batch: int, tensor: Any, xp: Any
+                    ) -> tuple[Any, Any]:
+        """Fresh samples ``(x, f(x))`` for every replica, from the ``purpose = 0`` stream.
+
+        Parameters
+        ----------
+        rng : counter-based generator
+            ``rng.normal(counter, shape, purpose)`` returns ``(R, *shape)`` float64 normals.
+        counter : int
+            Stream position (e.g. the SGD step); the same counter gives the same draws.
+        batch : int
+            Number of samples ``B`` per replica.
+        tensor : array of shape ``(d, d, d)``
+            :meth:`teacher` on the backend.
+        xp : array namespace
+
+        Returns
+        -------
+        x : array of shape ``(R, B, d)``
+        y : array of shape ``(R, B)``
+        """
+        g = xp.asarray(rng.normal(counter, (batch, self.d), purpose=PURPOSE_DATA),
+                       dtype=xp.float64)
+        x = self.inputs_from_normals(g, xp)
+        return x, self.target(x, tensor, xp)
+
+    def init_theta(self, rng: Any, counter: int, n: int, xp: Any) -> Any:
+        """Draw ``n`` units per replica from the initial law, from the ``purpose = 3`` stream.
+
+        The law is ``a ~ N(0, I_d / d)``, ``b ~ N(0, INIT_STD_B^2)``, ``c ~ N(0, INIT_STD_C^2)``
+        (a documented default; see the module docstring).
+
+        Parameters
+        ----------
+        rng : counter-based generator
+        counter : int
+        n : int
+            Number of units ``N``.
+        xp : array namespace
+
+        Returns
+        -------
+        theta : array of shape ``(R, N, D)``, columns ``(a_1, ..., a_d, b, c)``
+        """
+        g = xp.asarray(rng.normal(counter, (n, self.dim), purpose=PURPOSE_INIT),
+                       dtype=xp.float64)
+        scale = np.concatenate([np.full(self.d, 1.0 / math.sqrt(self.d)),
+                                [INIT_STD_B, INIT_STD_C]])
+        return g * xp.asarray(scale, dtype=xp.float64)
+
+    # ------------------------------------------------------------------ network
+
+    def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+        """Unit values ``sigma_*(x_b; theta_i) = c_i sigmoid(<a_i, x_b> + b_i)``.
+
+        Parameters
+        ----------
+        x : array of shape ``(R, B, d)``
+        theta : array of shape ``(R, N, D)``
+        xp : array namespace
+
+        Returns
+        -------
+        values : array of shape ``(R, B, N)``
+        cache : array of shape ``(R, B, N)``
+            The sigmoid values ``s = sigmoid(<a_i, x_b> + b_i)``, for :meth:`backward`.
+        """
+        d = self.d
+        bias = xp.expand_dims(theta[..., d], axis=-2)  # (R, 1, N)
+        out_weight = xp.expand_dims(theta[..., d + 1], axis=-2)
+        s = _sigmoid(x @ xp.matrix_transpose(theta[..., :d]) + bias, xp)
+        return out_weight * s, s
+
+    def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
+        """Coefficient-weighted sum of unit gradients over the batch.
+
+        ``G[r, i] = sum_b coef[r, b, i] grad_theta sigma_*(x[r, b]; theta[r, i])``.
+
+        With ``s = sigmoid(<a, x> + b)``: ``grad_a = c s (1 - s) x``, ``d_b = c s (1 - s)``,
+        ``d_c = s``. The ``a`` block is one batched matmul ``(R, N, B) @ (R, B, d)``; no
+        ``(R, B, N, D)`` array is formed.
+
+        Parameters
+        ----------
+        x : array of shape ``(R, B, d)``
+        theta : array of shape ``(R, N, D)``
+        cache : array of shape ``(R, B, N)``
+            The sigmoid values returned by :meth:`forward` for the same ``x`` and ``theta``.
+        coef : array broadcastable to ``(R, B, N)``
+            E.g. ``(y - f_n(x))[..., None]`` for the SGD step.
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(R, N, D)``
+        """
+        d = self.d
+        c = theta[..., d + 1]  # (R, N)
+        weighted_s = coef * cache  # (R, B, N)
+        weighted_slope = weighted_s * (1.0 - cache)
+        grad_a = (xp.matrix_transpose(weighted_slope) @ x) * c[..., None]
+        grad_b = xp.sum(weighted_slope, axis=-2) * c
+        grad_c = xp.sum(weighted_s, axis=-2)
+        return xp.concat([grad_a, grad_b[..., None], grad_c[..., None]], axis=-1)
+
+    def predict(self, x: Any, theta: Any, xp: Any) -> Any:
+        """Network output ``f_n(x_b) = (1/N) sum_i sigma_*(x_b; theta_i)``.
+
+        Parameters
+        ----------
+        x : array of shape ``(R, B, d)``
+        theta : array of shape ``(R, N, D)``
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(R, B)``
+        """
+        values, _ = self.forward(x, theta, xp)
+        return xp.mean(values, axis=-1)
+
+    def test_loss(self, theta: Any, x_test: Any, f_test: Any, xp: Any) -> dict[str, Any]:
+        """Monte Carlo loss ``(1/2) mean (f_n - f)^2`` on given test points, and signed residuals.
+
+        Parameters
+        ----------
+        theta : array of shape ``(R, N, D)``
+        x_test : array of shape ``(R, M, d)``, ``M >= 2``
+        f_test : array of shape ``(R, M)``
+            ``f(x_test)``, e.g. from :meth:`sample_data`.
+        xp : array namespace
+
+        Returns
+        -------
+        dict of arrays of shape ``(R,)``
+            ``"loss"``: ``(1/2) mean_m (f_n - f)^2``; ``"loss_se"``: its Monte Carlo standard
+            error (sample standard deviation over ``sqrt(M)``); ``"residual_pos"`` and
+            ``"residual_neg"``: the mean of ``f_n - f`` over the points with ``f > 0`` and
+            ``f < 0`` (NaN where there are none).
+        """
+        residual = self.predict(x_test, theta, xp) - f_test
+        half_sq = 0.5 * residual * residual
+        m = half_sq.shape[-1]
+        return {
+            "loss": xp.mean(half_sq, axis=-1),
+            "loss_se": xp.std(half_sq, axis=-1, correction=1) / math.sqrt(m),
+            "residual_pos": _masked_mean(residual, f_test > 0, xp),
+            "residual_neg": _masked_mean(residual, f_test < 0, xp),
+        }
+
+
+def _contract_last_two(x: Any, tensor: Any, xp: Any) -> Any:
+    """``sum_qr T_kqr x_q x_r`` for ``x`` of shape ``(..., d)``: shape ``(..., d)``."""
+    d = x.shape[-1]
+    pairs = xp.reshape(x[..., :, None] * x[..., None, :], (*x.shape[:-1], d * d))
+    return pairs @ xp.matrix_transpose(xp.reshape(tensor, (d, d * d)))
+
+
+def _sigmoid(z: Any, xp: Any) -> Any:
+    """Logistic function without overflow: ``exp`` only of ``-|z|``."""
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _masked_mean(values: Any, mask: Any, xp: Any) -> Any:
+    """Mean of ``values`` over the last axis where ``mask`` holds; NaN for an empty mask."""
+    weights = xp.astype(mask, values.dtype)
+    count = xp.sum(weights, axis=-1)
+    total = xp.sum(values * weights, axis=-1)
+    return xp.where(count > 0, total / xp.where(count > 0, count, 1.0), xp.nan)
+
+
+#: purpose tag of the test points drawn at each record (data 0, labels 1, noise 2, init 3)
+PURPOSE_TEST = 4
+
+
+@dataclass(frozen=True)
+class PSpinTask:
+    """A :class:`PSpin` model with its teacher tensor on a backend: the particle-side model.
+
+    It offers what the particle methods call on any model (``dim``, ``axis_names``,
+    ``sample_data(rng, counter, batch, xp)``, ``forward``, ``backward``, ``reduce``) and an
+    initial law with ``sample_streams(rng, n)``.
+    """
+
+    model: PSpin
+    tensor: Any
+
+    axis_names = ("a_norm", "b", "c")
+
+    @property
+    def dim(self) -> int:
+        return self.model.dim
+
+    def sample_data(self, rng: Any, counter: int, batch: int, xp: Any) -> tuple[Any, Any]:
+        return self.model.sample_data(rng, counter, batch, self.tensor, xp)
+
+    def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+        return self.model.forward(x, theta, xp)
+
+    def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
+        return self.model.backward(x, theta, cache, coef, xp)
+
+    def reduce(self, theta: Any, xp: Any) -> Any:
+        """``(|a|, b, c)`` per unit: shape ``(..., N, 3)``."""
+        d = self.model.d
+        a_norm = xp.sqrt(xp.sum(theta[..., :d] * theta[..., :d], axis=-1, keepdims=True))
+        return xp.concat([a_norm, theta[..., d:]], axis=-1)
+
+    def sample_streams(self, rng: Any, n: int) -> Any:
+        """Initial units, ``(R, n, D)`` (counter 0)."""
+        return self.model.init_theta(rng, 0, n, rng.xp)
+
+    def test_risk(self, rng: Any, counter: int, n_points: int, theta: Any, xp: Any
+                  ) -> dict[str, Any]:
+        """Test loss on ``n_points`` fresh points (purpose :data:`PURPOSE_TEST`), as records."""
+        g = rng.normal(counter, (n_points, self.model.d), purpose=PURPOSE_TEST)
+        x = self.model.inputs_from_normals(g, xp)
+        out = self.model.test_loss(theta, x, self.model.target(x, self.tensor, xp), xp)
+        return {"risk": out["loss"], "risk_se": out["loss_se"],
+                "residual_pos": out["residual_pos"], "residual_neg": out["residual_neg"]}

@@ -1,0 +1,174 @@
+"""Run the particle ensemble of a config beside the PDE (writes group ``/particles``)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from meanfield.backend import Backend, get_backend
+from meanfield.builders import build_law, build_model
+from meanfield.config import ConfigError
+from meanfield.model import PSpin, PSpinTask
+from meanfield.rng import CounterRNG
+from meanfield.schedules import time_change_from_spec
+
+from .methods import make_step
+from .records import ParticleFrame, make_recorder
+from .state import EnsembleState
+
+__all__ = [
+    "ParticleRun",
+    "build_particle_run",
+    "simulate",
+    "save_steps",
+    "run_particles_into",
+    "frame_fields",
+]
+
+@dataclass(frozen=True)
+class ParticleRun:
+    """Everything :func:`simulate` needs (built once from a config)."""
+
+    model: Any
+    backend: Backend
+    state: EnsembleState
+    step_fn: Callable[[EnsembleState], EnsembleState]
+    record_fn: Callable[[EnsembleState], ParticleFrame]
+    save_steps: tuple[int, ...]
+    save_times: tuple[float, ...]
+    eps: float
+    seed: int
+
+
+def save_steps(save_times: Sequence[float], eps: float, key: str = "dynamics.save_times"
+               ) -> tuple[int, ...]:
+    """Step indices of the output times; each must be a whole number of steps."""
+    steps = []
+    for t in save_times:
+        k = round(t / eps)
+        if abs(k * eps - t) > 1e-9 * max(1.0, abs(t)):
+            raise ConfigError(f"{key}: {t:g} is not a multiple of particles.step = {eps:g}")
+        steps.append(k)
+    return tuple(steps)
+
+
+def build_particle_run(config: Any, *, n: int | None = None, replicas: int | None = None,
+                       seed: int | None = None) -> ParticleRun:
+    """Build the ensemble of ``config`` (``n``, ``replicas``, ``seed`` override the config)."""
+    spec = config.particles
+    n = int(spec["n"] if n is None else n)
+    replicas = int(spec["replicas"] if replicas is None else replicas)
+    seed = int(spec["seed"] if seed is None else seed)
+    backend, model, law = _model_and_law(config)
+    rng = CounterRNG.from_seed(seed, replicas, backend.xp, backend.asarray)
+    theta0 = law.sample_streams(rng, n)
+    eps = float(spec["step"])
+    step_fn = _step_fn(config, model, rng, backend, eps)
+    risk_fn = None
+    if hasattr(model, "test_risk"):  # no exact risk: Monte Carlo on fresh points per record
+        points = int(spec.get("test_points", 10000))
+        counter = iter(range(1 << 40))
+        risk_fn = lambda theta: model.test_risk(rng, next(counter), points, theta,  # noqa: E731
+                                                backend.xp)
+    record_fn = make_recorder(model, backend, keep_theta=bool(spec.get("keep_theta", False)),
+                              risk_fn=risk_fn)
+    times = tuple(float(t) for t in config.dynamics["save_times"])
+    return ParticleRun(model, backend, EnsembleState(theta0), step_fn, record_fn,
+                       save_steps(times, eps), times, eps, seed)
+
+
+def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
+    """The backend, the particle-side model and its initial law (``sample_streams``)."""
+    try:
+        backend = get_backend(config.particles.get("backend", "auto"))
+        model = build_model(config.model)
+        if isinstance(model, PSpin):
+            task = PSpinTask(model, backend.asarray(model.teacher()))
+            return backend, task, task
+        law = build_law(config.model, config.init)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if not math.isfinite(float(getattr(model, "d", 0))):
+        raise ConfigError("model.d = inf has no particles: set a finite d for [particles]")
+    return backend, model, law
+
+
+def _step_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float) -> Callable:
+    """The step of ``particles.method``, switching to ``quench_batch`` at ``quench_time``."""
+    spec, dyn = config.particles, config.dynamics
+
+    def make(batch: int) -> Callable:
+        return make_step(spec.get("method", "online_sgd"), model, rng, backend, eps=eps,
+                         batch=batch, time_change=time_change_from_spec(dyn.get("xi", 1.0)),
+                         l2=float(dyn.get("l2", 0.0)), beta=float(dyn.get("beta", math.inf)))
+
+    try:
+        step = make(int(spec.get("batch", 1)))
+        quench_batch = int(spec.get("quench_batch", 0))
+        if quench_batch == 0:
+            return step
+        quench = make(quench_batch)
+    except ValueError as err:
+        raise ConfigError(f"particles.method: {err}") from err
+    quench_step = save_steps([float(spec["quench_time"])], eps, "particles.quench_time")[0]
+    return lambda state: (step if state.step < quench_step else quench)(state)
+
+
+def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | None = None,
+             progress: bool = False) -> list[ParticleFrame]:
+    """Step the ensemble through every output step; return (and hand out) the frames."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    frames = []
+    state = run.state
+    total = run.save_steps[-1]
+    bar = tqdm(total=total, unit="step", desc="particles", mininterval=0.5,
+               disable=not (progress and sys.stderr.isatty()))
+    for target, t_out in zip(run.save_steps, run.save_times, strict=True):
+        while state.step < target:
+            state = run.step_fn(state)
+            bar.update(1)
+        state = state.replace(t=t_out)  # the output time itself, not target * eps (round-off)
+        frame = run.record_fn(state)
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame)
+    bar.close()
+    return frames
+
+
+def frame_fields(frame: ParticleFrame) -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """The HDF5 fields of a frame (time is the first axis of every dataset)."""
+    fields: dict[str, tuple[Any, tuple[str, ...]]] = {
+        "reduced": (frame.reduced, ("replica", "unit", "reduced_axis")),
+        "risk": (frame.risk, ("replica",)),
+        "risk_se": (frame.risk_se, ("replica",)),
+        "step": (frame.step, ()),
+    }
+    if frame.theta is not None:
+        fields["theta"] = (frame.theta, ("replica", "unit", "param"))
+    for key, value in frame.extras.items():
+        fields[key] = (np.asarray(value), ("replica",))
+    return fields
+
+
+def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
+                       group: str = "particles") -> list[ParticleFrame]:
+    """Simulate ``run`` and append every frame to ``group`` of the open HDF5 file ``f``."""
+    from meanfield.io import FrameStore  # noqa: PLC0415
+
+    n_replicas, n_particles = run.state.n_replicas, run.state.n_particles
+    k = len(run.model.axis_names)
+    coords = {"replica": np.arange(n_replicas), "unit": np.arange(n_particles),
+              "reduced_axis": np.arange(k)}
+    grp = f.require_group(group)
+    grp.attrs.update({"reduced_names": ",".join(run.model.axis_names), "seed": run.seed,
+                      "step_size": run.eps, "backend": run.backend.name})
+    store = FrameStore(grp, coords)
+    return simulate(run, on_frame=lambda fr: store.append(fr.t, frame_fields(fr)),
+                    progress=progress)
