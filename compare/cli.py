@@ -87,9 +87,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.selftest:
         from meanfield.selftest import run_selftest
+        from particles.selftest import run_selftest as run_particle_selftest
 
         options = {} if args.backend is None else {"backend": args.backend}
-        return EXIT_OK if run_selftest(print, **options) else EXIT_FAILED
+        pde_ok = run_selftest(print, **options)
+        particles_ok = run_particle_selftest(print, **options)
+        print("particle selftest passed" if particles_ok else "particle selftest FAILED")
+        return EXIT_OK if pde_ok and particles_ok else EXIT_FAILED
     if args.file is None:
         _error("give a FILE, or --selftest")
         return EXIT_USAGE

@@ -180,3 +180,11 @@ def test_online_sgd_tracks_the_pde_when_the_step_is_small() -> None:
         offsets[eps] = (r.mean() - pde_mean[-1]) / se
     assert abs(offsets[2e-5]) < 4.0, offsets
     assert abs(offsets[1e-3]) > 8.0, offsets
+
+
+def test_particle_selftest_passes() -> None:
+    from particles.selftest import CASES, run_selftest
+
+    lines: list[str] = []
+    assert run_selftest(lines.append)
+    assert sum(line.startswith("ok") for line in lines) == len(CASES)
