@@ -135,6 +135,23 @@ class IsotropicGaussians(ReducedModel):
         blocks = [self.activation.hermite_coefficients(tau * r, order)[:, ::2] for tau in self.taus]
         return KernelFeatures(np.concatenate(blocks, axis=1), np.concatenate([0.5 * moments] * 2))
 
+    def kernel_feature_gradients(self, points: np.ndarray,
+                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+        """``d/dr`` of the columns of :meth:`kernel_features` (same truncation): ``(M, P, 1)``."""
+        r = _radii(points)
+        r_scale = _radii(points if scale_points is None else scale_points).max()
+        order = self.truncation_order(float(r_scale))
+        act = self.activation
+        blocks = []
+        for tau in self.taus:
+            coeffs = act.hermite_coefficients(tau * r, order + 2)
+            blocks.append(tau * act.hermite_derivatives(coeffs, tau * r)[:, ::2])
+        return np.concatenate(blocks, axis=1)[..., None]
+
+    def potential_gradient(self, points: np.ndarray) -> np.ndarray:
+        """``v'(r)``, shape ``(M, 1)``."""
+        return self.potential_slope_xp(_radii(points), NUMPY)[:, None]
+
     def norm_sq(self, points: np.ndarray) -> np.ndarray:
         return _radii(points) ** 2
 

@@ -89,6 +89,10 @@ class FeatureModel(ReducedModel):
     ndim : int
     sharp : float
         ``E[y^2]``.
+    potential_grad_fn, feature_grad_fns : callables, optional
+        ``grad V`` and ``grad phi_p``: points ``(n, ndim)`` -> ``(n, ndim)``; needed by the
+        particles (``gd``) and by the linearised (CLT) equation. NumPy callables: these
+        particles run on the NumPy backend only.
     """
 
     potential_fn: Callable[[np.ndarray], np.ndarray]
@@ -96,6 +100,8 @@ class FeatureModel(ReducedModel):
     weights: Sequence[float] = ()
     ndim: int = 1
     sharp: float = 0.0
+    potential_grad_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    feature_grad_fns: Sequence[Callable[[np.ndarray], np.ndarray]] = ()
 
     @property
     def axis_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -114,3 +120,43 @@ class FeatureModel(ReducedModel):
         cols = [np.asarray(f(points), dtype=np.float64) for f in self.feature_fns]
         features = np.stack(cols, axis=1) if cols else np.zeros((points.shape[0], 0))
         return KernelFeatures(features, np.asarray(self.weights, dtype=np.float64))
+
+    def kernel_feature_gradients(self, points: np.ndarray,
+                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+        """``grad phi_p`` at the points: ``(n, P, ndim)``."""
+        points = np.asarray(points)
+        cols = [np.asarray(g(points), dtype=np.float64).reshape(points.shape)
+                for g in self.feature_grad_fns]
+        return np.stack(cols, axis=1) if cols else np.zeros((points.shape[0], 0, self.ndim))
+
+    def potential_gradient(self, points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points)
+        return np.asarray(self.potential_grad_fn(points), dtype=np.float64).reshape(points.shape)
+
+    # ---- particles in the full (= grid) space ----------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self.ndim
+
+    def reduce(self, theta: Any, xp: Any) -> Any:
+        return theta
+
+    def population_gradient(self, theta: Any, order: int | None, backend: Any) -> Any:
+        """``grad V(theta_i) + sum_p w_p grad phi_p(theta_i) <phi_p, mu_N>``, ``(R, N, ndim)``."""
+        shape = theta.shape
+        flat = np.reshape(np.asarray(theta), (-1, self.ndim))
+        grad = self.potential_gradient(flat).reshape(shape)
+        features = self.kernel_features(flat).features.reshape((*shape[:-1], -1))
+        means = features.mean(axis=-2)  # (R, P)
+        grads = self.kernel_feature_gradients(flat).reshape((*shape[:-1], -1, self.ndim))
+        weighted = np.asarray(self.weights) * means  # (R, P)
+        return grad + np.einsum("rp,rnpk->rnk", weighted, grads)
+
+    def population_risk(self, theta: Any, order: int | None, backend: Any) -> Any:
+        """``R(mu_N) = R_# + 2 <V, mu_N> + sum_p w_p <phi_p, mu_N>^2``, ``(R,)``."""
+        shape = theta.shape
+        flat = np.reshape(np.asarray(theta), (-1, self.ndim))
+        potential = self.potential(flat).reshape(shape[:-1]).mean(axis=-1)
+        means = self.kernel_features(flat).features.reshape((*shape[:-1], -1)).mean(axis=-2)
+        return self.sharp + 2.0 * potential + (np.asarray(self.weights) * means**2).sum(axis=-1)

@@ -1,0 +1,70 @@
+"""The first variation phi_0 = delta <f, rho_T> / delta rho_0 against finite differences of the
+forward solver itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meanfield.backend import get_backend
+from meanfield.controller import integrate
+from meanfield.equation import MeanFieldPDE
+from meanfield.grid import Grid
+from meanfield.linearized import first_variation, forward_path
+from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
+from meanfield.trackers import MemoryTracker
+
+T_END = 1.0
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"])
+    grid = Grid(((0.0, 6.0),), (1200,), ("r",))
+    rho0 = initial_density(ScaledChiLaw(0.8, 40), grid)
+    pde = MeanFieldPDE(model, grid)
+    path = forward_path(pde, rho0, T_END)
+    return pde, rho0, path
+
+
+def _observable(pde: MeanFieldPDE, rho: np.ndarray, f: np.ndarray) -> float:
+    mem = MemoryTracker()
+    integrate(pde, rho, [0.0, T_END], get_backend("numpy"), trackers=[mem])
+    return float(np.sum(mem.frames[-1].density * f) * pde.grid.cell_volume)
+
+
+@pytest.mark.parametrize("perturbation", ["linear", "oscillating", "quadratic"])
+def test_first_variation_matches_forward_finite_differences(setup, perturbation: str) -> None:
+    pde, rho0, path = setup
+    r = pde.grid.centres()
+    h = pde.grid.cell_volume
+    f = r  # the mean of r
+    fv = first_variation(pde, rho0, f, T_END, path=path)
+    g = {"linear": r, "oscillating": np.sin(3 * r), "quadratic": (r - 0.8) ** 2}[perturbation]
+    delta = rho0 * (g - np.sum(rho0 * g) * h)  # a mass-free perturbation of rho_0
+    eps = 1e-3
+    fd = (_observable(pde, rho0 + eps * delta, f) - _observable(pde, rho0 - eps * delta, f)) / (
+        2 * eps)
+    linear = float(np.sum(fv.phi0 * delta) * h)
+    # measured 0.17 %, 0.27 %, 1.0 % at 1,200 cells (0.8 %, 1.3 %, 4 % at 600): both the
+    # backward scheme and the limited forward scheme converge at O(h^2)
+    assert abs(linear - fd) < 0.02 * abs(fd), (linear, fd)
+
+
+def test_dropping_the_interaction_is_wrong_by_a_large_factor(setup) -> None:
+    pde, rho0, path = setup
+    r = pde.grid.centres()
+    full = first_variation(pde, rho0, r, T_END, path=path).variance
+    transport_only = first_variation(pde, rho0, r, T_END, path=path,
+                                     include_interaction=False).variance
+    assert transport_only > 10 * full  # measured 1.33e-4 against 4.7e-3 (35x)
+
+
+def test_first_variation_at_time_zero_is_the_observable(setup) -> None:
+    pde, rho0, _ = setup
+    r = pde.grid.centres()
+    fv = first_variation(pde, rho0, r**2, 1e-12, n_store=3)
+    np.testing.assert_allclose(fv.phi0, r**2, rtol=1e-8, atol=1e-10)
+    h = pde.grid.cell_volume
+    var = np.sum(rho0 * r**4) * h - (np.sum(rho0 * r**2) * h) ** 2
+    np.testing.assert_allclose(fv.variance, var, rtol=1e-8)
