@@ -32,6 +32,11 @@ _RUN_EPILOG = """examples:
   meanfield run cfg.toml -o out.h5 --set pde.cells=1200 --set model.d=inf --set init.d=40
   meanfield run cfg.toml -o out.h5 --dry-run      # print the resolved config, run nothing
 """
+_STUDY_EPILOG = """examples:
+  meanfield study data/configs/mmn-isotropic-study.toml -o study.h5
+  meanfield study cfg.toml -o study.h5 --scheduler tcp://10.0.0.5:8786   # a dask cluster
+  meanfield plot study.h5 -o figures/
+"""
 _INFO_EPILOG = """examples:
   meanfield info out.h5                  # attributes, config, datasets, time range
   meanfield info --selftest --backend numpy
@@ -84,6 +89,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.set)
+    if args.dry_run:
+        print(config.to_toml(), end="")
+        return EXIT_OK
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
+        return EXIT_USAGE
+    from compare.study import run_study
+
+    try:
+        study = run_study(config, out, scheduler=args.scheduler, workers=args.workers,
+                          force=args.force, progress=not args.quiet)
+    except (FileExistsError, ImportError) as exc:
+        _error(exc)
+        return EXIT_USAGE
+    for failure in study.failures:
+        print(f"failed job: {failure}", file=sys.stderr)
+    return EXIT_OK if not study.failures else EXIT_FAILED
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.selftest:
         from meanfield.selftest import run_selftest
@@ -109,9 +136,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from meanfield.plotting import plot_file
+    from compare.figures import plot_any
 
-    for path in plot_file(args.file, args.output):
+    for path in plot_any(args.file, args.output):
         print(path)
     return EXIT_OK
 
@@ -131,6 +158,27 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="print the resolved config as TOML and exit without running")
     run.set_defaults(handler=_cmd_run)
+
+    study = subparsers.add_parser(
+        "study", help="LLN/CLT study: particle ensembles over N against the PDE",
+        description="Run the PDE once and particle ensembles for every N of [study], then "
+        "write errors, N Var, CLT predictions and fitted slopes to OUT.h5.",
+        epilog=_STUDY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    study.add_argument("config", metavar="CONFIG", help="TOML config with [pde], [particles] "
+                       "and [study]")
+    study.add_argument("-o", "--output", metavar="OUT.h5", required=True)
+    study.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                       help="override a config value (TOML syntax; repeatable)")
+    study.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="dask.distributed scheduler (tcp://host:port); 'local' runs the "
+                       "jobs in this process; default: a local process pool")
+    study.add_argument("--workers", type=int, default=None, help="process-pool size")
+    study.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    study.add_argument("--quiet", action="store_true", help="no progress bar")
+    study.add_argument("--dry-run", action="store_true",
+                       help="print the resolved config as TOML and exit")
+    study.set_defaults(handler=_cmd_study)
 
 
 def _add_info_and_plot(subparsers: argparse._SubParsersAction) -> None:

@@ -214,10 +214,10 @@ def test_info_selftest(monkeypatch, ok, status):
 
 
 def test_plot_prints_paths(monkeypatch, tmp_path, capsys):
-    module = types.ModuleType("meanfield.plotting")
-    module.plot_file = lambda file, out_dir: [Path(out_dir) / "density.png",
-                                              Path(out_dir) / "risk.png"]
-    monkeypatch.setitem(sys.modules, "meanfield.plotting", module)
+    module = types.ModuleType("compare.figures")
+    module.plot_any = lambda file, out_dir: [Path(out_dir) / "density.png",
+                                             Path(out_dir) / "risk.png"]
+    monkeypatch.setitem(sys.modules, "compare.figures", module)
     assert main(["plot", "run.h5", "-o", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == [str(tmp_path / "density.png"),
                                                     str(tmp_path / "risk.png")]

@@ -1,0 +1,142 @@
+"""Figures from stored run and study files only (``meanfield plot FILE -o DIR``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import stats
+
+from meanfield.io import load
+from meanfield.plotting import plot_file as plot_pde_file
+
+__all__ = ["plot_any", "plot_study", "plot_particles_vs_pde"]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def plot_any(path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every figure that fits the file: PDE, particles against the PDE, study."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load(path)
+    written = list(plot_pde_file(path, out_dir)) if "pde" in data.groups else []
+    if "particles" in data.groups and "pde" in data.groups:
+        written += plot_particles_vs_pde(data, out_dir, Path(path).stem)
+    if "study" in data.groups:
+        written += plot_study(data, out_dir, Path(path).stem)
+    return written
+
+
+def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:
+    """Risk against time (PDE line, particle mean and replica band) and density of the reduced
+    coordinate (PDE curves over particle histograms)."""
+    pde, part = data.groups["pde"], data.groups["particles"]
+    fig, (ax_r, ax_d) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    ax_r.semilogy(pde["time"], pde["risk"], "k-", lw=1.5, label="PDE")
+    risk = part["risk"]  # (T, R)
+    ax_r.fill_between(part["time"], risk.min(axis=1), risk.max(axis=1), alpha=0.3,
+                      label="particles, replica range")
+    ax_r.semilogy(part["time"], risk.mean(axis=1), "o", ms=4, label="particles, mean")
+    ax_r.set_xlabel("$t$")
+    ax_r.set_ylabel("risk")
+    ax_r.legend(frameon=False)
+    coord = data.dims["pde"]["density"][1]
+    picks = np.unique(np.linspace(0, len(part["time"]) - 1, 4).round().astype(int))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 1, len(picks)))
+    for c, i in zip(colours, picks, strict=True):
+        t = part["time"][i]
+        j = int(np.argmin(np.abs(pde["time"] - t)))
+        ax_d.hist(part["reduced"][i, ..., 0].ravel(), bins=80, density=True, color=c,
+                  alpha=0.35)
+        ax_d.plot(pde[coord], pde["density"][j], color=c, lw=1.5, label=f"t = {t:g}")
+    ax_d.set_xlabel(f"${coord}$")
+    ax_d.set_ylabel("density (PDE lines, particle histograms)")
+    ax_d.set_xlim(0, np.quantile(part["reduced"][..., 0], 0.999) * 1.1)
+    ax_d.legend(frameon=False)
+    return [_save(fig, out_dir / f"{stem}-particles.png")]
+
+
+def plot_study(data: Any, out_dir: Path, stem: str) -> list[Path]:
+    """Log-log errors with fitted slopes, N Var with its prediction, and a QQ plot."""
+    study = data.groups["study"]
+    n, times = study["n"], study["time"]
+    found = {k.split("/")[1] for k in data.groups if k.startswith("study/") and
+             k.count("/") == 1 and k != "study/raw"}
+    order = ("risk", "mean_r", "second_moment_r", "w1", "ks")
+    names = [k for k in order if k in found] + sorted(found - set(order))
+    fig, axes = plt.subplots(2, len(names), figsize=(4 * len(names), 7.5), squeeze=False,
+                             constrained_layout=True)
+    for col, name in enumerate(names):
+        table = data.groups[f"study/{name}"]
+        _plot_errors(axes[0, col], n, times, table, name)
+        _plot_nvar(axes[1, col], n, times, table, name)
+    written = [_save(fig, out_dir / f"{stem}-study.png")]
+    moments = [k for k in names if "pde" in data.groups[f"study/{k}"]]
+    if moments:
+        fig, axes = plt.subplots(1, len(moments), figsize=(4 * len(moments), 3.8),
+                                 squeeze=False, constrained_layout=True)
+        for ax, name in zip(axes[0], moments, strict=True):
+            _plot_qq(ax, data.groups[f"study/{name}"], n, times, name)
+        written.append(_save(fig, out_dir / f"{stem}-qq.png"))
+    return written
+
+
+def _plot_errors(ax: Any, n: np.ndarray, times: np.ndarray, table: dict, name: str) -> None:
+    values = table["values"]  # (K, R, T)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(times)))
+    for t, c in enumerate(colours):
+        y = np.nanmean(values[..., t] if "pde" not in table else
+                       np.abs(values[..., t] - table["pde"][t]), axis=1)
+        slope, (lo, hi) = table["slope"][t], table["slope_ci"][t]
+        ax.loglog(n, y, "o-", color=c, ms=4,
+                  label=f"t = {times[t]:g}: slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
+    for power, style in ((-0.5, "--"), (-1.0, ":")):
+        ref = np.nanmean(values[..., -1] if "pde" not in table else
+                         np.abs(values[..., -1] - table["pde"][-1]), axis=1)[0]
+        ax.loglog(n, ref * (n / n[0]) ** power, "k" + style, lw=1, label=f"$N^{{{power}}}$")
+    _n_axis(ax, n)
+    ax.set_ylabel(name if "pde" not in table else f"E |error of {name}|")
+    ax.legend(fontsize="x-small", frameon=False)
+
+
+def _plot_nvar(ax: Any, n: np.ndarray, times: np.ndarray, table: dict, name: str) -> None:
+    if "n_var" not in table:
+        ax.set_axis_off()
+        return
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(times)))
+    for t, c in enumerate(colours):
+        ax.loglog(n, table["n_var"][:, t], "o-", color=c, ms=4, label=f"t = {times[t]:g}")
+        if "n_var_predicted" in table:
+            ax.axhline(table["n_var_predicted"][t], color=c, ls="--", lw=1)
+    _n_axis(ax, n)
+    ax.set_ylabel(f"N Var({name}) (dashed: CLT prediction)")
+    ax.legend(fontsize="x-small", frameon=False)
+
+
+def _n_axis(ax: Any, n: np.ndarray) -> None:
+    """Ticks at the swept N only (log axes otherwise crowd their minor labels)."""
+    ax.minorticks_off()
+    ax.set_xticks(n)
+    ax.set_xticklabels([str(int(v)) for v in n])
+    ax.set_xlabel("$N$")
+
+
+def _plot_qq(ax: Any, table: dict, n: np.ndarray, times: np.ndarray, name: str) -> None:
+    """Standardised fluctuations at the largest N and last time against N(0, 1)."""
+    values = table["values"][-1, :, -1]
+    values = values[np.isfinite(values)]
+    z = np.sort((values - values.mean()) / values.std(ddof=1))
+    q = stats.norm.ppf((np.arange(1, z.size + 1) - 0.5) / z.size)
+    p = stats.shapiro(z).pvalue if z.size >= 3 else np.nan
+    ax.plot(q, z, "o", ms=3)
+    ax.plot(q, q, "k--", lw=1)
+    ax.set_title(f"{name}, N = {n[-1]}, t = {times[-1]:g}: Shapiro p = {p:.2f}", fontsize="small")
+    ax.set_xlabel("normal quantiles")
+    ax.set_ylabel("standardised values")

@@ -1,0 +1,296 @@
+"""``meanfield study``: LLN and CLT measurements of particle ensembles against the PDE.
+
+One study runs the PDE once, then particle ensembles for every ``N`` of ``[study] n`` with
+``[study] replicas`` replicas each, as independent jobs on an executor (a local process pool, or
+a dask cluster). Each finished job is written to ``/study/raw`` at once, so nothing computed is
+lost if a later job or the study fails. Then, per observable and output time, it records the
+values of every replica, the bias ``E<f, mu_N> - <f, rho_t>``, ``N Var<f, mu_N>`` and its CLT
+prediction, and the log-log slope against ``N`` with a bootstrap interval (SPEC section 5).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meanfield.backend import to_numpy
+from meanfield.builders import build_pde_setup
+from meanfield.config import ConfigError, parse_config
+from meanfield.controller import integrate
+from meanfield.io import FrameStore, create_file, write_root_attrs
+from meanfield.linearized import first_variation, forward_path
+from meanfield.trackers import MemoryTracker
+from particles.run import build_particle_run, simulate
+
+from . import metrics, observables
+from .executors import JobResult, make_executor, run_jobs
+from .fits import loglog_slope
+
+__all__ = ["run_study", "simulate_chunk", "StudyResult"]
+
+#: replicas per job: jobs stay short and failures cost little
+CHUNK_REPLICAS = 16
+MOMENTS = ("mean_r", "second_moment_r")
+DISTANCES = {"w1": metrics.w1_to_grid, "ks": metrics.ks_to_grid}
+
+
+def simulate_chunk(config_toml: str, n: int, replicas: int, seed: int) -> dict[str, np.ndarray]:
+    """One job: ``replicas`` replicas of ``n`` particles.
+
+    Returns reduced ``r`` of shape ``(T, R, n)`` and the risk of shape ``(T, R)``. For the
+    p-spin model the batch follows Rotskoff and Vanden-Eijnden's protocol at every ``n``:
+    ``P = n/5``, and ``(n/5)^2`` after ``quench_time`` when the config quenches.
+    """
+    config = parse_config(tomllib.loads(config_toml), _protocol_overrides(config_toml, n))
+    frames = simulate(build_particle_run(config, n=n, replicas=replicas, seed=seed))
+    return {"reduced": np.stack([f.reduced[..., 0] for f in frames]),
+            "risk": np.stack([f.risk for f in frames])}
+
+
+def _protocol_overrides(config_toml: str, n: int) -> list[str]:
+    data = tomllib.loads(config_toml)
+    if data["model"]["name"] != "pspin":
+        return []
+    batch = max(1, n // 5)
+    out = [f"particles.batch={batch}"]
+    if data["particles"].get("quench_batch", 0) > 0:
+        out.append(f"particles.quench_batch={batch * batch}")
+    return out
+
+
+@dataclass
+class StudyResult:
+    """The assembled study (host arrays), also written to ``/study``."""
+
+    n: np.ndarray
+    times: np.ndarray
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def _job_params(config: Any) -> list[dict[str, Any]]:
+    study, seed0 = config.study, int(config.particles["seed"])
+    params = []
+    for i, n in enumerate(study["n"]):
+        left, j = int(study["replicas"]), 0
+        while left > 0:
+            k = min(CHUNK_REPLICAS, left)
+            params.append({"n": int(n), "replicas": k, "seed": seed0 + 100_000 * i + j})
+            left, j = left - k, j + 1
+    return params
+
+
+def _pde_frames(config: Any) -> tuple[Any, MemoryTracker]:
+    setup = build_pde_setup(config)
+    mem = MemoryTracker()
+    integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
+              time_change=setup.time_change, cfl=setup.cfl, trackers=[mem])
+    return setup, mem
+
+
+def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
+              workers: int | None = None, force: bool = False, progress: bool = True
+              ) -> StudyResult:
+    """Run the study of ``config`` (needs ``[pde]``, ``[particles]`` and ``[study]``)."""
+    needed = ("particles", "study") if config.model["name"] == "pspin" else (
+        "pde", "particles", "study")
+    missing = [s for s in needed if getattr(config, s) is None]
+    if missing:
+        raise ConfigError(f"a study needs the sections {', '.join(f'[{s}]' for s in missing)}")
+    probe = build_particle_run(config, n=2, replicas=1)  # check the particles before any work
+    setup, mem = _pde_frames(config) if config.pde is not None else (None, None)
+    toml_text = config.to_toml()
+    backend = probe.backend if setup is None else setup.backend
+    with create_file(output, force=force) as f:
+        write_root_attrs(f, config_toml=toml_text, seed=int(config.particles["seed"]),
+                         backend=backend.name, device=backend.device)
+        if setup is not None:
+            _write_pde(f, setup, mem)
+        raw = f.require_group("study/raw")
+        failures: list[str] = []
+
+        def keep(result: JobResult) -> None:
+            if result.error is not None:
+                failures.append(result.error)
+                raw.attrs["failures"] = "\n".join(failures)
+            else:
+                p = result.params
+                grp = raw.require_group(f"n{p['n']}_seed{p['seed']}")
+                for key, value in result.value.items():
+                    grp.create_dataset(key, data=value)
+            f.flush()
+
+        jobs = [{"config_toml": toml_text, **p} for p in _job_params(config)]
+        with make_executor(scheduler, workers) as executor:
+            results = run_jobs(executor, simulate_chunk, jobs, on_result=keep, progress=progress)
+        study = (_assemble(config, setup, mem, results) if setup is not None
+                 else _assemble_scaling(config, results))
+        study.failures = failures
+        _write_study(f, study)
+    return study
+
+
+def _write_pde(f: Any, setup: Any, mem: MemoryTracker) -> None:
+    grid = setup.pde.grid
+    store = FrameStore(f.require_group("pde"), {"r": grid.centres(0)})
+    for frame in mem.frames:
+        store.append(frame.t, {"density": (frame.density, ("r",)), "risk": (frame.risk, ()),
+                               "mass": (frame.mass, ())})
+
+
+def _stack_by_n(config: Any, results: list[JobResult], key: str) -> dict[int, np.ndarray]:
+    """Per ``n``: the job outputs concatenated along the replica axis (axis 1)."""
+    out: dict[int, list[np.ndarray]] = {int(n): [] for n in config.study["n"]}
+    for res in results:
+        if res.error is None:
+            out[int(res.params["n"])].append(res.value[key])
+    return {n: np.concatenate(v, axis=1) for n, v in out.items() if v}
+
+
+def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResult]
+              ) -> StudyResult:
+    reduced = _stack_by_n(config, results, "reduced")
+    risks = _stack_by_n(config, results, "risk")
+    ns = np.array(sorted(reduced))
+    if ns.size == 0:
+        raise RuntimeError("every study job failed; see /study/raw attrs 'failures'")
+    times = np.array([fr.t for fr in mem.frames])
+    edges = setup.pde.grid.edges(0)
+    dens = [fr.density for fr in mem.frames]
+    study = StudyResult(ns, times)
+    predictions = _clt_predictions(config, setup, mem)
+    for name in config.study["observables"]:
+        if name == "risk":
+            values = {n: risks[n].T for n in ns}  # (R, T)
+            pde = np.array([fr.risk for fr in mem.frames])
+        elif name in MOMENTS:
+            values = {n: np.stack([observables.empirical(name, reduced[n][t])
+                                   for t in range(len(times))], axis=1) for n in ns}
+            pde = np.array([observables.on_grid(name, edges, d) for d in dens])
+        else:
+            fn = DISTANCES[name]
+            values = {n: np.stack([fn(reduced[n][t], edges, dens[t]) for t in range(len(times))],
+                                  axis=1) for n in ns}
+            pde = None
+        study.tables[name] = _table(ns, values, pde, predictions.get(name))
+    return study
+
+
+def _assemble_scaling(config: Any, results: list[JobResult]) -> StudyResult:
+    """Error scaling (no PDE): the test loss of every replica against ``n``, per time."""
+    risks = _stack_by_n(config, results, "risk")
+    ns = np.array(sorted(risks))
+    if ns.size == 0:
+        raise RuntimeError("every study job failed; see /study/raw attrs 'failures'")
+    study = StudyResult(ns, np.array(config.dynamics["save_times"], dtype=np.float64))
+    study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, None, None)
+    return study
+
+
+def _table(ns: np.ndarray, values: Mapping[int, np.ndarray], pde: np.ndarray | None,
+           predicted: np.ndarray | None) -> dict[str, Any]:
+    """Statistics of one observable: values (n x replica x time), bias, N Var, slopes."""
+    n_rep = max(v.shape[0] for v in values.values())
+    n_times = next(iter(values.values())).shape[1]
+    padded = np.full((len(ns), n_rep, n_times), np.nan)
+    for i, n in enumerate(ns):
+        padded[i, : values[n].shape[0]] = values[n]
+    table: dict[str, Any] = {"values": padded}
+    rng = np.random.default_rng(0)
+    if pde is None:  # a distance: fit its mean against N
+        errors = [[values[n][:, t] for n in ns] for t in range(n_times)]
+    else:
+        table["pde"] = pde
+        table["bias"] = np.nanmean(padded, axis=1) - pde
+        table["n_var"] = ns[:, None] * np.nanvar(padded, axis=1, ddof=1)
+        if predicted is not None:
+            table["n_var_predicted"] = predicted
+        errors = [[np.abs(values[n][:, t] - pde[t]) for n in ns] for t in range(n_times)]
+        spread = [[(values[n][:, t] - values[n][:, t].mean()) ** 2 for n in ns]
+                  for t in range(n_times)]
+        var_fits = [_safe_fit(ns, s, rng) for s in spread]
+        table["spread_slope"] = np.array([0.5 * v[0] for v in var_fits])
+        table["spread_slope_ci"] = np.array([[0.5 * v[1], 0.5 * v[2]] for v in var_fits])
+    fits = [_safe_fit(ns, e, rng) for e in errors]
+    table["slope"] = np.array([v[0] for v in fits])
+    table["slope_ci"] = np.array([[v[1], v[2]] for v in fits])
+    return table
+
+
+def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
+              ) -> tuple[float, float, float]:
+    if len(ns) < 2 or any(np.mean(g) <= 0 for g in groups):
+        return (math.nan, math.nan, math.nan)
+    fit = loglog_slope(ns, groups, n_boot=1000, rng=rng)
+    return (fit.slope, fit.lo, fit.hi)
+
+
+def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, np.ndarray]:
+    """``Var_{rho_0}(phi_0)`` per output time, for the moments and (through ``2 Psi_t``) the risk.
+
+    The prediction is the pure CLT limit of population GD (and of SGD as ``eps N / B -> 0``);
+    noisy runs get none.
+    """
+    pde = setup.pde
+    if pde.noisy or pde.grid.ndim != 1:
+        return {}
+    r = pde.grid.centres(0)
+    edges = pde.grid.edges(0)
+    times = [fr.t for fr in mem.frames]
+    path = forward_path(pde, setup.rho0, max(times[-1], 1e-12),
+                        time_change=setup.time_change) if times[-1] > 0 else None
+    rhs = pde.make_rhs(setup.backend)
+    out: dict[str, np.ndarray] = {}
+    fns = {"mean_r": r, "second_moment_r": r**2}
+    for name in config.study["observables"]:
+        preds = []
+        for t, frame in zip(times, mem.frames, strict=True):
+            if name in fns:
+                f = fns[name]
+            elif name == "risk":
+                f = 2.0 * to_numpy(rhs(setup.backend.asarray(frame.density)).psi)
+            else:
+                break
+            if t == 0.0:
+                preds.append(_variance(f, setup.rho0, pde.grid.cell_volume))
+            else:
+                sub = _truncate(path, float(setup.time_change.tau(t)))
+                preds.append(first_variation(pde, setup.rho0, f, t, path=sub).variance)
+        if len(preds) == len(times):
+            out[name] = np.array(preds)
+    del edges
+    return out
+
+
+def _variance(f: np.ndarray, rho: np.ndarray, volume: float) -> float:
+    m = rho * volume
+    mean = float(np.sum(m * f))
+    return float(np.sum(m * f * f) - mean * mean)
+
+
+def _truncate(path: Any, tau: float) -> Any:
+    """The stored forward path up to ``tau`` (with an interpolated last frame)."""
+    from meanfield.linearized import ForwardPath
+
+    keep = path.taus < tau
+    taus = np.concatenate([path.taus[keep], [tau]])
+    dens = np.concatenate([path.densities[keep], path.at(tau)[None]], axis=0)
+    return ForwardPath(taus, dens)
+
+
+def _write_study(f: Any, study: StudyResult) -> None:
+    grp = f.require_group("study")
+    grp.create_dataset("n", data=study.n)
+    grp.create_dataset("time", data=study.times)
+    for name, table in study.tables.items():
+        sub = grp.require_group(name)
+        for key, value in table.items():
+            sub.create_dataset(key, data=np.asarray(value))
+    grp.attrs["failed_jobs"] = len(study.failures)
+    f.flush()

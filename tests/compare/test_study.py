@@ -1,0 +1,81 @@
+"""``meanfield study`` end to end on a small population-GD study."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compare.study import run_study
+from meanfield.config import load_config
+from meanfield.io import load
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "data" / "configs" / "mmn-isotropic-study.toml"
+SMALL = ['particles.method="gd"', "particles.step=0.01", "dynamics.t_end=0.2",
+         "dynamics.save_times=[0.0, 0.1, 0.2]", "study.n=[10, 20, 40]", "study.replicas=20",
+         "pde.cells=600"]
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory):
+    path = tmp_path_factory.mktemp("study") / "study.h5"
+    result = run_study(load_config(CONFIG, SMALL), path, scheduler="local", progress=False)
+    return path, result
+
+
+def test_study_file_holds_every_table(small_study) -> None:
+    path, result = small_study
+    data = load(path)
+    np.testing.assert_array_equal(data.groups["study"]["n"], [10, 20, 40])
+    for name in ("risk", "mean_r", "second_moment_r", "w1", "ks"):
+        table = data.groups[f"study/{name}"]
+        assert table["values"].shape == (3, 20, 3)
+        assert table["slope"].shape == (3,)
+        assert table["slope_ci"].shape == (3, 2)
+    assert "n_var_predicted" in data.groups["study/mean_r"]
+    assert result.failures == []
+    # every job's raw output is on disk (written as it finished)
+    raw = [k for k in data.groups if k.startswith("study/raw/")]
+    assert len(raw) == 3 * 2  # 20 replicas = chunks of 16 + 4, for each N
+
+
+def test_initial_fluctuations_match_var_rho0(small_study) -> None:
+    """t = 0: N Var <r, mu_N> estimates Var_rho0(r) (i.i.d. start), here with 20 replicas."""
+    path, _ = small_study
+    table = load(path).groups["study/mean_r"]
+    predicted = table["n_var_predicted"][0]
+    measured = table["n_var"][:, 0]
+    # a variance from 20 replicas has a relative standard error sqrt(2/19) = 0.32
+    assert np.all(np.abs(measured / predicted - 1) < 3 * np.sqrt(2 / 19))
+
+
+def test_risk_bias_falls_like_one_over_n(small_study) -> None:
+    path, _ = small_study
+    table = load(path).groups["study/risk"]
+    # the t = 0 risk gap is the exact O(1/N) bias; its per-replica mean error fits slope -1
+    lo, hi = table["slope_ci"][0]
+    assert lo - 0.1 < -1.0 < hi + 0.1, table["slope_ci"][0]
+
+
+def test_study_command_line_with_a_process_pool(tmp_path: Path) -> None:
+    out = tmp_path / "cli.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [a for s in SMALL for a in ("--set", s)]
+    args += ["--set", "study.n=[10, 20]", "--set", "study.replicas=4",
+             "--set", "study.observables=[\"mean_r\", \"w1\"]"]
+    proc = subprocess.run([sys.executable, "-m", "compare.cli", "study", str(CONFIG), "-o",
+                           str(out), "--quiet", "--workers", "2", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = load(out)
+    assert data.groups["study/w1"]["values"].shape == (2, 4, 3)
+    plots = subprocess.run([sys.executable, "-m", "compare.cli", "plot", str(out), "-o",
+                            str(tmp_path / "fig")], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert plots.returncode == 0, plots.stderr
+    assert len(list((tmp_path / "fig").glob("*.png"))) == 3
