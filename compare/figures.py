@@ -115,8 +115,10 @@ def _plot_nvar(ax: Any, n: np.ndarray, times: np.ndarray, table: dict, name: str
         ax.loglog(n, table["n_var"][:, t], "o-", color=c, ms=4, label=f"t = {times[t]:g}")
         if "n_var_predicted" in table:
             ax.axhline(table["n_var_predicted"][t], color=c, ls="--", lw=1)
+        if "n_var_predicted_sgd" in table and times[t] > 0:
+            ax.loglog(n, table["n_var_predicted_sgd"][:, t], color=c, ls=":", lw=1.2)
     _n_axis(ax, n)
-    ax.set_ylabel(f"N Var({name}) (dashed: CLT prediction)")
+    ax.set_ylabel(f"N Var({name})\n(dashed: CLT; dotted: CLT + SGD step term)")
     ax.legend(fontsize="x-small", frameon=False)
 
 

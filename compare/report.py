@@ -34,7 +34,11 @@ def study_report(path: str | Path) -> str:
             if "n_var" in table:
                 row += ", ".join(f"{v:.4g}" for v in table["n_var"][:, i]) + " | "
                 pred = table.get("n_var_predicted")
-                row += (f"{pred[i]:.4g} |" if pred is not None else "- |")
+                row += (f"{pred[i]:.4g}" if pred is not None else "-")
+                if "n_var_predicted_sgd" in table and t > 0:
+                    row += "; with the SGD term: " + ", ".join(
+                        f"{v:.4g}" for v in table["n_var_predicted_sgd"][:, i])
+                row += " |"
             else:
                 row += ", ".join(f"{v:.4g}" for v in np.nanmean(table["values"][..., i], axis=1))
                 row += " |"

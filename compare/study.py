@@ -24,7 +24,7 @@ from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError, parse_config
 from meanfield.controller import integrate
 from meanfield.io import FrameStore, create_file, write_root_attrs
-from meanfield.linearized import first_variation, forward_path
+from meanfield.linearized import first_variation, forward_path, sgd_step_variance
 from meanfield.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
@@ -36,6 +36,8 @@ __all__ = ["run_study", "simulate_chunk", "StudyResult"]
 
 #: replicas per job: jobs stay short and failures cost little
 CHUNK_REPLICAS = 16
+#: Monte Carlo inputs and units for the SGD step-size term (relative error ~ 2 / sqrt(n))
+SGD_MC_SAMPLES = 4000
 MOMENTS = ("mean_r", "second_moment_r")
 DISTANCES = {"w1": metrics.w1_to_grid, "ks": metrics.ks_to_grid}
 
@@ -179,6 +181,10 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
                                   axis=1) for n in ns}
             pde = None
         study.tables[name] = _table(ns, values, pde, predictions.get(name))
+        if f"{name}/sgd" in predictions:  # N Var = Var_rho0(phi_0) + N x (step-size term)
+            table = study.tables[name]
+            table["n_var_predicted_sgd"] = (table["n_var_predicted"][None, :]
+                                            + ns[:, None] * predictions[f"{name}/sgd"][None, :])
     return study
 
 
@@ -231,40 +237,48 @@ def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
     return (fit.slope, fit.lo, fit.hi)
 
 
-def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, np.ndarray]:
-    """``Var_{rho_0}(phi_0)`` per output time, for the moments and (through ``2 Psi_t``) the risk.
+def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, Any]:
+    """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
+    through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
+    (key ``NAME/sgd``), so that ``N Var = pred + N sgd``.
 
-    The prediction is the pure CLT limit of population GD (and of SGD as ``eps N / B -> 0``);
-    noisy runs get none.
+    The first is the pure CLT limit of population GD (and of SGD as ``eps -> 0``); noisy runs
+    get no prediction.
     """
     pde = setup.pde
     if pde.noisy or pde.grid.ndim != 1:
         return {}
     r = pde.grid.centres(0)
-    edges = pde.grid.edges(0)
     times = [fr.t for fr in mem.frames]
-    path = forward_path(pde, setup.rho0, max(times[-1], 1e-12),
-                        time_change=setup.time_change) if times[-1] > 0 else None
+    path = forward_path(pde, setup.rho0, times[-1], time_change=setup.time_change) \
+        if times[-1] > 0 else None
+    spec = config.particles
+    with_sgd = spec["method"] == "online_sgd" and hasattr(pde.model, "sgd_noise_rate")
     rhs = pde.make_rhs(setup.backend)
-    out: dict[str, np.ndarray] = {}
     fns = {"mean_r": r, "second_moment_r": r**2}
+    out: dict[str, Any] = {}
     for name in config.study["observables"]:
-        preds = []
+        if name not in fns and name != "risk":
+            continue
+        preds, sgd = [], []
         for t, frame in zip(times, mem.frames, strict=True):
-            if name in fns:
-                f = fns[name]
-            elif name == "risk":
-                f = 2.0 * to_numpy(rhs(setup.backend.asarray(frame.density)).psi)
-            else:
-                break
+            f = fns[name] if name in fns else 2.0 * to_numpy(
+                rhs(setup.backend.asarray(frame.density)).psi)
             if t == 0.0:
                 preds.append(_variance(f, setup.rho0, pde.grid.cell_volume))
-            else:
-                sub = _truncate(path, float(setup.time_change.tau(t)))
-                preds.append(first_variation(pde, setup.rho0, f, t, path=sub).variance)
-        if len(preds) == len(times):
-            out[name] = np.array(preds)
-    del edges
+                sgd.append(0.0)
+                continue
+            sub = _truncate(path, float(setup.time_change.tau(t)))
+            variation = first_variation(pde, setup.rho0, f, t, path=sub)
+            preds.append(variation.variance)
+            if with_sgd:
+                sgd.append(sgd_step_variance(pde, variation, sub, eps=float(spec["step"]),
+                                             batch=int(spec["batch"]),
+                                             time_change=setup.time_change,
+                                             n_samples=SGD_MC_SAMPLES))
+        out[name] = np.array(preds)
+        if with_sgd:
+            out[f"{name}/sgd"] = np.array(sgd)
     return out
 
 

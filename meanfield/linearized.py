@@ -36,7 +36,8 @@ from .equation import MeanFieldPDE
 from .schedules import TimeChange
 from .trackers import MemoryTracker
 
-__all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation"]
+__all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation",
+           "sgd_step_variance"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,14 @@ class FirstVariation:
     phi0 : array of shape ``(M,)``
     variance : float
         ``Var_{rho_0}(phi_0)``: the predicted limit of ``N Var <f, mu_N(T)>``.
+    path : ForwardPath
+        ``phi_tau = delta <f, rho_T> / delta rho_tau`` at the ``tau`` of the forward path
+        (its ``densities`` field holds ``phi``), for the SGD step-size term.
     """
 
     phi0: np.ndarray
     variance: float
+    path: ForwardPath | None = None
 
 
 def forward_path(pde: MeanFieldPDE, rho0: np.ndarray, t_end: float, *,
@@ -155,11 +160,48 @@ def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
     n_steps = max(1, math.ceil(tau_end * max_speed / (cfl * h)))
     ds = tau_end / n_steps
     phi = np.asarray(observable, dtype=np.float64).copy()
+    kept = {len(path.taus) - 1: phi.copy()}
+    marks = tau_end - path.taus  # reversed time of each stored frame
     for k in range(n_steps):
         s = k * ds
         first = rate(phi, s)
         stage = phi + ds * first
         phi = phi + 0.5 * ds * (first + rate(stage, s + ds))
+        for j in np.nonzero((marks > s) & (marks <= s + ds * (1 + 1e-9)))[0]:
+            kept[int(j)] = phi.copy()  # frames between steps take the nearer step's value
     m0 = rho0 * pde.grid.cell_volume
     mean = float(np.sum(m0 * phi))
-    return FirstVariation(phi, float(np.sum(m0 * phi**2) - mean**2))
+    phis = np.stack([kept.get(j, phi) for j in range(len(path.taus))])
+    return FirstVariation(phi, float(np.sum(m0 * phi**2) - mean**2),
+                          ForwardPath(path.taus, phis))
+
+
+def sgd_step_variance(pde: MeanFieldPDE, variation: FirstVariation, forward: ForwardPath, *,
+                      eps: float, batch: int, time_change: TimeChange | None = None,
+                      n_times: int = 21, n_samples: int = 4000, seed: int = 0) -> float:
+    r"""The online-SGD term added to ``Var <f, mu_N(T)>`` by a fixed step (SPEC section 5):
+
+    .. math::
+
+        \frac{4 \epsilon}{B} \int_0^T \xi(s)^2\, \mathrm{Var}_x\big[(y - \hat y_s(x))
+            \langle \nabla\sigma_*(x; \cdot) \cdot \nabla\phi_s, \rho_s \rangle\big]\, ds .
+
+    Every SGD step moves all units with the same sample ``x``: the kick to ``<phi_s, mu_N>``
+    has variance ``4 s_k^2 Var_x[...] / B`` whatever ``N``, summed over ``T / eps`` steps. It does
+    not shrink with ``N``: ``N Var = Var_{rho_0}(phi_0) + N`` times this. The integral runs in
+    ``tau`` (``xi^2 dt = xi d tau``) with the trapezoid rule on ``n_times`` points; the inner
+    variance is Monte Carlo (``n_samples`` inputs and units; relative error ~ 2 / sqrt(n)).
+    """
+    time_change = time_change or TimeChange()
+    phis = variation.path
+    taus = np.linspace(0.0, float(forward.taus[-1]), n_times)
+    rng = np.random.default_rng(seed)
+    edges = pde.grid.edges(0)
+    rates = []
+    for tau in taus:
+        # xi^2 dt = xi d tau; at tau = 0 a singular xi (power < 0, no offset) is integrable and
+        # the trapezoid rule's end weight is then taken at a tiny positive time instead
+        xi = float(time_change.xi(max(float(time_change.t_of_tau(tau)), 1e-12)))
+        rate = pde.model.sgd_noise_rate(edges, forward.at(tau), phis.at(tau), rng, n_samples)
+        rates.append(xi * rate)
+    return 4.0 * eps / batch * float(np.trapezoid(rates, taus))

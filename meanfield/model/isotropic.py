@@ -221,6 +221,32 @@ class IsotropicGaussians(ReducedModel):
         """Reduced coordinate ``r = |theta|``: shape ``(..., n_units, 1)``."""
         return xp.sqrt(xp.sum(theta * theta, axis=-1, keepdims=True))
 
+    def sgd_noise_rate(self, edges: np.ndarray, density: np.ndarray, phi: np.ndarray,
+                       rng: np.random.Generator, n_samples: int = 4000) -> float:
+        """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo.
+
+        ``rho`` is the radial law of ``|w|`` given by cell averages on ``edges`` with uniform
+        directions, ``phi`` a radial function (cell values): ``grad sigma_* . grad phi =
+        s'(<w, x>) <x, w/|w|> phi'(|w|)``. ``n_samples`` units and inputs (NumPy, host).
+        """
+        h = np.diff(edges)
+        cdf = np.concatenate([[0.0], np.cumsum(density * h)])
+        u = rng.random(n_samples) * cdf[-1]
+        cell = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, len(h) - 1)
+        r = edges[cell] + (u - cdf[cell]) / np.maximum(density[cell], 1e-300)
+        slope = np.interp(r, 0.5 * (edges[1:] + edges[:-1]), np.gradient(phi, h[0]))
+        d = int(self.d)
+        units = rng.standard_normal((n_samples, d))
+        units /= np.linalg.norm(units, axis=1, keepdims=True)
+        y = np.where(rng.random(n_samples) < 0.5, 1.0, -1.0)
+        scale = np.where(y > 0, self.taus[0], self.taus[1])[:, None]
+        x = rng.standard_normal((n_samples, d)) * scale
+        along = x @ units.T  # <x, w/|w|>, (n_x, n_units)
+        z = along * r
+        residual = y - self.activation(z).mean(axis=1)
+        pushed = (self.activation.derivative(z) * along * slope).mean(axis=1)
+        return float(np.var(residual * pushed, ddof=1))
+
     def max_pair_cosine(self, theta: Any, xp: Any) -> float:
         """Largest ``|cos|`` between two units of one replica (host float)."""
         return isotropic_pairs.max_pair_cosine(theta, xp)

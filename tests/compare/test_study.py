@@ -79,3 +79,19 @@ def test_study_command_line_with_a_process_pool(tmp_path: Path) -> None:
                            text=True, timeout=300)
     assert plots.returncode == 0, plots.stderr
     assert len(list((tmp_path / "fig").glob("*.png"))) == 3
+
+
+def test_online_sgd_study_predicts_the_step_size_term(tmp_path: Path, monkeypatch) -> None:
+    import compare.study as study_module
+
+    monkeypatch.setattr(study_module, "SGD_MC_SAMPLES", 400)  # the term's Monte Carlo: fast
+    config = load_config(CONFIG, ["particles.step=1e-3", "dynamics.t_end=0.05",
+                                  "dynamics.save_times=[0.0, 0.05]", "study.n=[10, 20]",
+                                  "study.replicas=4", 'study.observables=["mean_r"]',
+                                  "pde.cells=300"])
+    result = run_study(config, tmp_path / "sgd.h5", scheduler="local", progress=False)
+    table = result.tables["mean_r"]
+    assert table["n_var_predicted_sgd"].shape == (2, 2)
+    extra = table["n_var_predicted_sgd"][:, 1] - table["n_var_predicted"][1]
+    assert np.all(extra > 0)  # a positive variance per step
+    np.testing.assert_allclose(extra[1] / extra[0], 2.0, rtol=1e-12)  # grows like N
