@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from meanfield.backend import to_numpy
 from meanfield.builders import build_pde_setup
@@ -215,6 +216,8 @@ def _table(ns: np.ndarray, values: Mapping[int, np.ndarray], pde: np.ndarray | N
         table["pde"] = pde
         table["bias"] = np.nanmean(padded, axis=1) - pde
         table["n_var"] = ns[:, None] * np.nanvar(padded, axis=1, ddof=1)
+        table["normality_pvalue"] = np.array(
+            [[_normality(values[n][:, t]) for t in range(n_times)] for n in ns])
         if predicted is not None:
             table["n_var_predicted"] = predicted
         errors = [[np.abs(values[n][:, t] - pde[t]) for n in ns] for t in range(n_times)]
@@ -227,6 +230,15 @@ def _table(ns: np.ndarray, values: Mapping[int, np.ndarray], pde: np.ndarray | N
     table["slope"] = np.array([v[0] for v in fits])
     table["slope_ci"] = np.array([[v[1], v[2]] for v in fits])
     return table
+
+
+def _normality(sample: np.ndarray) -> float:
+    """Shapiro-Wilk p-value of the fluctuations across replicas (NaN below 3 replicas or with no
+    spread, e.g. t = 0 of a deterministic quantity)."""
+    sample = sample[np.isfinite(sample)]
+    if sample.size < 3 or np.ptp(sample) == 0:
+        return math.nan
+    return float(stats.shapiro(sample).pvalue)
 
 
 def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator

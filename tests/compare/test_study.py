@@ -38,6 +38,9 @@ def test_study_file_holds_every_table(small_study) -> None:
         assert table["slope"].shape == (3,)
         assert table["slope_ci"].shape == (3, 2)
     assert "n_var_predicted" in data.groups["study/mean_r"]
+    pvalues = data.groups["study/mean_r"]["normality_pvalue"]
+    assert pvalues.shape == (3, 3)
+    assert np.all((pvalues >= 0) & (pvalues <= 1))
     assert result.failures == []
     # every job's raw output is on disk (written as it finished)
     raw = [k for k in data.groups if k.startswith("study/raw/")]
