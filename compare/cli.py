@@ -65,7 +65,8 @@ def _is_invariant_violation(exc: BaseException) -> bool:
     return isinstance(exc, InvariantViolation)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace) -> tuple[object, Path] | int:
+    """Load the config; handle --dry-run and an existing output. An int is the exit status."""
     config = load_config(args.config, args.set)
     if args.dry_run:
         print(config.to_toml(), end="")
@@ -74,6 +75,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
         return EXIT_USAGE
+    return config, out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    config, out = prepared
     from compare.runner import run_config
 
     try:
@@ -90,14 +99,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.set)
-    if args.dry_run:
-        print(config.to_toml(), end="")
-        return EXIT_OK
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
-        return EXIT_USAGE
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    config, out = prepared
     from compare.study import run_study
 
     try:

@@ -27,7 +27,7 @@ from .model import (
 )
 from .trackers import InvariantTracker, MemoryTracker
 
-__all__ = ["run_selftest", "SELFTEST_RTOL"]
+__all__ = ["run_selftest", "backends_to_compare", "SELFTEST_RTOL"]
 
 #: float64 agreement required between backends. Reductions run in a different order on a GPU
 #: (round-off 1e-16 per step); over a few hundred steps of a contracting flow this stays far
@@ -64,6 +64,21 @@ def _final(pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], name: str) -
     return frame.density, frame.risk, time.perf_counter() - start
 
 
+def backends_to_compare(backend: str | None, print_fn: Callable[[str], Any]) -> list[str] | None:
+    """The backends a self-test compares with NumPy (None when the requested one is missing).
+
+    Default (``None`` or ``"auto"``): CuPy when a GPU is visible, and always array-API-strict.
+    """
+    have_cupy = "cupy" in available_backends()
+    if backend == "cupy" and not have_cupy:
+        print_fn("FAIL backend 'cupy' requested: CuPy is not installed or no GPU is visible")
+        return None
+    others = ["cupy"] if backend == "cupy" or (backend in (None, "auto") and have_cupy) else []
+    if backend != "cupy":
+        others.append("array_api_strict")
+    return others
+
+
 def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = None) -> bool:
     """Compare every model's short run on ``backend`` (default: all others) with NumPy.
 
@@ -72,14 +87,10 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
     bool
         True when every comparison agrees within :data:`SELFTEST_RTOL`.
     """
-    have_cupy = "cupy" in available_backends()
-    if backend == "cupy" and not have_cupy:
-        print_fn("FAIL backend 'cupy' requested: CuPy is not installed or no GPU is visible")
+    others = backends_to_compare(backend, print_fn)
+    if others is None:
         return False
-    others = ["cupy"] if backend == "cupy" or (backend in (None, "auto") and have_cupy) else []
-    if backend != "cupy":
-        others.append("array_api_strict")
-    if not have_cupy:
+    if "cupy" not in available_backends():
         print_fn("CuPy: not available (no CuPy or no visible GPU); checking array_api_strict")
     ok = True
     for label, (pde, rho0, times) in _cases().items():

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import available_backends, get_backend, to_numpy
+from meanfield.backend import get_backend, to_numpy
 from meanfield.model import (
     ACTIVATIONS,
     IsotropicGaussians,
@@ -24,6 +24,7 @@ from meanfield.model import (
 )
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
+from meanfield.selftest import backends_to_compare
 
 from .methods import make_gd, make_online_sgd
 from .state import EnsembleState
@@ -69,13 +70,9 @@ CASES = ("isotropic online_sgd (d=40, B=4)", "isotropic gd (d=40, xi = t^-1/4)",
 
 def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = None) -> bool:
     """Compare each particle method's short run on ``backend`` (default: all others) with NumPy."""
-    have_cupy = "cupy" in available_backends()
-    if backend == "cupy" and not have_cupy:
-        print_fn("FAIL backend 'cupy' requested: CuPy is not installed or no GPU is visible")
+    others = backends_to_compare(backend, print_fn)
+    if others is None:
         return False
-    others = ["cupy"] if backend == "cupy" or (backend in (None, "auto") and have_cupy) else []
-    if backend != "cupy":
-        others.append("array_api_strict")
     ok = True
     numpy = get_backend("numpy")
     for name in CASES:

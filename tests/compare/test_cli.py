@@ -208,6 +208,9 @@ def test_info_selftest(monkeypatch, ok, status):
 
     module.run_selftest = run_selftest
     monkeypatch.setitem(sys.modules, "meanfield.selftest", module)
+    particle_module = types.ModuleType("particles.selftest")
+    particle_module.run_selftest = lambda report, **options: True
+    monkeypatch.setitem(sys.modules, "particles.selftest", particle_module)
     assert main(["info", "--selftest"]) == status
     assert main(["info", "--selftest", "--backend", "numpy"]) == status
     assert seen == [(print, {}), (print, {"backend": "numpy"})]
