@@ -2,14 +2,16 @@
 
 Subcommands::
 
-    meanfield run CONFIG -o OUT.h5 [--set section.key=value ...] [--force] [--quiet] [--dry-run]
+    meanfield run CONFIG -o OUT.h5 [--set section.key=value ...] [--force | --resume] [--quiet]
+                  [--dry-run]
     meanfield info FILE | meanfield info --selftest [--backend NAME]
     meanfield plot FILE -o DIR
     meanfield --version
 
-Exit status: 0 on success, 1 when a self-test fails, 2 for a bad configuration, command line
-or output path (one ``error:`` line on stderr, no traceback), 3 when a run stops on a violated
-invariant (mass, positivity, free-energy decay).
+Exit status: 0 on success (``--resume`` of a finished file included), 1 when a self-test fails,
+2 for a bad configuration, command line or output path, or a file ``--resume`` cannot continue
+(one ``error:`` line on stderr, no traceback), 3 when a run stops on a violated invariant (mass,
+positivity, free-energy decay).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _RUN_EPILOG = """examples:
   meanfield run data/configs/mmn-isotropic.toml -o out.h5
   meanfield run cfg.toml -o out.h5 --set pde.cells=1200 --set model.d=inf --set init.d=40
   meanfield run cfg.toml -o out.h5 --dry-run      # print the resolved config, run nothing
+  meanfield run cfg.toml -o out.h5 --resume       # continue a killed run (same config)
 """
 _STUDY_EPILOG = """examples:
   meanfield study data/configs/mmn-isotropic-study.toml -o study.h5
@@ -72,8 +75,11 @@ def _prepare(args: argparse.Namespace) -> tuple[object, Path] | int:
         print(config.to_toml(), end="")
         return EXIT_OK
     out = Path(args.output)
-    if out.exists() and not args.force:
-        _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
+    resume = getattr(args, "resume", None)
+    if out.exists() and not args.force and not resume:
+        options = "--force to overwrite it" if resume is None else \
+            "--resume to continue it or --force to overwrite it"
+        _error(f"{out} exists; pass {options} (nothing is overwritten silently)")
         return EXIT_USAGE
     return config, out
 
@@ -86,7 +92,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from compare.runner import run_config
 
     try:
-        run_config(config, out, force=args.force, progress=not args.quiet)
+        run_config(config, out, force=args.force, progress=not args.quiet, resume=args.resume,
+                   report=print)
     except FileExistsError as exc:
         _error(exc)
         return EXIT_USAGE
@@ -143,7 +150,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from compare.figures import plot_any
 
-    for path in plot_any(args.file, args.output):
+    try:
+        written = plot_any(args.file, args.output)
+    except OSError as exc:
+        _error(f"cannot read {args.file}: {exc}")
+        return EXIT_USAGE
+    for path in written:
         print(path)
     return EXIT_OK
 
@@ -158,7 +170,11 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("-o", "--output", metavar="OUT.h5", required=True, help="HDF5 file to write")
     run.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
                      help="override a config value (TOML syntax; repeatable)")
-    run.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    existing.add_argument("--resume", action="store_true",
+                          help="continue OUT.h5 from its last complete frames (same config and "
+                          "--set values); a finished file is left as it is")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--dry-run", action="store_true",
                      help="print the resolved config as TOML and exit without running")

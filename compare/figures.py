@@ -10,6 +10,7 @@ import numpy as np
 from scipy import stats
 
 from meanfield.io import load
+from meanfield.plotting import marginal_2d, pick_times, plot_density_2d
 from meanfield.plotting import plot_file as plot_pde_file
 
 __all__ = ["plot_any", "plot_study", "plot_particles_vs_pde"]
@@ -47,6 +48,9 @@ def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:
     ax_r.set_xlabel("$t$")
     ax_r.set_ylabel("risk")
     ax_r.legend(frameon=False)
+    if len(data.dims["pde"]["density"]) > 2:
+        plt.close(fig)
+        return [_plot_particles_over_density(data, out_dir, stem)]
     coord = data.dims["pde"]["density"][1]
     picks = np.unique(np.linspace(0, len(part["time"]) - 1, 4).round().astype(int))
     colours = plt.get_cmap("viridis")(np.linspace(0, 1, len(picks)))
@@ -61,6 +65,47 @@ def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:
     ax_d.set_xlim(0, np.quantile(part["reduced"][..., 0], 0.999) * 1.1)
     ax_d.legend(frameon=False)
     return [_save(fig, out_dir / f"{stem}-particles.png")]
+
+
+def _plot_particles_over_density(data: Any, out_dir: Path, stem: str) -> Path:
+    """2-D (or the first two axes of 3-D) PDE density at four times, particles on top."""
+    pde, part = data.groups["pde"], data.groups["particles"]
+    names = data.dims["pde"]["density"][1:]
+    x, y = pde[names[0]], pde[names[1]]
+    spacing = float(pde[names[2]][1] - pde[names[2]][0]) if len(names) == 3 else 1.0
+    picks = pick_times(len(part["time"]), 4)
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.8 * len(picks), 3.6),
+                             constrained_layout=True, squeeze=False)
+    marginals = [marginal_2d(pde["density"][j], spacing) for j in range(len(pde["time"]))]
+    window = _support_window(x, y, marginals)
+    for ax, i in zip(axes[0], picks, strict=True):
+        t = part["time"][i]
+        j = int(np.argmin(np.abs(pde["time"] - t)))
+        image = plot_density_2d(ax, x, y, marginals[j], labels=names[:2])
+        points = part["reduced"][i, 0, :MAX_SCATTER]  # replica 0, (<= MAX_SCATTER, k)
+        ax.plot(points[:, 0], points[:, 1], ".", color="tab:cyan", ms=2.5, mew=0, alpha=0.8,
+                label=f"particles (replica 0, {len(points)} shown)")
+        ax.set_xlim(window[0])
+        ax.set_ylim(window[1])
+        ax.set_title(f"t = {t:g}", fontsize="small")
+    fig.colorbar(image, ax=axes[0, -1], label="PDE density")
+    axes[0, 0].legend(fontsize="x-small", frameon=False, loc="upper right")
+    return _save(fig, out_dir / f"{stem}-particles.png")
+
+
+#: at most this many particles are drawn over a 2-D density (more hide it)
+MAX_SCATTER = 300
+
+
+def _support_window(x: np.ndarray, y: np.ndarray, densities: list) -> tuple:
+    """Axis limits around the cells where any frame's density exceeds 1e-3 of its maximum."""
+    mask = np.zeros_like(densities[0], dtype=bool)
+    for rho in densities:
+        mask |= rho > 1e-3 * rho.max()
+    ix, iy = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    pad_x, pad_y = 0.1 * (x[ix[-1]] - x[ix[0]]), 0.1 * (y[iy[-1]] - y[iy[0]])
+    return ((max(x[0], x[ix[0]] - pad_x), min(x[-1], x[ix[-1]] + pad_x)),
+            (max(y[0], y[iy[0]] - pad_y), min(y[-1], y[iy[-1]] + pad_y)))
 
 
 def plot_study(data: Any, out_dir: Path, stem: str) -> list[Path]:

@@ -10,16 +10,22 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, BackendError, get_backend
-from .config import ConfigError
+from .config import ConfigError, reduced_dim
 from .equation import MeanFieldPDE
 from .grid import Grid
 from .model import (
+    AnisotropicGaussians,
+    CosineInteraction,
     IsotropicGaussians,
+    LinearUnit,
     NormalLaw,
     PSpin,
     QuadraticPotential,
     ReducedModel,
     ScaledChiLaw,
+    ScaledChiPairLaw,
+    TeacherNetwork,
+    TeacherStudent,
     activation_from_spec,
     initial_density,
 )
@@ -28,29 +34,76 @@ from .schedules import TimeChange, time_change_from_spec
 __all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup"]
 
 
-def build_model(spec: Mapping[str, Any]) -> ReducedModel:
-    """The model named by ``[model]``."""
+def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> ReducedModel:
+    """The model named by ``[model]`` (``[pde]``, when given, fixes the box on which a
+    quadrature model certifies its accuracy)."""
     name = spec["name"]
     if name == "isotropic_gaussians":
         return IsotropicGaussians(d=float(spec["d"]), delta=float(spec["delta"]),
                                   activation=activation_from_spec(spec.get("activation", "mmn")),
                                   kernel_tol=float(spec.get("kernel_tol", 1e-10)))
+    if name == "anisotropic_gaussians":
+        return AnisotropicGaussians(d=float(spec["d"]), s0=float(spec["s0"]),
+                                    delta=float(spec["delta"]),
+                                    activation=activation_from_spec(spec.get("activation", "mmn")),
+                                    kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+    if name == "teacher_student":
+        return _teacher_student(spec, pde)
     if name == "pspin":
         return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)))
     if name == "quadratic":
-        return QuadraticPotential(stiffness=float(spec.get("stiffness", 1.0)),
-                                  center=float(spec.get("center", 0.0)))
+        return QuadraticPotential(stiffness=spec.get("stiffness", 1.0),
+                                  center=spec.get("center", 0.0), ndim=int(spec.get("ndim", 1)))
+    if name == "linear_unit":
+        return LinearUnit(theta_star=tuple(spec["theta_star"]),
+                          label_var=float(spec.get("label_var", 0.0)))
+    if name == "cosine_interaction":
+        return CosineInteraction(coupling=float(spec.get("coupling", 1.0)),
+                                 quartic=float(spec.get("quartic", 0.0)),
+                                 quadratic=float(spec.get("quadratic", 1.0)),
+                                 tilt=float(spec.get("tilt", 0.0)), ndim=int(spec.get("ndim", 1)))
     raise ValueError(f"unknown model {name!r}")
 
 
-def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]) -> ScaledChiLaw | NormalLaw:
+def _teacher_student(spec: Mapping[str, Any], pde: Mapping[str, Any] | None) -> TeacherStudent:
+    target = spec["target"]
+    if not isinstance(target, str):
+        target = TeacherNetwork(a=tuple(target["a"]), w=tuple(tuple(r) for r in target["w"]),
+                                b=tuple(target["b"]), activation=target.get("activation", "tanh"))
+    k = int(spec.get("input_dim", 1))
+    fixed_w = spec.get("fixed_w", 1.0)
+    fixed_w = (float(fixed_w),) * k if isinstance(fixed_w, int | float) else tuple(fixed_w)
+    trained = tuple(n for name in spec.get("trained", ("w", "b"))
+                    for n in ((name,) if name != "w" or k == 1 else ("w1", "w2")))
+    bounds = tuple(tuple(b) for b in pde["bounds"]) if pde is not None else None
+    order = int(spec.get("quad_order", 0))
+    return TeacherStudent(k=k, input_law=spec.get("input_law", "gaussian"), target=target,
+                          activation=spec.get("activation", "tanh"), trained=trained,
+                          fixed_a=float(spec.get("fixed_a", 1.0)), fixed_w=fixed_w,
+                          fixed_b=float(spec.get("fixed_b", 0.0)), bounds=bounds,
+                          quad_order=order or None, quad_tol=float(spec.get("quad_tol", 1e-8)))
+
+
+def _per_axis(value: Any, n: int) -> tuple[float, ...]:
+    if isinstance(value, tuple | list):
+        return tuple(float(v) for v in value)
+    return (float(value),) * n
+
+
+def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]
+              ) -> ScaledChiLaw | ScaledChiPairLaw | NormalLaw:
     """The initial law of ``[init]`` for the model of ``[model]`` (grid models only)."""
-    if model_spec["name"] == "isotropic_gaussians":
+    name = model_spec["name"]
+    if name in ("isotropic_gaussians", "anisotropic_gaussians"):
         d = init.get("d", model_spec["d"])
         if not math.isfinite(float(d)):
             raise ValueError("init.d: the initial law w ~ N(0, kappa^2 I/d) needs a finite d")
+        if name == "anisotropic_gaussians":
+            return ScaledChiPairLaw(kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]))
         return ScaledChiLaw(kappa=float(init["kappa"]), d=int(d))
-    return NormalLaw(mean=(float(init.get("mean", 0.0)),), std=(float(init["std"]),))
+    n_axes = reduced_dim(model_spec)
+    return NormalLaw(mean=_per_axis(init.get("mean", 0.0), n_axes),
+                     std=_per_axis(init["std"], n_axes))
 
 
 def build_grid(model: ReducedModel, pde: Mapping[str, Any]) -> Grid:
@@ -58,7 +111,7 @@ def build_grid(model: ReducedModel, pde: Mapping[str, Any]) -> Grid:
     cells = pde["cells"]
     cells = tuple(cells) if isinstance(cells, list | tuple) else (int(cells),)
     if "r_max" in pde and pde["r_max"] is not None:
-        bounds = ((0.0, float(pde["r_max"])),)
+        bounds = ((0.0, float(pde["r_max"])),) * model.ndim
     else:
         bounds = tuple(tuple(b) for b in pde["bounds"])
     return Grid(bounds, cells, tuple(model.axis_names))
@@ -98,7 +151,7 @@ def _build_pde_setup(config: Any) -> PDESetup:
     if config.pde.get("dtype", "float64") != "float64":
         raise ConfigError("pde.dtype = 'float32' is not validated for the PDE yet (the invariant "
                           "tolerances assume float64); use 'float64'")
-    model = build_model(config.model)
+    model = build_model(config.model, config.pde)
     grid = build_grid(model, config.pde)
     dyn = config.dynamics
     beta = float(dyn.get("beta", math.inf))

@@ -31,7 +31,7 @@ from typing import Any
 import tomli_w
 
 __all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "ConfigError",
-           "Derived", "Field", "load_config", "parse_config"]
+           "Derived", "Field", "load_config", "parse_config", "reduced_dim"]
 
 Context = dict[str, dict[str, Any]]
 """Sections resolved so far (the section being resolved holds the keys done so far)."""
@@ -232,8 +232,14 @@ def _convert_xi(value: Any, ctx: Context) -> Any:
     return {"power": float(value["power"]), "offset": float(value.get("offset", 0.0))}
 
 
+def reduced_dim(model: Mapping[str, Any]) -> int:
+    """Number of axes of the PDE grid of a resolved ``[model]`` section (0: no PDE)."""
+    n_axes = REDUCED_DIM[model["name"]]
+    return n_axes(model) if callable(n_axes) else n_axes
+
+
 def _check_cells(value: Any, ctx: Context) -> str | None:
-    n_axes = REDUCED_DIM[ctx["model"]["name"]]
+    n_axes = reduced_dim(ctx["model"])
     text = (f"an integer >= 2, or an array of {n_axes} integers >= 2 "
             f"(one per axis of model {ctx['model']['name']!r})")
     if _kind(value) == "integer":
@@ -242,10 +248,84 @@ def _check_cells(value: Any, ctx: Context) -> str | None:
 
 
 def _check_bounds(value: Any, ctx: Context) -> str | None:
-    n_axes = REDUCED_DIM[ctx["model"]["name"]]
+    n_axes = reduced_dim(ctx["model"])
     text = f"an array of {n_axes} pairs [lo, hi] of finite numbers with lo < hi (one per axis)"
     ok = len(value) == n_axes and _pairs(value) and all(lo < hi for lo, hi in value)
     return None if ok else text
+
+
+def _vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool = True,
+            length: Callable[[Context], int] | None = None) -> Field:
+    """A float, or an array of one float per axis (``length(ctx)`` entries), each ``> lo``
+    (``>= lo`` when not ``strict``; ``lo = None``: any finite float)."""
+    bound = "" if lo is None else f" {'>' if strict else '>='} {lo:g}"
+
+    def ok(v: Any) -> bool:
+        if not _is_finite_number(v):
+            return False
+        return lo is None or (v > lo if strict else v >= lo)
+
+    def check(value: Any, ctx: Context) -> str | None:
+        n = length(ctx) if length is not None else reduced_dim(ctx["model"])
+        text = f"a finite float{bound}, or an array of {n} of them (one per axis)"
+        if _kind(value) == "array":
+            return None if len(value) == n and all(map(ok, value)) else text
+        return None if ok(value) else text
+
+    def convert(value: Any, ctx: Context) -> Any:
+        return tuple(float(v) for v in value) if _kind(value) == "array" else float(value)
+
+    return Field(("float", "array"), doc, default, check, convert)
+
+
+def _teacher_dimension(model: Mapping[str, Any]) -> int:
+    return sum(model["input_dim"] if name == "w" else 1 for name in model["trained"])
+
+
+def _check_trained(value: Any, ctx: Context) -> str | None:
+    text = "an array of 1 to 3 distinct names among 'a', 'w', 'b' ('w' counts input_dim axes)"
+    ok = (len(value) >= 1 and all(v in ("a", "w", "b") for v in value)
+          and len(set(value)) == len(value))
+    if not ok:
+        return text
+    n_axes = sum(ctx["model"]["input_dim"] if v == "w" else 1 for v in value)
+    return None if n_axes <= 3 else text + f"; here the grid would have {n_axes} axes"
+
+
+def _check_target(value: Any, ctx: Context) -> str | None:
+    from .model.teacher_student import TARGETS  # names only; no numerics at parse time
+
+    k = ctx["model"]["input_dim"]
+    names = [name for name, (_, dim) in TARGETS.items() if dim == k]
+    text = (f"one of {', '.join(map(repr, names))} (input_dim = {k}), or a teacher table "
+            f"{{a = [...], w = [[...], ...], b = [...], activation = 'tanh'}} with {k} inputs "
+            "per unit")
+    if isinstance(value, str):
+        return None if value in names else text
+    if set(value) - {"a", "w", "b", "activation"} or not {"a", "w", "b"} <= set(value):
+        return text
+    a, w, b = value["a"], value["w"], value["b"]
+    ok = (_kind(a) == _kind(w) == _kind(b) == "array" and len(a) == len(w) == len(b) >= 1
+          and all(map(_is_finite_number, a)) and all(map(_is_finite_number, b))
+          and all(_kind(row) == "array" and len(row) == k and all(map(_is_finite_number, row))
+                  for row in w))
+    return None if ok and value.get("activation", "tanh") in _SMOOTH else text
+
+
+def _convert_target(value: Any, ctx: Context) -> Any:
+    if isinstance(value, str):
+        return value
+    return {"a": tuple(float(v) for v in value["a"]),
+            "w": tuple(tuple(float(v) for v in row) for row in value["w"]),
+            "b": tuple(float(v) for v in value["b"]),
+            "activation": value.get("activation", "tanh")}
+
+
+def _check_s0(value: Any, ctx: Context) -> str | None:
+    d = ctx["model"]["d"]
+    if d == INF:
+        return None if value >= 1 else "an integer >= 1"
+    return None if 1 <= value <= d - 1 else f"an integer with 1 <= s0 <= d - 1 = {d - 1}"
 
 
 def _check_study_n(value: Any, ctx: Context) -> str | None:
@@ -264,6 +344,7 @@ def _check_observables(value: Any, ctx: Context) -> str | None:
 
 # ----------------------------------------------------------------------------- the schema
 
+_SMOOTH = ("tanh", "erf", "softplus")
 _FLOAT = ("float",)
 _INT = ("integer",)
 _STR = ("string",)
@@ -285,7 +366,9 @@ def _int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
 SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
     "model": {
         "name": Field(_STR, "model family",
-                      check=_one_of("isotropic_gaussians", "quadratic", "pspin")),
+                      check=_one_of("isotropic_gaussians", "anisotropic_gaussians",
+                                    "teacher_student", "pspin", "quadratic", "linear_unit",
+                                    "cosine_interaction")),
     },
     "init": {},
     "dynamics": {
@@ -356,6 +439,56 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
         },
         "pde": {"r_max": _positive_float("outer radius of the radial grid [0, r_max]")},
     },
+    "anisotropic_gaussians": {
+        "model": {
+            "d": Field(("integer", "float"), "input dimension (inf allowed)",
+                       check=_check_dimension(True), convert=_to_dimension),
+            "s0": Field(_INT, "number of informative coordinates (1 <= s0 <= d - 1)",
+                        check=_check_s0),
+            "delta": Field(_FLOAT, "class separation Delta on the first s0 coordinates",
+                           check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
+            "activation": Field(("string", "array"), "activation s(t): name or knots [[t, s], ...]",
+                                "mmn", _check_activation, _convert_activation),
+            "kernel_tol": Field(_FLOAT, "error bound of the kernel expansion", 1e-8,
+                                _allowed("a float with 0 < kernel_tol <= 1e-3",
+                                         lambda v: 0 < v <= 1e-3)),
+        },
+        "init": {
+            "kappa": _positive_float("initial width: w ~ N(0, kappa^2 I/d)"),
+            "d": Field(("integer", "float"), "dimension of the initial law (default model.d)",
+                       Derived(_init_d_default), _check_dimension(False), _to_dimension),
+        },
+        "pde": {"r_max": _positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")},
+    },
+    "teacher_student": {
+        "model": {
+            "input_dim": Field(_INT, "input dimension k of x", 1, _one_of(1, 2)),
+            "input_law": Field(_STR, "law of x: N(0, I_k) or uniform on [-1, 1]^k", "gaussian",
+                               _one_of("gaussian", "uniform")),
+            "target": Field(("string", "table"), "named target f(x) or a teacher network table",
+                            check=_check_target, convert=_convert_target),
+            "activation": Field(_STR, "student activation", "tanh", _one_of(*_SMOOTH)),
+            "trained": Field(("array",), "trained parameters of a act(<w, x> + b), in grid "
+                             "axis order", ("w", "b"), _check_trained, _as_tuple),
+            "fixed_a": _finite_float("a when not trained", 1.0),
+            "fixed_w": _vector(None, "w when not trained (float: every input)", 1.0,
+                               length=lambda ctx: ctx["model"]["input_dim"]),
+            "fixed_b": _finite_float("b when not trained", 0.0),
+            "quad_order": _int_at_least(0, "Gauss nodes per input axis (0: chosen from "
+                                           "quad_tol)", 0),
+            "quad_tol": Field(_FLOAT, "tolerance of the quadrature order choice", 1e-8,
+                              _allowed("a float with 0 < quad_tol <= 1e-3",
+                                       lambda v: 0 < v <= 1e-3)),
+        },
+        "init": {
+            "mean": _vector(None, "initial mean of theta", 0.0),
+            "std": _vector(0.0, "initial standard deviation of theta"),
+        },
+        "pde": {
+            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per trained axis",
+                            check=_check_bounds, convert=_float_pairs),
+        },
+    },
     "pspin": {
         "model": {
             "d": _int_at_least(2, "input dimension d (x uniform on the sphere of radius sqrt(d))"),
@@ -364,12 +497,52 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
     },
     "quadratic": {
         "model": {
-            "stiffness": _positive_float("V = stiffness/2 (theta - center)^2", 1.0),
-            "center": _finite_float("minimiser of V", 0.0),
+            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(1, 2, 3)),
+            "stiffness": _vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
+            "center": _vector(None, "minimiser of V", 0.0),
         },
         "init": {
-            "mean": _finite_float("initial mean", 0.0),
-            "std": _positive_float("initial standard deviation"),
+            "mean": _vector(None, "initial mean", 0.0),
+            "std": _vector(0.0, "initial standard deviation"),
+        },
+        "pde": {
+            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
+                            check=_check_bounds, convert=_float_pairs),
+        },
+    },
+    "linear_unit": {
+        "model": {
+            "theta_star": Field(("array",), "teacher theta_*: y = <theta_*, x> + noise, "
+                                "x ~ N(0, I_D), D = 1 to 3 entries",
+                                check=_allowed("an array of 1 to 3 finite floats",
+                                               lambda v: 1 <= len(v) <= 3
+                                               and all(map(_is_finite_number, v))),
+                                convert=lambda v, ctx: tuple(float(x) for x in v)),
+            "label_var": Field(_FLOAT, "variance of the label noise", 0.0,
+                               _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+        },
+        "init": {
+            "mean": _vector(None, "initial mean", 0.0),
+            "std": _vector(0.0, "initial standard deviation"),
+        },
+        "pde": {
+            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
+                            check=_check_bounds, convert=_float_pairs),
+        },
+    },
+    "cosine_interaction": {
+        "model": {
+            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(1, 2, 3)),
+            "coupling": Field(_FLOAT, "J in U = J sum_a cos(theta_a - theta'_a)", 1.0,
+                              _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+            "quartic": Field(_FLOAT, "q in V = sum_a q/4 theta^4 + k/2 theta^2 + b theta", 0.0,
+                             _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+            "quadratic": _finite_float("k in V", 1.0),
+            "tilt": _finite_float("b in V", 0.0),
+        },
+        "init": {
+            "mean": _vector(None, "initial mean", 0.0),
+            "std": _vector(0.0, "initial standard deviation"),
         },
         "pde": {
             "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
@@ -379,9 +552,17 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
 })
 """Model name -> section -> key -> :class:`Field`, for keys only that model uses."""
 
-REDUCED_DIM: Mapping[str, int] = MappingProxyType({"isotropic_gaussians": 1, "quadratic": 1,
-                                                   "pspin": 0})
-"""Number of axes of each model's reduced parameter space (the PDE grid)."""
+REDUCED_DIM: Mapping[str, int | Callable[[Mapping[str, Any]], int]] = MappingProxyType({
+    "isotropic_gaussians": 1,
+    "anisotropic_gaussians": 2,
+    "teacher_student": _teacher_dimension,
+    "pspin": 0,
+    "quadratic": lambda model: model["ndim"],
+    "linear_unit": lambda model: len(model["theta_star"]),
+    "cosine_interaction": lambda model: model["ndim"],
+})
+"""Number of axes of each model's PDE grid: a number, or a function of the resolved
+``[model]`` section (see :func:`reduced_dim`)."""
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -594,6 +775,19 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
 
 def _check_combinations(ctx: Context) -> None:
     """Rules that involve several sections."""
+    model = ctx["model"]
+    if model["name"] == "anisotropic_gaussians" and not model["s0"] <= ctx["init"]["d"] - 1:
+        raise ConfigError(f"invalid value for 'init.d': {ctx['init']['d']}; allowed: an integer "
+                          f">= model.s0 + 1 = {model['s0'] + 1} (the law of (r1, r2) splits w "
+                          "into s0 and d - s0 coordinates)")
+    if model["name"] == "teacher_student" and "pde" not in ctx and model["quad_order"] == 0:
+        raise ConfigError("missing key 'model.quad_order': without [pde] there is no box on "
+                          "which to choose the quadrature order; give model.quad_order (Gauss "
+                          "nodes per input axis)")
+    if "study" in ctx and reduced_dim(model) > 1:
+        raise ConfigError(f"section [study] is not available for model {model['name']!r}: its "
+                          f"grid has {reduced_dim(model)} axes, and the study observables "
+                          "(moments of r, W1, KS) are one-dimensional; remove [study]")
     particles = ctx.get("particles")
     if particles and particles["quench_batch"] > 0:
         t_end = ctx["dynamics"]["t_end"]

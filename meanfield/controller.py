@@ -1,11 +1,17 @@
-"""The time loop: step the PDE to each output time and hand the run to the trackers."""
+"""The time loop: step the PDE to each output time and hand the run to the trackers.
+
+At an output time the loop carries only the density, ``tau = int_0^t xi``, the step count and
+the last step size: each step's size comes from the density alone (the CFL bound, clipped to
+the next output time), so these, with the trackers' records, are the whole state a resumed run
+needs (:class:`ResumePoint`).
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,7 +22,7 @@ from .schedules import TimeChange
 from .solvers import STEPPERS
 from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker
 
-__all__ = ["integrate", "RunSummary"]
+__all__ = ["integrate", "RunSummary", "ResumePoint"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,38 @@ class RunSummary:
     final: Frame
 
 
+@dataclass(frozen=True)
+class ResumePoint:
+    """The state of the loop at output frame ``index``, from which :func:`integrate` continues.
+
+    Attributes
+    ----------
+    index : int
+        The frame already written; the run goes on to ``save_times[index + 1]``.
+    rho : NumPy array of shape ``pde.grid.shape``
+        The density of that frame.
+    tau : float
+        ``int_0^t xi`` as the loop held it.
+    step : int
+        Steps taken.
+    dt : float
+        Last physical step size.
+    tracker_states : Mapping of str to float
+        The merged :meth:`~meanfield.trackers.Tracker.get_state` of the trackers.
+    """
+
+    index: int
+    rho: np.ndarray
+    tau: float
+    step: int
+    dt: float
+    tracker_states: Mapping[str, float] = field(default_factory=dict)
+
+
 def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
               backend: Backend, *, time_change: TimeChange | None = None, cfl: float = 0.8,
               trackers: Sequence[Tracker] = (), stepper: str = "heun",
-              dtype: Any = None) -> RunSummary:
+              dtype: Any = None, resume: ResumePoint | None = None) -> RunSummary:
     """Integrate the DD from ``rho0`` and emit a frame at each of ``save_times``.
 
     Parameters
@@ -49,6 +83,11 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     trackers : sequence of Tracker
         Observers; an :class:`InvariantViolation` raised by one stops the run after every
         tracker has seen the last good state.
+    resume : ResumePoint, optional
+        Continue from a frame of an earlier run of the same problem instead of ``rho0``
+        (which still fixes the reference mass): the frames after ``resume.index`` are
+        emitted, bit for bit those of an uninterrupted run. ``RunSummary.wall_time`` counts
+        this call only.
     """
     time_change = time_change or TimeChange()
     save_times = [float(t) for t in save_times]
@@ -60,16 +99,24 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     step_fn = STEPPERS[stepper](rhs, cfl)
     rho = backend.asarray(rho0, dtype)
     mass0 = float(np.sum(rho0)) * pde.grid.cell_volume
-    run = {"grid": pde.grid, "t_end": save_times[-1], "backend": backend, "mass0": mass0}
+    first = 0 if resume is None else resume.index + 1
+    run = {"grid": pde.grid, "t_end": save_times[-1], "backend": backend, "mass0": mass0,
+           "t_start": save_times[first - 1] if first > 0 else 0.0}
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
     state = {"rho": rho, "tau": 0.0, "step": 0, "dt": 0.0}
+    if resume is not None:
+        state = {"rho": backend.asarray(resume.rho, dtype), "tau": float(resume.tau),
+                 "step": int(resume.step), "dt": float(resume.dt)}
+        _restore(trackers, resume.tracker_states)
+        frame = _frame(resume.index, save_times[resume.index], state, functionals, trackers)
     try:
-        for index, t_out in enumerate(save_times):
+        for index in range(first, len(save_times)):
+            t_out = save_times[index]
             _advance(state, float(time_change.tau(t_out)), step_fn, functionals, time_change,
                      trackers, xp)
-            frame = _frame(index, t_out, state, functionals)
+            frame = _frame(index, t_out, state, functionals, trackers)
             for tracker in trackers:
                 tracker.handle_frame(frame)
     except InvariantViolation:
@@ -103,8 +150,31 @@ def _advance(state: dict, tau_out: float, step_fn: Any, functionals: Any,
             raise InvariantViolation(f"step {state['step']}: time became non-finite")
 
 
-def _frame(index: int, t: float, state: dict, functionals: Any) -> Frame:
+def _frame(index: int, t: float, state: dict, functionals: Any,
+           trackers: Sequence[Tracker]) -> Frame:
     values = functionals(state["rho"])
     risk, free_energy, mass = (float(to_numpy(v)) for v in values)
     return Frame(index, t, state["step"], state["dt"], to_numpy(state["rho"]).copy(),
-                 risk, free_energy, mass)
+                 risk, free_energy, mass, float(state["tau"]), _tracker_states(trackers))
+
+
+def _tracker_states(trackers: Sequence[Tracker]) -> dict[str, float]:
+    """The trackers' records merged into one dict (names must not clash)."""
+    merged: dict[str, float] = {}
+    for tracker in trackers:
+        for key, value in tracker.get_state().items():
+            if key in merged:
+                raise ValueError(f"two trackers record a state named {key!r}")
+            merged[key] = float(value)
+    return merged
+
+
+def _restore(trackers: Sequence[Tracker], states: Mapping[str, float]) -> None:
+    """Hand each tracker the part of ``states`` that its :meth:`get_state` names."""
+    for tracker in trackers:
+        names = tracker.get_state()
+        if names:
+            missing = sorted(set(names) - set(states))
+            if missing:
+                raise ValueError(f"resume state lacks {', '.join(missing)}")
+            tracker.set_state({key: states[key] for key in names})

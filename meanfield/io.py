@@ -5,14 +5,35 @@ creation time, backend, device, seed and the full resolved configuration as TOML
 group (``/pde``, ``/particles``, ...) holds frames appended along a resizable first axis
 ``time``; coordinate datasets (``time``, ``r``, ...) are HDF5 dimension scales attached to every
 axis, so ``xarray.open_dataset(path, engine="h5netcdf", group="pde")`` opens a group with named
-dimensions. Every append is flushed: a killed run leaves a readable file holding every
-completed frame. Layout and append-only design follow py-pde's ``pde/storage/file.py``.
+dimensions. Layout and append-only design follow py-pde's ``pde/storage/file.py``.
+
+Crash safety
+------------
+A run killed at any moment (SIGKILL included) leaves a file that opens with plain h5py and
+xarray and holds every completed frame:
+
+* :func:`create_file` builds the new file under a temporary name in the same directory and
+  renames it into place, so ``path`` is never a half-written superblock;
+* :meth:`FrameStore.append` flushes twice per frame: first the fields (and the frame's resume
+  state), then the frame's commit (the checkpoint marker and ``time``). The length of ``time``
+  therefore never exceeds that of a field, whatever order HDF5 writes its metadata in within
+  one flush, and :func:`load` trims the fields to ``time``;
+* the resume state of a group sits in a double-buffered ``checkpoint`` subgroup: frame ``k``
+  writes slot ``k % 2``, so the slot of the last committed frame is never being overwritten.
+
+The files use HDF5's default (earliest) format, not ``libver="latest"`` with SWMR: a SWMR
+writer killed mid-run leaves the superblock's "file open for writing" flags set, after which
+only SWMR readers open the file; plain readers (xarray, ``h5py.File(path)``) and a resuming
+writer refuse it until ``h5clear -s`` is run. Flushes do not ``fsync``: what they write
+survives the death of the process, not that of the machine.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +43,24 @@ import numpy as np
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Checkpoint",
     "FrameStore",
     "RunData",
     "create_file",
+    "last_checkpoint",
     "load",
+    "open_file",
     "summary",
+    "truncate_frames",
     "write_root_attrs",
 ]
 
 SCHEMA_VERSION = 1
 TIME = "time"
+#: subgroup holding the double-buffered resume state of a frame group
+CHECKPOINT = "checkpoint"
+#: dataset of CHECKPOINT naming the frame held in each of its two slots (-1: none)
+MARKER = "frame"
 _SCALAR_CHUNK = 1024
 _GZIP_LEVEL = 4
 
@@ -56,11 +85,32 @@ def create_file(path: str | Path, *, force: bool = False) -> h5py.File:
     FileExistsError
         When ``path`` exists and ``force`` is false.
     """
-    if Path(path).exists() and not force:
+    path = Path(path)
+    if path.exists() and not force:
         raise FileExistsError(
             f"{path} exists; pass --force to overwrite it (nothing is overwritten silently)"
         )
-    return h5py.File(path, "w")
+    # an empty file is built aside and renamed into place (atomic): a kill at any moment
+    # leaves at ``path`` either the old file, nothing, or a valid (empty) HDF5 file
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        h5py.File(temp, "w").close()
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return h5py.File(path, "r+")
+
+
+def open_file(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open an existing run file, ``mode`` ``"r"`` (read only) or ``"r+"`` (to resume it)."""
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+    return h5py.File(path, mode)
 
 
 def write_root_attrs(
@@ -101,21 +151,98 @@ def _as_frame(name: str, value: Any) -> np.ndarray:
     raise TypeError(f"field {name!r}: cannot store dtype {array.dtype} (integers or floats only)")
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The last complete frame of a group and the resume state stored with it.
+
+    Attributes
+    ----------
+    index : int
+        Index of the frame (the group keeps frames ``0 .. index``).
+    state : dict of str to ndarray
+        The ``state`` given to :meth:`FrameStore.append` with that frame.
+    """
+
+    index: int
+    state: dict[str, np.ndarray]
+
+
+def _frame_datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
+    """The datasets of ``group`` that grow along time (``time`` itself included)."""
+    return {name: obj for name, obj in group.items()
+            if isinstance(obj, h5py.Dataset) and obj.maxshape[:1] == (None,)}
+
+
+def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None
+                    ) -> Checkpoint | None:
+    """The newest frame of ``group`` that is committed and has its resume state.
+
+    A frame ``k`` qualifies when its checkpoint slot names it, ``time`` and every field hold
+    it, and (given ``times``) ``time[:k + 1]`` equals ``times[:k + 1]`` exactly.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        A group written by :class:`FrameStore` with ``state``.
+    times : sequence of float, optional
+        The run's output times.
+
+    Returns
+    -------
+    Checkpoint or None
+        ``None`` when no frame qualifies (no frame committed, or no checkpoint).
+    """
+    if CHECKPOINT not in group or TIME not in group:
+        return None
+    slots = group[CHECKPOINT]
+    n_frames = min(len(dset) for dset in _frame_datasets(group).values())
+    recorded = group[TIME][:n_frames]
+    for index in sorted((int(k) for k in slots[MARKER][()]), reverse=True):
+        if not 0 <= index < n_frames:
+            continue
+        if times is not None and not (
+            len(times) > index
+            and np.array_equal(recorded[:index + 1], np.asarray(times[:index + 1], np.float64))
+        ):
+            continue
+        state = {name: dset[index % 2] for name, dset in slots.items() if name != MARKER}
+        return Checkpoint(index, state)
+    return None
+
+
+def truncate_frames(group: h5py.Group, n_frames: int) -> None:
+    """Cut every time-axis dataset of ``group`` to ``n_frames`` frames and flush.
+
+    Checkpoint slots naming a later frame are cleared, so that only frames still on file
+    can be resumed from.
+    """
+    for dset in _frame_datasets(group).values():
+        if dset.shape[0] > n_frames:
+            dset.resize(n_frames, axis=0)
+    if CHECKPOINT in group:
+        marker = group[CHECKPOINT][MARKER]
+        values = marker[()]
+        marker[...] = np.where(values >= n_frames, -1, values)
+    group.file.flush()
+
+
 class FrameStore:
     """Append-only frames under one group; time is the first axis of every dataset.
 
     Parameters
     ----------
     group : h5py.Group
-        The (empty) group that receives the frames, e.g. ``f.require_group("pde")``.
+        The group that receives the frames, e.g. ``f.require_group("pde")``: empty, or holding
+        the frames of an earlier session (appends continue after them).
     coords : dict of str to array of shape (n_points,)
         Coordinate of each non-time axis by dimension name, e.g. ``{"r": cell_centres}``.
 
     Notes
     -----
     The constructor only stores its arguments; the datasets are created by the first
-    :meth:`append`. Within one append the fields are written before ``time``, so the length of
-    ``time`` never exceeds that of a field, and :func:`load` trims fields to it.
+    :meth:`append`. Each append flushes twice: after the fields (and the resume state), and
+    after ``time`` (the commit), so the length of ``time`` never exceeds that of a field and
+    :func:`load` trims fields to it.
 
     Examples
     --------
@@ -128,8 +255,14 @@ class FrameStore:
         self.coords = coords
         self._shapes: dict[str, tuple[int, ...]] | None = None
 
-    def append(self, t: float, fields: Mapping[str, tuple[Any, tuple[str, ...]]]) -> None:
-        """Append one frame at time ``t`` and flush the file.
+    @property
+    def n_frames(self) -> int:
+        """Frames committed so far."""
+        return int(self.group[TIME].shape[0]) if TIME in self.group else 0
+
+    def append(self, t: float, fields: Mapping[str, tuple[Any, tuple[str, ...]]],
+               state: Mapping[str, Any] | None = None) -> None:
+        """Append one frame at time ``t``, flushed as described in the class notes.
 
         Parameters
         ----------
@@ -138,18 +271,32 @@ class FrameStore:
         fields : Mapping
             ``name -> (value, dims)``, ``dims`` naming the non-time axes of ``value`` (``()``
             for a scalar). Every call must give the same names, dims and shapes.
+        state : Mapping of str to array, optional
+            What a resumed run needs besides the fields to continue from this frame (see
+            :func:`last_checkpoint`), kept for the last two frames in subgroup
+            ``checkpoint``, in its own dtype (integers and floats only).
         """
         frames = {name: _as_frame(name, value) for name, (value, _) in fields.items()}
         if self._shapes is None:
-            self._initialize(frames, {name: tuple(dims) for name, (_, dims) in fields.items()})
+            if TIME in self.group:
+                self._shapes = {name: dset.shape[1:] for name, dset
+                                in _frame_datasets(self.group).items() if name != TIME}
+            else:
+                self._initialize(frames, {name: tuple(dims) for name, (_, dims) in fields.items()})
         self._check_frames(frames)
+        index = self.n_frames
         for name, frame in frames.items():
             dset = self.group[name]
-            dset.resize(dset.shape[0] + 1, axis=0)
-            dset[-1] = frame
+            dset.resize(index + 1, axis=0)
+            dset[index] = frame
+        if state is not None:
+            self._write_state(index % 2, state)
+        self.group.file.flush()
+        if state is not None:
+            self.group[CHECKPOINT][MARKER][index % 2] = index
         time = self.group[TIME]
-        time.resize(time.shape[0] + 1, axis=0)
-        time[-1] = float(t)
+        time.resize(index + 1, axis=0)
+        time[index] = float(t)
         self.group.file.flush()
 
     def write_attrs(self, **attrs: Any) -> None:
@@ -157,6 +304,25 @@ class FrameStore:
         for key, value in attrs.items():
             self.group.attrs[key] = value
         self.group.file.flush()
+
+    def _write_state(self, slot: int, state: Mapping[str, Any]) -> None:
+        """Write ``state`` into checkpoint slot ``slot`` (datasets created on first use)."""
+        slots = self.group.require_group(CHECKPOINT)
+        if MARKER not in slots:
+            slots.create_dataset(MARKER, data=np.full(2, -1, dtype=np.int64))
+            slots[MARKER].dims[0].label = "slot"
+        for name, value in state.items():
+            array = np.asarray(value)
+            if array.dtype.kind not in "iuf":
+                raise TypeError(f"state {name!r}: cannot store dtype {array.dtype}")
+            if name not in slots:  # contiguous, uncompressed: each write lands in place
+                slots.create_dataset(name, shape=(2, *array.shape), dtype=array.dtype)
+                slots[name].dims[0].label = "slot"
+            dset = slots[name]
+            if dset.shape[1:] != array.shape or dset.dtype != array.dtype:
+                raise ValueError(f"state {name!r}: {array.dtype}{array.shape}, expected "
+                                 f"{dset.dtype}{dset.shape[1:]}")
+            dset[slot] = array
 
     def _check_frames(self, frames: Mapping[str, np.ndarray]) -> None:
         assert self._shapes is not None
@@ -271,11 +437,11 @@ def _read_group(group: h5py.Group) -> tuple[dict, dict]:
     for name, obj in group.items():
         if isinstance(obj, h5py.Dataset):
             data[name], dims[name] = obj[()], _dataset_dims(obj)
-    if TIME in data:
-        n_frames = len(data[TIME])
-        for name, names in dims.items():
-            if names[:1] == (TIME,) and name != TIME:
-                data[name] = data[name][:n_frames]
+    if TIME in data:  # a frame counts once every field and time hold it
+        on_time = [name for name, names in dims.items() if names[:1] == (TIME,)]
+        n_frames = min(len(data[name]) for name in on_time)
+        for name in on_time:
+            data[name] = data[name][:n_frames]
     return data, dims
 
 

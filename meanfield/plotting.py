@@ -14,7 +14,8 @@ import numpy as np
 
 from .io import load
 
-__all__ = ["plot_density_evolution", "plot_risk", "plot_file"]
+__all__ = ["plot_density_evolution", "plot_density_2d", "marginal_2d", "pick_times", "plot_risk",
+           "plot_file"]
 
 
 def plot_density_evolution(ax: Any, coord: np.ndarray, times: np.ndarray, density: np.ndarray,
@@ -44,6 +45,29 @@ def plot_density_evolution(ax: Any, coord: np.ndarray, times: np.ndarray, densit
     ax.set_ylabel(f"density of ${label}$" + (" (log scale)" if log else ""))
     ax.legend(fontsize="small", frameon=False, ncols=2 if log else 1)
     return artists
+
+
+def pick_times(n_times: int, count: int) -> np.ndarray:
+    """Up to ``count`` frame indices spread evenly over ``n_times`` frames, ends included."""
+    return np.unique(np.linspace(0, n_times - 1, min(count, n_times)).round()).astype(int)
+
+
+def plot_density_2d(ax: Any, x: np.ndarray, y: np.ndarray, density: np.ndarray, *,
+                    labels: tuple[str, str] = ("q_0", "q_1"), vmax: float | None = None) -> Any:
+    """A 2-D density (cell averages, shape ``(len(x), len(y))``) as an image on its cells.
+
+    For a 3-D density pass the 2-D marginal (sum over the third axis times its spacing).
+    """
+    image = ax.pcolormesh(x, y, density.T, shading="nearest", cmap="magma_r", vmin=0.0,
+                          vmax=vmax if vmax is not None else density.max())
+    ax.set_xlabel(f"${labels[0]}$")
+    ax.set_ylabel(f"${labels[1]}$")
+    return image
+
+
+def marginal_2d(density: np.ndarray, spacing: float) -> np.ndarray:
+    """The law of the first two axes of a 3-D density (2-D input is returned unchanged)."""
+    return density if density.ndim == 2 else density.sum(axis=-1) * spacing
 
 
 def plot_risk(ax: Any, times: np.ndarray, risk: np.ndarray, *, label: str = "PDE") -> list:
@@ -76,4 +100,23 @@ def plot_file(path: str | Path, out_dir: str | Path) -> list[Path]:
             fig.savefig(target, dpi=150)
             plt.close(fig)
             written.append(target)
+        elif len(dims) in (3, 4):
+            target = out_dir / f"{Path(path).stem}-pde.png"
+            written.append(_plot_density_panels(pde, dims[1:], target))
     return written
+
+
+def _plot_density_panels(pde: dict, axes_names: tuple, target: Path) -> Path:
+    """Density at up to four times (2-D, or the marginal of the first two axes in 3-D) and risk."""
+    picks = pick_times(len(pde["time"]), 4)
+    x, y = pde[axes_names[0]], pde[axes_names[1]]
+    spacing = float(pde[axes_names[2]][1] - pde[axes_names[2]][0]) if len(axes_names) == 3 else 1.0
+    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.6 * (len(picks) + 1), 3.4),
+                             constrained_layout=True)
+    for ax, i in zip(axes[:-1], picks, strict=False):
+        plot_density_2d(ax, x, y, marginal_2d(pde["density"][i], spacing), labels=axes_names[:2])
+        ax.set_title(f"t = {pde['time'][i]:g}", fontsize="small")
+    plot_risk(axes[-1], pde["time"], pde["risk"])
+    fig.savefig(target, dpi=150)
+    plt.close(fig)
+    return target

@@ -1,7 +1,9 @@
 """Observers of a PDE run: invariants, progress, storage (the loop itself knows none of them).
 
 Each tracker has ``initialize(run)``, ``handle_step(step)``, ``handle_frame(frame)``,
-``handle_failure(last_good)`` and ``finalize()``; the base class makes all of them no-ops.
+``handle_failure(last_good)`` and ``finalize()``; the base class makes all of them no-ops. A
+tracker whose records span steps (the invariant maxima) exposes them through ``get_state()`` and
+``set_state(state)``, so that a resumed run ends with the records of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Frame:
     risk: float
     free_energy: float
     mass: float
+    tau: float = math.nan  # integrated time change int_0^t xi of the loop at the frame
+    state: dict[str, float] = field(default_factory=dict)  # tracker states (``get_state``)
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,13 @@ class Tracker:
 
     def finalize(self) -> None:
         """Called once at the end (also after a failure)."""
+
+    def get_state(self) -> dict[str, float]:
+        """Records that span steps, as stored with every frame for a resumed run (none here)."""
+        return {}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        """Restore what :meth:`get_state` returned (after :meth:`initialize`)."""
 
 
 @dataclass
@@ -144,6 +155,16 @@ class InvariantTracker(Tracker):
         self._cell_volume = run["grid"].cell_volume
         self._mass0 = run["mass0"]
 
+    def get_state(self) -> dict[str, float]:
+        return {"previous_free_energy": self._energy, "max_mass_error": self.max_mass_error,
+                "max_free_energy_rise": self.max_energy_rise, "min_density": self.min_density}
+
+    def set_state(self, state: dict[str, float]) -> None:
+        self._energy = float(state["previous_free_energy"])
+        self.max_mass_error = float(state["max_mass_error"])
+        self.max_energy_rise = float(state["max_free_energy_rise"])
+        self.min_density = float(state["min_density"])
+
 
 @dataclass
 class ProgressTracker(Tracker):
@@ -156,9 +177,9 @@ class ProgressTracker(Tracker):
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         disable = not (self.enabled and sys.stderr.isatty())
-        self._bar = tqdm(total=float(run["t_end"]), unit="t", disable=disable,
+        self._t = float(run.get("t_start", 0.0))  # later than 0 for a resumed run
+        self._bar = tqdm(total=float(run["t_end"]), initial=self._t, unit="t", disable=disable,
                          mininterval=self.mininterval, desc="pde", bar_format=None)
-        self._t = 0.0
 
     def handle_frame(self, frame: Frame) -> None:
         self._bar.update(frame.t - self._t)
@@ -188,7 +209,12 @@ class MemoryTracker(Tracker):
 
 @dataclass
 class StorageTracker(Tracker):
-    """Appends every frame to ``/pde`` of an open HDF5 file (flushed at each frame)."""
+    """Appends every frame to ``/pde`` of an open HDF5 file (flushed at each frame).
+
+    With each frame goes its resume state (``tau`` and the trackers' states, see
+    :meth:`Tracker.get_state`) into ``/pde/checkpoint``; the density, ``step`` and ``dt`` of the
+    frame complete it. A group holding frames of an earlier session is appended to.
+    """
 
     file: Any  # h5py.File
     group: str = "pde"
@@ -210,7 +236,7 @@ class StorageTracker(Tracker):
             "mass": (frame.mass, ()),
             "step": (frame.step, ()),
             "dt": (frame.dt, ()),
-        })
+        }, state={"tau": frame.tau, **frame.state})
 
     def handle_failure(self, last_good: LastGood) -> None:
         group = self._group.require_group("last_good")

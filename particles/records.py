@@ -45,7 +45,8 @@ def make_recorder(model: Any, backend: Backend, *, keep_theta: bool = False,
                   risk_fn: Any = None) -> Any:
     """Return ``record(state) -> ParticleFrame``.
 
-    ``risk_fn(theta) -> dict`` replaces the exact risk for models without a formula; it must
+    ``risk_fn(theta, step) -> dict`` replaces the exact risk for models without a formula
+    (``step`` is the state's step count, which may seed its random test points); it must
     return ``"risk"`` and ``"risk_se"`` and may add extras (arrays of shape ``(R,)``).
     """
     xp = backend.xp
@@ -57,7 +58,7 @@ def make_recorder(model: Any, backend: Backend, *, keep_theta: bool = False,
             risk = to_numpy(model.population_risk(state.theta, None, backend))
             risk_se = np.zeros_like(risk)
         else:
-            values = {k: to_numpy(v) for k, v in risk_fn(state.theta).items()}
+            values = {k: to_numpy(v) for k, v in risk_fn(state.theta, state.step).items()}
             risk, risk_se = values.pop("risk"), values.pop("risk_se")
             extras = values
         theta = to_numpy(state.theta).copy() if keep_theta else None

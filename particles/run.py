@@ -1,7 +1,14 @@
-"""Run the particle ensemble of a config beside the PDE (writes group ``/particles``)."""
+"""Run the particle ensemble of a config beside the PDE (writes group ``/particles``).
+
+Every random number of a run is a pure function of ``(seed, step)`` (counter-based generator;
+the test points of a Monte Carlo risk use the index of the output time), and the quench switch
+and the time change ``xi`` depend on the step index only: ``theta`` and the step count at an
+output time are the whole state a resumed run needs.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -10,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import Backend, get_backend
+from meanfield.backend import Backend, get_backend, to_numpy
 from meanfield.builders import build_law, build_model
 from meanfield.config import ConfigError
 from meanfield.model import PSpin, PSpinTask
@@ -27,8 +34,12 @@ __all__ = [
     "simulate",
     "save_steps",
     "run_particles_into",
+    "particles_resume_point",
+    "particles_are_complete",
     "frame_fields",
 ]
+
+GROUP = "particles"
 
 @dataclass(frozen=True)
 class ParticleRun:
@@ -43,6 +54,7 @@ class ParticleRun:
     save_times: tuple[float, ...]
     eps: float
     seed: int
+    keep_theta: bool = False  # record_fn stores theta snapshots
 
 
 def save_steps(save_times: Sequence[float], eps: float, key: str = "dynamics.save_times"
@@ -69,24 +81,25 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
     theta0 = law.sample_streams(rng, n)
     eps = float(spec["step"])
     step_fn = _step_fn(config, model, rng, backend, eps)
+    times = tuple(float(t) for t in config.dynamics["save_times"])
+    steps = save_steps(times, eps)
     risk_fn = None
     if hasattr(model, "test_risk"):  # no exact risk: Monte Carlo on fresh points per record
         points = int(spec.get("test_points", 10000))
-        counter = iter(range(1 << 40))
-        risk_fn = lambda theta: model.test_risk(rng, next(counter), points, theta,  # noqa: E731
-                                                backend.xp)
-    record_fn = make_recorder(model, backend, keep_theta=bool(spec.get("keep_theta", False)),
-                              risk_fn=risk_fn)
-    times = tuple(float(t) for t in config.dynamics["save_times"])
-    return ParticleRun(model, backend, EnsembleState(theta0), step_fn, record_fn,
-                       save_steps(times, eps), times, eps, seed)
+        frame_of = {k: i for i, k in enumerate(steps)}  # counter: the index of the output time
+        risk_fn = lambda theta, step: model.test_risk(rng, frame_of[step], points,  # noqa: E731
+                                                      theta, backend.xp)
+    keep_theta = bool(spec.get("keep_theta", False))
+    record_fn = make_recorder(model, backend, keep_theta=keep_theta, risk_fn=risk_fn)
+    return ParticleRun(model, backend, EnsembleState(theta0), step_fn, record_fn, steps, times,
+                       eps, seed, keep_theta)
 
 
 def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
     """The backend, the particle-side model and its initial law (``sample_streams``)."""
     try:
         backend = get_backend(config.particles.get("backend", "auto"))
-        model = build_model(config.model)
+        model = build_model(config.model, config.pde)
         if isinstance(model, PSpin):
             task = PSpinTask(model, backend.asarray(model.teacher()))
             return backend, task, task
@@ -120,16 +133,33 @@ def _step_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float) ->
 
 
 def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | None = None,
-             progress: bool = False) -> list[ParticleFrame]:
-    """Step the ensemble through every output step; return (and hand out) the frames."""
+             progress: bool = False, first_frame: int = 0,
+             on_state: Callable[[ParticleFrame, EnsembleState], None] | None = None
+             ) -> list[ParticleFrame]:
+    """Step the ensemble through every output step; return (and hand out) the frames.
+
+    Parameters
+    ----------
+    run : ParticleRun
+    on_frame : callable ``frame -> None``, optional
+        Called with each frame as it is recorded.
+    progress : bool
+        Show a progress bar (only on a terminal).
+    first_frame : int
+        Index of the first output time to record; ``run.state`` must then be the state at
+        output ``first_frame - 1`` (a resumed run). Only the frames from it on are returned.
+    on_state : callable ``(frame, state) -> None``, optional
+        Like ``on_frame``, with the ensemble state of the frame (for checkpoints).
+    """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     frames = []
     state = run.state
     total = run.save_steps[-1]
-    bar = tqdm(total=total, unit="step", desc="particles", mininterval=0.5,
+    bar = tqdm(total=total, initial=state.step, unit="step", desc="particles", mininterval=0.5,
                disable=not (progress and sys.stderr.isatty()))
-    for target, t_out in zip(run.save_steps, run.save_times, strict=True):
+    for target, t_out in zip(run.save_steps[first_frame:], run.save_times[first_frame:],
+                             strict=True):
         while state.step < target:
             state = run.step_fn(state)
             bar.update(1)
@@ -138,6 +168,8 @@ def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | No
         frames.append(frame)
         if on_frame is not None:
             on_frame(frame)
+        if on_state is not None:
+            on_state(frame, state)
     bar.close()
     return frames
 
@@ -158,10 +190,22 @@ def frame_fields(frame: ParticleFrame) -> dict[str, tuple[Any, tuple[str, ...]]]
 
 
 def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
-                       group: str = "particles") -> list[ParticleFrame]:
-    """Simulate ``run`` and append every frame to ``group`` of the open HDF5 file ``f``."""
+                       group: str = GROUP, resume: bool = False) -> list[ParticleFrame]:
+    """Simulate ``run`` and append every frame to ``group`` of the open HDF5 file ``f``.
+
+    With every frame, ``theta`` of every replica and the step count go to the double-buffered
+    ``checkpoint`` subgroup. With ``resume``, a group already in ``f`` is continued from its
+    last complete frame (see :func:`particles_resume_point`) and only the new frames are
+    returned; the finished group equals that of an uninterrupted run, bit for bit.
+    """
     from meanfield.io import FrameStore  # noqa: PLC0415
 
+    first = 0
+    if resume:
+        point = particles_resume_point(f, run, group)
+        if point is not None:
+            first, state = point
+            run = dataclasses.replace(run, state=state)
     n_replicas, n_particles = run.state.n_replicas, run.state.n_particles
     k = len(run.model.axis_names)
     coords = {"replica": np.arange(n_replicas), "unit": np.arange(n_particles),
@@ -169,6 +213,56 @@ def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
     grp = f.require_group(group)
     grp.attrs.update({"reduced_names": ",".join(run.model.axis_names), "seed": run.seed,
                       "step_size": run.eps, "backend": run.backend.name})
+    if run.keep_theta:  # the last axis of the theta snapshots
+        coords["param"] = np.arange(run.state.theta.shape[-1])
     store = FrameStore(grp, coords)
-    return simulate(run, on_frame=lambda fr: store.append(fr.t, frame_fields(fr)),
-                    progress=progress)
+
+    def write(frame: ParticleFrame, state: EnsembleState) -> None:
+        store.append(frame.t, frame_fields(frame),
+                     state={"theta": to_numpy(state.theta), "step": np.int64(state.step)})
+
+    return simulate(run, on_state=write, progress=progress, first_frame=first)
+
+
+def particles_resume_point(f: Any, run: ParticleRun, group: str = GROUP
+                           ) -> tuple[int, EnsembleState] | None:
+    """Prepare ``group`` of ``f`` for a resumed run: the next frame index and the state.
+
+    The group is cut back to its last complete frame (:func:`meanfield.io.last_checkpoint`),
+    whose checkpoint holds ``theta`` and the step count; a group with no committed frame is
+    deleted (``None``: start from ``run.state``).
+
+    Raises
+    ------
+    ValueError
+        When the group holds frames but no resume state for them, or a state of another
+        shape than ``run``'s: nothing is changed.
+    """
+    from meanfield.io import last_checkpoint, truncate_frames  # noqa: PLC0415
+
+    if group not in f:
+        return None
+    point = last_checkpoint(f[group], run.save_times)
+    if point is None:
+        if "time" in f[group] and len(f[group]["time"]) > 0:
+            raise ValueError(f"/{group} holds frames but no resume checkpoint for them")
+        del f[group]
+        return None
+    theta, step = point.state["theta"], int(point.state["step"])
+    if theta.shape != tuple(run.state.theta.shape) or step != run.save_steps[point.index]:
+        raise ValueError(f"/{group}/checkpoint does not match this run (theta {theta.shape}, "
+                         f"step {step})")
+    truncate_frames(f[group], point.index + 1)
+    theta = run.backend.asarray(theta, getattr(run.backend.xp, theta.dtype.name))
+    state = EnsembleState(theta, step, run.save_times[point.index])
+    return point.index + 1, state
+
+
+def particles_are_complete(f: Any, run: ParticleRun, group: str = GROUP) -> bool:
+    """Whether ``group`` of ``f`` holds every output frame of ``run``."""
+    from meanfield.io import last_checkpoint  # noqa: PLC0415
+
+    if group not in f:
+        return False
+    point = last_checkpoint(f[group], run.save_times)
+    return point is not None and point.index == len(run.save_times) - 1

@@ -11,7 +11,7 @@ from scipy import special
 
 from ..grid import Grid
 
-__all__ = ["ScaledChiLaw", "NormalLaw", "initial_density", "GridTooSmallError"]
+__all__ = ["ScaledChiLaw", "ScaledChiPairLaw", "NormalLaw", "initial_density", "GridTooSmallError"]
 
 #: purpose tag of the counter-based generator for initial draws (data use 0 and 1, noise 2)
 INIT_PURPOSE = 3
@@ -68,6 +68,64 @@ class ScaledChiLaw:
 
 
 @dataclass(frozen=True)
+class ScaledChiPairLaw:
+    """Law of ``(r1, r2) = (|w_{1..s0}|, |w_{s0+1..d}|)`` for ``w ~ N(0, kappa^2 I_d / d)``.
+
+    ``r1`` and ``r2`` are independent, ``d r1^2 / kappa^2 ~ chi^2_s0`` and
+    ``d r2^2 / kappa^2 ~ chi^2_{d-s0}``: each is a :class:`ScaledChiLaw` with its own
+    dimension and scale ``kappa sqrt(n / d)``. Units are drawn exactly as by
+    ``ScaledChiLaw(kappa, d)`` (the same ``w``, only the reduction differs).
+
+    Parameters
+    ----------
+    kappa : float
+        Scale, ``> 0``.
+    d : int
+        Dimension of ``w``.
+    s0 : int
+        Size of the first block, ``1 <= s0 <= d - 1``.
+    """
+
+    kappa: float
+    d: int
+    s0: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.s0 <= self.d - 1:
+            raise ValueError(f"s0 must satisfy 1 <= s0 <= d - 1, got s0 = {self.s0}, d = {self.d}")
+
+    @property
+    def marginals(self) -> tuple[ScaledChiLaw, ScaledChiLaw]:
+        """The laws of ``r1`` and ``r2``."""
+        first, rest = self.s0, self.d - self.s0
+        return (
+            ScaledChiLaw(self.kappa * math.sqrt(first / self.d), first),
+            ScaledChiLaw(self.kappa * math.sqrt(rest / self.d), rest),
+        )
+
+    def cell_masses(self, grid: Grid) -> tuple[np.ndarray, float]:
+        """Exact probability of each cell of a 2-D grid, and the mass outside its box."""
+        if grid.ndim != 2:
+            raise ValueError(f"the law of (r1, r2) needs a 2-D grid, got {grid.ndim}-D")
+        axis_masses, outside = [], []
+        for axis, law in enumerate(self.marginals):
+            line = Grid((grid.bounds[axis],), (grid.shape[axis],))
+            masses, out = law.cell_masses(line)
+            axis_masses.append(masses)
+            outside.append(out)
+        # P(outside the box) = 1 - (1 - o1)(1 - o2), written without cancellation
+        return np.multiply.outer(*axis_masses), outside[0] + outside[1] - outside[0] * outside[1]
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Draw ``w``, shape ``(*shape, d)`` (NumPy)."""
+        return ScaledChiLaw(self.kappa, self.d).sample(rng, shape)
+
+    def sample_streams(self, rng: Any, n: int) -> Any:
+        """``n`` i.i.d. units per stream of a counter-based generator: ``(R, n, d)``."""
+        return ScaledChiLaw(self.kappa, self.d).sample_streams(rng, n)
+
+
+@dataclass(frozen=True)
 class NormalLaw:
     """Independent normal coordinates ``theta_a ~ N(mean_a, std_a^2)`` on the full grid."""
 
@@ -94,7 +152,7 @@ class NormalLaw:
         return rng.xp.stack(columns, axis=-1)
 
 
-def initial_density(law: ScaledChiLaw | NormalLaw, grid: Grid) -> np.ndarray:
+def initial_density(law: ScaledChiLaw | ScaledChiPairLaw | NormalLaw, grid: Grid) -> np.ndarray:
     """Cell averages of the initial law on ``grid`` (NumPy), normalised to unit mass.
 
     Raises

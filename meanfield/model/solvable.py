@@ -1,12 +1,22 @@
 """Models with exact solutions, on the full parameter grid (no reduction): checks of the scheme.
 
-* :class:`QuadraticPotential`: ``V = (k/2)|theta - c|^2``, ``U = 0``. With noise the DD is the
-  Ornstein-Uhlenbeck Fokker-Planck equation: Gaussian laws stay Gaussian, with
-  ``mean(t) = c + (m_0 - c) e^{-2 k tau}`` and
-  ``var(t) = v_0 e^{-4 k tau} + (1 - e^{-4 k tau}) / (k beta)`` per axis, ``tau = int xi``.
+* :class:`QuadraticPotential`: ``V = sum_a (k_a/2)(theta_a - c_a)^2``, ``U = 0``. With noise the
+  DD is the Ornstein-Uhlenbeck Fokker-Planck equation; the axes are independent, Gaussian laws
+  stay Gaussian, and each axis follows :func:`ou_moments`.
+* :class:`LinearUnit`: ``sigma_*(x; theta) = <theta, x>``, ``x ~ N(0, I_D)``: ``V`` linear, ``U``
+  the Euclidean inner product (rank ``D``), and closed moment equations
+  (:func:`linear_unit_moments`).
+* :class:`~meanfield.model.cosine.CosineInteraction` (its own module): a noisy interacting
+  model whose Gibbs state is known implicitly.
 * :class:`FeatureModel`: any ``V`` and a low-rank ``U = sum_p w_p phi_p(theta) phi_p(theta')``
-  given as callables, e.g. a linear ``V`` (pure transport at constant speed) or an interacting
-  noisy model whose Gibbs state is known implicitly.
+  given as callables, e.g. a linear ``V`` (pure transport at constant speed).
+
+All of them live on the full parameter space (the grid is ``theta`` itself, ``reduce`` is the
+identity), so the PDE and the particles share ``V``, ``U`` and their gradients directly.
+
+References
+----------
+S. Mei, A. Montanari, P.-M. Nguyen, PNAS 115 (2018), eq. (7) and its noisy Gibbs fixed point.
 """
 
 from __future__ import annotations
@@ -20,31 +30,109 @@ import numpy as np
 
 from .base import KernelFeatures, ReducedModel
 
-__all__ = ["QuadraticPotential", "FeatureModel", "ou_moments"]
+__all__ = [
+    "QuadraticPotential",
+    "LinearUnit",
+    "FeatureModel",
+    "ou_moments",
+    "linear_unit_moments",
+]
+
+
+def _axis_names(ndim: int) -> tuple[str, ...]:
+    return ("theta",) if ndim == 1 else tuple(f"theta{i}" for i in range(ndim))
+
+
+def _relaxed_time(rate: float, tau: float) -> float:
+    """``int_0^tau e^{-rate s} ds = (1 - e^{-rate tau}) / rate``, continuous at ``rate = 0``."""
+    x = rate * tau
+    return tau if x == 0.0 else tau * -math.expm1(-x) / x
+
+
+# ---- Ornstein-Uhlenbeck ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class QuadraticPotential(ReducedModel):
-    """``V(theta) = (stiffness/2) |theta - center|^2``, no interaction, ``ndim`` axes."""
+    """``V(theta) = sum_a (k_a/2) (theta_a - c_a)^2``, no interaction, ``ndim`` axes.
 
-    stiffness: float = 1.0
-    center: float = 0.0
+    Parameters
+    ----------
+    stiffness : float or tuple of ``ndim`` floats
+        ``k``, one value for every axis or one per axis.
+    center : float or tuple of ``ndim`` floats
+        ``c``, the minimiser of ``V``.
+    ndim : int
+        Number of axes.
+
+    Notes
+    -----
+    The axes are independent, so each follows :func:`ou_moments` with its own ``k_a, c_a``; a
+    Gaussian with a diagonal covariance keeps zero covariances between the axes. With the ridge
+    term, ``Psi_lambda`` is the same model with ``k_a + lambda`` and ``k_a c_a / (k_a + lambda)``.
+    """
+
+    stiffness: float | tuple[float, ...] = 1.0
+    center: float | tuple[float, ...] = 0.0
     ndim: int = 1
+
+    def __post_init__(self) -> None:
+        if int(self.ndim) < 1:
+            raise ValueError(f"ndim must be >= 1, got {self.ndim}")
+        for name in ("stiffness", "center"):
+            value = getattr(self, name)
+            if np.ndim(value) == 0:
+                object.__setattr__(self, name, float(value))
+                continue
+            values = tuple(float(v) for v in np.ravel(value))
+            if len(values) != self.ndim:
+                raise ValueError(f"{name} needs 1 or ndim = {self.ndim} values, got {len(values)}")
+            object.__setattr__(self, name, values)
+
+    @property
+    def per_axis(self) -> bool:
+        """Whether stiffness or center differ between axes (given as tuples)."""
+        return isinstance(self.stiffness, tuple) or isinstance(self.center, tuple)
+
+    @property
+    def stiffnesses(self) -> tuple[float, ...]:
+        """``k_a`` for every axis."""
+        k = self.stiffness
+        return k if isinstance(k, tuple) else (k,) * self.ndim
+
+    @property
+    def centers(self) -> tuple[float, ...]:
+        """``c_a`` for every axis."""
+        c = self.center
+        return c if isinstance(c, tuple) else (c,) * self.ndim
 
     @property
     def axis_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("theta",) if self.ndim == 1 else tuple(f"theta{i}" for i in range(self.ndim))
+        return _axis_names(self.ndim)
 
     @property
     def r_sharp(self) -> float:
         return 0.0
 
     def potential(self, points: np.ndarray) -> np.ndarray:
-        return 0.5 * self.stiffness * np.sum((np.asarray(points) - self.center) ** 2, axis=-1)
+        points = np.asarray(points)
+        if not self.per_axis:
+            return 0.5 * self.stiffness * np.sum((points - self.center) ** 2, axis=-1)
+        k, c = np.asarray(self.stiffnesses), np.asarray(self.centers)
+        return 0.5 * np.sum(k * (points - c) ** 2, axis=-1)
 
     def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
                         ) -> KernelFeatures:
         return KernelFeatures(np.zeros((np.asarray(points).shape[0], 0)), np.zeros(0))
+
+    def potential_gradient(self, points: np.ndarray) -> np.ndarray:
+        """``grad V``, shape ``(n, ndim)`` (NumPy)."""
+        points = np.asarray(points, dtype=np.float64)
+        return np.asarray(self.stiffnesses) * (points - np.asarray(self.centers))
+
+    def kernel_feature_gradients(self, points: np.ndarray,
+                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+        return np.zeros((np.asarray(points).shape[0], 0, self.ndim))
 
     # ---- particles: the full space is the grid space, and there is no data ------------------
 
@@ -55,24 +143,214 @@ class QuadraticPotential(ReducedModel):
     def reduce(self, theta: Any, xp: Any) -> Any:
         return theta
 
-    def population_gradient(self, theta: Any, order: int, backend: Any) -> Any:
-        """``grad Psi = grad V = stiffness (theta - center)`` (U = 0)."""
-        return self.stiffness * (theta - self.center)
+    def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
+        """``grad Psi = grad V = k (theta - c)`` per axis (U = 0), shape of ``theta``."""
+        if not self.per_axis:
+            return self.stiffness * (theta - self.center)
+        columns = [k * (theta[..., a] - c)
+                   for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True))]
+        return backend.xp.stack(columns, axis=-1)
 
-    def population_risk(self, theta: Any, order: int, backend: Any) -> Any:
-        """``R(mu_N) = 2 <V, mu_N>`` per replica."""
+    def population_risk(self, theta: Any, order: Any, backend: Any) -> Any:
+        """``R(mu_N) = 2 <V, mu_N>`` per replica, ``(R,)``."""
         xp = backend.xp
-        v = 0.5 * self.stiffness * xp.sum((theta - self.center) ** 2, axis=-1)
+        if not self.per_axis:
+            v = 0.5 * self.stiffness * xp.sum((theta - self.center) ** 2, axis=-1)
+        else:
+            v = sum(0.5 * k * (theta[..., a] - c) ** 2
+                    for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True)))
         return self.r_sharp + 2.0 * xp.mean(v, axis=-1)
 
 
-def ou_moments(stiffness: float, center: float, beta: float, mean0: float, var0: float,
-               tau: float) -> tuple[float, float]:
-    """Exact mean and variance of one axis of the OU flow at time-changed time ``tau``."""
-    decay = math.exp(-2.0 * stiffness * tau)
-    noise = 0.0 if math.isinf(beta) else (1.0 - decay**2) / (stiffness * beta)
-    return center + (mean0 - center) * decay, var0 * decay**2 + noise
+def ou_moments(stiffness: Any, center: Any, beta: float, mean0: Any, var0: Any,
+               tau: float) -> tuple[Any, Any]:
+    """Exact mean and variance of one axis of the OU flow at time-changed time ``tau``.
 
+    .. math::
+
+        m(\\tau) = c + (m_0 - c) e^{-2 k \\tau}, \\qquad
+        v(\\tau) = v_0 e^{-4 k \\tau} + \\frac{1 - e^{-4 k \\tau}}{k \\beta}
+        \\quad (= v_0 + 4 \\tau / \\beta \\text{ at } k = 0).
+
+    Arguments broadcast (NumPy): pass arrays of per-axis values to get every axis at once;
+    scalars give floats.
+    """
+    stiffness = np.asarray(stiffness, dtype=np.float64)
+    center = np.asarray(center, dtype=np.float64)
+    decay = np.exp(-2.0 * stiffness * tau)
+    if math.isinf(beta):
+        noise = 0.0 * decay
+    else:
+        rate = 4.0 * stiffness * tau
+        safe = np.where(rate == 0.0, 1.0, rate)
+        noise = (4.0 * tau / beta) * np.where(rate == 0.0, 1.0, -np.expm1(-safe) / safe)
+    mean = center + (np.asarray(mean0) - center) * decay
+    var = np.asarray(var0) * decay**2 + noise
+    if mean.ndim == 0 and var.ndim == 0:
+        return float(mean), float(var)
+    return mean, var
+
+
+# ---- the linear unit --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearUnit(ReducedModel):
+    """A linear unit learning a linear teacher: ``sigma_*(x; theta) = <theta, x>``.
+
+    Data ``x ~ N(0, I_D)``, ``y = <theta_star, x> + e`` with independent label noise
+    ``e ~ N(0, label_var)``. Then
+
+    .. math::
+
+        V(\\theta) = -\\langle \\theta_*, \\theta \\rangle, \\qquad
+        U(\\theta, \\theta') = \\langle \\theta, \\theta' \\rangle, \\qquad
+        R(\\rho) = s^2 + |m - \\theta_*|^2,
+
+    with ``m`` the mean of ``rho`` and ``s^2 = label_var``: a rank-``D`` kernel (the features
+    are the coordinates, weight 1). ``grad Psi_lambda = m - theta_* + lambda theta`` is affine,
+    so mean and covariance solve closed equations (:func:`linear_unit_moments`), Gaussian laws
+    stay Gaussian, and a noiseless run with ``lambda = 0`` translates the initial law.
+
+    Parameters
+    ----------
+    theta_star : tuple of float
+        The teacher; ``D = len(theta_star)`` (1 to 3 for the PDE, any for the particles).
+    label_var : float
+        Variance ``s^2 >= 0`` of the label noise.
+    """
+
+    theta_star: tuple[float, ...]
+    label_var: float = 0.0
+
+    def __post_init__(self) -> None:
+        star = tuple(float(v) for v in np.ravel(self.theta_star))
+        if not star:
+            raise ValueError("theta_star needs at least one coordinate")
+        if not self.label_var >= 0.0:
+            raise ValueError(f"label_var must be >= 0, got {self.label_var}")
+        object.__setattr__(self, "theta_star", star)
+        object.__setattr__(self, "label_var", float(self.label_var))
+
+    @property
+    def ndim(self) -> int:  # type: ignore[override]
+        return len(self.theta_star)
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return _axis_names(self.ndim)
+
+    @property
+    def r_sharp(self) -> float:
+        """``E[y^2] = |theta_star|^2 + s^2``."""
+        return float(np.sum(np.square(self.theta_star))) + self.label_var
+
+    def potential(self, points: np.ndarray) -> np.ndarray:
+        return -np.asarray(points, dtype=np.float64) @ np.asarray(self.theta_star)
+
+    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
+                        ) -> KernelFeatures:
+        features = np.array(points, dtype=np.float64).reshape(-1, self.ndim)
+        return KernelFeatures(features, np.ones(self.ndim))
+
+    def kernel_feature_gradients(self, points: np.ndarray,
+                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+        """``grad theta_p = e_p``: ``(n, D, D)``."""
+        n = np.asarray(points).shape[0]
+        return np.broadcast_to(np.eye(self.ndim), (n, self.ndim, self.ndim)).copy()
+
+    def potential_gradient(self, points: np.ndarray) -> np.ndarray:
+        """``grad V = -theta_star``: ``(n, D)``."""
+        n = np.asarray(points).shape[0]
+        return np.broadcast_to(-np.asarray(self.theta_star), (n, self.ndim)).copy()
+
+    # ---- particles (xp-generic: R replicas, B samples, N units) --------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self.ndim
+
+    def reduce(self, theta: Any, xp: Any) -> Any:
+        return theta
+
+    def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
+        """``grad Psi(theta_i; mu_N) = <theta, mu_N> - theta_star``, ``(R, N, D)``."""
+        xp = backend.xp
+        star = backend.asarray(np.asarray(self.theta_star), theta.dtype)
+        mean = xp.mean(theta, axis=-2, keepdims=True)
+        return xp.broadcast_to(mean - star, theta.shape)
+
+    def population_risk(self, theta: Any, order: Any, backend: Any) -> Any:
+        """``R(mu_N) = s^2 + |<theta, mu_N> - theta_star|^2``, ``(R,)``."""
+        xp = backend.xp
+        star = backend.asarray(np.asarray(self.theta_star), theta.dtype)
+        return self.label_var + xp.sum((xp.mean(theta, axis=-2) - star) ** 2, axis=-1)
+
+    def sample_data(self, rng: Any, counter: int, batch: int, xp: Any) -> tuple[Any, Any]:
+        """Fresh samples for every stream: ``x`` ``(R, B, D)`` (purpose 0), ``y`` ``(R, B)``.
+
+        The label noise (when ``label_var > 0``) uses purpose 1.
+        """
+        x = rng.normal(counter, (batch, self.ndim), purpose=0)
+        y = sum(s * x[..., a] for a, s in enumerate(self.theta_star))
+        if self.label_var > 0.0:
+            y = y + math.sqrt(self.label_var) * rng.normal(counter, (batch,), purpose=1)
+        return x, y
+
+    def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
+        """Unit outputs ``<theta_i, x_b>``, ``(R, B, N)``; no cache (the gradient is ``x``)."""
+        return x @ xp.matrix_transpose(theta), None
+
+    def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
+        """``sum_b coef[r, b, i] x_b``, ``(R, N, D)``; ``coef`` of shape ``(R, B, 1 or N)``."""
+        return xp.broadcast_to(xp.matrix_transpose(coef) @ x, theta.shape)
+
+
+def linear_unit_moments(theta_star: Sequence[float], l2: float, beta: float, m0: Any, C0: Any,
+                        tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean and covariance of the linear unit's DD at time-changed time ``tau``.
+
+    With ``grad Psi_lambda = m - theta_* + lambda theta`` the DD moves a unit by
+    ``d theta = -2 (m - theta_* + lambda theta) d tau + 2 beta^{-1/2} dW``, so
+
+    .. math::
+
+        \\frac{dm}{d\\tau} = -2 ((1 + \\lambda) m - \\theta_*), \\qquad
+        \\frac{dC}{d\\tau} = -4 \\lambda C + \\frac{4}{\\beta} I,
+
+    solved by ``m = m_inf + (m_0 - m_inf) e^{-2 (1 + lambda) tau}``, ``m_inf = theta_* /
+    (1 + lambda)``, and ``C = C_0 e^{-4 lambda tau} + (4/beta) int_0^tau e^{-4 lambda s} ds I``
+    (``= C_0 + 4 tau / beta I`` at ``lambda = 0``). The same equations hold exactly for the
+    empirical mean and covariance of population-GD particles (noiseless).
+
+    Parameters
+    ----------
+    theta_star : sequence of D floats
+    l2 : float
+        ``lambda``.
+    beta : float
+        Inverse temperature (``inf``: noiseless).
+    m0 : array of shape ``(D,)``
+    C0 : array of shape ``(D, D)``
+    tau : float
+
+    Returns
+    -------
+    mean : array of shape ``(D,)``
+    cov : array of shape ``(D, D)``
+    """
+    star = np.asarray(theta_star, dtype=np.float64)
+    m0 = np.asarray(m0, dtype=np.float64)
+    C0 = np.asarray(C0, dtype=np.float64)
+    m_inf = star / (1.0 + l2)
+    mean = m_inf + (m0 - m_inf) * math.exp(-2.0 * (1.0 + l2) * tau)
+    cov = C0 * math.exp(-4.0 * l2 * tau)
+    if math.isfinite(beta):
+        cov = cov + (4.0 / beta) * _relaxed_time(4.0 * l2, tau) * np.eye(star.size)
+    return mean, cov
+
+
+# ---- an interacting noisy model with a self-consistent Gibbs state ----------------------------
 
 @dataclass(frozen=True)
 class FeatureModel(ReducedModel):

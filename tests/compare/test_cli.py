@@ -122,8 +122,8 @@ def fake_driver(monkeypatch):
     calls = []
     module = types.ModuleType("compare.runner")
 
-    def run_config(config, out_path, *, force, progress):
-        calls.append((config, Path(out_path), force, progress))
+    def run_config(config, out_path, *, force, progress, resume=False, report=None):
+        calls.append((config, Path(out_path), force, progress, resume))
 
     module.run_config = run_config
     monkeypatch.setitem(sys.modules, "compare.runner", module)
@@ -134,9 +134,9 @@ def test_run_calls_driver(tmp_path, config_file, fake_driver):
     _, calls = fake_driver
     out = tmp_path / "out.h5"
     assert main(["run", str(config_file), "-o", str(out), "--quiet", "--set", "pde.cells=99"]) == 0
-    ((config, out_path, force, progress),) = calls
+    ((config, out_path, force, progress, resume),) = calls
     assert config.pde["cells"] == (99,)
-    assert (out_path, force, progress) == (out, False, False)
+    assert (out_path, force, progress, resume) == (out, False, False, False)
 
 
 def test_existing_output_refused_before_driver(tmp_path, config_file, fake_driver, capsys):
@@ -151,7 +151,13 @@ def test_existing_output_refused_before_driver(tmp_path, config_file, fake_drive
     assert calls == []
     assert out.read_bytes() == b"keep me"
     assert main(["run", str(config_file), "-o", str(out), "--force"]) == 0
-    assert calls[0][2:] == (True, True)
+    assert calls[0][2:] == (True, True, False)
+    assert main(["run", str(config_file), "-o", str(out), "--resume"]) == 0
+    assert calls[1][2:] == (False, True, True)
+    assert out.read_bytes() == b"keep me"  # the (fake) driver decides what to resume
+    assert main(["run", str(config_file), "-o", str(out), "--resume", "--force"]) == 2
+    assert len(calls) == 2
+    capsys.readouterr()
 
 
 def test_invariant_violation_exits_3(tmp_path, config_file, fake_driver, monkeypatch, capsys):
@@ -164,7 +170,7 @@ def test_invariant_violation_exits_3(tmp_path, config_file, fake_driver, monkeyp
     trackers.InvariantViolation = InvariantViolation
     monkeypatch.setitem(sys.modules, "meanfield.trackers", trackers)
 
-    def failing(config, out_path, *, force, progress):
+    def failing(config, out_path, *, force, progress, resume=False, report=None):
         raise InvariantViolation("mass drifted by 1e-3 at t=2.5")
 
     monkeypatch.setattr(module, "run_config", failing)
@@ -175,7 +181,7 @@ def test_invariant_violation_exits_3(tmp_path, config_file, fake_driver, monkeyp
 def test_other_driver_errors_propagate(tmp_path, config_file, fake_driver, monkeypatch):
     module, _ = fake_driver
 
-    def failing(config, out_path, *, force, progress):
+    def failing(config, out_path, *, force, progress, resume=False, report=None):
         raise ZeroDivisionError("bug")
 
     monkeypatch.setattr(module, "run_config", failing)

@@ -77,7 +77,7 @@ def test_isotropic_defaults_are_filled():
 
 def test_quadratic_resolves_and_fills_defaults():
     cfg = parse_config(QUADRATIC)
-    assert cfg.model == {"name": "quadratic", "stiffness": 2.0, "center": 0.0}
+    assert cfg.model == {"name": "quadratic", "ndim": 1, "stiffness": 2.0, "center": 0.0}
     assert cfg.pde["bounds"] == ((-4.0, 4.0),)
     assert isinstance(cfg.pde["bounds"][0][0], float)
     assert cfg.dynamics["save_times"] == (0.0, 0.25, 0.5, 0.75, 1.0)

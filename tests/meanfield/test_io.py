@@ -113,6 +113,46 @@ def test_create_file_refuses_existing_and_force_overwrites(tmp_path):
     assert load(path).groups == {}
 
 
+def test_create_file_builds_aside_and_renames(tmp_path):
+    """The new file appears complete under its name (a kill cannot leave half a superblock);
+    --force replaces the old file only then, and no temporary file stays behind."""
+    path = tmp_path / "run.h5"
+    write_run(path)
+    with create_file(path, force=True) as f:
+        assert list(f) == [] and f.filename == str(path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+        f.attrs["x"] = 1
+    assert load(path).attrs == {"x": 1}
+
+
+def test_created_file_has_the_usual_permissions(tmp_path):
+    """The temporary file of the atomic create is 0600; the result must follow the umask."""
+    import os
+    import stat
+
+    path = tmp_path / "run.h5"
+    umask = os.umask(0o022)
+    try:
+        create_file(path).close()
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_append_continues_a_group_of_an_earlier_session(tmp_path):
+    path = tmp_path / "run.h5"
+    write_run(path, n_frames=2)
+    with h5py.File(path, "r+") as f:
+        store = FrameStore(f["pde"], {"r": R})
+        assert store.n_frames == 2
+        store.append(1.0, frame(2))
+        with pytest.raises(ValueError, match="differ"):
+            store.append(1.5, {"density": (R, ("r",))})
+    pde = load(path).groups["pde"]
+    np.testing.assert_array_equal(pde["time"], [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(pde["step"], [0, 10, 20])
+
+
 def test_append_rejects_inconsistent_frames(tmp_path):
     with create_file(tmp_path / "run.h5") as f:
         store = FrameStore(f.require_group("pde"), {"r": R})
@@ -134,6 +174,10 @@ def test_load_trims_fields_to_completed_time(tmp_path):
     with h5py.File(path, "a") as f:
         f["pde/risk"].resize(4, axis=0)
     assert load(path).groups["pde"]["risk"].shape == (3,)
+    with h5py.File(path, "a") as f:  # a field shorter than time: the frame is not complete
+        f["pde/mass"].resize(2, axis=0)
+    pde = load(path).groups["pde"]
+    assert pde["time"].shape == pde["risk"].shape == pde["density"].shape[:1] == (2,)
 
 
 def test_summary_mentions_config_groups_and_invariants(tmp_path):

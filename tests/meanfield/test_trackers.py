@@ -108,3 +108,28 @@ def test_non_finite_potential_stops_the_run() -> None:
     rho0 = initial_density(NormalLaw((-0.3,), (0.08,)), grid)
     with pytest.raises(InvariantViolation, match="step 1 .*non-finite"):
         integrate(pde, rho0, [0.0, 0.1], get_backend("numpy"), trackers=[InvariantTracker()])
+
+
+def test_resume_from_a_frame_reproduces_the_rest_bit_for_bit() -> None:
+    """A frame's density, tau, step, dt and tracker states are the whole state of the loop."""
+    from meanfield.controller import ResumePoint
+    from meanfield.schedules import TimeChange
+
+    grid = Grid(((-4.0, 5.0),), (90,))
+    pde = MeanFieldPDE(QuadraticPotential(), grid, beta=3.0)
+    rho0 = initial_density(NormalLaw((1.0,), (0.5,)), grid)
+    times, xi, numpy = np.linspace(0, 1, 11), TimeChange(power=-0.25), get_backend("numpy")
+    full, whole = MemoryTracker(), InvariantTracker()
+    integrate(pde, rho0, times, numpy, time_change=xi, trackers=[whole, full])
+    at = full.frames[4]
+    assert at.tau == xi.tau(at.t) and set(at.state) == set(whole.get_state())
+    rest, resumed = MemoryTracker(), InvariantTracker()
+    summary = integrate(pde, rho0, times, numpy, time_change=xi, trackers=[resumed, rest],
+                        resume=ResumePoint(4, at.density, at.tau, at.step, at.dt, at.state))
+    assert len(rest.frames) == 6 and summary.n_steps == full.frames[-1].step
+    for got, want in zip(rest.frames, full.frames[5:], strict=True):
+        np.testing.assert_array_equal(got.density, want.density)
+        assert (got.index, got.t, got.step, got.dt, got.tau, got.risk, got.free_energy,
+                got.mass, got.state) == (want.index, want.t, want.step, want.dt, want.tau,
+                                         want.risk, want.free_energy, want.mass, want.state)
+    assert resumed.get_state() == whole.get_state()
