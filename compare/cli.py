@@ -72,7 +72,13 @@ def _prepare(args: argparse.Namespace) -> tuple[object, Path] | int:
     """Load the config; handle --dry-run and an existing output. An int is the exit status."""
     config = load_config(args.config, args.set)
     if args.dry_run:
+        from compare.cost import estimate_cost
+
+        lines = estimate_cost(config)  # builds the run, so it also checks the grid and model
         print(config.to_toml(), end="")
+        print("\n# estimated cost")
+        for line in lines:
+            print(f"# {line}")
         return EXIT_OK
     out = Path(args.output)
     resume = getattr(args, "resume", None)

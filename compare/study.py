@@ -115,6 +115,8 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
                          backend=backend.name, device=backend.device)
         if setup is not None:
             _write_pde(f, setup, mem)
+        times = np.asarray(config.dynamics["save_times"], dtype=np.float64)
+        f.require_group("study").create_dataset("time", data=times).make_scale("time")
         raw = f.require_group("study/raw")
         failures: list[str] = []
 
@@ -126,7 +128,7 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
                 p = result.params
                 grp = raw.require_group(f"n{p['n']}_seed{p['seed']}")
                 for key, value in result.value.items():
-                    grp.create_dataset(key, data=value)
+                    _named_dataset(grp, key, value, RAW_DIMS[key])
             f.flush()
 
         jobs = [{"config_toml": toml_text, **p} for p in _job_params(config)]
@@ -310,13 +312,46 @@ def _truncate(path: Any, tau: float) -> Any:
     return ForwardPath(taus, dens)
 
 
+#: dimension names of the datasets of a study table and of a raw job group
+TABLE_DIMS = {"values": ("n", "replica", "time"), "pde": ("time",), "bias": ("n", "time"),
+              "n_var": ("n", "time"), "n_var_predicted": ("time",),
+              "n_var_predicted_sgd": ("n", "time"), "slope": ("time",),
+              "slope_ci": ("time", "bound"), "spread_slope": ("time",),
+              "spread_slope_ci": ("time", "bound"), "normality_pvalue": ("n", "time")}
+RAW_DIMS = {"reduced": ("time", "replica", "unit"), "risk": ("time", "replica")}
+
+
+def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...]) -> None:
+    """Write ``value`` with every axis attached to a dimension scale (xarray's named dims).
+
+    A scale of that name in ``group`` or an ancestor is reused when its length fits (``n``,
+    ``time`` of ``/study``); otherwise an index scale is created in ``group``.
+    """
+    value = np.asarray(value)
+    dset = group.create_dataset(key, data=value)
+    for axis, name in enumerate(dims):
+        scale, node = None, group
+        while scale is None:
+            if name in node and len(node[name]) == value.shape[axis]:
+                scale = node[name]
+            elif node.name == "/":
+                break
+            node = node.parent
+        if scale is None:
+            scale = group.create_dataset(name, data=np.arange(value.shape[axis]))
+            scale.make_scale(name)
+        dset.dims[axis].attach_scale(scale)
+        dset.dims[axis].label = name
+
+
 def _write_study(f: Any, study: StudyResult) -> None:
     grp = f.require_group("study")
-    grp.create_dataset("n", data=study.n)
-    grp.create_dataset("time", data=study.times)
+    grp.create_dataset("n", data=study.n).make_scale("n")
+    if "time" not in grp:
+        grp.create_dataset("time", data=study.times).make_scale("time")
     for name, table in study.tables.items():
         sub = grp.require_group(name)
         for key, value in table.items():
-            sub.create_dataset(key, data=np.asarray(value))
+            _named_dataset(sub, key, value, TABLE_DIMS[key])
     grp.attrs["failed_jobs"] = len(study.failures)
     f.flush()

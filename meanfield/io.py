@@ -173,6 +173,15 @@ def _frame_datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
             if isinstance(obj, h5py.Dataset) and obj.maxshape[:1] == (None,)}
 
 
+def _attach_scales(group: h5py.Group, dset: h5py.Dataset, names: Sequence[str]) -> None:
+    """Name every axis of ``dset`` by an index dimension scale (so xarray sees named dims)."""
+    for axis, name in enumerate(names):
+        if name not in group:
+            group.create_dataset(name, data=np.arange(dset.shape[axis])).make_scale(name)
+        dset.dims[axis].attach_scale(group[name])
+        dset.dims[axis].label = name
+
+
 def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None
                     ) -> Checkpoint | None:
     """The newest frame of ``group`` that is committed and has its resume state.
@@ -205,7 +214,8 @@ def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None
             and np.array_equal(recorded[:index + 1], np.asarray(times[:index + 1], np.float64))
         ):
             continue
-        state = {name: dset[index % 2] for name, dset in slots.items() if name != MARKER}
+        state = {name: dset[index % 2] for name, dset in slots.items()
+                 if name != MARKER and not dset.is_scale}
         return Checkpoint(index, state)
     return None
 
@@ -310,14 +320,15 @@ class FrameStore:
         slots = self.group.require_group(CHECKPOINT)
         if MARKER not in slots:
             slots.create_dataset(MARKER, data=np.full(2, -1, dtype=np.int64))
-            slots[MARKER].dims[0].label = "slot"
+            _attach_scales(slots, slots[MARKER], ("slot",))
         for name, value in state.items():
             array = np.asarray(value)
             if array.dtype.kind not in "iuf":
                 raise TypeError(f"state {name!r}: cannot store dtype {array.dtype}")
             if name not in slots:  # contiguous, uncompressed: each write lands in place
                 slots.create_dataset(name, shape=(2, *array.shape), dtype=array.dtype)
-                slots[name].dims[0].label = "slot"
+                axes = ("slot", *(f"{name}_dim{i}" for i in range(1, array.ndim + 1)))
+                _attach_scales(slots, slots[name], axes)
             dset = slots[name]
             if dset.shape[1:] != array.shape or dset.dtype != array.dtype:
                 raise ValueError(f"state {name!r}: {array.dtype}{array.shape}, expected "
@@ -438,7 +449,7 @@ def _read_group(group: h5py.Group) -> tuple[dict, dict]:
         if isinstance(obj, h5py.Dataset):
             data[name], dims[name] = obj[()], _dataset_dims(obj)
     if TIME in data:  # a frame counts once every field and time hold it
-        on_time = [name for name, names in dims.items() if names[:1] == (TIME,)]
+        on_time = [name for name, names in dims.items() if names[:1] == (TIME,)] or [TIME]
         n_frames = min(len(data[name]) for name in on_time)
         for name in on_time:
             data[name] = data[name][:n_frames]

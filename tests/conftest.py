@@ -54,3 +54,27 @@ def global_seed() -> int:
 @pytest.fixture
 def rng(global_seed: int) -> np.random.Generator:
     return np.random.default_rng(global_seed)
+
+
+def assert_every_group_opens_in_xarray(path) -> list[str]:
+    """Open every HDF5 group of ``path`` with xarray (h5netcdf) and check that every dimension
+    has a name given by a dimension scale (no ``phony_dim``); return the group names."""
+    import warnings
+
+    import h5py
+    import xarray as xr
+
+    with h5py.File(path, "r") as f:
+        groups: list[str] = []
+        f.visititems(lambda name, obj: groups.append(name) if isinstance(obj, h5py.Group)
+                     else None)
+        holds_data = {g: any(isinstance(o, h5py.Dataset) for o in f[g].values()) for g in groups}
+    for group in groups:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # h5netcdf's phony_dims notice
+            with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
+                phony = [d for d in ds.sizes if str(d).startswith("phony_dim")]
+                assert not phony, f"group {group}: unnamed dimensions {phony}"
+                if holds_data[group]:
+                    assert ds.data_vars or ds.coords, f"group {group}: xarray sees no data"
+    return groups

@@ -114,6 +114,24 @@ def test_dry_run_prints_toml_with_overrides(tmp_path, config_file):
     assert not out.exists()
 
 
+def test_dry_run_estimates_the_steps_exactly_for_a_known_rate(tmp_path, capsys):
+    """Quadratic V = (k/2) theta^2 on [-L, L]: the face velocity is exactly -2 k theta_face, so
+    the step bound at t = 0 is cfl / rate with rate = 2 (order 2) * 2 k (L - h) / h."""
+    k, half, cells, cfl, t_end = 1.5, 4.0, 80, 0.8, 2.1  # 614.25 steps: far from an integer
+    path = tmp_path / "ou.toml"
+    path.write_text(f"""[model]\nname = "quadratic"\nstiffness = {k}\n[init]\nstd = 0.5\n
+[dynamics]\nt_end = {t_end}\n[pde]\ncells = {cells}\nbounds = [[{-half}, {half}]]
+cfl = {cfl}\n""")
+    assert main(["run", str(path), "-o", str(tmp_path / "x.h5"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    tomllib.loads(out)  # the estimate is written as TOML comments
+    h = 2 * half / cells
+    rate = 2.0 * 2.0 * k * (half - h) / h
+    expected = int(np.ceil(t_end * rate / cfl))
+    assert f"about {expected:,} steps" in out
+    assert "80 cells" in out and "0 kernel features" in out
+
+
 # ----------------------------------------------------------------------------- in-process
 
 

@@ -98,3 +98,11 @@ def test_online_sgd_study_predicts_the_step_size_term(tmp_path: Path, monkeypatc
     extra = table["n_var_predicted_sgd"][:, 1] - table["n_var_predicted"][1]
     assert np.all(extra > 0)  # a positive variance per step
     np.testing.assert_allclose(extra[1] / extra[0], 2.0, rtol=1e-12)  # grows like N
+
+
+def test_xarray_opens_every_group_of_a_study_file(small_study) -> None:
+    from tests.conftest import assert_every_group_opens_in_xarray
+
+    groups = assert_every_group_opens_in_xarray(small_study[0])
+    assert {"pde", "study", "study/risk", "study/w1"} <= set(groups)
+    assert any(g.startswith("study/raw/") for g in groups)

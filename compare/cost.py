@@ -1,0 +1,86 @@
+"""What ``meanfield run --dry-run`` reports besides the resolved config: an estimate of the work.
+
+The PDE estimate uses the step size at ``t = 0`` (the velocities change during a run, so the
+true step count can differ by a factor of a few); the particle count is exact (a fixed step).
+Memory is the arrays a run holds at once, output the size of the HDF5 datasets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from meanfield.backend import to_numpy
+from meanfield.builders import build_pde_setup
+from meanfield.solvers.heun import max_step
+
+__all__ = ["estimate_cost", "format_bytes"]
+
+#: density-sized arrays a Heun step holds at once (state, two stages, Psi, fluxes, slopes)
+PDE_WORK_ARRAYS = 10
+#: theta-sized arrays a particle step holds at once (theta, update, a stage for gd)
+PARTICLE_WORK_ARRAYS = 4
+BYTES = 8  # float64
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # unreachable
+
+
+def estimate_cost(config: Any) -> list[str]:
+    """One line per part of the run: ``[pde]``, then ``[particles]`` (a study: one line per N)."""
+    lines = []
+    frames = len(config.dynamics["save_times"])
+    if config.pde is not None:
+        lines.append(_pde_cost(config, frames))
+    if config.study is not None:
+        study = config.study
+        for n in study["n"]:
+            lines.append(_particle_cost(config, frames, n=n, replicas=study["replicas"]))
+    elif config.particles is not None:
+        lines.append(_particle_cost(config, frames))
+    return lines
+
+
+def _pde_cost(config: Any, frames: int) -> str:
+    setup = build_pde_setup(config)
+    grid, model = setup.pde.grid, setup.pde.model
+    rhs = setup.pde.make_rhs(setup.backend, setup.dtype)
+    rate = float(to_numpy(rhs(setup.backend.asarray(setup.rho0, setup.dtype)).rate))
+    tau_end = float(setup.time_change.tau(setup.save_times[-1]))
+    dt = max_step(rate, setup.cfl)
+    steps = tau_end / dt if math.isfinite(dt) else 0.0
+    features = model.kernel_features(grid.points()).n_features
+    memory = grid.n_cells * (PDE_WORK_ARRAYS + 2 * features) * BYTES
+    output = frames * grid.n_cells * BYTES
+    return (f"pde: {grid.n_cells:,} cells ({' x '.join(map(str, grid.shape))}), "
+            f"{features} kernel features, about {max(1, math.ceil(steps)):,} steps (from the "
+            f"step size at t = 0), memory ~{format_bytes(memory)}, output "
+            f"~{format_bytes(output)}")
+
+
+def _particle_cost(config: Any, frames: int, *, n: int | None = None,
+                   replicas: int | None = None) -> str:
+    spec = dict(config.particles)
+    spec["n"] = spec["n"] if n is None else n
+    spec["replicas"] = spec["replicas"] if replicas is None else replicas
+    steps = round(config.dynamics["t_end"] / spec["step"])
+    from particles.run import build_particle_run  # noqa: PLC0415 (heavy, only here)
+
+    run = build_particle_run(config, n=1, replicas=1)
+    dim = int(np.prod(run.state.theta.shape[2:]))
+    size = spec["replicas"] * spec["n"] * dim
+    reduced = int(np.prod(run.record_fn(run.state).reduced.shape[2:])) or 1
+    output = frames * spec["replicas"] * spec["n"] * reduced * BYTES
+    if spec.get("keep_theta"):
+        output += frames * size * BYTES
+    return (f"particles: {spec['replicas']} replicas x {spec['n']:,} units x {dim} parameters, "
+            f"{steps:,} steps of {spec['method']}, memory ~"
+            f"{format_bytes(size * PARTICLE_WORK_ARRAYS * BYTES)}, output "
+            f"~{format_bytes(output)}")
