@@ -363,6 +363,40 @@ def _int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
     return Field(_INT, doc, default, _allowed(f"an integer >= {lo}", lambda v: v >= lo))
 
 
+def _mmn_model_keys(kernel_tol: float, **extra: Field) -> dict[str, Field]:
+    """``[model]`` keys of MMN's Gaussian-mixture models (``extra`` after ``d``)."""
+    return {
+        "d": Field(("integer", "float"), "input dimension (inf allowed)",
+                   check=_check_dimension(True), convert=_to_dimension),
+        **extra,
+        "delta": Field(_FLOAT, "class separation Delta",
+                       check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
+        "activation": Field(("string", "array"), "activation s(t): name or knots [[t, s], ...]",
+                            "mmn", _check_activation, _convert_activation),
+        "kernel_tol": Field(_FLOAT, "error bound of the kernel expansion", kernel_tol,
+                            _allowed("a float with 0 < kernel_tol <= 1e-3",
+                                     lambda v: 0 < v <= 1e-3)),
+    }
+
+
+_MMN_INIT = {
+    "kappa": _positive_float("initial width: w ~ N(0, kappa^2 I/d)"),
+    "d": Field(("integer", "float"), "dimension of the initial law (default model.d)",
+               Derived(_init_d_default), _check_dimension(False), _to_dimension),
+}
+
+#: ``[init]`` (independent normal coordinates) and ``[pde]`` of the models on the full grid
+_FULL_GRID_SECTIONS = {
+    "init": {
+        "mean": _vector(None, "initial mean of theta", 0.0),
+        "std": _vector(0.0, "initial standard deviation of theta"),
+    },
+    "pde": {
+        "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis of theta",
+                        check=_check_bounds, convert=_float_pairs),
+    },
+}
+
 SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
     "model": {
         "name": Field(_STR, "model family",
@@ -421,43 +455,14 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
 
 MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType({
     "isotropic_gaussians": {
-        "model": {
-            "d": Field(("integer", "float"), "input dimension (inf allowed)",
-                       check=_check_dimension(True), convert=_to_dimension),
-            "delta": Field(_FLOAT, "class separation Delta",
-                           check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
-            "activation": Field(("string", "array"), "activation s(t): name or knots [[t, s], ...]",
-                                "mmn", _check_activation, _convert_activation),
-            "kernel_tol": Field(_FLOAT, "truncation tolerance of the kernel expansion", 1e-10,
-                                _allowed("a float with 0 < kernel_tol <= 1e-3",
-                                         lambda v: 0 < v <= 1e-3)),
-        },
-        "init": {
-            "kappa": _positive_float("initial width: w ~ N(0, kappa^2 I/d)"),
-            "d": Field(("integer", "float"), "dimension of the initial law (default model.d)",
-                       Derived(_init_d_default), _check_dimension(False), _to_dimension),
-        },
+        "model": _mmn_model_keys(1e-10),
+        "init": _MMN_INIT,
         "pde": {"r_max": _positive_float("outer radius of the radial grid [0, r_max]")},
     },
     "anisotropic_gaussians": {
-        "model": {
-            "d": Field(("integer", "float"), "input dimension (inf allowed)",
-                       check=_check_dimension(True), convert=_to_dimension),
-            "s0": Field(_INT, "number of informative coordinates (1 <= s0 <= d - 1)",
-                        check=_check_s0),
-            "delta": Field(_FLOAT, "class separation Delta on the first s0 coordinates",
-                           check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
-            "activation": Field(("string", "array"), "activation s(t): name or knots [[t, s], ...]",
-                                "mmn", _check_activation, _convert_activation),
-            "kernel_tol": Field(_FLOAT, "error bound of the kernel expansion", 1e-8,
-                                _allowed("a float with 0 < kernel_tol <= 1e-3",
-                                         lambda v: 0 < v <= 1e-3)),
-        },
-        "init": {
-            "kappa": _positive_float("initial width: w ~ N(0, kappa^2 I/d)"),
-            "d": Field(("integer", "float"), "dimension of the initial law (default model.d)",
-                       Derived(_init_d_default), _check_dimension(False), _to_dimension),
-        },
+        "model": _mmn_model_keys(1e-8, s0=Field(
+            _INT, "number of informative coordinates (1 <= s0 <= d - 1)", check=_check_s0)),
+        "init": _MMN_INIT,
         "pde": {"r_max": _positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")},
     },
     "teacher_student": {
@@ -480,14 +485,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
                               _allowed("a float with 0 < quad_tol <= 1e-3",
                                        lambda v: 0 < v <= 1e-3)),
         },
-        "init": {
-            "mean": _vector(None, "initial mean of theta", 0.0),
-            "std": _vector(0.0, "initial standard deviation of theta"),
-        },
-        "pde": {
-            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per trained axis",
-                            check=_check_bounds, convert=_float_pairs),
-        },
+        **_FULL_GRID_SECTIONS,
     },
     "pspin": {
         "model": {
@@ -501,14 +499,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
             "stiffness": _vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
             "center": _vector(None, "minimiser of V", 0.0),
         },
-        "init": {
-            "mean": _vector(None, "initial mean", 0.0),
-            "std": _vector(0.0, "initial standard deviation"),
-        },
-        "pde": {
-            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
-                            check=_check_bounds, convert=_float_pairs),
-        },
+        **_FULL_GRID_SECTIONS,
     },
     "linear_unit": {
         "model": {
@@ -521,14 +512,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
             "label_var": Field(_FLOAT, "variance of the label noise", 0.0,
                                _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
         },
-        "init": {
-            "mean": _vector(None, "initial mean", 0.0),
-            "std": _vector(0.0, "initial standard deviation"),
-        },
-        "pde": {
-            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
-                            check=_check_bounds, convert=_float_pairs),
-        },
+        **_FULL_GRID_SECTIONS,
     },
     "cosine_interaction": {
         "model": {
@@ -540,14 +524,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
             "quadratic": _finite_float("k in V", 1.0),
             "tilt": _finite_float("b in V", 0.0),
         },
-        "init": {
-            "mean": _vector(None, "initial mean", 0.0),
-            "std": _vector(0.0, "initial standard deviation"),
-        },
-        "pde": {
-            "bounds": Field(("array",), "grid bounds [[lo, hi], ...], one pair per axis",
-                            check=_check_bounds, convert=_float_pairs),
-        },
+        **_FULL_GRID_SECTIONS,
     },
 })
 """Model name -> section -> key -> :class:`Field`, for keys only that model uses."""

@@ -152,14 +152,10 @@ class AnisotropicGaussians(ReducedModel):
         if not self.kernel_tol > 0.0:
             raise ValueError(f"kernel_tol must be positive, got {self.kernel_tol}")
 
-    @property
-    def r_sharp(self) -> float:
-        return 1.0
-
-    @property
-    def taus(self) -> tuple[float, float]:
-        """Standard deviations ``(1 + delta, 1 - delta)`` of the first ``s0`` inputs per class."""
-        return (1.0 + self.delta, 1.0 - self.delta)
+    #: ``E[y^2] = 1``, and the class standard deviations ``(1 + delta, 1 - delta)`` (of the first
+    #: ``s0`` inputs here): the same two-class mixture as the isotropic model
+    r_sharp = IsotropicGaussians.r_sharp
+    taus = IsotropicGaussians.taus
 
     # ---- reduced V and its gradient -----------------------------------------------------------
 

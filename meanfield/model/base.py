@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KernelFeatures", "ReducedModel"]
+__all__ = ["KernelFeatures", "ReducedModel", "FullSpaceModel"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,16 @@ class ReducedModel(ABC):
 
     def validate(self, grid: Any) -> None:  # noqa: B027  (optional hook)
         """Raise ValueError if this model cannot be set up on ``grid`` (cheap checks only)."""
+
+
+class FullSpaceModel(ReducedModel):
+    """A model whose grid is the parameter space itself: the particles need no reduction."""
+
+    @property
+    def dim(self) -> int:
+        """Parameter dimension ``D`` of a unit: the number of grid axes."""
+        return self.ndim
+
+    def reduce(self, theta: Any, xp: Any) -> Any:
+        """The identity: particles and PDE share the coordinates ``theta``."""
+        return theta

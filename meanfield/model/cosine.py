@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..grid import Grid
-from .base import KernelFeatures, ReducedModel
+from .base import FullSpaceModel, KernelFeatures
 from .solvable import _axis_names
 
 __all__ = ["CosineInteraction"]
@@ -32,7 +32,7 @@ GIBBS_TAIL = 80.0
 
 
 @dataclass(frozen=True)
-class CosineInteraction(ReducedModel):
+class CosineInteraction(FullSpaceModel):
     """A polynomial confinement and a cosine interaction, axis by axis.
 
     .. math::
@@ -125,13 +125,6 @@ class CosineInteraction(ReducedModel):
         return self._dv(np.asarray(points, dtype=np.float64))
 
     # ---- particles (xp-generic: R replicas, N units) -----------------------------------------
-
-    @property
-    def dim(self) -> int:
-        return self.ndim
-
-    def reduce(self, theta: Any, xp: Any) -> Any:
-        return theta
 
     def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
         """``v'(theta_a) + J (m_s cos theta_a - m_c sin theta_a)`` with the order parameters of

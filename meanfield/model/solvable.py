@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import KernelFeatures, ReducedModel
+from .base import FullSpaceModel, KernelFeatures
 
 __all__ = [
     "QuadraticPotential",
@@ -53,7 +53,7 @@ def _relaxed_time(rate: float, tau: float) -> float:
 
 
 @dataclass(frozen=True)
-class QuadraticPotential(ReducedModel):
+class QuadraticPotential(FullSpaceModel):
     """``V(theta) = sum_a (k_a/2) (theta_a - c_a)^2``, no interaction, ``ndim`` axes.
 
     Parameters
@@ -136,13 +136,6 @@ class QuadraticPotential(ReducedModel):
 
     # ---- particles: the full space is the grid space, and there is no data ------------------
 
-    @property
-    def dim(self) -> int:
-        return self.ndim
-
-    def reduce(self, theta: Any, xp: Any) -> Any:
-        return theta
-
     def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
         """``grad Psi = grad V = k (theta - c)`` per axis (U = 0), shape of ``theta``."""
         if not self.per_axis:
@@ -195,7 +188,7 @@ def ou_moments(stiffness: Any, center: Any, beta: float, mean0: Any, var0: Any,
 
 
 @dataclass(frozen=True)
-class LinearUnit(ReducedModel):
+class LinearUnit(FullSpaceModel):
     """A linear unit learning a linear teacher: ``sigma_*(x; theta) = <theta, x>``.
 
     Data ``x ~ N(0, I_D)``, ``y = <theta_star, x> + e`` with independent label noise
@@ -265,13 +258,6 @@ class LinearUnit(ReducedModel):
         return np.broadcast_to(-np.asarray(self.theta_star), (n, self.ndim)).copy()
 
     # ---- particles (xp-generic: R replicas, B samples, N units) --------------------------------
-
-    @property
-    def dim(self) -> int:
-        return self.ndim
-
-    def reduce(self, theta: Any, xp: Any) -> Any:
-        return theta
 
     def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
         """``grad Psi(theta_i; mu_N) = <theta, mu_N> - theta_star``, ``(R, N, D)``."""
@@ -353,7 +339,7 @@ def linear_unit_moments(theta_star: Sequence[float], l2: float, beta: float, m0:
 # ---- an interacting noisy model with a self-consistent Gibbs state ----------------------------
 
 @dataclass(frozen=True)
-class FeatureModel(ReducedModel):
+class FeatureModel(FullSpaceModel):
     """A model given by callables on the full grid.
 
     Parameters
@@ -412,13 +398,6 @@ class FeatureModel(ReducedModel):
         return np.asarray(self.potential_grad_fn(points), dtype=np.float64).reshape(points.shape)
 
     # ---- particles in the full (= grid) space ----------------------------------------------
-
-    @property
-    def dim(self) -> int:
-        return self.ndim
-
-    def reduce(self, theta: Any, xp: Any) -> Any:
-        return theta
 
     def population_gradient(self, theta: Any, order: int | None, backend: Any) -> Any:
         """``grad V(theta_i) + sum_p w_p grad phi_p(theta_i) <phi_p, mu_N>``, ``(R, N, ndim)``."""
