@@ -1,6 +1,7 @@
 """PDE step throughput on the shipped MMN isotropic model, with the per-step cost split.
 
-For each grid size, times (median of several batches, same process):
+For each grid (1-D: the shipped isotropic model; 2-D: a teacher-student model on the full (w, b)
+plane), times (median of several batches, same process):
 
 * a full Heun step (two right-hand sides, the step-size logic and the stage combination),
 * the nonlocal part: Psi[m] = V + Phi (w * (Phi^T m)), the two M x P matrix products,
@@ -9,7 +10,10 @@ For each grid size, times (median of several batches, same process):
 and prints a Markdown table. ``--backend cupy`` runs it on a GPU (absolute times are only
 meaningful there; on a CPU compare the ratios).
 
-    python benchmarks/pde_step.py [--cells 2400 9600] [--backend numpy] [--d 40]
+    python benchmarks/pde_step.py [--cells 2400 9600 38400] [--side 256 512] [--backend numpy]
+
+The last column is the step's cost over its floor (two right-hand sides, each one nonlocal
+product and one stencil pass): 1.0 means nothing but the floor.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from collections.abc import Callable
 from meanfield.backend import get_backend, to_numpy
 from meanfield.equation import SPEED, MeanFieldPDE
 from meanfield.grid import Grid
-from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
+from meanfield.model import (
+    ACTIVATIONS,
+    IsotropicGaussians,
+    NormalLaw,
+    ScaledChiLaw,
+    TeacherStudent,
+    initial_density,
+)
 from meanfield.operators import make_potential_fn, make_transport_fn
 from meanfield.solvers import make_heun_stepper
 
@@ -46,20 +57,35 @@ def median_time(fn: Callable[[], object], sync: Callable[[object], object], batc
     return statistics.median(per_batch)
 
 
-def bench(cells: int, backend_name: str, d: float) -> dict[str, float]:
-    backend = get_backend(backend_name)
-    xp = backend.xp
+def isotropic_case(cells: int, d: float) -> tuple:
+    """The shipped MMN isotropic model on ``cells`` cells of [0, 8]."""
     model = IsotropicGaussians(d, 0.8, ACTIVATIONS["mmn"])
     grid = Grid(((0.0, 8.0),), (cells,), ("r",))
+    return model, grid, initial_density(ScaledChiLaw(0.8, 40), grid)
+
+
+def teacher_student_case(side: int) -> tuple:
+    """A 2-D full grid: tanh units with (w, b) trained, Gaussian inputs, target sin(pi x)."""
+    bounds = ((-3.0, 3.0), (-3.0, 3.0))
+    model = TeacherStudent(k=1, input_law="gaussian", target="sin", activation="tanh",
+                           trained=("w", "b"), bounds=bounds)
+    grid = Grid(bounds, (side, side), model.axis_names)
+    return model, grid, initial_density(NormalLaw((0.5, 0.0), (0.3, 0.3)), grid)
+
+
+def bench(case: tuple, backend_name: str) -> dict[str, float]:
+    backend = get_backend(backend_name)
+    xp = backend.xp
+    model, grid, rho0 = case
     pde = MeanFieldPDE(model, grid)
-    rho = backend.asarray(initial_density(ScaledChiLaw(0.8, 40), grid))
+    rho = backend.asarray(rho0)
     points = grid.points()
     kernel = model.kernel_features(points)
     psi_fn = make_potential_fn(model.potential(points), kernel, backend.asarray)
     transport = make_transport_fn(grid, 2, "mc")
     step = make_heun_stepper(pde.make_rhs(backend), 0.8)
-    m = rho * grid.cell_volume
-    psi = psi_fn(m)
+    m = xp.reshape(rho, (-1,)) * grid.cell_volume
+    psi = xp.reshape(psi_fn(m), grid.shape)
 
     def sync(x: object) -> object:
         return to_numpy(x if not isinstance(x, tuple) else x[0])
@@ -67,27 +93,35 @@ def bench(cells: int, backend_name: str, d: float) -> dict[str, float]:
     t_step = median_time(lambda: step(rho, math.inf).rho, sync)
     t_nonlocal = median_time(lambda: psi_fn(m), sync)
     t_stencil = median_time(lambda: transport(rho, psi, SPEED, xp)[0], sync)
-    return {"cells": cells, "features": kernel.n_features, "step": t_step,
+    return {"cells": " x ".join(map(str, grid.shape)), "features": kernel.n_features,
+            "step": t_step,
             "nonlocal": t_nonlocal, "stencil": t_stencil}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, nargs="+", default=[2400, 9600])
+    parser.add_argument("--cells", type=int, nargs="+", default=[2400, 9600, 38400],
+                        help="1-D grids (isotropic model)")
+    parser.add_argument("--side", type=int, nargs="*", default=[256, 512],
+                        help="2-D grids side x side (teacher-student, (w, b) trained)")
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--d", type=float, default=40.0)
     args = parser.parse_args()
     backend = get_backend(args.backend)
-    print(f"backend: {backend.name} ({backend.device}); model: isotropic_gaussians d = {args.d:g}")
+    print(f"backend: {backend.name} ({backend.device}); 1-D: isotropic_gaussians d = {args.d:g}; "
+          "2-D: teacher_student")
     print()
     print("| cells | features P | steps/s | us/step | nonlocal us | stencil us | "
-          "2 x (nonlocal + stencil) / step |")
+          "step / (2 x (nonlocal + stencil)) |")
     print("|---|---|---|---|---|---|---|")
-    for cells in args.cells:
-        r = bench(cells, args.backend, args.d)
+    cases = [isotropic_case(c, args.d) for c in args.cells]
+    cases += [teacher_student_case(side) for side in args.side]
+    for case in cases:
+        r = bench(case, args.backend)
         floor = 2 * (r["nonlocal"] + r["stencil"])
         print(f"| {r['cells']} | {r['features']} | {1 / r['step']:.0f} | {r['step'] * 1e6:.0f} | "
-              f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {floor / r['step']:.2f} |")
+              f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {r['step'] / floor:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
                 p = result.params
                 grp = raw.require_group(f"n{p['n']}_seed{p['seed']}")
                 for key, value in result.value.items():
-                    _named_dataset(grp, key, value, RAW_DIMS[key])
+                    _named_dataset(grp, key, value, RAW_DIMS[key], {"time": times})
             f.flush()
 
         jobs = [{"config_toml": toml_text, **p} for p in _job_params(config)]
@@ -321,26 +321,23 @@ TABLE_DIMS = {"values": ("n", "replica", "time"), "pde": ("time",), "bias": ("n"
 RAW_DIMS = {"reduced": ("time", "replica", "unit"), "risk": ("time", "replica")}
 
 
-def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...]) -> None:
-    """Write ``value`` with every axis attached to a dimension scale (xarray's named dims).
+def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...],
+                   coords: dict[str, np.ndarray]) -> None:
+    """Write ``value`` with every axis attached to a dimension scale of ``group``.
 
-    A scale of that name in ``group`` or an ancestor is reused when its length fits (``n``,
-    ``time`` of ``/study``); otherwise an index scale is created in ``group``.
+    Each group carries its own scales, so xarray opens it with coordinates: the values of
+    ``coords`` (``n``, ``time``) where given, indices otherwise (``replica``, ``unit``,
+    ``bound``).
     """
     value = np.asarray(value)
     dset = group.create_dataset(key, data=value)
     for axis, name in enumerate(dims):
-        scale, node = None, group
-        while scale is None:
-            if name in node and len(node[name]) == value.shape[axis]:
-                scale = node[name]
-            elif node.name == "/":
-                break
-            node = node.parent
-        if scale is None:
-            scale = group.create_dataset(name, data=np.arange(value.shape[axis]))
-            scale.make_scale(name)
-        dset.dims[axis].attach_scale(scale)
+        if name not in group:
+            source = coords.get(name)
+            if source is None or len(source) != value.shape[axis]:
+                source = np.arange(value.shape[axis])
+            group.create_dataset(name, data=source).make_scale(name)
+        dset.dims[axis].attach_scale(group[name])
         dset.dims[axis].label = name
 
 
@@ -352,6 +349,7 @@ def _write_study(f: Any, study: StudyResult) -> None:
     for name, table in study.tables.items():
         sub = grp.require_group(name)
         for key, value in table.items():
-            _named_dataset(sub, key, value, TABLE_DIMS[key])
+            _named_dataset(sub, key, value, TABLE_DIMS[key],
+                           {"n": np.asarray(study.n), "time": np.asarray(study.times)})
     grp.attrs["failed_jobs"] = len(study.failures)
     f.flush()

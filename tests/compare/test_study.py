@@ -101,8 +101,17 @@ def test_online_sgd_study_predicts_the_step_size_term(tmp_path: Path, monkeypatc
 
 
 def test_xarray_opens_every_group_of_a_study_file(small_study) -> None:
+    import xarray as xr
+
     from tests.conftest import assert_every_group_opens_in_xarray
 
     groups = assert_every_group_opens_in_xarray(small_study[0])
     assert {"pde", "study", "study/risk", "study/w1"} <= set(groups)
     assert any(g.startswith("study/raw/") for g in groups)
+    # each table carries its coordinates: select by N and by time, as docs/data-format.md shows
+    data = load(small_study[0])
+    with xr.open_dataset(small_study[0], engine="h5netcdf", group="study/w1") as w1:
+        assert w1["values"].dims == ("n", "replica", "time")
+        mean = w1["values"].mean("replica").sel(time=0.1, n=20)
+        expected = np.nanmean(data.groups["study/w1"]["values"][1, :, 1])
+        assert float(mean) == pytest.approx(expected, rel=1e-12)
