@@ -22,7 +22,7 @@ from .schedules import TimeChange
 from .solvers import STEPPERS
 from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker
 
-__all__ = ["integrate", "RunSummary", "ResumePoint"]
+__all__ = ["integrate", "advance", "RunSummary", "ResumePoint"]
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     try:
         for index in range(first, len(save_times)):
             t_out = save_times[index]
-            _advance(state, float(time_change.tau(t_out)), step_fn, functionals, time_change,
+            advance(state, float(time_change.tau(t_out)), step_fn, functionals, time_change,
                      trackers, xp)
             frame = _frame(index, t_out, state, functionals, trackers)
             for tracker in trackers:
@@ -131,7 +131,7 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     return RunSummary(state["step"], save_times[-1], time.perf_counter() - wall, frame)
 
 
-def _advance(state: dict, tau_out: float, step_fn: Any, functionals: Any,
+def advance(state: dict, tau_out: float, step_fn: Any, functionals: Any,
              time_change: TimeChange, trackers: Sequence[Tracker], xp: Any) -> None:
     """Step ``state`` until its ``tau`` equals ``tau_out`` exactly."""
     while state["tau"] < tau_out:

@@ -33,7 +33,7 @@ from .grid import Grid
 from .model.base import ReducedModel
 from .operators import make_noisy_transport_fn, make_potential_fn, make_transport_fn
 
-__all__ = ["MeanFieldPDE", "RhsValue", "Functionals"]
+__all__ = ["MeanFieldPDE", "RhsValue", "Functionals", "build_rhs", "build_functionals"]
 
 #: the factor 2 of ``2 xi``; xi itself is absorbed in the time change
 SPEED = 2.0
@@ -87,59 +87,89 @@ class MeanFieldPDE:
         return math.isfinite(self.beta)
 
     def make_rhs(self, backend: Backend, dtype: Any = None) -> Callable[[Array], RhsValue]:
-        """Return ``rhs(rho) -> RhsValue`` in the time-changed time (``xi = 1``)."""
-        xp = backend.xp
-        shape = self.grid.shape
+        """Return ``rhs(rho) -> RhsValue`` in the time-changed time (``xi = 1``).
+
+        ``rho`` has shape ``grid.shape``, or ``(S, *grid.shape)`` for S runs stepped together:
+        they share the kernel products as extra columns (:mod:`~meanfield.sweep`).
+        """
         psi_fn, extra, _ = self._potential_parts(backend, dtype)
-        transport = (make_noisy_transport_fn(self.grid, self.beta) if self.noisy
-                     else make_transport_fn(self.grid, self.order, self.limiter))
-        volume = self.grid.cell_volume
-
-        def rhs(rho: Array) -> RhsValue:
-            psi = psi_fn(xp.reshape(rho, (-1,)) * volume)
-            drho, rate = transport(rho, xp.reshape(psi + extra, shape), SPEED, xp)
-            return RhsValue(drho, psi, rate)
-
-        return rhs
+        return build_rhs(self.grid, self.transport_fn(), psi_fn, extra, backend.xp)
 
     def make_functionals(self, backend: Backend, dtype: Any = None
                          ) -> Callable[[Array, Array | None], Functionals]:
-        """Return ``functionals(rho, psi=None)``; pass ``psi = Psi[rho]`` when already known."""
-        xp = backend.xp
+        """Return ``functionals(rho, psi=None)``; pass ``psi = Psi[rho]`` when already known.
+
+        With leading run axes in ``rho`` each functional has those axes.
+        """
         psi_fn, _, parts = self._potential_parts(backend, dtype)
-        v, norm_sq, log_jac = parts
-        volume, r_sharp, beta, l2 = self.grid.cell_volume, self.model.r_sharp, self.beta, self.l2
+        return build_functionals(self.grid, self.model.r_sharp, self.beta, self.l2, psi_fn,
+                                 parts, backend.xp)
 
-        def functionals(rho: Array, psi: Array | None = None) -> Functionals:
-            m = xp.reshape(rho, (-1,)) * volume
-            psi = psi_fn(m) if psi is None else psi
-            risk = r_sharp + xp.sum(m * (v + psi))
-            mass = xp.sum(m)
-            free = 0.5 * risk
-            if l2:
-                free = free + 0.5 * l2 * xp.sum(m * norm_sq)
-            if math.isfinite(beta):
-                flat = xp.reshape(rho, (-1,))
-                positive = flat > 0
-                logs = xp.log(xp.where(positive, flat, xp.ones_like(flat)))
-                free = free + xp.sum(xp.where(positive, m * (logs - log_jac), 0.0 * m)) / beta
-            return Functionals(risk, free, mass)
+    def transport_fn(self) -> Callable:
+        """The flux divergence of this equation (noisy or noiseless)."""
+        return (make_noisy_transport_fn(self.grid, self.beta) if self.noisy
+                else make_transport_fn(self.grid, self.order, self.limiter))
 
-        return functionals
+    def host_parts(self) -> tuple:
+        """NumPy arrays on the cell centres: ``V``, kernel features, ``|theta|^2``, ``log J``."""
+        points = self.grid.points()
+        self.model.check_noise(self.beta)
+        return (self.model.potential(points), self.model.kernel_features(points),
+                self.model.norm_sq(points), self.model.log_jacobian(points))
+
+    def extra_potential(self, norm_sq: Any, log_jac: Any) -> Any:
+        """``(lambda/2) |theta|^2 - log J / beta``: the non-interacting part of ``Psi_eff - V``."""
+        extra = 0.5 * self.l2 * norm_sq
+        return extra - log_jac / self.beta if self.noisy else extra
 
     def _potential_parts(self, backend: Backend, dtype: Any) -> tuple:
         """Move the model's setup-time arrays to the backend once."""
-        points = self.grid.points()
-        self.model.check_noise(self.beta)
+        potential, kernel, norm_sq, log_jac = self.host_parts()
 
         def to_xp(a: Any) -> Array:
             return backend.asarray(a, dtype)
 
-        potential = self.model.potential(points)
-        psi_fn = make_potential_fn(potential, self.model.kernel_features(points), to_xp)
-        norm_sq = self.model.norm_sq(points)
-        log_jac = self.model.log_jacobian(points)
-        extra = 0.5 * self.l2 * norm_sq
-        if self.noisy:
-            extra = extra - log_jac / self.beta
+        psi_fn = make_potential_fn(potential, kernel, to_xp)
+        extra = self.extra_potential(norm_sq, log_jac)
         return psi_fn, to_xp(extra), (to_xp(potential), to_xp(norm_sq), to_xp(log_jac))
+
+
+def build_rhs(grid: Grid, transport: Callable, psi_fn: Callable, extra: Array, xp: Any
+              ) -> Callable[[Array], RhsValue]:
+    """``rhs(rho)`` from its parts; ``rho`` of shape ``(..., *grid.shape)``."""
+    volume = grid.cell_volume
+
+    def rhs(rho: Array) -> RhsValue:
+        runs = rho.shape[:rho.ndim - grid.ndim]
+        psi = psi_fn(xp.reshape(rho, (*runs, -1)) * volume)
+        drho, rate = transport(rho, xp.reshape(psi + extra, rho.shape), SPEED, xp)
+        return RhsValue(drho, psi, rate)
+
+    return rhs
+
+
+def build_functionals(grid: Grid, r_sharp: Any, beta: float, l2: float, psi_fn: Callable,
+                      parts: tuple, xp: Any) -> Callable[[Array, Array | None], Functionals]:
+    """``functionals(rho, psi=None)`` from its parts (``parts = (V, |theta|^2, log J)`` on the
+    cells); sums run over the cells, so leading run axes of ``rho`` stay."""
+    v, norm_sq, log_jac = parts
+    volume = grid.cell_volume
+
+    def functionals(rho: Array, psi: Array | None = None) -> Functionals:
+        runs = rho.shape[:rho.ndim - grid.ndim]
+        flat = xp.reshape(rho, (*runs, -1))
+        m = flat * volume
+        psi = psi_fn(m) if psi is None else psi
+        risk = r_sharp + xp.sum(m * (v + psi), axis=-1)
+        mass = xp.sum(m, axis=-1)
+        free = 0.5 * risk
+        if l2:
+            free = free + 0.5 * l2 * xp.sum(m * norm_sq, axis=-1)
+        if math.isfinite(beta):
+            positive = flat > 0
+            logs = xp.log(xp.where(positive, flat, xp.ones_like(flat)))
+            entropy = xp.where(positive, m * (logs - log_jac), 0.0 * m)
+            free = free + xp.sum(entropy, axis=-1) / beta
+        return Functionals(risk, free, mass)
+
+    return functionals

@@ -17,8 +17,10 @@ D. L. Scharfetter, H. K. Gummel, IEEE Trans. Electron Devices 16 (1969) 64-77.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from .grid import Grid
 from .model.base import KernelFeatures
@@ -34,31 +36,61 @@ __all__ = [
 Array = Any
 
 
-def make_potential_fn(potential: Array, kernel: KernelFeatures, to_xp: Callable) -> Callable:
+def make_potential_fn(potential: Array, kernel: KernelFeatures | Sequence[KernelFeatures],
+                      to_xp: Callable) -> Callable:
     """``Psi[m] = V + Phi (w * (Phi^T m))``: two ``M x P`` products, never an ``M x M`` matrix.
 
     Parameters
     ----------
-    potential : NumPy array of shape ``(n_cells,)``
+    potential : NumPy array of shape ``(n_cells,)``, or ``(S, n_cells)`` for S stacked models
         ``V`` at the cell centres.
-    kernel : KernelFeatures
-        ``U`` on the cell centres, ``features`` of shape ``(n_cells, P)``.
+    kernel : KernelFeatures, or a sequence of S of them (one per stacked model)
+        ``U`` on the cell centres, ``features`` of shape ``(n_cells, P)``. Stacked kernels with
+        different ``P`` are padded with zero columns.
     to_xp : callable
         Moves a NumPy array to the backend (done once, here).
 
     Returns
     -------
-    psi_fn : callable ``m -> Psi``, ``m`` the cell masses of shape ``(n_cells,)``
+    psi_fn : callable ``m -> Psi``
+        ``m`` the cell masses, shape ``(..., n_cells)``: any leading axes are independent runs
+        (S runs of one model share the products as extra columns; stacked models need
+        ``m`` of shape ``(S, n_cells)``).
     """
-    v = to_xp(potential)
-    if kernel.n_features == 0:
+    if isinstance(kernel, KernelFeatures):
+        v = to_xp(potential)
+        if kernel.n_features == 0:
+            return lambda m: v + 0.0 * m
+        features = to_xp(kernel.features)
+        features_t = to_xp(kernel.features.T.copy())  # contiguous for the second product
+        weights = to_xp(kernel.weights)
+
+        def psi_fn(m: Array) -> Array:
+            return v + ((m @ features) * weights) @ features_t
+
+        return psi_fn
+    return _stacked_potential_fn(potential, list(kernel), to_xp)
+
+
+def _stacked_potential_fn(potentials: Array, kernels: list[KernelFeatures],
+                          to_xp: Callable) -> Callable:
+    """``Psi`` of S models on one grid: batched products over the leading axis."""
+    n_features = max(k.n_features for k in kernels)
+    v = to_xp(np.asarray(potentials))
+    if n_features == 0:
         return lambda m: v + 0.0 * m
-    features = to_xp(kernel.features)
-    features_t = to_xp(kernel.features.T.copy())  # contiguous for the transposed product
-    weights = to_xp(kernel.weights)
+    n_cells = kernels[0].features.shape[0]
+    features = np.zeros((len(kernels), n_cells, n_features))
+    weights = np.zeros((len(kernels), 1, n_features))
+    for s, k in enumerate(kernels):
+        features[s, :, :k.n_features] = k.features
+        weights[s, 0, :k.n_features] = k.weights
+    features_t = to_xp(np.ascontiguousarray(np.swapaxes(features, 1, 2)))
+    features, weights = to_xp(features), to_xp(weights)
 
     def psi_fn(m: Array) -> Array:
-        return v + features @ (weights * (features_t @ m))
+        rows = m[:, None, :]  # (S, 1, M): one row per model
+        return v + (((rows @ features) * weights) @ features_t)[:, 0, :]
 
     return psi_fn
 
@@ -85,6 +117,12 @@ def _vanleer(a: Array, b: Array, xp: Any) -> Array:
 #: slope limiters: ``sigma = limiter(rho_i - rho_{i-1}, rho_{i+1} - rho_i)``; each keeps the face
 #: values ``rho_i +- sigma/2`` between the neighbours, hence non-negative.
 LIMITERS = {"minmod": _minmod, "mc": _mc, "vanleer": _vanleer}
+
+
+def _axes(spacing: tuple[float, ...], ndim: int) -> list[tuple[int, float]]:
+    """``(array axis, h)`` of each grid axis; leading array axes beyond the grid's are runs."""
+    offset = ndim - len(spacing)
+    return [(offset + a, h) for a, h in enumerate(spacing)]
 
 
 def _sl(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
@@ -123,9 +161,11 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc") -> Callab
     Returns
     -------
     transport_fn : callable ``(rho, psi, s, xp) -> (drho, rate)``
-        ``rho``, ``psi`` of shape ``grid.shape``; ``s = 2 xi``. ``rate`` (0-d array) is such that
-        a forward-Euler step of size ``dt <= 1 / rate`` keeps ``rho >= 0``: ``sum_a max|u_a|/h_a``,
-        doubled for second order (reconstructed face values carry half the cell's mass each).
+        ``rho``, ``psi`` of shape ``grid.shape``, or ``(..., *grid.shape)`` for independent runs
+        stepped together (the rate is then the largest over them); ``s = 2 xi``. ``rate`` (0-d
+        array) is such that a forward-Euler step of size ``dt <= 1 / rate`` keeps ``rho >= 0``:
+        ``sum_a max|u_a|/h_a``, doubled for second order (reconstructed face values carry half
+        the cell's mass each).
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
@@ -136,7 +176,7 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc") -> Callab
         nd = rho.ndim
         drho = xp.zeros_like(rho)
         rate = 0.0
-        for axis, h in enumerate(spacing):
+        for axis, h in _axes(spacing, nd):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             u = (-s / h) * (psi[hi] - psi[lo])
             if order == 2:
@@ -181,7 +221,7 @@ def make_noisy_transport_fn(grid: Grid, beta: float) -> Callable:
         drho = xp.zeros_like(rho)
         rate = 0.0
         diffusivity = s / beta
-        for axis, h in enumerate(spacing):
+        for axis, h in _axes(spacing, nd):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             z = -beta * (psi[hi] - psi[lo])
             b_plus = bernoulli(z, xp)
