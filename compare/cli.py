@@ -40,6 +40,12 @@ _STUDY_EPILOG = """examples:
   meanfield study cfg.toml -o study.h5 --scheduler tcp://10.0.0.5:8786   # a dask cluster
   meanfield plot study.h5 -o figures/
 """
+_SWEEP_EPILOG = """examples:
+  meanfield sweep data/configs/mmn-nonmonotone-kappa0.4.toml -o sweep.h5 \\
+      --over init.kappa=0.05,0.1,0.15,0.2,0.3,0.4     # one equation, six initial laws
+  meanfield sweep cfg.toml -o sweep.h5 --over model.delta=0.5,0.7,0.9   # stacked equations
+  meanfield plot sweep.h5 -o figures/
+"""
 _INFO_EPILOG = """examples:
   meanfield info out.h5                  # attributes, config, datasets, time range
   meanfield info --selftest --backend numpy
@@ -49,6 +55,7 @@ _PLOT_EPILOG = """example:
 """
 _MAIN_EPILOG = """examples:
   meanfield run data/configs/mmn-isotropic.toml -o out.h5
+  meanfield sweep data/configs/mmn-nonmonotone-kappa0.4.toml -o sweep.h5 --over init.kappa=0.1,0.4
   meanfield info out.h5
   meanfield plot out.h5 -o figures/
 run 'meanfield COMMAND --help' for the options of each command.
@@ -127,6 +134,20 @@ def _cmd_study(args: argparse.Namespace) -> int:
     for failure in study.failures:
         print(f"failed job: {failure}", file=sys.stderr)
     return EXIT_OK if not study.failures else EXIT_FAILED
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        _error(f"{out} exists; pass --force to overwrite it (nothing is overwritten silently)")
+        return EXIT_USAGE
+    from compare.sweeps import run_sweep
+
+    result = run_sweep(args.config, args.over, out, overrides=args.set, force=args.force)
+    if not args.quiet:
+        print(f"{out}: {result.risk.shape[1]} runs, {result.n_steps} steps, "
+              f"{result.wall_time:.1f} s")
+    return EXIT_OK
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -208,6 +229,24 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
     study.set_defaults(handler=_cmd_study)
 
 
+def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="the PDE of a config at several values of one key, stepped together",
+        description="Build CONFIG once per value of --over (each checked like a run), step "
+        "the PDE runs together and write group /sweep of OUT.h5.",
+        epilog=_SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("config", metavar="CONFIG", help="TOML config with [pde]")
+    sweep.add_argument("-o", "--output", metavar="OUT.h5", required=True)
+    sweep.add_argument("--over", metavar="SECTION.KEY=V1,V2,...", required=True,
+                       help="the swept key and its values (numbers)")
+    sweep.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                       help="override a config value (TOML syntax; repeatable)")
+    sweep.add_argument("--force", action="store_true", help="overwrite OUT.h5 if it exists")
+    sweep.add_argument("--quiet", action="store_true", help="print nothing on success")
+    sweep.set_defaults(handler=_cmd_sweep)
+
+
 def _add_info_and_plot(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
         "info", help="describe a run file, or run the self-test",
@@ -240,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(subparsers)
+    _add_sweep(subparsers)
     _add_info_and_plot(subparsers)
     return parser
 

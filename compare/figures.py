@@ -13,7 +13,7 @@ from meanfield.io import load
 from meanfield.plotting import marginal_2d, pick_times, plot_density_2d
 from meanfield.plotting import plot_file as plot_pde_file
 
-__all__ = ["plot_any", "plot_study", "plot_particles_vs_pde"]
+__all__ = ["plot_any", "plot_study", "plot_particles_vs_pde", "plot_sweep"]
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -32,7 +32,28 @@ def plot_any(path: str | Path, out_dir: str | Path) -> list[Path]:
         written += plot_particles_vs_pde(data, out_dir, Path(path).stem)
     if "study" in data.groups:
         written += plot_study(data, out_dir, Path(path).stem)
+    if "sweep" in data.groups:
+        written.append(plot_sweep(data, out_dir, Path(path).stem))
     return written
+
+
+def plot_sweep(data: Any, out_dir: Path, stem: str) -> Path:
+    """Risk against time for every run of a sweep, and the last risk against the swept value."""
+    sweep = data.groups["sweep"]
+    key = str(data.group_attrs["sweep"].get("swept_key", "value"))
+    values, times, risk = sweep["run"], sweep["time"], sweep["risk"]
+    fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(values)))
+    for j, (value, colour) in enumerate(zip(values, colours, strict=True)):
+        ax_t.semilogy(times, risk[:, j], "o-", ms=3, color=colour, label=f"{value:g}")
+    ax_t.set_xlabel("$t$")
+    ax_t.set_ylabel(r"risk $R(\rho_t)$")
+    ax_t.legend(title=key, fontsize="x-small", frameon=False, ncols=2)
+    ax_v.semilogy(values, risk[-1], "o-", color="k")
+    ax_v.set_xlabel(key)
+    ax_v.set_ylabel(f"risk at t = {times[-1]:g}")
+    ax_v.grid(True, which="both", alpha=0.3)
+    return _save(fig, out_dir / f"{stem}-sweep.png")
 
 
 def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +112,9 @@ class SweepResult:
 
 def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times: Sequence[float],
                     backend: Backend, *, time_change: TimeChange | None = None,
-                    cfl: float = 0.8, stepper: str = "heun", dtype: Any = None) -> SweepResult:
+                    cfl: float = 0.8, stepper: str = "heun", dtype: Any = None,
+                    on_frame: Callable[[float, np.ndarray, list], None] | None = None
+                    ) -> SweepResult:
     """Integrate S runs together and return their frames at ``save_times``.
 
     Parameters
@@ -122,6 +124,8 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
         Initial cell averages, one run per row.
     save_times, time_change, cfl, stepper, dtype
         As for :func:`~meanfield.controller.integrate`.
+    on_frame : callable ``(t, density, [risk, free_energy, mass]) -> None``, optional
+        Called with each frame as soon as it is computed (to stream it to a file).
 
     Raises
     ------
@@ -151,6 +155,8 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
         values = [to_numpy(v) for v in functionals(state["rho"])]
         _check(density, values[2], mass0, float(t_out))
         frames.append((density, *values))
+        if on_frame is not None:
+            on_frame(float(t_out), density, values)
     stack = [np.stack(column) for column in zip(*frames, strict=True)]
     return SweepResult(np.asarray(save_times, dtype=np.float64), stack[0], stack[1], stack[2],
                        stack[3], state["step"], time.perf_counter() - wall)
