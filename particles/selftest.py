@@ -15,12 +15,16 @@ import numpy as np
 from meanfield.backend import get_backend, to_numpy
 from meanfield.model import (
     ACTIVATIONS,
+    AnisotropicGaussians,
+    CosineInteraction,
     IsotropicGaussians,
+    LinearUnit,
     NormalLaw,
     PSpin,
     PSpinTask,
     QuadraticPotential,
     ScaledChiLaw,
+    TeacherStudent,
 )
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
@@ -53,6 +57,24 @@ def _case(name: str, backend: Any) -> np.ndarray:
         theta = NormalLaw((1.0,), (0.5,)).sample_streams(rng, 100)
         step = make_online_sgd(QuadraticPotential(), rng, backend, eps=1e-2, batch=1,
                                time_change=plain, l2=0.1, beta=4.0)
+    elif name == "anisotropic online_sgd (d=12, s0=3)":
+        model = AnisotropicGaussians(12, 3, 0.6, ACTIVATIONS["mmn"], kernel_tol=1e-6)
+        theta = ScaledChiLaw(0.8, 12).sample_streams(rng, 40)
+        step = make_online_sgd(model, rng, backend, eps=1e-3, batch=2, time_change=plain)
+    elif name.startswith("teacher-student"):
+        model = TeacherStudent(k=2, input_law="gaussian", target="product", trained=("w1", "w2"),
+                               quad_order=12)
+        theta = NormalLaw((0.5, 0.5), (0.3, 0.3)).sample_streams(rng, 50)
+        step = (make_gd(model, backend, eps=1e-2, time_change=plain) if "gd" in name else
+                make_online_sgd(model, rng, backend, eps=1e-2, batch=3, time_change=plain))
+    elif name == "linear unit noisy_sgd (beta=8)":
+        theta = NormalLaw((0.0, 0.0), (0.5, 0.5)).sample_streams(rng, 40)
+        step = make_online_sgd(LinearUnit(theta_star=(1.0, -0.5), label_var=0.1), rng, backend,
+                               eps=1e-2, batch=2, time_change=plain, beta=8.0)
+    elif name == "cosine interaction gd":
+        theta = NormalLaw((0.0,), (0.4,)).sample_streams(rng, 40)
+        step = make_gd(CosineInteraction(quartic=1.0, quadratic=-1.0), backend, eps=1e-2,
+                       time_change=plain)
     else:  # p-spin online SGD
         model = PSpin(6, teacher_seed=1)
         task = PSpinTask(model, backend.asarray(model.teacher()))
@@ -65,7 +87,10 @@ def _case(name: str, backend: Any) -> np.ndarray:
 
 
 CASES = ("isotropic online_sgd (d=40, B=4)", "isotropic gd (d=40, xi = t^-1/4)",
-         "quadratic noisy_sgd (beta=4, l2=0.1)", "pspin online_sgd (d=6, B=6)")
+         "quadratic noisy_sgd (beta=4, l2=0.1)", "pspin online_sgd (d=6, B=6)",
+         "anisotropic online_sgd (d=12, s0=3)", "teacher-student gd (k=2)",
+         "teacher-student online_sgd (k=2, B=3)", "linear unit noisy_sgd (beta=8)",
+         "cosine interaction gd")
 
 
 def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = None) -> bool:

@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_selftest_passes_and_reports_every_model() -> None:
     lines: list[str] = []
     assert run_selftest(lines.append)
-    assert sum(line.startswith("ok") for line in lines) >= 5
+    assert sum(line.startswith("ok") for line in lines) >= 10
     assert lines[-1] == "selftest passed"
+    text = "\n".join(lines)
+    for family in ("isotropic", "anisotropic", "teacher-student", "quadratic 3-D", "linear unit",
+                   "cosine interaction"):  # every model the PDE can run
+        assert family in text, family
 
 
 def test_plot_file_writes_a_png(tmp_path: Path) -> None:
