@@ -20,8 +20,10 @@ def study_report(path: str | Path) -> str:
     n, times = study["n"], study["time"]
     lines = [f"N = {', '.join(str(int(v)) for v in n)}; times {', '.join(f'{t:g}' for t in times)}",
              ""]
-    for name in [k for k in ("risk", "mean_r", "second_moment_r", "w1", "ks")
-                 if f"study/{k}" in data.groups]:
+    known = ("risk", "mean_r", "second_moment_r", "w1", "ks")
+    present = {k.split("/")[1] for k in data.groups
+               if k.startswith("study/") and k.count("/") == 1 and k != "study/raw"}
+    for name in [k for k in known if k in present] + sorted(present - set(known)):
         table = data.groups[f"study/{name}"]
         replicas = int(np.sum(np.isfinite(table["values"][0, :, 0])))
         lines += [f"### {name} ({replicas} replicas per N)", "",

@@ -46,14 +46,17 @@ DISTANCES = {"w1": metrics.w1_to_grid, "ks": metrics.ks_to_grid}
 def simulate_chunk(config_toml: str, n: int, replicas: int, seed: int) -> dict[str, np.ndarray]:
     """One job: ``replicas`` replicas of ``n`` particles.
 
-    Returns reduced ``r`` of shape ``(T, R, n)`` and the risk of shape ``(T, R)``. For the
+    Returns the reduced coordinates, ``(T, R, n)`` on a 1-D grid (``r``) and ``(T, R, n, k)``
+    on a k-D grid, and the risk of shape ``(T, R)``. For the
     p-spin model the batch follows Rotskoff and Vanden-Eijnden's protocol at every ``n``:
     ``P = n/5``, and ``(n/5)^2`` after ``quench_time`` when the config quenches.
     """
     config = parse_config(tomllib.loads(config_toml), _protocol_overrides(config_toml, n))
     frames = simulate(build_particle_run(config, n=n, replicas=replicas, seed=seed))
-    return {"reduced": np.stack([f.reduced[..., 0] for f in frames]),
-            "risk": np.stack([f.risk for f in frames])}
+    reduced = np.stack([f.reduced for f in frames])
+    if reduced.shape[-1] == 1 or config.pde is None:  # 1-D grid, or p-spin: r = |a| only
+        reduced = reduced[..., 0]
+    return {"reduced": reduced, "risk": np.stack([f.risk for f in frames])}
 
 
 def _protocol_overrides(config_toml: str, n: int) -> list[str]:
@@ -128,7 +131,8 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
                 p = result.params
                 grp = raw.require_group(f"n{p['n']}_seed{p['seed']}")
                 for key, value in result.value.items():
-                    _named_dataset(grp, key, value, RAW_DIMS[key], {"time": times})
+                    dims = RAW_DIMS[key][:np.ndim(value)]  # 1-D grids store r alone
+                    _named_dataset(grp, key, value, dims, {"time": times})
             f.flush()
 
         jobs = [{"config_toml": toml_text, **p} for p in _job_params(config)]
@@ -143,10 +147,11 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
 
 def _write_pde(f: Any, setup: Any, mem: MemoryTracker) -> None:
     grid = setup.pde.grid
-    store = FrameStore(f.require_group("pde"), {"r": grid.centres(0)})
+    store = FrameStore(f.require_group("pde"),
+                       {name: grid.centres(a) for a, name in enumerate(grid.names)})
     for frame in mem.frames:
-        store.append(frame.t, {"density": (frame.density, ("r",)), "risk": (frame.risk, ()),
-                               "mass": (frame.mass, ())})
+        store.append(frame.t, {"density": (frame.density, grid.names),
+                               "risk": (frame.risk, ()), "mass": (frame.mass, ())})
 
 
 def _stack_by_n(config: Any, results: list[JobResult], key: str) -> dict[int, np.ndarray]:
@@ -166,9 +171,12 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
     if ns.size == 0:
         raise RuntimeError("every study job failed; see /study/raw attrs 'failures'")
     times = np.array([fr.t for fr in mem.frames])
+    study = StudyResult(ns, times)
+    if setup.pde.grid.ndim > 1:
+        _assemble_multi(config, setup.pde.grid, mem, reduced, risks, study)
+        return study
     edges = setup.pde.grid.edges(0)
     dens = [fr.density for fr in mem.frames]
-    study = StudyResult(ns, times)
     predictions = _clt_predictions(config, setup, mem)
     for name in config.study["observables"]:
         if name == "risk":
@@ -189,6 +197,30 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
             table["n_var_predicted_sgd"] = (table["n_var_predicted"][None, :]
                                             + ns[:, None] * predictions[f"{name}/sgd"][None, :])
     return study
+
+
+def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, risks: dict,
+                    study: StudyResult) -> None:
+    """2-D and 3-D grids: the risk, the mean of each coordinate (``mean_<axis>``) and the sliced
+    W1 distance to the PDE density (no CLT prediction: the linearised equation is 1-D)."""
+    ns, n_times = study.n, len(study.times)
+    dens = [fr.density for fr in mem.frames]
+    centres = tuple(grid.centres(a) for a in range(grid.ndim))
+    for name in config.study["observables"]:
+        if name == "risk":
+            pde = np.array([fr.risk for fr in mem.frames])
+            study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, pde, None)
+        elif name == "mean":
+            for a, axis in enumerate(grid.names):
+                mesh = np.meshgrid(*centres, indexing="ij")[a]
+                pde = np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
+                values = {n: reduced[n][..., a].mean(axis=-1).T for n in ns}  # (R, T)
+                study.tables[f"mean_{axis}"] = _table(ns, values, pde, None)
+        else:  # sliced_w1
+            values = {n: np.stack([metrics.sliced_w1_to_grid(reduced[n][t], centres, dens[t],
+                                                             grid.cell_volume)
+                                   for t in range(n_times)], axis=1) for n in ns}
+            study.tables[name] = _table(ns, values, None, None)
 
 
 def _assemble_scaling(config: Any, results: list[JobResult]) -> StudyResult:
@@ -318,7 +350,7 @@ TABLE_DIMS = {"values": ("n", "replica", "time"), "pde": ("time",), "bias": ("n"
               "n_var_predicted_sgd": ("n", "time"), "slope": ("time",),
               "slope_ci": ("time", "bound"), "spread_slope": ("time",),
               "spread_slope_ci": ("time", "bound"), "normality_pvalue": ("n", "time")}
-RAW_DIMS = {"reduced": ("time", "replica", "unit"), "risk": ("time", "replica")}
+RAW_DIMS = {"reduced": ("time", "replica", "unit", "reduced_axis"), "risk": ("time", "replica")}
 
 
 def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...],

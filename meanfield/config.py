@@ -334,12 +334,24 @@ def _check_study_n(value: Any, ctx: Context) -> str | None:
 
 
 OBSERVABLES = ("risk", "mean_r", "second_moment_r", "w1", "ks")
+#: the observables of models whose grid has 2 or 3 axes: "mean" gives one table per axis
+OBSERVABLES_MULTI = ("risk", "mean", "sliced_w1")
+
+
+def _observables_for(ctx: Context) -> tuple[str, ...]:
+    return OBSERVABLES if reduced_dim(ctx["model"]) <= 1 else OBSERVABLES_MULTI
 
 
 def _check_observables(value: Any, ctx: Context) -> str | None:
-    ok = len(value) >= 1 and all(isinstance(v, str) and v in OBSERVABLES for v in value)
+    allowed = _observables_for(ctx)
+    ok = len(value) >= 1 and all(isinstance(v, str) and v in allowed for v in value)
     ok = ok and len(set(value)) == len(value)
-    return None if ok else "a non-empty array of distinct names from " + ", ".join(OBSERVABLES)
+    where = f" (model {ctx['model']['name']!r})"
+    return None if ok else "a non-empty array of distinct names from " + ", ".join(allowed) + where
+
+
+def _default_observables(ctx: Context) -> tuple[str, ...]:
+    return ("risk", "mean_r", "w1") if reduced_dim(ctx["model"]) <= 1 else OBSERVABLES_MULTI
 
 
 # ----------------------------------------------------------------------------- the schema
@@ -447,8 +459,8 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
         "n": Field(("array",), "swept particle numbers", check=_check_study_n,
                    convert=_as_tuple),
         "replicas": _int_at_least(2, "replicas per n", 32),
-        "observables": Field(("array",), "observables measured", ("risk", "mean_r", "w1"),
-                             _check_observables, _as_tuple),
+        "observables": Field(("array",), "observables measured",
+                             Derived(_default_observables), _check_observables, _as_tuple),
     },
 })
 """Section -> key -> :class:`Field`, for the keys every model shares."""
@@ -761,10 +773,6 @@ def _check_combinations(ctx: Context) -> None:
         raise ConfigError("missing key 'model.quad_order': without [pde] there is no box on "
                           "which to choose the quadrature order; give model.quad_order (Gauss "
                           "nodes per input axis)")
-    if "study" in ctx and reduced_dim(model) > 1:
-        raise ConfigError(f"section [study] is not available for model {model['name']!r}: its "
-                          f"grid has {reduced_dim(model)} axes, and the study observables "
-                          "(moments of r, W1, KS) are one-dimensional; remove [study]")
     particles = ctx.get("particles")
     if particles and particles["quench_batch"] > 0:
         t_end = ctx["dynamics"]["t_end"]

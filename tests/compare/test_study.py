@@ -115,3 +115,73 @@ def test_xarray_opens_every_group_of_a_study_file(small_study) -> None:
         mean = w1["values"].mean("replica").sel(time=0.1, n=20)
         expected = np.nanmean(data.groups["study/w1"]["values"][1, :, 1])
         assert float(mean) == pytest.approx(expected, rel=1e-12)
+
+
+TEACHER_STUDY = """
+[model]
+name = "teacher_student"
+input_dim = 1
+input_law = "uniform"
+trained = ["w", "b"]
+target = {a = [1.0, 1.0], w = [[2.5], [2.0]], b = [-1.0, 1.0]}
+[init]
+mean = [0.5, 0.0]
+std = 0.25
+[dynamics]
+t_end = 0.5
+save_times = [0.0, 0.5]
+[pde]
+cells = [48, 48]
+bounds = [[-1.5, 2.5], [-2.0, 2.0]]
+[particles]
+n = 100
+method = "gd"
+step = 0.01
+seed = 0
+[study]
+n = [25, 100, 400]
+replicas = 24
+"""
+
+
+def test_two_dimensional_study_has_per_axis_means_and_sliced_w1(tmp_path) -> None:
+    """A study on the (w, b) plane: default observables risk, mean (per axis), sliced W1."""
+    import tomllib
+
+    from meanfield.config import parse_config
+    from tests.conftest import assert_every_group_opens_in_xarray
+
+    config = parse_config(tomllib.loads(TEACHER_STUDY))
+    assert config.study["observables"] == ("risk", "mean", "sliced_w1")
+    path = tmp_path / "study.h5"
+    run_study(config, path, scheduler="local", progress=False)
+    data = load(path)
+    assert {"study/risk", "study/mean_w", "study/mean_b", "study/sliced_w1"} <= set(data.groups)
+    assert data.dims["pde"]["density"] == ("time", "w", "b")
+    for axis in ("w", "b"):
+        n_var0 = data.groups[f"study/mean_{axis}"]["n_var"][:, 0]
+        # t = 0: N Var of the mean of a coordinate is its initial variance, 0.25^2; a variance
+        # from 24 replicas has a relative standard error sqrt(2/23) = 0.29 (3.5 SE allowed)
+        assert np.all(np.abs(n_var0 / 0.0625 - 1) < 3.5 * np.sqrt(2 / 23))
+    w1 = np.nanmean(data.groups["study/sliced_w1"]["values"], axis=1)  # (n, time)
+    assert np.all(np.diff(w1, axis=0) < 0)  # falls with N at every time
+    slope = data.groups["study/sliced_w1"]["slope"]
+    # i.i.d. start: N^-1/2 (slope CI from the bootstrap; the cell-centre projection adds O(h))
+    assert -0.7 < slope[0] < -0.35
+    assert_every_group_opens_in_xarray(path)
+
+
+def test_study_observables_follow_the_grid_dimension() -> None:
+    import tomllib
+
+    from meanfield.config import ConfigError, parse_config
+
+    data = tomllib.loads(TEACHER_STUDY)
+    data["study"]["observables"] = ["risk", "mean_r"]
+    with pytest.raises(ConfigError, match="mean, sliced_w1"):
+        parse_config(data)
+    iso = load_config(CONFIG)
+    assert iso.study["observables"] == ("risk", "mean_r", "second_moment_r", "w1", "ks") or \
+        set(iso.study["observables"]) <= {"risk", "mean_r", "second_moment_r", "w1", "ks"}
+    with pytest.raises(ConfigError, match="mean_r"):
+        load_config(CONFIG, ['study.observables=["risk", "sliced_w1"]'])
