@@ -13,7 +13,7 @@ from meanfield.io import load
 from meanfield.plotting import marginal_2d, pick_times, plot_density_2d
 from meanfield.plotting import plot_file as plot_pde_file
 
-__all__ = ["plot_any", "plot_study", "plot_particles_vs_pde", "plot_sweep"]
+__all__ = ["plot_any", "plot_study", "plot_particles_vs_pde", "plot_particles", "plot_sweep"]
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -30,6 +30,8 @@ def plot_any(path: str | Path, out_dir: str | Path) -> list[Path]:
     written = list(plot_pde_file(path, out_dir)) if "pde" in data.groups else []
     if "particles" in data.groups and "pde" in data.groups:
         written += plot_particles_vs_pde(data, out_dir, Path(path).stem)
+    elif "particles" in data.groups:
+        written.append(plot_particles(data, out_dir, Path(path).stem))
     if "study" in data.groups:
         written += plot_study(data, out_dir, Path(path).stem)
     if "sweep" in data.groups:
@@ -54,6 +56,31 @@ def plot_sweep(data: Any, out_dir: Path, stem: str) -> Path:
     ax_v.set_ylabel(f"risk at t = {times[-1]:g}")
     ax_v.grid(True, which="both", alpha=0.3)
     return _save(fig, out_dir / f"{stem}-sweep.png")
+
+
+def plot_particles(data: Any, out_dir: Path, stem: str) -> Path:
+    """A particle-only run (p-spin): risk (test loss) against time, replica mean and range, and
+    the signed residuals on f > 0 and f < 0 when the model records them."""
+    part = data.groups["particles"]
+    residuals = "residual_pos" in part
+    fig, axes = plt.subplots(1, 2 if residuals else 1, figsize=(11 if residuals else 5.5, 4),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    risk, t = part["risk"], part["time"]
+    ax.fill_between(t, risk.min(axis=1), risk.max(axis=1), alpha=0.3, label="replica range")
+    ax.semilogy(t, risk.mean(axis=1), "o-", ms=3, label="mean over replicas")
+    ax.set_xlabel("$t$")
+    ax.set_ylabel("risk (test loss for p-spin)")
+    ax.legend(frameon=False)
+    if residuals:
+        ax = axes[0, 1]
+        for key, label in (("residual_pos", "f > 0"), ("residual_neg", "f < 0")):
+            ax.plot(t, part[key].mean(axis=1), "o-", ms=3, label=f"mean of $f_n - f$ where {label}")
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xlabel("$t$")
+        ax.set_ylabel("signed residual")
+        ax.legend(frameon=False)
+    return _save(fig, out_dir / f"{stem}-particles.png")
 
 
 def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:

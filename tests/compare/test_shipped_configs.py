@@ -183,3 +183,13 @@ def test_xarray_opens_every_group_of_a_run_file(tmp_path):
          'particles.keep_theta=true', "dynamics.save_times=[0.0, 1.0, 2.0]")
     groups = assert_every_group_opens_in_xarray(tmp_path / "teacher-student-2d.h5")
     assert {"pde", "pde/checkpoint", "particles", "particles/checkpoint"} <= set(groups)
+
+
+def test_particle_only_run_gets_its_figure(tmp_path):
+    from compare.figures import plot_any
+
+    _run("rve-pspin-d10", tmp_path, "dynamics.t_end=2.0", "dynamics.save_times=[0.0, 1.0, 2.0]",
+         "particles.quench_time=1.5", "particles.n=20", "particles.test_points=500")
+    paths = plot_any(tmp_path / "rve-pspin-d10.h5", tmp_path / "fig")
+    assert [p.name for p in paths] == ["rve-pspin-d10-particles.png"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
