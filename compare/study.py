@@ -172,12 +172,12 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
         raise RuntimeError("every study job failed; see /study/raw attrs 'failures'")
     times = np.array([fr.t for fr in mem.frames])
     study = StudyResult(ns, times)
+    predictions = _clt_predictions(config, setup, mem)
     if setup.pde.grid.ndim > 1:
-        _assemble_multi(config, setup.pde.grid, mem, reduced, risks, study)
+        _assemble_multi(config, setup.pde.grid, mem, reduced, risks, study, predictions)
         return study
     edges = setup.pde.grid.edges(0)
     dens = [fr.density for fr in mem.frames]
-    predictions = _clt_predictions(config, setup, mem)
     for name in config.study["observables"]:
         if name == "risk":
             values = {n: risks[n].T for n in ns}  # (R, T)
@@ -200,22 +200,24 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
 
 
 def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, risks: dict,
-                    study: StudyResult) -> None:
-    """2-D and 3-D grids: the risk, the mean of each coordinate (``mean_<axis>``) and the sliced
-    W1 distance to the PDE density (no CLT prediction: the linearised equation is 1-D)."""
+                    study: StudyResult, predictions: dict[str, Any]) -> None:
+    """2-D and 3-D grids: the risk, the mean of each coordinate (``mean_<axis>``), both with
+    their CLT predictions, and the sliced W1 distance to the PDE density."""
     ns, n_times = study.n, len(study.times)
     dens = [fr.density for fr in mem.frames]
     centres = tuple(grid.centres(a) for a in range(grid.ndim))
     for name in config.study["observables"]:
         if name == "risk":
             pde = np.array([fr.risk for fr in mem.frames])
-            study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, pde, None)
+            study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, pde,
+                                          predictions.get("risk"))
         elif name == "mean":
             for a, axis in enumerate(grid.names):
                 mesh = np.meshgrid(*centres, indexing="ij")[a]
                 pde = np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
                 values = {n: reduced[n][..., a].mean(axis=-1).T for n in ns}  # (R, T)
-                study.tables[f"mean_{axis}"] = _table(ns, values, pde, None)
+                study.tables[f"mean_{axis}"] = _table(ns, values, pde,
+                                                      predictions.get(f"mean_{axis}"))
         else:  # sliced_w1
             values = {n: np.stack([metrics.sliced_w1_to_grid(reduced[n][t], centres, dens[t],
                                                              grid.cell_volume)
@@ -286,32 +288,41 @@ def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
 def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, Any]:
     """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
     through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
-    (key ``NAME/sgd``), so that ``N Var = pred + N sgd``.
+    (key ``NAME/sgd``, 1-D models with ``sgd_noise_rate``), so that ``N Var = pred + N sgd``.
 
     The first is the pure CLT limit of population GD (and of SGD as ``eps -> 0``); noisy runs
-    get no prediction.
+    get no prediction. Moments: ``mean_r``, ``second_moment_r`` on 1-D grids, ``mean_<axis>``
+    on 2-D and 3-D grids.
     """
     pde = setup.pde
-    if pde.noisy or pde.grid.ndim != 1:
+    if pde.noisy:
         return {}
-    r = pde.grid.centres(0)
+    grid = pde.grid
     times = [fr.t for fr in mem.frames]
     path = forward_path(pde, setup.rho0, times[-1], time_change=setup.time_change) \
         if times[-1] > 0 else None
     spec = config.particles
-    with_sgd = spec["method"] == "online_sgd" and hasattr(pde.model, "sgd_noise_rate")
+    with_sgd = (spec["method"] == "online_sgd" and hasattr(pde.model, "sgd_noise_rate")
+                and grid.ndim == 1)
     rhs = pde.make_rhs(setup.backend)
-    fns = {"mean_r": r, "second_moment_r": r**2}
+    mesh = np.meshgrid(*(grid.centres(a) for a in range(grid.ndim)), indexing="ij")
+    if grid.ndim == 1:
+        fns = {"mean_r": mesh[0], "second_moment_r": mesh[0] ** 2}
+        wanted = list(config.study["observables"])
+    else:
+        fns = {f"mean_{axis}": mesh[a] for a, axis in enumerate(grid.names)}
+        wanted = [n for n in config.study["observables"] if n == "risk"] + (
+            list(fns) if "mean" in config.study["observables"] else [])
     out: dict[str, Any] = {}
-    for name in config.study["observables"]:
+    for name in wanted:
         if name not in fns and name != "risk":
             continue
         preds, sgd = [], []
         for t, frame in zip(times, mem.frames, strict=True):
-            f = fns[name] if name in fns else 2.0 * to_numpy(
-                rhs(setup.backend.asarray(frame.density)).psi)
+            f = fns[name] if name in fns else 2.0 * np.reshape(to_numpy(
+                rhs(setup.backend.asarray(frame.density)).psi), grid.shape)
             if t == 0.0:
-                preds.append(_variance(f, setup.rho0, pde.grid.cell_volume))
+                preds.append(_variance(f, setup.rho0, grid.cell_volume))
                 sgd.append(0.0)
                 continue
             sub = _truncate(path, float(setup.time_change.tau(t)))

@@ -19,7 +19,8 @@ linearly; the backward equation is a linear transport of ``phi`` with speed
 ``a = 2 d Psi_lambda`` plus a low-rank nonlocal source, discretised with second-order upwind
 differences and Heun's method, using the model's exact ``d V`` and feature derivatives (no
 finite differences of ``Psi``). It is checked against finite differences of the forward solver
-itself (``tests/meanfield/test_linearized.py``). 1-D grids, noiseless dynamics.
+itself (``tests/meanfield/test_linearized.py``). Grids of 1 to 3 axes (the transport term axis
+by axis, the nonlocal term through the feature gradients), noiseless dynamics.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ForwardPath:
     Attributes
     ----------
     taus : array of shape ``(S,)``
-    densities : array of shape ``(S, M)``
+    densities : array of shape ``(S, *grid.shape)``
     """
 
     taus: np.ndarray
@@ -93,42 +94,52 @@ def forward_path(pde: MeanFieldPDE, rho0: np.ndarray, t_end: float, *,
     return ForwardPath(taus, np.stack([f.density for f in mem.frames]))
 
 
-def _slopes_upwind(phi: np.ndarray, speed: np.ndarray, h: float) -> np.ndarray:
-    """``d phi / dr`` by second-order upwind differences for transport at ``speed``."""
-    back = np.empty_like(phi)
-    fwd = np.empty_like(phi)
-    back[2:] = (3 * phi[2:] - 4 * phi[1:-1] + phi[:-2]) / (2 * h)
-    back[:2] = (phi[1] - phi[0]) / h
-    fwd[:-2] = (-3 * phi[:-2] + 4 * phi[1:-1] - phi[2:]) / (2 * h)
-    fwd[-2:] = (phi[-1] - phi[-2]) / h
-    return np.where(speed > 0, back, fwd)
+def _slopes_upwind(phi: np.ndarray, speed: np.ndarray, h: float, axis: int = 0) -> np.ndarray:
+    """``d phi / dq_axis`` by second-order upwind differences for transport at ``speed``."""
+    phi_a, speed_a = np.moveaxis(phi, axis, 0), np.moveaxis(speed, axis, 0)
+    back = np.empty_like(phi_a)
+    fwd = np.empty_like(phi_a)
+    back[2:] = (3 * phi_a[2:] - 4 * phi_a[1:-1] + phi_a[:-2]) / (2 * h)
+    back[:2] = (phi_a[1] - phi_a[0]) / h
+    fwd[:-2] = (-3 * phi_a[:-2] + 4 * phi_a[1:-1] - phi_a[2:]) / (2 * h)
+    fwd[-2:] = (phi_a[-1] - phi_a[-2]) / h
+    return np.moveaxis(np.where(speed_a > 0, back, fwd), 0, axis)
 
 
 def _make_rate(pde: MeanFieldPDE, path: ForwardPath, include_interaction: bool) -> Any:
-    """``d phi / ds`` in reversed time ``s = tau_T - tau`` (host NumPy)."""
+    """``d phi / ds`` in reversed time ``s = tau_T - tau`` (host NumPy), on a grid of 1 to 3
+    axes: ``phi`` and the densities of ``path`` have the grid's shape."""
     grid = pde.grid
+    shape, n_axes = grid.shape, grid.ndim
     points = grid.points()
-    h = grid.spacing[0]
     kernel = pde.model.kernel_features(points)
     features, weights = kernel.features, kernel.weights
-    slopes = pde.model.kernel_feature_gradients(points)[..., 0]  # (M, P)
-    base = pde.model.potential_gradient(points)[:, 0] + pde.l2 * points[:, 0]
-    masses = path.densities * grid.cell_volume  # (S, M)
-    speeds = 2.0 * (base + (slopes @ (weights[:, None] * (features.T @ masses.T))).T)  # (S, M)
+    slopes = pde.model.kernel_feature_gradients(points)  # (M, P, D)
+    base = pde.model.potential_gradient(points) + pde.l2 * points  # (M, D)
+    masses = path.densities.reshape(len(path.taus), -1) * grid.cell_volume  # (S, M)
+    means = (features.T @ masses.T) * weights[:, None]  # (P, S): w_p <phi_p, rho_s>
+    speeds = 2.0 * (base[None] + np.einsum("mpd,ps->smd", slopes, means))  # (S, M, D)
     speed_path = ForwardPath(path.taus, speeds)
     mass_path = ForwardPath(path.taus, masses)
     tau_end = float(path.taus[-1])
 
     def rate(phi: np.ndarray, s: float) -> np.ndarray:
-        speed = speed_path.at(tau_end - s)
-        out = -speed * _slopes_upwind(phi, speed, h)
+        speed = speed_path.at(tau_end - s)  # (M, D)
+        out = np.zeros(shape)
+        for a in range(n_axes):
+            speed_a = speed[:, a].reshape(shape)
+            out -= speed_a * _slopes_upwind(phi, speed_a, grid.spacing[a], a)
         if include_interaction:
-            grad_phi = np.gradient(phi, h)
-            source = features @ (weights * (slopes.T @ (grad_phi * mass_path.at(tau_end - s))))
-            out = out - 2.0 * source
+            grads = np.gradient(phi, *grid.spacing) if n_axes > 1 else [np.gradient(
+                phi, grid.spacing[0])]
+            grad_phi = np.stack([g.reshape(-1) for g in grads], axis=-1)  # (M, D)
+            pushed = np.einsum("md,mpd->p", grad_phi * mass_path.at(tau_end - s)[:, None],
+                               slopes)  # int grad phi . grad phi_p rho
+            out -= 2.0 * (features @ (weights * pushed)).reshape(shape)
         return out
 
-    return rate, float(np.max(np.abs(speeds))), h
+    cfl_rate = np.max(np.sum(np.abs(speeds) / np.asarray(grid.spacing), axis=-1))
+    return rate, float(cfl_rate)
 
 
 def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
@@ -140,9 +151,9 @@ def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
     Parameters
     ----------
     pde : MeanFieldPDE
-        Noiseless, on a 1-D grid.
-    rho0 : array of shape ``(M,)``
-    observable : array of shape ``(M,)``
+        Noiseless, on a grid of 1 to 3 axes.
+    rho0 : array of the grid's shape
+    observable : array of the grid's shape (or flat)
         ``f`` at the cell centres.
     t_end : float
     include_interaction : bool
@@ -151,15 +162,15 @@ def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
     path : ForwardPath, optional
         A stored forward run to reuse.
     """
-    if pde.noisy or pde.grid.ndim != 1:
-        raise ValueError("the linearised equation is implemented for noiseless 1-D runs")
+    if pde.noisy:
+        raise ValueError("the linearised equation is implemented for noiseless runs")
     time_change = time_change or TimeChange()
     path = path or forward_path(pde, rho0, t_end, time_change=time_change, n_store=n_store)
-    rate, max_speed, h = _make_rate(pde, path, include_interaction)
+    rate, cfl_rate = _make_rate(pde, path, include_interaction)
     tau_end = float(path.taus[-1])
-    n_steps = max(1, math.ceil(tau_end * max_speed / (cfl * h)))
+    n_steps = max(1, math.ceil(tau_end * cfl_rate / cfl))
     ds = tau_end / n_steps
-    phi = np.asarray(observable, dtype=np.float64).copy()
+    phi = np.asarray(observable, dtype=np.float64).reshape(pde.grid.shape).copy()
     kept = {len(path.taus) - 1: phi.copy()}
     marks = tau_end - path.taus  # reversed time of each stored frame
     for k in range(n_steps):

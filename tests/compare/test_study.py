@@ -163,6 +163,12 @@ def test_two_dimensional_study_has_per_axis_means_and_sliced_w1(tmp_path) -> Non
         # t = 0: N Var of the mean of a coordinate is its initial variance, 0.25^2; a variance
         # from 24 replicas has a relative standard error sqrt(2/23) = 0.29 (3.5 SE allowed)
         assert np.all(np.abs(n_var0 / 0.0625 - 1) < 3.5 * np.sqrt(2 / 23))
+    for name in ("mean_w", "mean_b", "risk"):
+        table = data.groups[f"study/{name}"]
+        # t = 0.5: the CLT prediction from the 2-D linearised equation against N Var pooled
+        # over the three N (72 replicas: relative standard error sqrt(2/69) = 0.17; 3.5 SE)
+        pooled = np.mean(table["n_var"][:, 1])
+        assert abs(pooled / table["n_var_predicted"][1] - 1) < 3.5 * np.sqrt(2 / 69), name
     w1 = np.nanmean(data.groups["study/sliced_w1"]["values"], axis=1)  # (n, time)
     assert np.all(np.diff(w1, axis=0) < 0)  # falls with N at every time
     slope = data.groups["study/sliced_w1"]["slope"]
