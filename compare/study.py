@@ -25,7 +25,12 @@ from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError, parse_config
 from meanfield.controller import integrate
 from meanfield.io import FrameStore, create_file, write_root_attrs
-from meanfield.linearized import first_variation, forward_path, sgd_step_variance
+from meanfield.linearized import (
+    first_variation,
+    forward_path,
+    has_full_space_data,
+    sgd_step_variance,
+)
 from meanfield.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
@@ -192,11 +197,15 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
                                   axis=1) for n in ns}
             pde = None
         study.tables[name] = _table(ns, values, pde, predictions.get(name))
-        if f"{name}/sgd" in predictions:  # N Var = Var_rho0(phi_0) + N x (step-size term)
-            table = study.tables[name]
-            table["n_var_predicted_sgd"] = (table["n_var_predicted"][None, :]
-                                            + ns[:, None] * predictions[f"{name}/sgd"][None, :])
+        _add_sgd_term(study.tables[name], name, ns, predictions)
     return study
+
+
+def _add_sgd_term(table: dict, name: str, ns: np.ndarray, predictions: dict) -> None:
+    """Online SGD: ``N Var = Var_rho0(phi_0) + N x (step-size term)``."""
+    if f"{name}/sgd" in predictions:
+        table["n_var_predicted_sgd"] = (table["n_var_predicted"][None, :]
+                                        + ns[:, None] * predictions[f"{name}/sgd"][None, :])
 
 
 def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, risks: dict,
@@ -211,6 +220,7 @@ def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, r
             pde = np.array([fr.risk for fr in mem.frames])
             study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, pde,
                                           predictions.get("risk"))
+            _add_sgd_term(study.tables["risk"], "risk", ns, predictions)
         elif name == "mean":
             for a, axis in enumerate(grid.names):
                 mesh = np.meshgrid(*centres, indexing="ij")[a]
@@ -218,6 +228,7 @@ def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, r
                 values = {n: reduced[n][..., a].mean(axis=-1).T for n in ns}  # (R, T)
                 study.tables[f"mean_{axis}"] = _table(ns, values, pde,
                                                       predictions.get(f"mean_{axis}"))
+                _add_sgd_term(study.tables[f"mean_{axis}"], f"mean_{axis}", ns, predictions)
         else:  # sliced_w1
             values = {n: np.stack([metrics.sliced_w1_to_grid(reduced[n][t], centres, dens[t],
                                                              grid.cell_volume)
@@ -288,7 +299,8 @@ def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
 def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, Any]:
     """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
     through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
-    (key ``NAME/sgd``, 1-D models with ``sgd_noise_rate``), so that ``N Var = pred + N sgd``.
+    (key ``NAME/sgd``: models with ``sgd_noise_rate``, or whose particles live on the grid),
+    so that ``N Var = pred + N sgd``.
 
     The first is the pure CLT limit of population GD (and of SGD as ``eps -> 0``); noisy runs
     get no prediction. Moments: ``mean_r``, ``second_moment_r`` on 1-D grids, ``mean_<axis>``
@@ -302,8 +314,8 @@ def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, A
     path = forward_path(pde, setup.rho0, times[-1], time_change=setup.time_change) \
         if times[-1] > 0 else None
     spec = config.particles
-    with_sgd = (spec["method"] == "online_sgd" and hasattr(pde.model, "sgd_noise_rate")
-                and grid.ndim == 1)
+    with_sgd = spec["method"] == "online_sgd" and (
+        hasattr(pde.model, "sgd_noise_rate") or has_full_space_data(pde.model, grid))
     rhs = pde.make_rhs(setup.backend)
     mesh = np.meshgrid(*(grid.centres(a) for a in range(grid.ndim)), indexing="ij")
     if grid.ndim == 1:

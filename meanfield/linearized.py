@@ -38,7 +38,7 @@ from .schedules import TimeChange
 from .trackers import MemoryTracker
 
 __all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation",
-           "sgd_step_variance"]
+           "sgd_step_variance", "full_space_noise_rate", "has_full_space_data"]
 
 
 @dataclass(frozen=True)
@@ -208,11 +208,62 @@ def sgd_step_variance(pde: MeanFieldPDE, variation: FirstVariation, forward: For
     taus = np.linspace(0.0, float(forward.taus[-1]), n_times)
     rng = np.random.default_rng(seed)
     edges = pde.grid.edges(0)
+    model = pde.model
+    if not hasattr(model, "sgd_noise_rate") and not has_full_space_data(model, pde.grid):
+        raise ValueError(f"no SGD noise rate for model {type(model).__name__}")
     rates = []
     for tau in taus:
         # xi^2 dt = xi d tau; at tau = 0 a singular xi (power < 0, no offset) is integrable and
         # the trapezoid rule's end weight is then taken at a tiny positive time instead
         xi = float(time_change.xi(max(float(time_change.t_of_tau(tau)), 1e-12)))
-        rate = pde.model.sgd_noise_rate(edges, forward.at(tau), phis.at(tau), rng, n_samples)
+        if hasattr(model, "sgd_noise_rate"):
+            rate = model.sgd_noise_rate(edges, forward.at(tau), phis.at(tau), rng, n_samples)
+        else:
+            rate = full_space_noise_rate(model, pde.grid, forward.at(tau), phis.at(tau), rng,
+                                         n_samples)
         rates.append(xi * rate)
     return 4.0 * eps / batch * float(np.trapezoid(rates, taus))
+
+
+def has_full_space_data(model: Any, grid: Any) -> bool:
+    """Whether ``model`` draws data and its particles live on the grid's own coordinates."""
+    return hasattr(model, "sample_data") and int(getattr(model, "dim", -1)) == grid.ndim
+
+
+#: inputs per batch of the Monte Carlo in :func:`full_space_noise_rate`
+_INPUT_CHUNK = 250
+
+
+def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.ndarray,
+                          rng: np.random.Generator, n_samples: int = 4000) -> float:
+    """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo, for
+    a model whose particles live on the grid (teacher-student, linear unit).
+
+    ``n_samples`` units are drawn from the cell masses of ``density`` (uniform in each cell) and
+    ``n_samples`` inputs from the model's own data sampler; ``grad phi`` is the centred
+    difference of ``phi`` on the grid, taken in the unit's cell. The projected gradient goes
+    through the model's particle code (``forward``, ``backward``) with each input as its own
+    replica, so the rate matches what one SGD step does.
+    """
+    from .rng import CounterRNG
+
+    volume = grid.cell_volume
+    masses = np.asarray(density, dtype=np.float64).reshape(-1) * volume
+    cells = rng.choice(masses.size, size=n_samples, p=masses / masses.sum())
+    index = np.unravel_index(cells, grid.shape)
+    theta = np.stack([grid.centres(a)[index[a]] + (rng.random(n_samples) - 0.5) * h
+                      for a, h in enumerate(grid.spacing)], axis=-1)  # (n, D)
+    grads = np.gradient(np.asarray(phi, dtype=np.float64).reshape(grid.shape), *grid.spacing)
+    grads = [grads] if grid.ndim == 1 else grads
+    grad_phi = np.stack([g[index] for g in grads], axis=-1)  # (n, D)
+    stream = CounterRNG.from_seed(int(rng.integers(2**31)), 1, np, np.asarray)
+    x, y = model.sample_data(stream, 0, n_samples, np)  # (1, n, k), (1, n)
+    kicks = []
+    for lo in range(0, n_samples, _INPUT_CHUNK):
+        xs = np.swapaxes(x[:, lo:lo + _INPUT_CHUNK], 0, 1)  # (C, 1, k): one input per replica
+        units = np.broadcast_to(theta, (xs.shape[0], *theta.shape))
+        values, cache = model.forward(xs, units, np)
+        residual = y[0, lo:lo + _INPUT_CHUNK] - values.mean(axis=-1)[:, 0]  # (C,)
+        pushed = model.backward(xs, units, cache, residual[:, None, None], np)  # (C, n, D)
+        kicks.append(np.mean(np.sum(pushed * grad_phi, axis=-1), axis=-1))
+    return float(np.var(np.concatenate(kicks), ddof=1))
