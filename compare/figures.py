@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from meanfield.io import load
-from meanfield.plotting import marginal_2d, pick_times, plot_density_2d
+from meanfield.plotting import density_planes, pick_times, plot_density_2d
 from meanfield.plotting import plot_file as plot_pde_file
 
 __all__ = ["plot_any", "plot_study", "plot_particles_vs_pde", "plot_particles", "plot_sweep"]
@@ -119,12 +119,10 @@ def _plot_particles_over_density(data: Any, out_dir: Path, stem: str) -> Path:
     """2-D (or the first two axes of 3-D) PDE density at four times, particles on top."""
     pde, part = data.groups["pde"], data.groups["particles"]
     names = data.dims["pde"]["density"][1:]
-    x, y = pde[names[0]], pde[names[1]]
-    spacing = float(pde[names[2]][1] - pde[names[2]][0]) if len(names) == 3 else 1.0
+    x, y, marginals = density_planes(pde, names)
     picks = pick_times(len(part["time"]), 4)
     fig, axes = plt.subplots(1, len(picks), figsize=(3.8 * len(picks), 3.6),
                              constrained_layout=True, squeeze=False)
-    marginals = [marginal_2d(pde["density"][j], spacing) for j in range(len(pde["time"]))]
     window = _support_window(x, y, marginals)
     for ax, i in zip(axes[0], picks, strict=True):
         t = part["time"][i]

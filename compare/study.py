@@ -24,7 +24,7 @@ from meanfield.backend import to_numpy
 from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError, parse_config
 from meanfield.controller import integrate
-from meanfield.io import FrameStore, create_file, write_root_attrs
+from meanfield.io import FrameStore, attach_scales, create_file, write_root_attrs
 from meanfield.linearized import (
     first_variation,
     forward_path,
@@ -378,22 +378,9 @@ RAW_DIMS = {"reduced": ("time", "replica", "unit", "reduced_axis"), "risk": ("ti
 
 def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...],
                    coords: dict[str, np.ndarray]) -> None:
-    """Write ``value`` with every axis attached to a dimension scale of ``group``.
-
-    Each group carries its own scales, so xarray opens it with coordinates: the values of
-    ``coords`` (``n``, ``time``) where given, indices otherwise (``replica``, ``unit``,
-    ``bound``).
-    """
-    value = np.asarray(value)
-    dset = group.create_dataset(key, data=value)
-    for axis, name in enumerate(dims):
-        if name not in group:
-            source = coords.get(name)
-            if source is None or len(source) != value.shape[axis]:
-                source = np.arange(value.shape[axis])
-            group.create_dataset(name, data=source).make_scale(name)
-        dset.dims[axis].attach_scale(group[name])
-        dset.dims[axis].label = name
+    """Write ``value`` with its axes named by scales of ``group``: each group carries its own
+    coordinates (``n``, ``time`` from ``coords``; indices for ``replica``, ``unit``, ``bound``)."""
+    attach_scales(group, group.create_dataset(key, data=np.asarray(value)), dims, coords)
 
 
 def _write_study(f: Any, study: StudyResult) -> None:

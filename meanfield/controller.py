@@ -141,10 +141,11 @@ def advance(state: dict, tau_out: float, step_fn: Any, functionals: Any,
         tau_new = tau_out if result.dt >= remaining * (1.0 - 1e-9) else state["tau"] + result.dt
         t_old = float(time_change.t_of_tau(state["tau"]))
         t_new = float(time_change.t_of_tau(tau_new))
-        previous = functionals(state["rho"], result.start.psi)
-        info = StepInfo(state["step"] + 1, t_new, result.rho, previous, xp)
-        for tracker in trackers:
-            tracker.handle_step(info)
+        if trackers:  # the functionals are for the trackers only (a sweep has none)
+            previous = functionals(state["rho"], result.start.psi)
+            info = StepInfo(state["step"] + 1, t_new, result.rho, previous, xp)
+            for tracker in trackers:
+                tracker.handle_step(info)
         state.update(rho=result.rho, tau=tau_new, step=state["step"] + 1, dt=t_new - t_old)
         if not math.isfinite(tau_new):
             raise InvariantViolation(f"step {state['step']}: time became non-finite")

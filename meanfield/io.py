@@ -46,6 +46,7 @@ __all__ = [
     "Checkpoint",
     "FrameStore",
     "RunData",
+    "attach_scales",
     "create_file",
     "last_checkpoint",
     "load",
@@ -173,11 +174,20 @@ def _frame_datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
             if isinstance(obj, h5py.Dataset) and obj.maxshape[:1] == (None,)}
 
 
-def _attach_scales(group: h5py.Group, dset: h5py.Dataset, names: Sequence[str]) -> None:
-    """Name every axis of ``dset`` by an index dimension scale (so xarray sees named dims)."""
+def attach_scales(group: h5py.Group, dset: h5py.Dataset, names: Sequence[str],
+                  coords: Mapping[str, np.ndarray] | None = None) -> None:
+    """Name every axis of ``dset`` by a dimension scale of ``group`` (xarray's named dims).
+
+    A missing scale is created from ``coords[name]`` when its length fits the axis, else as
+    indices ``0 .. n - 1``.
+    """
+    coords = coords or {}
     for axis, name in enumerate(names):
         if name not in group:
-            group.create_dataset(name, data=np.arange(dset.shape[axis])).make_scale(name)
+            values = coords.get(name)
+            if values is None or len(values) != dset.shape[axis]:
+                values = np.arange(dset.shape[axis])
+            group.create_dataset(name, data=np.asarray(values)).make_scale(name)
         dset.dims[axis].attach_scale(group[name])
         dset.dims[axis].label = name
 
@@ -320,7 +330,7 @@ class FrameStore:
         slots = self.group.require_group(CHECKPOINT)
         if MARKER not in slots:
             slots.create_dataset(MARKER, data=np.full(2, -1, dtype=np.int64))
-            _attach_scales(slots, slots[MARKER], ("slot",))
+            attach_scales(slots, slots[MARKER], ("slot",))
         for name, value in state.items():
             array = np.asarray(value)
             if array.dtype.kind not in "iuf":
@@ -328,7 +338,7 @@ class FrameStore:
             if name not in slots:  # contiguous, uncompressed: each write lands in place
                 slots.create_dataset(name, shape=(2, *array.shape), dtype=array.dtype)
                 axes = ("slot", *(f"{name}_dim{i}" for i in range(1, array.ndim + 1)))
-                _attach_scales(slots, slots[name], axes)
+                attach_scales(slots, slots[name], axes)
             dset = slots[name]
             if dset.shape[1:] != array.shape or dset.dtype != array.dtype:
                 raise ValueError(f"state {name!r}: {array.dtype}{array.shape}, expected "

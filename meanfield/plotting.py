@@ -14,8 +14,8 @@ import numpy as np
 
 from .io import load
 
-__all__ = ["plot_density_evolution", "plot_density_2d", "marginal_2d", "pick_times", "plot_risk",
-           "plot_file"]
+__all__ = ["plot_density_evolution", "plot_density_2d", "marginal_2d", "density_planes",
+           "pick_times", "plot_risk", "plot_file"]
 
 
 def plot_density_evolution(ax: Any, coord: np.ndarray, times: np.ndarray, density: np.ndarray,
@@ -70,6 +70,17 @@ def marginal_2d(density: np.ndarray, spacing: float) -> np.ndarray:
     return density if density.ndim == 2 else density.sum(axis=-1) * spacing
 
 
+def density_planes(group: dict, axes_names: tuple[str, ...]) -> tuple:
+    """``(x, y, planes)`` of a stored 2-D or 3-D density: the coordinates of the first two axes
+    and, per frame, the density of those two (the marginal over a third axis)."""
+    spacing = 1.0
+    if len(axes_names) == 3:
+        third = group[axes_names[2]]
+        spacing = float(third[1] - third[0])
+    planes = [marginal_2d(d, spacing) for d in group["density"]]
+    return group[axes_names[0]], group[axes_names[1]], planes
+
+
 def plot_risk(ax: Any, times: np.ndarray, risk: np.ndarray, *, label: str = "PDE") -> list:
     """Risk against time on a log scale."""
     artists = ax.semilogy(times, risk, "o-", ms=3, lw=1.4, label=label)
@@ -109,12 +120,11 @@ def plot_file(path: str | Path, out_dir: str | Path) -> list[Path]:
 def _plot_density_panels(pde: dict, axes_names: tuple, target: Path) -> Path:
     """Density at up to four times (2-D, or the marginal of the first two axes in 3-D) and risk."""
     picks = pick_times(len(pde["time"]), 4)
-    x, y = pde[axes_names[0]], pde[axes_names[1]]
-    spacing = float(pde[axes_names[2]][1] - pde[axes_names[2]][0]) if len(axes_names) == 3 else 1.0
+    x, y, planes = density_planes(pde, axes_names)
     fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.6 * (len(picks) + 1), 3.4),
                              constrained_layout=True)
     for ax, i in zip(axes[:-1], picks, strict=False):
-        plot_density_2d(ax, x, y, marginal_2d(pde["density"][i], spacing), labels=axes_names[:2])
+        plot_density_2d(ax, x, y, planes[i], labels=axes_names[:2])
         ax.set_title(f"t = {pde['time'][i]:g}", fontsize="small")
     plot_risk(axes[-1], pde["time"], pde["risk"])
     fig.savefig(target, dpi=150)

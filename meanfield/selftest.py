@@ -70,6 +70,8 @@ def _multidimensional_cases() -> dict[str, tuple[MeanFieldPDE, np.ndarray, list[
     plane = ((-1.5, 2.5), (-2.0, 2.0))
     student = TeacherStudent(k=1, input_law="uniform", trained=("w", "b"), bounds=plane,
                              target=TeacherNetwork(a=(1.0,), w=((2.0,),), b=(0.5,)))
+    plane_grid = Grid(plane, (32, 32), student.axis_names)
+    line = Grid(((-3.5, 3.5),), (120,), ("theta",))
     box = Grid(((-3.0, 3.0),) * 3, (16, 16, 16), ("t0", "t1", "t2"))
     square = Grid(((-3.0, 3.0),) * 2, (40, 40), ("t0", "t1"))
     gauss3 = initial_density(NormalLaw((0.3, -0.3, 0.0), (0.35, 0.35, 0.35)), box)
@@ -79,9 +81,8 @@ def _multidimensional_cases() -> dict[str, tuple[MeanFieldPDE, np.ndarray, list[
             MeanFieldPDE(aniso, quarter),
             initial_density(ScaledChiPairLaw(0.8, 12, 3), quarter), [0.0, 0.5]),
         "teacher-student 2-D (w, b)": (
-            MeanFieldPDE(student, Grid(plane, (32, 32), student.axis_names)),
-            initial_density(NormalLaw((0.5, 0.0), (0.25, 0.25)),
-                            Grid(plane, (32, 32), student.axis_names)), [0.0, 0.5]),
+            MeanFieldPDE(student, plane_grid),
+            initial_density(NormalLaw((0.5, 0.0), (0.25, 0.25)), plane_grid), [0.0, 0.5]),
         "quadratic 3-D per-axis (beta=4)": (
             MeanFieldPDE(QuadraticPotential(stiffness=(1.0, 2.0, 0.5), ndim=3), box, beta=4.0),
             gauss3, [0.0, 0.2]),
@@ -89,10 +90,9 @@ def _multidimensional_cases() -> dict[str, tuple[MeanFieldPDE, np.ndarray, list[
             MeanFieldPDE(LinearUnit(theta_star=(1.0, -0.5)), square, beta=8.0, l2=0.1),
             gauss2, [0.0, 0.3]),
         "cosine interaction 1-D (beta=4)": (
-            MeanFieldPDE(CosineInteraction(quartic=1.0, quadratic=-1.0, tilt=0.1),
-                         Grid(((-3.5, 3.5),), (120,), ("theta",)), beta=4.0),
-            initial_density(NormalLaw((0.0,), (0.4,)), Grid(((-3.5, 3.5),), (120,), ("theta",))),
-            [0.0, 1.0]),
+            MeanFieldPDE(CosineInteraction(quartic=1.0, quadratic=-1.0, tilt=0.1), line,
+                         beta=4.0),
+            initial_density(NormalLaw((0.0,), (0.4,)), line), [0.0, 1.0]),
     }
 
 
