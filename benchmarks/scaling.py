@@ -14,7 +14,6 @@ sizes (linear growth: the two ratios agree).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -22,20 +21,19 @@ from meanfield.backend import get_backend, to_numpy
 from meanfield.equation import MeanFieldPDE
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
-from meanfield.solvers import make_heun_stepper
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pde_step import median_time  # noqa: E402
+from pde_step import heun_step_fn, median_time  # noqa: E402
 from sgd_step import meanfield_rate  # noqa: E402
 
 
 def pde_step_time(backend: object, cells: int, kernel_tol: float) -> tuple[float, int]:
     model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"], kernel_tol=kernel_tol)
     grid = Grid(((0.0, 8.0),), (cells,), ("r",))
-    step = make_heun_stepper(MeanFieldPDE(model, grid).make_rhs(backend), 0.8)
     rho = backend.asarray(initial_density(ScaledChiLaw(0.8, 40), grid))
+    step = heun_step_fn(MeanFieldPDE(model, grid).make_rhs(backend), backend, rho)
     features = model.kernel_features(grid.points()).n_features
-    return median_time(lambda: step(rho, math.inf).rho, to_numpy), features
+    return median_time(step, to_numpy), features
 
 
 def table(title: str, header: str, rows: list[tuple]) -> None:

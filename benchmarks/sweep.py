@@ -10,7 +10,6 @@ S solo steps, in one process (medians of several batches):
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -20,11 +19,10 @@ from meanfield.backend import get_backend, to_numpy
 from meanfield.equation import MeanFieldPDE
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
-from meanfield.solvers import make_heun_stepper
 from meanfield.sweep import StackedPDE
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pde_step import median_time  # noqa: E402  (the same timer as the step benchmark)
+from pde_step import heun_step_fn, median_time  # noqa: E402  (the same timer and step)
 
 
 def main() -> None:
@@ -38,9 +36,8 @@ def main() -> None:
     pde = MeanFieldPDE(IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"]), grid)
 
     def step_time(rhs_owner: object, rho0: np.ndarray) -> float:
-        step = make_heun_stepper(rhs_owner.make_rhs(backend), 0.8)
         rho = backend.asarray(rho0)
-        return median_time(lambda: step(rho, math.inf).rho, to_numpy)
+        return median_time(heun_step_fn(rhs_owner.make_rhs(backend), backend, rho), to_numpy)
 
     solo = step_time(pde, initial_density(ScaledChiLaw(0.8, 40), grid))
     print(f"backend: {backend.name} ({backend.device}); isotropic d = 40, {args.cells} cells; "

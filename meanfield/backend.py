@@ -12,12 +12,24 @@ results are moved once with :meth:`Backend.asarray`; results come back with :fun
 from __future__ import annotations
 
 import functools
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "get_backend", "available_backends", "to_numpy", "BackendError"]
+__all__ = ["Backend", "get_backend", "available_backends", "to_numpy", "BackendError",
+           "checked_fusion", "FUSE_RTOL", "FUSION_STATUS"]
+
+#: outcome of the first-call check of each fused kernel by name (``"fused"`` or ``"unfused"``),
+#: for ``meanfield info --selftest``
+FUSION_STATUS: dict[str, str] = {}
+
+#: a fused kernel may differ from the unfused code by this relative amount: the CUDA compiler
+#: contracts ``a * b + c`` into one fused multiply-add (one rounding instead of two), a few
+#: units in the last place per operation
+FUSE_RTOL = 1e-12
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "array_api_strict")
 
@@ -68,9 +80,98 @@ class Backend:
             return special.ndtr(x)
         return self.xp.asarray(special.ndtr(to_numpy(x)))
 
+    @property
+    def host_scalars(self) -> bool:
+        """Whether the loop's scalars should be host floats: the arrays live in host memory
+        and a 0-d array operation costs more than the float operation it replaces."""
+        return self.name == "numpy"
+
+    def fuse(self, kernel: Callable[..., Any], name: str) -> Callable[..., Any]:
+        """An elementwise function of arrays, fused into one GPU kernel where possible.
+
+        Parameters
+        ----------
+        kernel : callable ``(m, *arrays) -> array or tuple of arrays``
+            Elementwise code written against the namespace ``m`` (operators, ``where``,
+            ``maximum``, ``minimum``, ``abs``, ``sign``, ``exp``, ``expm1``, ``isfinite``,
+            ``ceil``, Python scalars); no shapes, slicing, reductions or creation functions.
+        name : str
+            Kernel name.
+
+        Returns
+        -------
+        callable ``(*arrays)``
+            On CuPy, ``cupy.fuse`` of ``kernel(cupy, ...)``: one launch instead of one per
+            operation. Its first call is checked against the unfused ``kernel(xp, ...)``; a
+            kernel that fails to compile or disagrees (beyond ``FUSE_RTOL``) is dropped with a
+            warning and the unfused code is used from then on. Elsewhere, ``kernel(xp, ...)``.
+        """
+        xp = self.xp
+
+        def plain(*args: Any) -> Any:
+            return kernel(xp, *args)
+
+        if self.name != "cupy":
+            return plain
+        import cupy  # noqa: PLC0415  (the one place CuPy is imported)
+
+        def fused_body(*args: Any) -> Any:
+            return kernel(cupy, *args)
+
+        fused_body.__name__ = name
+        return checked_fusion(cupy.fuse(kernel_name=name)(fused_body), plain, name)
+
     def info(self) -> dict[str, str]:
         """Description stored with every output file."""
         return {"backend": self.name, "device": self.device}
+
+
+def checked_fusion(fused: Callable[..., Any], plain: Callable[..., Any], name: str
+                   ) -> Callable[..., Any]:
+    """``fused``, once its first call agrees with ``plain``; ``plain`` if it fails or differs.
+
+    The first call runs both and compares every output (booleans and integers exactly, floats
+    to :data:`FUSE_RTOL`, NaN equal to NaN); any exception from ``fused`` counts as a failure.
+    The outcome is kept in ``wrapper.status`` (``"unchecked"``, ``"fused"`` or ``"unfused"``).
+    """
+    def outputs(value: Any) -> list[np.ndarray]:
+        return [to_numpy(v) for v in (value if isinstance(value, tuple) else (value,))]
+
+    def agree(a: Any, b: Any) -> bool:
+        got, want = outputs(a), outputs(b)
+        if len(got) != len(want):
+            return False
+        for g, w in zip(got, want, strict=True):
+            if g.shape != w.shape:
+                return False
+            if np.issubdtype(w.dtype, np.floating):
+                if not np.allclose(g, w, rtol=FUSE_RTOL, atol=0.0, equal_nan=True):
+                    return False
+            elif not np.array_equal(g, w):
+                return False
+        return True
+
+    def wrapper(*args: Any) -> Any:
+        if wrapper.status == "fused":
+            return fused(*args)
+        if wrapper.status == "unfused":
+            return plain(*args)
+        want = plain(*args)
+        try:
+            good = agree(fused(*args), want)
+            reason = "its result differs from the unfused code"
+        except Exception as error:  # noqa: BLE001  (any compile or launch error: fall back)
+            good, reason = False, f"{type(error).__name__}: {error}"
+        wrapper.status = "fused" if good else "unfused"
+        FUSION_STATUS[name] = wrapper.status
+        if not good:
+            warnings.warn(f"fused kernel {name!r} not used ({reason}); running it unfused",
+                          RuntimeWarning, stacklevel=2)
+        return want
+
+    wrapper.status = "unchecked"
+    wrapper.__name__ = name
+    return wrapper
 
 
 def _cupy_module():

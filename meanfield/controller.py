@@ -4,6 +4,10 @@ At an output time the loop carries only the density, ``tau = int_0^t xi``, the s
 the last step size: each step's size comes from the density alone (the CFL bound, clipped to
 the next output time), so these, with the trackers' records, are the whole state a resumed run
 needs (:class:`ResumePoint`).
+
+Between output times the loop does not wait for the device on every step: step sizes, retries
+and the trackers' checks are decided on the device (:mod:`~meanfield.solvers.heun`), and the
+host reads the clock once per block of attempts (:class:`Loop`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ import numpy as np
 
 from .backend import Backend, to_numpy
 from .equation import MeanFieldPDE
+from .scalars import scalars_for
 from .schedules import TimeChange
 from .solvers import STEPPERS
+from .solvers.heun import initial_carry
 from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker
 
-__all__ = ["integrate", "advance", "RunSummary", "ResumePoint"]
+__all__ = ["integrate", "Loop", "RunSummary", "ResumePoint", "SYNC_EVERY"]
+
+#: default most step attempts between two reads of the clock from the device
+SYNC_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,8 @@ class ResumePoint:
 def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
               backend: Backend, *, time_change: TimeChange | None = None, cfl: float = 0.8,
               trackers: Sequence[Tracker] = (), stepper: str = "heun",
-              dtype: Any = None, resume: ResumePoint | None = None) -> RunSummary:
+              dtype: Any = None, resume: ResumePoint | None = None,
+              sync_every: int = SYNC_EVERY) -> RunSummary:
     """Integrate the DD from ``rho0`` and emit a frame at each of ``save_times``.
 
     Parameters
@@ -81,82 +91,147 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     cfl : float
         Fraction of the positivity bound used for the step.
     trackers : sequence of Tracker
-        Observers; an :class:`InvariantViolation` raised by one stops the run after every
-        tracker has seen the last good state.
+        Observers; a tracker that refuses a step stops the run (its :meth:`Tracker.check`
+        raises :class:`InvariantViolation`) after every tracker has seen the last good state.
     resume : ResumePoint, optional
         Continue from a frame of an earlier run of the same problem instead of ``rho0``
         (which still fixes the reference mass): the frames after ``resume.index`` are
         emitted, bit for bit those of an uninterrupted run. ``RunSummary.wall_time`` counts
         this call only.
+    sync_every : int
+        Most step attempts between two reads of the clock from the device (see
+        :class:`Loop`); it changes no result, only how often the host waits for the device.
     """
     time_change = time_change or TimeChange()
     save_times = [float(t) for t in save_times]
     if any(b <= a for a, b in zip(save_times, save_times[1:], strict=False)) or save_times[0] < 0:
         raise ValueError("save_times must be increasing and non-negative")
-    xp = backend.xp
     rhs = pde.make_rhs(backend, dtype)
     functionals = pde.make_functionals(backend, dtype)
-    step_fn = STEPPERS[stepper](rhs, cfl)
-    rho = backend.asarray(rho0, dtype)
     mass0 = float(np.sum(rho0)) * pde.grid.cell_volume
     first = 0 if resume is None else resume.index + 1
     run = {"grid": pde.grid, "t_end": save_times[-1], "backend": backend, "mass0": mass0,
-           "t_start": save_times[first - 1] if first > 0 else 0.0}
+           "t_start": save_times[first - 1] if first > 0 else 0.0,
+           "t_of_tau": lambda tau: float(time_change.t_of_tau(tau))}
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
-    state = {"rho": rho, "tau": 0.0, "step": 0, "dt": 0.0}
-    if resume is not None:
-        state = {"rho": backend.asarray(resume.rho, dtype), "tau": float(resume.tau),
-                 "step": int(resume.step), "dt": float(resume.dt)}
+    if resume is None:
+        loop = Loop(backend.asarray(rho0, dtype), 0.0, 0, rhs, cfl, functionals, time_change,
+                    backend, stepper, sync_every)
+    else:
         _restore(trackers, resume.tracker_states)
-        frame = _frame(resume.index, save_times[resume.index], state, functionals, trackers)
+        loop = Loop(backend.asarray(resume.rho, dtype), float(resume.tau), int(resume.step),
+                    rhs, cfl, functionals, time_change, backend, stepper, sync_every)
+        loop.dt = float(resume.dt)
+        frame = _frame(resume.index, save_times[resume.index], loop, functionals, trackers)
     try:
         for index in range(first, len(save_times)):
             t_out = save_times[index]
-            advance(state, float(time_change.tau(t_out)), step_fn, functionals, time_change,
-                     trackers, xp)
-            frame = _frame(index, t_out, state, functionals, trackers)
+            loop.advance(float(time_change.tau(t_out)), trackers)
+            frame = _frame(index, t_out, loop, functionals, trackers)
             for tracker in trackers:
                 tracker.handle_frame(frame)
     except InvariantViolation:
-        last_good = LastGood(float(time_change.t_of_tau(state["tau"])), state["step"],
-                             to_numpy(state["rho"]))
+        last_good = LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
+                             to_numpy(loop.carry.rho))
         for tracker in trackers:
             tracker.handle_failure(last_good)
         raise
     finally:
         for tracker in trackers:
             tracker.finalize()
-    return RunSummary(state["step"], save_times[-1], time.perf_counter() - wall, frame)
+    return RunSummary(loop.step, save_times[-1], time.perf_counter() - wall, frame)
 
 
-def advance(state: dict, tau_out: float, step_fn: Any, functionals: Any,
-             time_change: TimeChange, trackers: Sequence[Tracker], xp: Any) -> None:
-    """Step ``state`` until its ``tau`` equals ``tau_out`` exactly."""
-    while state["tau"] < tau_out:
-        remaining = tau_out - state["tau"]
-        result = step_fn(state["rho"], remaining)
-        # equal-step spreading makes the last step land on tau_out up to round-off: snap to it
-        tau_new = tau_out if result.dt >= remaining * (1.0 - 1e-9) else state["tau"] + result.dt
-        t_old = float(time_change.t_of_tau(state["tau"]))
-        t_new = float(time_change.t_of_tau(tau_new))
+class Loop:
+    """The stepping state: a :class:`~meanfield.solvers.heun.Carry` on the device, and the
+    clock as the host last read it.
+
+    :meth:`advance` makes blocks of step attempts without looking at their results, then reads
+    ``tau``, the step count and the halt flag in one transfer. A block is ``sync_every``
+    attempts, shortened near an output time to half the steps the last step size says are left,
+    so that few attempts are wasted as no-ops past it; a run of S steps waits for the device
+    about ``S / sync_every`` times plus ``log2(sync_every)`` times per frame.
+
+    Attributes
+    ----------
+    tau, tau_prev, step : the clock at the last read (``tau_prev``: before the last step)
+    dt : last physical step size (0 before the first step)
+    attempts : step attempts made (committed, rejected, or no-ops past the output time)
+    syncs : reads of the clock
+    """
+
+    def __init__(self, rho: Any, tau: float, step: int, rhs: Any, cfl: float, functionals: Any,
+                 time_change: TimeChange, backend: Backend, stepper: str = "heun",
+                 sync_every: int = SYNC_EVERY) -> None:
+        if sync_every < 1:
+            raise ValueError(f"sync_every must be at least 1, got {sync_every}")
+        self.sx = scalars_for(backend)
+        self.propose, self.commit = STEPPERS[stepper](rhs, cfl, backend)
+        self.carry = initial_carry(rho, tau, step, self.sx)
+        self.functionals, self.time_change, self.xp = functionals, time_change, backend.xp
+        self.sync_every = sync_every
+        self.tau, self.tau_prev, self.step, self.dt = tau, tau, step, 0.0
+        self.attempts = self.syncs = 0
+
+    def advance(self, tau_out: float, trackers: Sequence[Tracker] = ()) -> None:
+        """Step until ``tau`` equals ``tau_out`` exactly."""
+        target = self.sx.const(float(tau_out))
+        while self.tau < tau_out:
+            for _ in range(self._block(tau_out)):
+                self._attempt(target, trackers)
+            if self._read():
+                for tracker in trackers:
+                    tracker.check()
+                t = float(self.time_change.t_of_tau(self.tau))
+                raise InvariantViolation(f"step {self.step + 1}: the time step fell to zero or "
+                                         f"the time became non-finite (t = {t:.6g})")
+
+    def _block(self, tau_out: float) -> int:
+        """Attempts until the next read: half the steps the last step size leaves (at least 1,
+        at most ``sync_every``), so that a rate that falls, lengthening the steps, seldom
+        leaves attempts past the output time: those cost a whole step each, a read much less."""
+        last = self.tau - self.tau_prev
+        if not last > 0:
+            return 1
+        return int(min(self.sync_every, max(1.0, math.floor(0.5 * (tau_out - self.tau) / last))))
+
+    def _attempt(self, target: Any, trackers: Sequence[Tracker]) -> None:
+        carry = self.carry
+        proposal = self.propose(carry, target)
+        passes = None
         if trackers:  # the functionals are for the trackers only (a sweep has none)
-            previous = functionals(state["rho"], result.start.psi)
-            info = StepInfo(state["step"] + 1, t_new, result.rho, previous, xp)
+            previous = self.functionals(carry.rho, proposal.start.psi)
+            info = StepInfo(carry.step + 1, proposal.tau, proposal.rho, previous,
+                            proposal.accepted, self.xp, self.sx)
             for tracker in trackers:
-                tracker.handle_step(info)
-        state.update(rho=result.rho, tau=tau_new, step=state["step"] + 1, dt=t_new - t_old)
-        if not math.isfinite(tau_new):
-            raise InvariantViolation(f"step {state['step']}: time became non-finite")
+                verdict = tracker.handle_step(info)
+                if verdict is not None:
+                    passes = verdict if passes is None else self.sx.both(passes, verdict)
+        self.carry = self.commit(carry, proposal, passes)
+        self.attempts += 1
+
+    def _read(self) -> bool:
+        """Read the clock from the device; return the halt flag."""
+        sx, carry = self.sx, self.carry
+        values = sx.read(sx.stack([carry.tau, carry.tau_prev, sx.to_float(carry.step),
+                                   sx.to_float(carry.halted)]))
+        step = int(values[2])
+        if step != self.step:
+            self.tau, self.tau_prev, self.step = float(values[0]), float(values[1]), step
+            self.dt = (float(self.time_change.t_of_tau(self.tau))
+                       - float(self.time_change.t_of_tau(self.tau_prev)))
+        self.syncs += 1
+        return bool(values[3])
 
 
-def _frame(index: int, t: float, state: dict, functionals: Any,
+def _frame(index: int, t: float, loop: Loop, functionals: Any,
            trackers: Sequence[Tracker]) -> Frame:
-    values = functionals(state["rho"])
-    risk, free_energy, mass = (float(to_numpy(v)) for v in values)
-    return Frame(index, t, state["step"], state["dt"], to_numpy(state["rho"]).copy(),
-                 risk, free_energy, mass, float(state["tau"]), _tracker_states(trackers))
+    rho = loop.carry.rho
+    risk, free_energy, mass = (float(v) for v in to_numpy(loop.xp.stack(functionals(rho))))
+    return Frame(index, t, loop.step, loop.dt, to_numpy(rho).copy(),
+                 risk, free_energy, mass, float(loop.tau), _tracker_states(trackers))
 
 
 def _tracker_states(trackers: Sequence[Tracker]) -> dict[str, float]:

@@ -35,8 +35,6 @@ from .operators import make_noisy_transport_fn, make_potential_fn, make_transpor
 
 __all__ = ["MeanFieldPDE", "RhsValue", "Functionals", "build_rhs", "build_functionals"]
 
-#: the factor 2 of ``2 xi``; xi itself is absorbed in the time change
-SPEED = 2.0
 
 Array = Any
 
@@ -93,7 +91,7 @@ class MeanFieldPDE:
         they share the kernel products as extra columns (:mod:`~meanfield.sweep`).
         """
         psi_fn, extra, _ = self._potential_parts(backend, dtype)
-        return build_rhs(self.grid, self.transport_fn(), psi_fn, extra, backend.xp)
+        return build_rhs(self.grid, self.transport_fn(backend), psi_fn, extra, backend.xp)
 
     def make_functionals(self, backend: Backend, dtype: Any = None
                          ) -> Callable[[Array, Array | None], Functionals]:
@@ -105,10 +103,12 @@ class MeanFieldPDE:
         return build_functionals(self.grid, self.model.r_sharp, self.beta, self.l2, psi_fn,
                                  parts, backend.xp)
 
-    def transport_fn(self) -> Callable:
-        """The flux divergence of this equation (noisy or noiseless)."""
-        return (make_noisy_transport_fn(self.grid, self.beta) if self.noisy
-                else make_transport_fn(self.grid, self.order, self.limiter))
+    def transport_fn(self, backend: Backend | None = None) -> Callable:
+        """The flux divergence of this equation (noisy or noiseless), its elementwise kernels
+        fused by ``backend`` (:meth:`Backend.fuse <meanfield.backend.Backend.fuse>`)."""
+        fuse = None if backend is None else backend.fuse
+        return (make_noisy_transport_fn(self.grid, self.beta, fuse) if self.noisy
+                else make_transport_fn(self.grid, self.order, self.limiter, fuse))
 
     def host_parts(self) -> tuple:
         """NumPy arrays on the cell centres: ``V``, kernel features, ``|theta|^2``, ``log J``."""
@@ -142,7 +142,7 @@ def build_rhs(grid: Grid, transport: Callable, psi_fn: Callable, extra: Array, x
     def rhs(rho: Array) -> RhsValue:
         runs = rho.shape[:rho.ndim - grid.ndim]
         psi = psi_fn(xp.reshape(rho, (*runs, -1)) * volume)
-        drho, rate = transport(rho, xp.reshape(psi + extra, rho.shape), SPEED, xp)
+        drho, rate = transport(rho, xp.reshape(psi + extra, rho.shape), xp)
         return RhsValue(drho, psi, rate)
 
     return rhs

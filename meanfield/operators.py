@@ -1,11 +1,13 @@
 """Discrete operators of the DD on a grid: the potential Psi[rho] and the flux divergence.
 
 Pure array-API code: every closure here receives arrays of one namespace ``xp`` and calls only
-``xp.*``, so NumPy, CuPy and ``array_api_strict`` run the same lines.
+``xp.*``, so NumPy, CuPy and ``array_api_strict`` run the same lines. The elementwise parts of
+the stencil are kernels ``(m, *arrays)`` that a GPU backend fuses into one launch each.
 
-The transport is the finite-volume scheme of Carrillo, Chertock and Huang (2015): face velocities
-``u_{i+1/2} = -s (Psi_{i+1} - Psi_i) / h`` (``s = 2 xi``), upwind fluxes of reconstructed face
-values, zero flux through the walls, applied axis by axis. With noise (``beta < inf``) the face
+The transport is the finite-volume scheme of Carrillo, Chertock and Huang (2015): face
+velocities ``u_{i+1/2} = -s (Psi_{i+1} - Psi_i) / h`` (``s = 2``, the factor of ``2 xi`` with xi
+absorbed in the time change), upwind fluxes of reconstructed face values, zero flux through the
+walls, applied axis by axis. With noise (``beta < inf``) the face
 flux is Scharfetter-Gummel's, exact on the discrete Gibbs state ``rho_i ~ exp(-beta Psi_i)``.
 
 References
@@ -24,6 +26,9 @@ import numpy as np
 
 from .grid import Grid
 from .model.base import KernelFeatures
+
+#: the factor 2 of ``2 xi``; xi itself is absorbed in the time change
+SPEED = 2.0
 
 __all__ = [
     "make_potential_fn",
@@ -95,28 +100,99 @@ def _stacked_potential_fn(potentials: Array, kernels: list[KernelFeatures],
     return psi_fn
 
 
-# ---- reconstruction --------------------------------------------------------------------------
+# ---- elementwise kernels ----------------------------------------------------------------------
+#
+# Each kernel is a function ``(m, *arrays)`` of elementwise operations only, so that a backend can
+# fuse it into one GPU kernel (:meth:`~meanfield.backend.Backend.fuse`); the slicing and padding
+# around them stay array-API code. Without fusion a kernel is called with ``m = xp``.
 
 
-def _minmod(a: Array, b: Array, xp: Any) -> Array:
+def _minmod(a: Array, b: Array, m: Any) -> Array:
     same = (a * b) > 0
-    return xp.where(same, xp.sign(a) * xp.minimum(xp.abs(a), xp.abs(b)), xp.zeros_like(a))
+    return m.where(same, m.sign(a) * m.minimum(m.abs(a), m.abs(b)), 0.0)
 
 
-def _mc(a: Array, b: Array, xp: Any) -> Array:
+def _mc(a: Array, b: Array, m: Any) -> Array:
     """Monotonized central: minmod(2a, (a + b)/2, 2b)."""
-    return _minmod(_minmod(2.0 * a, 0.5 * (a + b), xp), 2.0 * b, xp)
+    return _minmod(_minmod(2.0 * a, 0.5 * (a + b), m), 2.0 * b, m)
 
 
-def _vanleer(a: Array, b: Array, xp: Any) -> Array:
+def _vanleer(a: Array, b: Array, m: Any) -> Array:
     same = (a * b) > 0
-    denom = xp.where(same, a + b, xp.ones_like(a))
-    return xp.where(same, 2.0 * a * b / denom, xp.zeros_like(a))
+    denom = m.where(same, a + b, 1.0)
+    return m.where(same, 2.0 * a * b / denom, 0.0)
 
 
 #: slope limiters: ``sigma = limiter(rho_i - rho_{i-1}, rho_{i+1} - rho_i)``; each keeps the face
 #: values ``rho_i +- sigma/2`` between the neighbours, hence non-negative.
 LIMITERS = {"minmod": _minmod, "mc": _mc, "vanleer": _vanleer}
+
+
+def _reconstruction_kernel(limiter: Callable) -> Callable:
+    """``(m, left, mid, right) -> (east, west)``: the face values ``rho_i +- sigma_i / 2``.
+
+    Given the cells' neighbours with the wall cells repeated (a zero jump), the slope of a wall
+    cell is 0: the limiter of a zero and any jump is 0.
+    """
+    def kernel(m: Any, left: Array, mid: Array, right: Array) -> tuple[Array, Array]:
+        half = 0.5 * limiter(mid - left, right - mid, m)
+        return mid + half, mid - half
+
+    return kernel
+
+
+def _upwind_kernel(coef: float) -> Callable:
+    """``(m, psi_lo, psi_hi, east, west) -> (flux, |u|)`` with ``u = coef (psi_hi - psi_lo)``."""
+    def kernel(m: Any, psi_lo: Array, psi_hi: Array, east: Array, west: Array
+               ) -> tuple[Array, Array]:
+        u = coef * (psi_hi - psi_lo)
+        return m.maximum(u, 0.0) * east + m.minimum(u, 0.0) * west, m.abs(u)
+
+    return kernel
+
+
+def _difference_kernel(h: float) -> Callable:
+    """``(m, lo, hi) -> (lo - hi) / h``: the divergence of face fluxes with their wall zeros."""
+    def kernel(m: Any, lo: Array, hi: Array) -> Array:
+        return (lo - hi) / h
+
+    return kernel
+
+
+def bernoulli(z: Array, m: Any) -> Array:
+    """``B(z) = z / (e^z - 1)``, stable for all ``z`` (``B(-z) = B(z) + z``)."""
+    za = m.abs(z)
+    small = za < 1e-6
+    zs = m.where(small, 1.0, za)
+    b_abs = m.where(small, 1.0 - 0.5 * za + za * za / 12.0, zs * m.exp(-zs) / -m.expm1(-zs))
+    return m.where(z >= 0, b_abs, b_abs + za)
+
+
+def _scharfetter_gummel_kernel(beta: float, coef: float) -> Callable:
+    """``(m, psi_lo, psi_hi, rho_lo, rho_hi) -> (flux, B(z), B(-z))``, ``coef = D / h``."""
+    def kernel(m: Any, psi_lo: Array, psi_hi: Array, rho_lo: Array, rho_hi: Array
+               ) -> tuple[Array, Array, Array]:
+        z = -beta * (psi_hi - psi_lo)
+        b_plus = bernoulli(z, m)
+        b_minus = b_plus + z  # B(-z)
+        return coef * (b_minus * rho_lo - b_plus * rho_hi), b_plus, b_minus
+
+    return kernel
+
+
+def _sum_kernel(m: Any, a: Array, b: Array) -> Array:
+    return a + b
+
+
+def _bind(kernel: Callable, name: str, fuse: Callable | None) -> Callable:
+    """``call(xp, *arrays)``: the kernel fused once by ``fuse(kernel, name)``, or plain."""
+    if fuse is None:
+        return kernel
+    fused = fuse(kernel, name)
+    return lambda xp, *arrays: fused(*arrays)
+
+
+# ---- slicing and padding -----------------------------------------------------------------------
 
 
 def _axes(spacing: tuple[float, ...], ndim: int) -> list[tuple[int, float]]:
@@ -137,72 +213,70 @@ def _pad_walls(flux: Array, axis: int, xp: Any) -> Array:
     return xp.concat([zero, flux, zero], axis=axis)
 
 
-def _divergence(flux: Array, axis: int, h: float, xp: Any) -> Array:
-    """``-(F_{i+1/2} - F_{i-1/2}) / h`` with zero wall fluxes."""
-    padded = _pad_walls(flux, axis, xp)
-    nd = padded.ndim
-    return (padded[_sl(nd, axis, None, -1)] - padded[_sl(nd, axis, 1, None)]) / h
-
-
-def _slopes(rho: Array, axis: int, limiter: Callable, xp: Any) -> Array:
-    """Limited slopes (as differences per cell); zero in the wall cells."""
+def _pad_edges(rho: Array, axis: int, xp: Any) -> Array:
+    """Repeat the first and last cell along ``axis`` (n -> n + 2 cells)."""
     nd = rho.ndim
-    jumps = rho[_sl(nd, axis, 1, None)] - rho[_sl(nd, axis, None, -1)]
-    inner = limiter(jumps[_sl(nd, axis, None, -1)], jumps[_sl(nd, axis, 1, None)], xp)
-    return _pad_walls(inner, axis, xp)
+    return xp.concat([rho[_sl(nd, axis, None, 1)], rho, rho[_sl(nd, axis, -1, None)]], axis=axis)
 
 
 # ---- fluxes ----------------------------------------------------------------------------------
 
 
-def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc") -> Callable:
-    """Noiseless upwind transport ``div(rho s grad Psi)`` on ``grid``.
+def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
+                      fuse: Callable | None = None) -> Callable:
+    """Noiseless upwind transport ``div(rho s grad Psi)`` on ``grid``, for ``s = 2 xi = 2``.
+
+    Parameters
+    ----------
+    grid : Grid
+    order : {1, 2}
+    limiter : {"mc", "minmod", "vanleer"}
+    fuse : callable ``(kernel, name) -> function``, optional
+        :meth:`Backend.fuse <meanfield.backend.Backend.fuse>`: the elementwise kernels of the
+        stencil are fused once, here (three launches per axis instead of some forty).
 
     Returns
     -------
-    transport_fn : callable ``(rho, psi, s, xp) -> (drho, rate)``
+    transport_fn : callable ``(rho, psi, xp) -> (drho, rate)``
         ``rho``, ``psi`` of shape ``grid.shape``, or ``(..., *grid.shape)`` for independent runs
-        stepped together (the rate is then the largest over them); ``s = 2 xi``. ``rate`` (0-d
-        array) is such that a forward-Euler step of size ``dt <= 1 / rate`` keeps ``rho >= 0``:
+        stepped together (the rate is then the largest over them). ``rate`` (0-d array) is such
+        that a forward-Euler step of size ``dt <= 1 / rate`` keeps ``rho >= 0``:
         ``sum_a max|u_a|/h_a``, doubled for second order (reconstructed face values carry half
         the cell's mass each).
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
-    limit = LIMITERS[limiter]
     spacing = grid.spacing
+    reconstruct = _bind(_reconstruction_kernel(LIMITERS[limiter]), f"reconstruct_{limiter}",
+                        fuse)
+    kernels = [(_bind(_upwind_kernel(-SPEED / h), f"upwind_flux_{a}", fuse),
+                _bind(_difference_kernel(h), f"divergence_{a}", fuse))
+               for a, h in enumerate(spacing)]
 
-    def transport_fn(rho: Array, psi: Array, s: float, xp: Any) -> tuple[Array, Array]:
+    def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
         nd = rho.ndim
-        drho = xp.zeros_like(rho)
-        rate = 0.0
-        for axis, h in _axes(spacing, nd):
+        drho, rate = None, 0.0
+        for (axis, h), (upwind, difference) in zip(_axes(spacing, nd), kernels, strict=True):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
-            u = (-s / h) * (psi[hi] - psi[lo])
             if order == 2:
-                half = 0.5 * _slopes(rho, axis, limit, xp)
-                east, west = (rho + half)[lo], (rho - half)[hi]
+                padded = _pad_edges(rho, axis, xp)
+                east, west = reconstruct(xp, padded[_sl(nd, axis, None, -2)], rho,
+                                         padded[_sl(nd, axis, 2, None)])
+                east, west = east[lo], west[hi]
             else:
                 east, west = rho[lo], rho[hi]
-            flux = xp.maximum(u, 0.0) * east + xp.minimum(u, 0.0) * west
-            drho = drho + _divergence(flux, axis, h, xp)
-            rate = rate + xp.max(xp.abs(u)) * (order / h)
+            flux, speed = upwind(xp, psi[lo], psi[hi], east, west)
+            walls = _pad_walls(flux, axis, xp)
+            div = difference(xp, walls[lo], walls[hi])
+            drho = div if drho is None else drho + div
+            rate = rate + xp.max(speed) * (order / h)
         return drho, rate
 
     return transport_fn
 
 
-def bernoulli(z: Array, xp: Any) -> Array:
-    """``B(z) = z / (e^z - 1)``, stable for all ``z`` (``B(-z) = B(z) + z``)."""
-    za = xp.abs(z)
-    small = za < 1e-6
-    zs = xp.where(small, xp.ones_like(za), za)
-    b_abs = xp.where(small, 1.0 - 0.5 * za + za * za / 12.0, zs * xp.exp(-zs) / -xp.expm1(-zs))
-    return xp.where(z >= 0, b_abs, b_abs + za)
-
-
-def make_noisy_transport_fn(grid: Grid, beta: float) -> Callable:
-    """Scharfetter-Gummel flux for ``div(s rho grad Psi) + (s / beta) Laplace rho``.
+def make_noisy_transport_fn(grid: Grid, beta: float, fuse: Callable | None = None) -> Callable:
+    """Scharfetter-Gummel flux for ``div(s rho grad Psi) + (s / beta) Laplace rho``, ``s = 2``.
 
     With ``D = s / beta`` and the face Peclet number ``z = -beta (Psi_{i+1} - Psi_i)``,
     ``F_{i+1/2} = (D/h) (B(-z) rho_i - B(z) rho_{i+1})``: zero on ``rho_i ~ exp(-beta Psi_i)``,
@@ -210,27 +284,29 @@ def make_noisy_transport_fn(grid: Grid, beta: float) -> Callable:
 
     Returns
     -------
-    transport_fn : callable ``(rho, psi, s, xp) -> (drho, rate)``
+    transport_fn : callable ``(rho, psi, xp) -> (drho, rate)``
         ``rate`` is the largest outflow coefficient of a cell, summed over axes: Euler steps with
-        ``dt <= 1 / rate`` keep ``rho >= 0``.
+        ``dt <= 1 / rate`` keep ``rho >= 0``. ``fuse`` as for :func:`make_transport_fn`.
     """
     spacing = grid.spacing
+    diffusivity = SPEED / beta
+    kernels = [(_bind(_scharfetter_gummel_kernel(beta, diffusivity / h), f"sg_flux_{a}", fuse),
+                _bind(_difference_kernel(h), f"divergence_{a}", fuse))
+               for a, h in enumerate(spacing)]
+    outflow = _bind(_sum_kernel, "outflow", fuse)
 
-    def transport_fn(rho: Array, psi: Array, s: float, xp: Any) -> tuple[Array, Array]:
+    def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
         nd = rho.ndim
-        drho = xp.zeros_like(rho)
-        rate = 0.0
-        diffusivity = s / beta
-        for axis, h in _axes(spacing, nd):
+        drho, rate = None, 0.0
+        for (axis, h), (flux_kernel, difference) in zip(_axes(spacing, nd), kernels,
+                                                        strict=True):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
-            z = -beta * (psi[hi] - psi[lo])
-            b_plus = bernoulli(z, xp)
-            b_minus = b_plus + z  # B(-z)
-            flux = (diffusivity / h) * (b_minus * rho[lo] - b_plus * rho[hi])
-            drho = drho + _divergence(flux, axis, h, xp)
-            out_east = _pad_walls(b_minus, axis, xp)[_sl(nd, axis, 1, None)]
-            out_west = _pad_walls(b_plus, axis, xp)[_sl(nd, axis, None, -1)]
-            rate = rate + xp.max(out_east + out_west) * (diffusivity / h**2)
+            flux, b_plus, b_minus = flux_kernel(xp, psi[lo], psi[hi], rho[lo], rho[hi])
+            walls = _pad_walls(flux, axis, xp)
+            div = difference(xp, walls[lo], walls[hi])
+            drho = div if drho is None else drho + div
+            out = outflow(xp, _pad_walls(b_minus, axis, xp)[hi], _pad_walls(b_plus, axis, xp)[lo])
+            rate = rate + xp.max(out) * (diffusivity / h**2)
         return drho, rate
 
     return transport_fn

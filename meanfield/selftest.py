@@ -1,7 +1,10 @@
 """``meanfield info --selftest``: the same short runs on NumPy and on every other backend.
 
-With a GPU this checks CuPy against NumPy on every model; without one it still runs the
-array-API-strict backend, which proves the hot loop uses only the array API standard.
+With a GPU this checks CuPy against NumPy on every model, and reports whether each fused kernel
+compiled (a kernel that did not runs unfused: slower, same numbers). Without one it still runs
+the GPU code path on the array-API-strict backend (:class:`~meanfield.tracing.TracingBackend`),
+which proves the hot loop uses only the array API standard and every fused kernel only what
+``cupy.fuse`` compiles.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import available_backends, get_backend
+from .backend import FUSION_STATUS, available_backends, get_backend
 from .controller import integrate
 from .equation import MeanFieldPDE
 from .grid import Grid
@@ -31,6 +34,7 @@ from .model import (
     TeacherStudent,
     initial_density,
 )
+from .tracing import TracingBackend
 from .trackers import InvariantTracker, MemoryTracker
 
 __all__ = ["run_selftest", "backends_to_compare", "SELFTEST_RTOL"]
@@ -99,7 +103,9 @@ def _multidimensional_cases() -> dict[str, tuple[MeanFieldPDE, np.ndarray, list[
 def _final(pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], name: str) -> tuple:
     mem = MemoryTracker()
     start = time.perf_counter()
-    integrate(pde, rho0, times, get_backend(name), trackers=[InvariantTracker(), mem])
+    # array_api_strict runs the device path, its kernels traced under cupy.fuse's rules
+    backend = TracingBackend() if name == "array_api_strict" else get_backend(name)
+    integrate(pde, rho0, times, backend, trackers=[InvariantTracker(), mem])
     frame = mem.frames[-1]
     return frame.density, frame.risk, time.perf_counter() - start
 
@@ -143,5 +149,16 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
             print_fn(f"{'ok  ' if passed else 'FAIL'} {label:42s} {name:17s} "
                      f"max rel diff {error:.1e}  risk {risk:.10f}  "
                      f"({wall:.2f} s vs numpy {ref_wall:.2f} s)")
+    if "cupy" in others:
+        _report_fusion(print_fn)
     print_fn("selftest passed" if ok else "selftest FAILED")
     return ok
+
+
+def _report_fusion(print_fn: Callable[[str], Any]) -> None:
+    """Which fused kernels compiled on the GPU (a fallback is slower, never wrong)."""
+    unfused = sorted(name for name, status in FUSION_STATUS.items() if status != "fused")
+    print_fn(f"fused kernels: {len(FUSION_STATUS) - len(unfused)} of {len(FUSION_STATUS)} "
+             "compiled and agree with the unfused code")
+    if unfused:
+        print_fn(f"WARN running unfused (slower, same results): {', '.join(unfused)}")

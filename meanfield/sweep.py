@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, to_numpy
-from .controller import advance
+from .controller import SYNC_EVERY, Loop
 from .equation import MeanFieldPDE, build_functionals, build_rhs
 from .grid import Grid
 from .operators import make_potential_fn
 from .schedules import TimeChange
-from .solvers import STEPPERS
 from .trackers import InvariantViolation
 
 __all__ = ["StackedPDE", "SweepResult", "integrate_sweep"]
@@ -86,7 +85,7 @@ class StackedPDE:
     def make_rhs(self, backend: Backend, dtype: Any = None) -> Any:
         """``rhs(rho)`` for ``rho`` of shape ``(S, *grid.shape)``."""
         psi_fn, extra, _ = self._parts(backend, dtype)
-        return build_rhs(self.grid, self.pdes[0].transport_fn(), psi_fn, extra, backend.xp)
+        return build_rhs(self.grid, self.pdes[0].transport_fn(backend), psi_fn, extra, backend.xp)
 
     def make_functionals(self, backend: Backend, dtype: Any = None) -> Any:
         """Risk, free energy and mass of each run, shape ``(S,)``."""
@@ -113,6 +112,7 @@ class SweepResult:
 def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times: Sequence[float],
                     backend: Backend, *, time_change: TimeChange | None = None,
                     cfl: float = 0.8, stepper: str = "heun", dtype: Any = None,
+                    sync_every: int = SYNC_EVERY,
                     on_frame: Callable[[float, np.ndarray, list], None] | None = None
                     ) -> SweepResult:
     """Integrate S runs together and return their frames at ``save_times``.
@@ -122,7 +122,7 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
     pde : MeanFieldPDE (S initial laws of one equation) or StackedPDE (S equations)
     rho0 : NumPy array of shape ``(S, *grid.shape)``
         Initial cell averages, one run per row.
-    save_times, time_change, cfl, stepper, dtype
+    save_times, time_change, cfl, stepper, dtype, sync_every
         As for :func:`~meanfield.controller.integrate`.
     on_frame : callable ``(t, density, [risk, free_energy, mass]) -> None``, optional
         Called with each frame as soon as it is computed (to stream it to a file).
@@ -140,26 +140,24 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
         raise ValueError(f"{pde.n_runs} stacked equations need {pde.n_runs} initial densities, "
                          f"got {rho0.shape[0]}")
     time_change = time_change or TimeChange()
-    xp = backend.xp
     rhs = pde.make_rhs(backend, dtype)
     functionals = pde.make_functionals(backend, dtype)
-    step_fn = STEPPERS[stepper](rhs, cfl)
     mass0 = rho0.reshape(rho0.shape[0], -1).sum(axis=1) * grid.cell_volume
-    state = {"rho": backend.asarray(rho0, dtype), "tau": 0.0, "step": 0, "dt": 0.0}
+    loop = Loop(backend.asarray(rho0, dtype), 0.0, 0, rhs, cfl, functionals, time_change,
+                backend, stepper, sync_every)
     frames: list[tuple] = []
     wall = time.perf_counter()
     for t_out in save_times:
-        advance(state, float(time_change.tau(float(t_out))), step_fn, functionals, time_change,
-                (), xp)
-        density = to_numpy(state["rho"]).copy()
-        values = [to_numpy(v) for v in functionals(state["rho"])]
+        loop.advance(float(time_change.tau(float(t_out))))
+        density = to_numpy(loop.carry.rho).copy()
+        values = [to_numpy(v) for v in functionals(loop.carry.rho)]
         _check(density, values[2], mass0, float(t_out))
         frames.append((density, *values))
         if on_frame is not None:
             on_frame(float(t_out), density, values)
     stack = [np.stack(column) for column in zip(*frames, strict=True)]
     return SweepResult(np.asarray(save_times, dtype=np.float64), stack[0], stack[1], stack[2],
-                       stack[3], state["step"], time.perf_counter() - wall)
+                       stack[3], loop.step, time.perf_counter() - wall)
 
 
 def _check(density: np.ndarray, mass: np.ndarray, mass0: np.ndarray, t: float) -> None:

@@ -1,21 +1,27 @@
 """Observers of a PDE run: invariants, progress, storage (the loop itself knows none of them).
 
-Each tracker has ``initialize(run)``, ``handle_step(step)``, ``handle_frame(frame)``,
-``handle_failure(last_good)`` and ``finalize()``; the base class makes all of them no-ops. A
-tracker whose records span steps (the invariant maxima) exposes them through ``get_state()`` and
-``set_state(state)``, so that a resumed run ends with the records of an uninterrupted one.
+Each tracker has ``initialize(run)``, ``handle_step(step)``, ``check()``,
+``handle_frame(frame)``, ``handle_failure(last_good)`` and ``finalize()``; the base class makes
+all of them no-ops. A tracker whose records span steps (the invariant maxima) exposes them
+through ``get_state()`` and ``set_state(state)``, so that a resumed run ends with the records of
+an uninterrupted one.
+
+``handle_step`` sees every step attempt as backend arrays and must not read them on the host
+(the loop would wait for the device on every step): a tracker that guards an invariant returns
+a 0-d boolean array, the loop commits the step only where it holds and halts otherwise, and the
+next time the host reads the clock it calls ``check()``, which raises the violation with its
+message from what the tracker recorded on the device.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from .backend import to_numpy
 
 __all__ = [
     "Tracker",
@@ -35,13 +41,15 @@ class InvariantViolation(RuntimeError):
 
 @dataclass(frozen=True)
 class StepInfo:
-    """An accepted step ``n -> n + 1`` (backend arrays; nothing is synchronised here)."""
+    """A step attempt ``n -> n + 1``: backend arrays and scalars, nothing synchronised."""
 
-    step: int  # index of the new state
-    t: float  # physical time of the new state
-    rho: Any  # new density
+    step: Any  # index of the new state
+    tau: Any  # int_0^t xi of the new state
+    rho: Any  # new density (the old one where the attempt makes no step)
     previous: Any  # Functionals of the old state (from the psi of the step's first stage)
+    accepted: Any  # bool: the attempt makes a step (if every guarding tracker agrees)
     xp: Any
+    sx: Any = None  # scalar namespace of step, tau and accepted (:mod:`~meanfield.scalars`)
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,16 @@ class Tracker:
     def initialize(self, run: dict[str, Any]) -> None:
         """Called once with run metadata (grid, times, backend)."""
 
-    def handle_step(self, info: StepInfo) -> None:
-        """Called after every accepted step; may raise :class:`InvariantViolation`."""
+    def handle_step(self, info: StepInfo) -> Any:
+        """Called on every step attempt, before it is committed (see the module docstring).
+
+        Returns None, or a boolean of ``info.sx``: False refuses the step and halts the run.
+        """
+        return None
+
+    def check(self) -> None:
+        """Called when the run halted: raise :class:`InvariantViolation` if this tracker
+        refused a step (with a message naming the step, time and quantity)."""
 
     def handle_frame(self, frame: Frame) -> None:
         """Called at every output time."""
@@ -95,9 +111,16 @@ class Tracker:
         """Restore what :meth:`get_state` returned (after :meth:`initialize`)."""
 
 
+#: the invariant checks in the order they are applied; index + 1 is the violation's code
+CHECKS = ("non-finite", "mass", "negative density", "free energy")
+
+
 @dataclass
 class InvariantTracker(Tracker):
     """Mass, positivity, finiteness and free-energy decrease, checked on every step.
+
+    The checks and the records run on the device (no host read per step); a step that fails
+    one is refused, the run halts before it, and :meth:`check` raises with the first failure.
 
     Parameters
     ----------
@@ -115,55 +138,111 @@ class InvariantTracker(Tracker):
     energy_rtol: float = 1e-13
     negative_rtol: float = 1e-14
     _mass0: float = field(default=math.nan, init=False)
-    _energy: float = field(default=math.inf, init=False)
-    max_mass_error: float = field(default=0.0, init=False)
-    max_energy_rise: float = field(default=0.0, init=False)
-    min_density: float = field(default=math.inf, init=False)
 
-    def handle_step(self, info: StepInfo) -> None:
-        xp = info.xp
-        rho = info.rho
-        values = xp.stack([
-            info.previous.free_energy,
-            xp.sum(rho),
-            xp.min(rho),
-            xp.max(rho),
-            xp.astype(xp.all(xp.isfinite(rho)), rho.dtype),
-        ])
-        energy, total, low, high, finite = (float(v) for v in to_numpy(values))
-        where = f"step {info.step} (t = {info.t:.6g})"
-        if finite != 1.0 or not math.isfinite(energy):
+    def initialize(self, run: dict[str, Any]) -> None:
+        from .scalars import scalar_kernel, scalars_for  # noqa: PLC0415
+
+        self._mass0 = run["mass0"]
+        self._t_of_tau = run.get("t_of_tau", lambda tau: tau)
+        backend = run["backend"]
+        self._sx = scalars_for(backend)
+        self._verdict = scalar_kernel(backend, functools.partial(
+            _verdict, cell_volume=run["grid"].cell_volume, mass0=self._mass0,
+            mass_rtol=self.mass_rtol, energy_rtol=self.energy_rtol,
+            negative_rtol=self.negative_rtol), "invariant_verdict")
+        self.set_state({"previous_free_energy": math.inf, "max_mass_error": 0.0,
+                        "max_free_energy_rise": 0.0, "min_density": math.inf})
+
+    def handle_step(self, info: StepInfo) -> Any:
+        xp, sx, rho = info.xp, self._sx, info.rho
+        passes, *state = self._verdict(
+            info.accepted, info.step, info.tau, sx.scalar(info.previous.free_energy),
+            sx.scalar(xp.sum(rho)), sx.scalar(xp.min(rho)), sx.scalar(xp.max(rho)),
+            sx.scalar(xp.all(xp.isfinite(rho))), *self._records, self._code, *self._detail)
+        self._records, self._code, self._detail = tuple(state[:4]), state[4], tuple(state[5:])
+        return passes
+
+    def check(self) -> None:
+        sx = self._sx
+        code, *detail = sx.read(sx.stack([sx.to_float(v) for v in (self._code, *self._detail)]))
+        if code == 0:
+            return
+        step, tau, energy, mass, low, high, error, rise = detail
+        step = int(step)
+        where = f"step {step} (t = {self._t_of_tau(tau):.6g})"
+        name = CHECKS[int(code) - 1]
+        if name == "non-finite":
             raise InvariantViolation(f"{where}: non-finite density or free energy")
-        mass = total * self._cell_volume
-        error = abs(mass - self._mass0) / self._mass0
-        self.max_mass_error = max(self.max_mass_error, error)
-        if error > self.mass_rtol:
+        if name == "mass":
             raise InvariantViolation(
                 f"{where}: mass {mass:.17g} drifted from {self._mass0:.17g} "
                 f"(relative {error:.2e} > {self.mass_rtol:.0e})")
-        self.min_density = min(self.min_density, low)
-        if low < -self.negative_rtol * high:
+        if name == "negative density":
             raise InvariantViolation(f"{where}: negative density {low:.3e} (max {high:.3e})")
-        rise = energy - self._energy
-        self.max_energy_rise = max(self.max_energy_rise, rise)
-        if rise > self.energy_rtol * (abs(energy) + 1.0):
-            raise InvariantViolation(
-                f"step {info.step - 1}: free energy increased by {rise:.3e} to {energy:.17g}")
-        self._energy = energy
+        raise InvariantViolation(
+            f"step {step - 1}: free energy increased by {rise:.3e} to {energy:.17g}")
 
-    def initialize(self, run: dict[str, Any]) -> None:
-        self._cell_volume = run["grid"].cell_volume
-        self._mass0 = run["mass0"]
+    @property
+    def max_mass_error(self) -> float:
+        return self.get_state()["max_mass_error"]
+
+    @property
+    def max_energy_rise(self) -> float:
+        return self.get_state()["max_free_energy_rise"]
+
+    @property
+    def min_density(self) -> float:
+        return self.get_state()["min_density"]
 
     def get_state(self) -> dict[str, float]:
-        return {"previous_free_energy": self._energy, "max_mass_error": self.max_mass_error,
-                "max_free_energy_rise": self.max_energy_rise, "min_density": self.min_density}
+        sx = self._sx
+        energy, error, rise, low = sx.read(sx.stack(self._records))
+        return {"previous_free_energy": energy, "max_mass_error": error,
+                "max_free_energy_rise": rise, "min_density": low}
 
     def set_state(self, state: dict[str, float]) -> None:
-        self._energy = float(state["previous_free_energy"])
-        self.max_mass_error = float(state["max_mass_error"])
-        self.max_energy_rise = float(state["max_free_energy_rise"])
-        self.min_density = float(state["min_density"])
+        sx = self._sx
+        self._records = tuple(sx.const(float(state[key])) for key in (
+            "previous_free_energy", "max_mass_error", "max_free_energy_rise", "min_density"))
+        self._code = sx.const(0)
+        self._detail = (sx.const(0),) + tuple(sx.const(0.0) for _ in range(7))
+
+
+def _verdict(sx: Any, accepted: Any, step: Any, tau: Any, energy: Any, total: Any, low: Any,
+             high: Any, finite_rho: Any, previous_energy: Any, max_error: Any, max_rise: Any,
+             min_low: Any, code: Any, *detail: Any, cell_volume: float, mass0: float,
+             mass_rtol: float, energy_rtol: float, negative_rtol: float) -> tuple:
+    """The checks of one attempt: ``(passes, 4 records, first failure's code, its 8 details)``.
+
+    Scalar logic (:mod:`~meanfield.scalars`): the records are updated only by a step that is
+    made and passes; the first failure is kept.
+    """
+    both, where = sx.both, sx.where
+    mass = total * cell_volume
+    error = sx.abs(mass - mass0) / mass0
+    finite_energy = sx.isfinite(energy)
+    # inf - inf would warn; a non-finite energy fails the first check anyway
+    rise = where(finite_energy, energy, 0.0) - previous_energy
+    failed = [
+        sx.negate(both(finite_rho, finite_energy)),
+        error > mass_rtol,
+        low < -negative_rtol * high,
+        rise > energy_rtol * (sx.abs(energy) + 1.0),
+    ]
+    new_code = 0 * code
+    for number in range(len(CHECKS), 0, -1):  # the first failed check wins
+        new_code = where(failed[number - 1], number, new_code)
+    passes = new_code == 0
+    take = both(accepted, passes)
+    first = both(both(accepted, sx.negate(passes)), code == 0)
+    found = (step, tau, energy, mass, low, high, error, rise)
+    return (passes,
+            where(take, energy, previous_energy),
+            where(both(take, error > max_error), error, max_error),
+            where(both(take, rise > max_rise), rise, max_rise),
+            where(both(take, low < min_low), low, min_low),
+            where(first, new_code, code),
+            *(where(first, new, old) for new, old in zip(found, detail, strict=True)))
 
 
 @dataclass

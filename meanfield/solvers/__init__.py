@@ -1,7 +1,8 @@
 """Time steppers for the DD (SSP Runge-Kutta; no RK4: it is not positivity preserving)."""
 
-from .heun import StepResult, make_heun_stepper
+from .heun import Carry, Proposal, make_heun_attempt
 
-STEPPERS = {"heun": make_heun_stepper}
+#: ``name -> factory(rhs_fn, cfl, backend) -> (propose, commit)``
+STEPPERS = {"heun": make_heun_attempt}
 
-__all__ = ["StepResult", "make_heun_stepper", "STEPPERS"]
+__all__ = ["Carry", "Proposal", "make_heun_attempt", "STEPPERS"]

@@ -27,21 +27,37 @@ GRID = Grid(((0.0, 1.0),), (4,))
 
 def _tracker() -> InvariantTracker:
     tracker = InvariantTracker()
-    tracker.initialize({"grid": GRID, "mass0": 1.0})
+    tracker.initialize({"grid": GRID, "mass0": 1.0, "backend": get_backend("numpy"),
+                        "t_of_tau": lambda tau: 2.0 * tau})
     return tracker
 
 
-def _step(tracker: InvariantTracker, rho: list[float], energy: float, step: int = 1) -> None:
+def _step(tracker: InvariantTracker, rho: list[float], energy: float, step: int = 1,
+          accepted: bool = True) -> bool:
+    """Hand the tracker one attempt; return its verdict, raising what :meth:`check` raises."""
     xp = get_backend("numpy").xp
     prev = Functionals(xp.asarray(2 * energy), xp.asarray(energy), xp.asarray(1.0))
-    tracker.handle_step(StepInfo(step, 0.25 * step, xp.asarray(rho), prev, xp))
+    info = StepInfo(xp.asarray(step, dtype=xp.int64), xp.asarray(0.125 * step), xp.asarray(rho),
+                    prev, xp.asarray(accepted), xp)
+    verdict = bool(tracker.handle_step(info))
+    tracker.check()
+    return verdict
 
 
 def test_good_steps_pass_and_are_recorded() -> None:
     tracker = _tracker()
-    _step(tracker, [1.0, 1.0, 1.0, 1.0], 0.5, 1)
-    _step(tracker, [0.0, 2.0, 2.0, 0.0], 0.4, 2)
+    assert _step(tracker, [1.0, 1.0, 1.0, 1.0], 0.5, 1)
+    assert _step(tracker, [0.0, 2.0, 2.0, 0.0], 0.4, 2)
     assert tracker.max_mass_error == 0.0 and tracker.min_density == 0.0
+    assert tracker.get_state()["previous_free_energy"] == 0.4
+
+
+def test_an_attempt_that_makes_no_step_is_neither_recorded_nor_reported() -> None:
+    """Rejected and no-op attempts carry the old density; only committed steps count."""
+    tracker = _tracker()
+    assert _step(tracker, [1.0, 1.0, 1.0, 1.0], 0.5, 1)
+    assert not _step(tracker, [2.0, 1.0, 1.0, -0.01], 0.9, 2, accepted=False)
+    assert tracker.min_density == 1.0 and tracker.get_state()["previous_free_energy"] == 0.5
 
 
 @pytest.mark.parametrize(("rho", "energy", "match"), [
@@ -61,6 +77,19 @@ def test_each_violation_is_named(rho: list[float], energy: float, match: str | N
     assert "step 7" in str(info.value) and "t = 1.75" in str(info.value)
 
 
+def test_the_first_violation_is_the_one_reported() -> None:
+    """Once a check fails the loop halts; a later failing attempt must not overwrite it."""
+    tracker = _tracker()
+    xp = get_backend("numpy").xp
+    prev = Functionals(xp.asarray(1.0), xp.asarray(0.5), xp.asarray(1.0))
+    for step, rho in ((3, [2.0, 1.0, 1.01, -0.01]), (4, [1.0, 1.0, 1.0, 2.0])):
+        info = StepInfo(xp.asarray(step, dtype=xp.int64), xp.asarray(0.125 * step),
+                        xp.asarray(rho), prev, xp.asarray(True), xp)
+        assert not bool(tracker.handle_step(info))
+    with pytest.raises(InvariantViolation, match="step 3 .*negative density"):
+        tracker.check()
+
+
 def test_free_energy_increase_is_caught() -> None:
     tracker = _tracker()
     _step(tracker, [1.0] * 4, 0.5, 1)
@@ -70,14 +99,21 @@ def test_free_energy_increase_is_caught() -> None:
 
 
 class _FailAt(Tracker):
-    """Raises at a given step, as an invariant check would."""
+    """Refuses a given step, as an invariant check would (on the device, no host read)."""
 
     def __init__(self, step: int) -> None:
         self.step = step
+        self.refused = None
 
-    def handle_step(self, info: StepInfo) -> None:
-        if info.step == self.step:
-            raise InvariantViolation(f"step {info.step} (t = {info.t:.6g}): injected")
+    def handle_step(self, info: StepInfo):
+        passes = info.step != self.step
+        refused = info.accepted & ~passes
+        self.refused = refused if self.refused is None else self.refused | refused
+        return passes
+
+    def check(self) -> None:
+        if bool(self.refused):
+            raise InvariantViolation(f"step {self.step}: injected")
 
 
 def test_violation_keeps_frames_and_last_good_state_on_disk(tmp_path) -> None:
