@@ -12,8 +12,11 @@ meaningful there; on a CPU compare the ratios).
 
     python benchmarks/pde_step.py [--cells 2400 9600 38400] [--side 256 512] [--backend numpy]
 
-The last column is the step's cost over its floor (two right-hand sides, each one nonlocal
-product and one stencil pass): 1.0 means nothing but the floor.
+The column "step / (2 x ...)" is the step's cost over its floor (two right-hand sides, each one
+nonlocal product and one stencil pass): 1.0 means nothing but the floor. The last two columns
+put the step against this machine's limits, both measured in the same process: the compulsory
+memory traffic of a step (:func:`compulsory_bytes`) per step time over the bandwidth of a large
+copy, and the step's product flops (``8 M P``) per step time over a large FP64 matrix product.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 from meanfield.backend import get_backend, to_numpy
 from meanfield.equation import MeanFieldPDE
@@ -104,8 +109,37 @@ def bench(case: tuple, backend_name: str) -> dict[str, float]:
     t_nonlocal = median_time(lambda: psi_fn(m), sync)
     t_stencil = median_time(lambda: transport(rho, psi, xp)[0], sync)
     return {"cells": " x ".join(map(str, grid.shape)), "features": kernel.n_features,
-            "step": t_step,
-            "nonlocal": t_nonlocal, "stencil": t_stencil}
+            "step": t_step, "nonlocal": t_nonlocal, "stencil": t_stencil,
+            "bytes": compulsory_bytes(grid.n_cells, kernel.n_features),
+            "flops": 8.0 * grid.n_cells * kernel.n_features}
+
+
+def compulsory_bytes(cells: int, features: int) -> float:
+    """Memory traffic no float64 Heun step can avoid: each right-hand side reads ``Phi`` and
+    ``Phi^T`` (``2 M P``) and reads ``rho``, ``Psi`` and writes ``drho`` (``3 M``); the stages
+    read and write ``7 M`` more. Everything else (temporaries, padding) is on top."""
+    return 8.0 * (2 * (2 * cells * features + 3 * cells) + 7 * cells)
+
+
+def machine_peaks(backend_name: str) -> tuple[float, float]:
+    """Bytes/s of a large copy and FP64 flop/s of a large matrix product, measured here.
+
+    The references against which the step's traffic and products are put (the roofline): what
+    this process reaches on this machine, not a datasheet number.
+    """
+    backend = get_backend(backend_name)
+    n = (1 << 26) if backend.name == "cupy" else (1 << 24)
+    x = backend.asarray(np.ones(n))
+    copy = median_time(lambda: x * 1.0, to_numpy_first, batches=5)
+    side = 8192 if backend.name == "cupy" else 1024
+    a = backend.asarray(np.ones((side, side)))
+    product = median_time(lambda: a @ a, to_numpy_first, batches=3)
+    return 16.0 * n / copy, 2.0 * side**3 / product
+
+
+def to_numpy_first(x: object) -> object:
+    """Synchronise on one element (a full copy back would dominate the timing)."""
+    return to_numpy(x[(0,) * x.ndim])
 
 
 def main() -> None:
@@ -118,20 +152,25 @@ def main() -> None:
     parser.add_argument("--d", type=float, default=40.0)
     args = parser.parse_args()
     backend = get_backend(args.backend)
+    bandwidth, flops = machine_peaks(args.backend)
     print(f"backend: {backend.name} ({backend.device}); 1-D: isotropic_gaussians d = {args.d:g}; "
           "2-D: teacher_student")
+    print(f"measured here: copy {bandwidth / 1e9:.0f} GB/s, FP64 matrix product "
+          f"{flops / 1e9:.0f} GFLOP/s")
     print()
     print("| cells | features P | steps/s | us/step | nonlocal us | stencil us | "
-          "step / (2 x (nonlocal + stencil)) |")
-    print("|---|---|---|---|---|---|---|")
+          "step / (2 x (nonlocal + stencil)) | bandwidth roofline | FP64 peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
     cases = [isotropic_case(c, args.d) for c in args.cells]
     cases += [teacher_student_case(side) for side in args.side]
     for case in cases:
         r = bench(case, args.backend)
         floor = 2 * (r["nonlocal"] + r["stencil"])
+        roofline = r["bytes"] / r["step"] / bandwidth
+        peak = r["flops"] / r["step"] / flops
         print(f"| {r['cells']} | {r['features']} | {1 / r['step']:.0f} | {r['step'] * 1e6:.0f} | "
-              f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {r['step'] / floor:.2f} |",
-              flush=True)
+              f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {r['step'] / floor:.2f} | "
+              f"{roofline:.1%} | {peak:.2%} |", flush=True)
 
 
 if __name__ == "__main__":

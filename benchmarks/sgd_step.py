@@ -16,6 +16,7 @@ Reported: steps per second and the ensemble throughput R x N x d x B per second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -61,15 +62,18 @@ def meanfield_rate(args: argparse.Namespace) -> float:
     return median_rate(run, args.steps)
 
 
-def torch_rate(args: argparse.Namespace) -> float | None:
+def torch_rate(args: argparse.Namespace, device: str = "cpu") -> float | None:
     try:
         import torch
     except ImportError:
         return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
     torch.manual_seed(0)
     r, n, d, b = args.replicas, args.n, args.d, args.batch
-    theta = torch.randn(r, n, d, dtype=torch.float64) * (0.8 / d**0.5)
-    taus = torch.tensor([1.8, 0.2], dtype=torch.float64)
+    kw = {"dtype": torch.float64, "device": device}
+    theta = torch.randn(r, n, d, **kw) * (0.8 / d**0.5)
+    taus = torch.tensor([1.8, 0.2], **kw)
 
     def activation(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # s = -2.5 below 0.5, 7.5 above 1.5, slope 10 between (the mmn activation)
@@ -79,13 +83,14 @@ def torch_rate(args: argparse.Namespace) -> float | None:
     def run(k: int) -> None:
         nonlocal theta
         for _ in range(k):
-            labels = torch.randint(0, 2, (r, b))
+            labels = torch.randint(0, 2, (r, b), device=device)
             y = 1.0 - 2.0 * labels.to(torch.float64)
-            x = torch.randn(r, b, d, dtype=torch.float64) * taus[labels][..., None]
+            x = torch.randn(r, b, d, **kw) * taus[labels][..., None]
             values, slopes = activation(torch.bmm(x, theta.transpose(1, 2)))
             residual = y - values.mean(dim=-1)
             grad = torch.bmm((residual[..., None] * slopes).transpose(1, 2), x)
             theta = theta + (2.0 * EPS / b) * grad
+        float(theta[0, 0, 0])  # synchronise (GPU)
 
     return median_rate(run, args.steps)
 
@@ -118,10 +123,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--reference-threads", type=int, default=0,
+                        help="also time meanfield on NumPy with this many BLAS threads (the "
+                             "2-core reference of a GPU run), in the same process")
     args = parser.parse_args()
     work = args.replicas * args.n * args.d * args.batch
     ours = meanfield_rate(args)
     rows = [("meanfield online_sgd (" + get_backend(args.backend).name + ")", ours)]
+    if args.reference_threads:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pip install threadpoolctl; without it BLAS uses every core
+            threadpool_limits = contextlib.nullcontext
+        with threadpool_limits(args.reference_threads):
+            reference = meanfield_rate(argparse.Namespace(**{**vars(args), "backend": "numpy",
+                                                             "steps": max(20, args.steps // 10)}))
+        rows.append((f"meanfield online_sgd (numpy, {args.reference_threads} BLAS threads)",
+                     reference))
+    if get_backend(args.backend).name == "cupy":
+        peer = torch_rate(args, "cuda")
+        if peer is not None:
+            rows.append(("PyTorch bmm, same update (CUDA)", peer))
     peer = torch_rate(args)
     if peer is not None:
         rows.append(("PyTorch bmm, same update (CPU)", peer))

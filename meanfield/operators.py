@@ -141,12 +141,13 @@ def _reconstruction_kernel(limiter: Callable) -> Callable:
     return kernel
 
 
-def _upwind_kernel(coef: float) -> Callable:
-    """``(m, psi_lo, psi_hi, east, west) -> (flux, |u|)`` with ``u = coef (psi_hi - psi_lo)``."""
+def _upwind_kernel(coef: float, rate_per_speed: float) -> Callable:
+    """``(m, psi_lo, psi_hi, east, west) -> (flux, rate)`` with ``u = coef (psi_hi - psi_lo)``
+    and the face's outflow rate ``|u| * rate_per_speed``."""
     def kernel(m: Any, psi_lo: Array, psi_hi: Array, east: Array, west: Array
                ) -> tuple[Array, Array]:
         u = coef * (psi_hi - psi_lo)
-        return m.maximum(u, 0.0) * east + m.minimum(u, 0.0) * west, m.abs(u)
+        return m.maximum(u, 0.0) * east + m.minimum(u, 0.0) * west, m.abs(u) * rate_per_speed
 
     return kernel
 
@@ -205,11 +206,20 @@ def _sl(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
     return tuple(slice(start, stop) if a == axis else slice(None) for a in range(ndim))
 
 
-def _pad_walls(flux: Array, axis: int, xp: Any) -> Array:
-    """Add the zero wall fluxes at both ends of ``axis`` (n - 1 faces -> n + 1 faces)."""
+def _pad_walls(flux: Array, axis: int, xp: Any, zeros: dict | None = None) -> Array:
+    """Add the zero wall fluxes at both ends of ``axis`` (n - 1 faces -> n + 1 faces).
+
+    ``zeros``, a dict owned by the caller, keeps the zero slab of each shape, so that a step
+    does not create it again (one launch fewer per padding on a GPU).
+    """
     shape = list(flux.shape)
     shape[axis] = 1
-    zero = xp.zeros(tuple(shape), dtype=flux.dtype)
+    key = (tuple(shape), axis, str(flux.dtype))
+    zero = None if zeros is None else zeros.get(key)
+    if zero is None:
+        zero = xp.zeros(tuple(shape), dtype=flux.dtype)
+        if zeros is not None:
+            zeros[key] = zero
     return xp.concat([zero, flux, zero], axis=axis)
 
 
@@ -249,14 +259,15 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
     spacing = grid.spacing
     reconstruct = _bind(_reconstruction_kernel(LIMITERS[limiter]), f"reconstruct_{limiter}",
                         fuse)
-    kernels = [(_bind(_upwind_kernel(-SPEED / h), f"upwind_flux_{a}", fuse),
+    kernels = [(_bind(_upwind_kernel(-SPEED / h, order / h), f"upwind_flux_{a}", fuse),
                 _bind(_difference_kernel(h), f"divergence_{a}", fuse))
                for a, h in enumerate(spacing)]
+    zeros: dict = {}
 
     def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
         nd = rho.ndim
-        drho, rate = None, 0.0
-        for (axis, h), (upwind, difference) in zip(_axes(spacing, nd), kernels, strict=True):
+        drho = rate = None
+        for (axis, _h), (upwind, difference) in zip(_axes(spacing, nd), kernels, strict=True):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             if order == 2:
                 padded = _pad_edges(rho, axis, xp)
@@ -265,11 +276,11 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
                 east, west = east[lo], west[hi]
             else:
                 east, west = rho[lo], rho[hi]
-            flux, speed = upwind(xp, psi[lo], psi[hi], east, west)
-            walls = _pad_walls(flux, axis, xp)
+            flux, outflow = upwind(xp, psi[lo], psi[hi], east, west)
+            walls = _pad_walls(flux, axis, xp, zeros)
             div = difference(xp, walls[lo], walls[hi])
             drho = div if drho is None else drho + div
-            rate = rate + xp.max(speed) * (order / h)
+            rate = xp.max(outflow) if rate is None else rate + xp.max(outflow)
         return drho, rate
 
     return transport_fn
@@ -294,19 +305,22 @@ def make_noisy_transport_fn(grid: Grid, beta: float, fuse: Callable | None = Non
                 _bind(_difference_kernel(h), f"divergence_{a}", fuse))
                for a, h in enumerate(spacing)]
     outflow = _bind(_sum_kernel, "outflow", fuse)
+    zeros: dict = {}
 
     def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
         nd = rho.ndim
-        drho, rate = None, 0.0
+        drho = rate = None
         for (axis, h), (flux_kernel, difference) in zip(_axes(spacing, nd), kernels,
                                                         strict=True):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             flux, b_plus, b_minus = flux_kernel(xp, psi[lo], psi[hi], rho[lo], rho[hi])
-            walls = _pad_walls(flux, axis, xp)
+            walls = _pad_walls(flux, axis, xp, zeros)
             div = difference(xp, walls[lo], walls[hi])
             drho = div if drho is None else drho + div
-            out = outflow(xp, _pad_walls(b_minus, axis, xp)[hi], _pad_walls(b_plus, axis, xp)[lo])
-            rate = rate + xp.max(out) * (diffusivity / h**2)
+            out = outflow(xp, _pad_walls(b_minus, axis, xp, zeros)[hi],
+                          _pad_walls(b_plus, axis, xp, zeros)[lo])
+            axis_rate = xp.max(out) * (diffusivity / h**2)
+            rate = axis_rate if rate is None else rate + axis_rate
         return drho, rate
 
     return transport_fn

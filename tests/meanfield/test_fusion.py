@@ -83,7 +83,7 @@ def test_stacked_runs_go_through_the_same_kernels() -> None:
 def test_fusion_cuts_the_operations_per_step_fourfold() -> None:
     """On a GPU each operation is about one launch, the cost of a step at these sizes.
 
-    Counted, not timed: the counts are deterministic. Measured 57 fused against 238 unfused
+    Counted, not timed: the counts are deterministic. Measured 47 fused against 215 unfused
     per step (order 2, 1-D, with the invariant checks); the bound leaves room for small changes
     of the step, not for a kernel falling back to unfused operations.
     """
@@ -95,7 +95,7 @@ def test_fusion_cuts_the_operations_per_step_fourfold() -> None:
             summary = integrate(pde, rho0, [0.0, 0.1], backend, trackers=[InvariantTracker()])
         counts[fused] = backend.operations() / summary.n_steps
     assert counts[True] < 0.3 * counts[False]
-    assert counts[True] < 70
+    assert counts[True] < 60
 
 
 @pytest.mark.parametrize("kernel", [

@@ -170,3 +170,23 @@ def test_host_reads_are_once_per_block_not_once_per_step(monkeypatch, sync_every
     assert loop.attempts - loop.step <= (len(times) - 1) * 2
     np.testing.assert_allclose(to_numpy(backend.xp.sum(loop.carry.rho)) * pde.grid.cell_volume,
                                float(np.sum(rho0)) * pde.grid.cell_volume, rtol=1e-13)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_particle_sgd_steps_read_nothing_from_the_device(monkeypatch, batch: int) -> None:
+    """Between output frames the ensemble stays on the device: its step sizes are host floats
+    of the step index, its random numbers are drawn on the device a chunk of steps at a time."""
+    from meanfield.rng import CounterRNG
+    from particles.methods import make_online_sgd
+    from particles.state import EnsembleState
+
+    backend = get_backend("array_api_strict")
+    model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"])
+    rng = CounterRNG.from_seed(3, 4, backend.xp, backend.asarray)
+    step = make_online_sgd(model, rng, backend, eps=1e-4, batch=batch,
+                           time_change=TimeChange(power=-0.25))
+    state = EnsembleState(ScaledChiLaw(0.8, 40).sample_streams(rng, 30))
+    reads = _Reads(monkeypatch)
+    for _ in range(1100):  # two or more chunks of random numbers (1024 steps at most each)
+        state = step(state)
+    assert reads.count == 0 and state.step == 1100
