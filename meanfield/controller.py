@@ -185,8 +185,10 @@ class Loop:
                 for tracker in trackers:
                     tracker.check()
                 t = float(self.time_change.t_of_tau(self.tau))
-                raise InvariantViolation(f"step {self.step + 1}: the time step fell to zero or "
-                                         f"the time became non-finite (t = {t:.6g})")
+                raise InvariantViolation(
+                    f"step {self.step + 1} (t = {t:.6g}): the run halted: the time step fell to "
+                    "zero or the time became non-finite, or a tracker refused the step without "
+                    "raising from check()")
 
     def _block(self, tau_out: float) -> int:
         """Attempts until the next read: half the steps the last step size leaves (at least 1,

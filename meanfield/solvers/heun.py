@@ -47,16 +47,17 @@ Array = Any
 
 
 class Carry(NamedTuple):
-    """The loop's state between attempts, every field a backend array (0-d but ``rho``).
+    """The loop's state between attempts: ``rho`` and scalars of the loop's namespace (0-d
+    device arrays, or Python numbers on NumPy: :mod:`~meanfield.scalars`).
 
     Attributes
     ----------
     rho : density
     tau : ``int_0^t xi`` of ``rho``
     tau_prev : ``tau`` before the last committed step (``tau`` itself before the first)
-    step : committed steps (int64)
+    step : committed steps (integer)
     floor : rate carried from a rejected attempt (0 after a commit)
-    retries : rejected attempts of the pending step (int64)
+    retries : rejected attempts of the pending step (integer)
     halted : set when a tracker refused a step or the clock stopped (a step size of zero or a
         non-finite time); every later attempt is a no-op
     """
@@ -75,11 +76,11 @@ class Proposal(NamedTuple):
 
     rho: Array  # the Heun step from ``carry.rho`` (meaningful only where ``accepted``)
     tau: Array  # its ``tau`` (snapped onto the output time on the last step)
-    accepted: Array  # 0-d bool: a step is made (active, stage within the bound, clock moves)
+    accepted: Array  # bool: a step is made (active, stage within the bound, clock moves)
     start: Any  # RhsValue at ``carry.rho`` (its psi gives the functionals of the old state)
     floor: Array  # rate to carry when rejected
-    rejected: Array  # 0-d bool: active, but the second stage broke the bound
-    stalled: Array  # 0-d bool: active and within the bound, but the clock did not move on
+    rejected: Array  # bool: active, but the second stage broke the bound
+    stalled: Array  # bool: active and within the bound, but the clock did not move on
 
 
 def initial_carry(rho: Array, tau: float, step: int, sx: Any) -> Carry:
