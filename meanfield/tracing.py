@@ -29,7 +29,8 @@ ELEMENTWISE = ("where", "maximum", "minimum", "abs", "sign", "exp", "expm1", "lo
                "isfinite", "ceil", "floor")
 
 #: namespace functions that make no new data (views and metadata): no launch on a GPU
-_FREE = frozenset({"reshape", "permute_dims", "expand_dims", "squeeze", "broadcast_to",
+_FREE = frozenset({"reshape", "permute_dims", "matrix_transpose", "expand_dims", "squeeze",
+                   "broadcast_to",
                    "isdtype", "result_type", "finfo", "iinfo"})
 
 
