@@ -128,19 +128,28 @@ def make_heun_attempt(rhs_fn: Callable, cfl: float, backend: Backend
     euler = backend.fuse(_euler, "heun_stage")
     combine = backend.fuse(_combine, "heun_combine")
     agree = sx.const(True)
+    xp = backend.xp
+
+    def in_dtype_of(dt: Any, rho: Any) -> Any:
+        """The step size in the density's precision: a 0-d float64 device scalar would promote
+        a float32 density (a host float does not); float64 runs pass it through."""
+        if sx.host or rho.dtype == xp.float64:
+            return dt
+        return xp.astype(dt, rho.dtype)
 
     def propose(carry: Carry, tau_out: Any) -> Proposal:
         rho = carry.rho
         start = rhs_fn(rho)
         rate, active, remaining, dt = plan(sx.scalar(start.rate), carry.floor, carry.tau,
                                            tau_out, carry.halted)
-        stage = euler(rho, start.drho, dt)
+        step = in_dtype_of(dt, rho)
+        stage = euler(rho, start.drho, step)
         second = rhs_fn(stage)
         new_tau, accepted, floor, rejected, stalled = settle(
             dt, sx.scalar(second.rate), rate, carry.retries, remaining, carry.tau, tau_out,
             active)
-        return Proposal(combine(rho, stage, second.drho, dt), new_tau, accepted, start, floor,
-                        rejected, stalled)
+        return Proposal(combine(rho, stage, second.drho, step), new_tau, accepted, start,
+                        floor, rejected, stalled)
 
     def commit(carry: Carry, proposal: Proposal, passes: Any = None) -> Carry:
         taken, tau, tau_prev, step, floor, retries, halted = clock(

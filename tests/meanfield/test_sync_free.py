@@ -190,3 +190,13 @@ def test_particle_sgd_steps_read_nothing_from_the_device(monkeypatch, batch: int
     for _ in range(1100):  # two or more chunks of random numbers (1024 steps at most each)
         state = step(state)
     assert reads.count == 0 and state.step == 1100
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+def test_a_float32_density_stays_float32_on_either_path(name: str) -> None:
+    """The 0-d float64 step size of the device path must not promote a float32 density."""
+    pde, rho0 = _isotropic()
+    backend = get_backend(name)
+    memory = MemoryTracker()
+    integrate(pde, rho0, [0.0, 0.05], backend, trackers=[memory], dtype=backend.xp.float32)
+    assert memory.frames[-1].density.dtype == np.float32
