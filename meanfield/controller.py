@@ -116,20 +116,18 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
-    if resume is None:
-        loop = Loop(backend.asarray(rho0, dtype), 0.0, 0, rhs, cfl, functionals, time_change,
-                    backend, stepper, sync_every)
-    else:
+    start = (rho0, 0.0, 0) if resume is None else (resume.rho, resume.tau, resume.step)
+    loop = Loop(backend.asarray(start[0], dtype), float(start[1]), int(start[2]), rhs, cfl,
+                functionals, time_change, backend, stepper, sync_every)
+    if resume is not None:
         _restore(trackers, resume.tracker_states)
-        loop = Loop(backend.asarray(resume.rho, dtype), float(resume.tau), int(resume.step),
-                    rhs, cfl, functionals, time_change, backend, stepper, sync_every)
         loop.dt = float(resume.dt)
-        frame = _frame(resume.index, save_times[resume.index], loop, functionals, trackers)
+        frame = _frame(resume.index, save_times[resume.index], loop, trackers)
     try:
         for index in range(first, len(save_times)):
             t_out = save_times[index]
             loop.advance(float(time_change.tau(t_out)), trackers)
-            frame = _frame(index, t_out, loop, functionals, trackers)
+            frame = _frame(index, t_out, loop, trackers)
             for tracker in trackers:
                 tracker.handle_frame(frame)
     except InvariantViolation:
@@ -228,10 +226,9 @@ class Loop:
         return bool(values[3])
 
 
-def _frame(index: int, t: float, loop: Loop, functionals: Any,
-           trackers: Sequence[Tracker]) -> Frame:
+def _frame(index: int, t: float, loop: Loop, trackers: Sequence[Tracker]) -> Frame:
     rho = loop.carry.rho
-    risk, free_energy, mass = (float(v) for v in to_numpy(loop.xp.stack(functionals(rho))))
+    risk, free_energy, mass = (float(v) for v in to_numpy(loop.xp.stack(loop.functionals(rho))))
     return Frame(index, t, loop.step, loop.dt, to_numpy(rho).copy(),
                  risk, free_energy, mass, float(loop.tau), _tracker_states(trackers))
 

@@ -206,20 +206,18 @@ def _sl(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
     return tuple(slice(start, stop) if a == axis else slice(None) for a in range(ndim))
 
 
-def _pad_walls(flux: Array, axis: int, xp: Any, zeros: dict | None = None) -> Array:
+def _pad_walls(flux: Array, axis: int, xp: Any, zeros: dict) -> Array:
     """Add the zero wall fluxes at both ends of ``axis`` (n - 1 faces -> n + 1 faces).
 
-    ``zeros``, a dict owned by the caller, keeps the zero slab of each shape, so that a step
+    ``zeros``, a dict owned by the transport, keeps the zero slab of each shape, so that a step
     does not create it again (one launch fewer per padding on a GPU).
     """
     shape = list(flux.shape)
     shape[axis] = 1
     key = (tuple(shape), axis, str(flux.dtype))
-    zero = None if zeros is None else zeros.get(key)
-    if zero is None:
-        zero = xp.zeros(tuple(shape), dtype=flux.dtype)
-        if zeros is not None:
-            zeros[key] = zero
+    if key not in zeros:
+        zeros[key] = xp.zeros(tuple(shape), dtype=flux.dtype)
+    zero = zeros[key]
     return xp.concat([zero, flux, zero], axis=axis)
 
 

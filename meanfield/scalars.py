@@ -71,11 +71,6 @@ class HostScalars:
         return abs(x)
 
     @staticmethod
-    def count(flag: bool) -> int:
-        """1 where ``flag``, else 0, as an integer."""
-        return int(flag)
-
-    @staticmethod
     def to_float(x: Any) -> float:
         return float(x)
 
@@ -131,9 +126,6 @@ class DeviceScalars:
     def abs(self, x: Any) -> Any:
         return self.xp.abs(x)
 
-    def count(self, flag: Any) -> Any:
-        return self.xp.astype(flag, self.xp.int64)
-
     def to_float(self, x: Any) -> Any:
         return self.xp.astype(x, self.xp.float64)
 
@@ -155,7 +147,7 @@ def scalar_kernel(backend: Backend, logic: Callable[..., Any], name: str) -> Cal
     """``logic(sx, *scalars)`` bound to the backend's scalars, fused into one kernel on a GPU.
 
     ``logic`` uses only the methods of :class:`DeviceScalars` that are elementwise (no
-    ``const``, ``stack``, ``read``, ``count`` or ``to_float``), so that a backend can trace it
+    ``const``, ``stack``, ``read`` or ``to_float``), so that a backend can trace it
     with its own array module in place of ``xp``.
     """
     if backend.host_scalars:

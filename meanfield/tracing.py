@@ -22,7 +22,7 @@ from typing import Any
 
 from .backend import Backend
 
-__all__ = ["TracingBackend", "Traced", "NotFusable", "ELEMENTWISE", "tracing_backend"]
+__all__ = ["TracingBackend", "Traced", "NotFusable", "ELEMENTWISE"]
 
 #: namespace functions a fused kernel may call (each is a ufunc in CuPy)
 ELEMENTWISE = ("where", "maximum", "minimum", "abs", "sign", "exp", "expm1", "log", "sqrt",
@@ -240,7 +240,3 @@ class _OperatorCount:
         for name, original in self._saved.items():
             setattr(self._cls, name, original)
 
-
-def tracing_backend() -> TracingBackend:
-    """A fresh :class:`TracingBackend` (its counter starts at zero)."""
-    return TracingBackend()

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .scalars import scalar_kernel, scalars_for
+
 __all__ = [
     "Tracker",
     "StepInfo",
@@ -140,8 +142,6 @@ class InvariantTracker(Tracker):
     _mass0: float = field(default=math.nan, init=False)
 
     def initialize(self, run: dict[str, Any]) -> None:
-        from .scalars import scalar_kernel, scalars_for  # noqa: PLC0415
-
         self._mass0 = run["mass0"]
         self._t_of_tau = run.get("t_of_tau", lambda tau: tau)
         backend = run["backend"]
