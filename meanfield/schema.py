@@ -441,6 +441,11 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
         "test_points": _int_at_least(2, "fresh test points per record (models with no exact "
                                         "risk)", 10000),
         "keep_theta": Field(("boolean",), "store full theta snapshots", False),
+        "engine": Field(_STR, "particle engine: compiled kernels (numba, CPU) or the NumPy "
+                        "array code; auto takes the compiled one where it applies", "auto",
+                        _one_of("auto", "compiled", "numpy")),
+        "dtype": Field(_STR, "floating type of the particles (float32 needs the compiled "
+                       "engine)", "float64", _one_of("float64", "float32")),
     },
     "study": {
         "n": Field(("array",), "swept particle numbers", check=_check_study_n,

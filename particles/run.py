@@ -24,6 +24,8 @@ from meanfield.model import PSpin, PSpinTask
 from meanfield.rng import CounterRNG
 from meanfield.schedules import time_change_from_spec
 
+from .engine import make_advance, resolve_engine
+from .engine.population import pair_population_risk, supports_pairs
 from .methods import make_step
 from .records import ParticleFrame, make_recorder
 from .state import EnsembleState
@@ -41,20 +43,31 @@ __all__ = [
 
 GROUP = "particles"
 
+#: ``advance(state, to_step, report) -> state``: takes the ensemble to step ``to_step``, calling
+#: ``report(n)`` after every ``n`` steps done
+AdvanceFn = Callable[[EnsembleState, int, Callable[[int], None] | None], EnsembleState]
+
+
 @dataclass(frozen=True)
 class ParticleRun:
-    """Everything :func:`simulate` needs (built once from a config)."""
+    """Everything :func:`simulate` needs (built once from a config).
+
+    ``engine`` is ``"compiled"`` (the kernels of :mod:`particles.engine`) or ``"numpy"`` (the
+    array steps of :mod:`particles.methods`, on ``backend``).
+    """
 
     model: Any
     backend: Backend
     state: EnsembleState
-    step_fn: Callable[[EnsembleState], EnsembleState]
+    advance_fn: AdvanceFn
     record_fn: Callable[[EnsembleState], ParticleFrame]
     save_steps: tuple[int, ...]
     save_times: tuple[float, ...]
     eps: float
     seed: int
     keep_theta: bool = False  # record_fn stores theta snapshots
+    engine: str = "numpy"
+    dtype: str = "float64"
 
 
 def save_steps(save_times: Sequence[float], eps: float, key: str = "dynamics.save_times"
@@ -77,10 +90,21 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
     replicas = int(spec["replicas"] if replicas is None else replicas)
     seed = int(spec["seed"] if seed is None else seed)
     backend, model, law = _model_and_law(config)
+    method = spec.get("method", "online_sgd")
+    try:
+        engine = resolve_engine(spec.get("engine", "auto"), model, method, backend.name)
+    except ValueError as err:
+        raise ConfigError(f"particles.engine: {err}") from err
+    dtype = str(spec.get("dtype", "float64"))
+    if dtype != "float64" and engine != "compiled":
+        raise ConfigError(f"particles.dtype = {dtype!r} needs the compiled engine (this run "
+                          f"uses the {engine} one); use float64 or particles.engine = 'compiled'")
     rng = CounterRNG.from_seed(seed, replicas, backend.xp, backend.asarray)
     theta0 = law.sample_streams(rng, n)
+    if dtype != "float64":
+        theta0 = np.asarray(to_numpy(theta0), dtype=dtype)
     eps = float(spec["step"])
-    step_fn = _step_fn(config, model, rng, backend, eps)
+    advance_fn = _advance_fn(config, model, rng, backend, eps, engine, dtype)
     times = tuple(float(t) for t in config.dynamics["save_times"])
     steps = save_steps(times, eps)
     risk_fn = None
@@ -88,11 +112,25 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
         points = int(spec.get("test_points", 10000))
         frame_of = {k: i for i, k in enumerate(steps)}  # counter: the index of the output time
         risk_fn = lambda theta, step: model.test_risk(rng, frame_of[step], points,  # noqa: E731
-                                                      theta, backend.xp)
+                                                      _as_float64(theta, backend), backend.xp)
+    elif engine == "compiled" and supports_pairs(model):  # the compiled exact pair kernel
+        risk_fn = lambda theta, step: {  # noqa: E731
+            "risk": pair_population_risk(model, to_numpy(theta).astype(np.float64)),
+            "risk_se": np.zeros(int(theta.shape[0]))}
+    elif dtype != "float64":
+        risk_fn = lambda theta, step: {  # noqa: E731
+            "risk": model.population_risk(_as_float64(theta, backend), None, backend),
+            "risk_se": np.zeros(int(theta.shape[0]))}
     keep_theta = bool(spec.get("keep_theta", False))
     record_fn = make_recorder(model, backend, keep_theta=keep_theta, risk_fn=risk_fn)
-    return ParticleRun(model, backend, EnsembleState(theta0), step_fn, record_fn, steps, times,
-                       eps, seed, keep_theta)
+    return ParticleRun(model, backend, EnsembleState(theta0), advance_fn, record_fn, steps,
+                       times, eps, seed, keep_theta, engine, dtype)
+
+
+def _as_float64(theta: Any, backend: Backend) -> Any:
+    """``theta`` in float64 on its backend (risks are always computed in float64)."""
+    return theta if theta.dtype == backend.xp.float64 else backend.xp.astype(theta,
+                                                                           backend.xp.float64)
 
 
 def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
@@ -111,25 +149,61 @@ def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
     return backend, model, law
 
 
-def _step_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float) -> Callable:
-    """The step of ``particles.method``, switching to ``quench_batch`` at ``quench_time``."""
+def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float, engine: str,
+                dtype: str) -> AdvanceFn:
+    """The advance of ``particles.method`` on ``engine``, switching to ``quench_batch`` at
+    ``quench_time``."""
     spec, dyn = config.particles, config.dynamics
+    method = spec.get("method", "online_sgd")
+    options = {"eps": eps, "time_change": time_change_from_spec(dyn.get("xi", 1.0)),
+               "l2": float(dyn.get("l2", 0.0)), "beta": float(dyn.get("beta", math.inf))}
 
-    def make(batch: int) -> Callable:
-        return make_step(spec.get("method", "online_sgd"), model, rng, backend, eps=eps,
-                         batch=batch, time_change=time_change_from_spec(dyn.get("xi", 1.0)),
-                         l2=float(dyn.get("l2", 0.0)), beta=float(dyn.get("beta", math.inf)))
+    def make(batch: int) -> AdvanceFn:
+        make_step(method, model, rng, backend, batch=batch, **options)  # checks the method
+        if engine == "compiled":
+            return make_advance(model, rng, method=method, batch=batch, dtype=np.dtype(dtype),
+                                **options)
+        return _stepping(make_step(method, model, rng, backend, batch=batch, **options))
 
     try:
-        step = make(int(spec.get("batch", 1)))
+        first = make(int(spec.get("batch", 1)))
         quench_batch = int(spec.get("quench_batch", 0))
         if quench_batch == 0:
-            return step
+            return first
         quench = make(quench_batch)
     except ValueError as err:
         raise ConfigError(f"particles.method: {err}") from err
     quench_step = save_steps([float(spec["quench_time"])], eps, "particles.quench_time")[0]
-    return lambda state: (step if state.step < quench_step else quench)(state)
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        state = first(state, min(to_step, max(quench_step, state.step)), report)
+        return quench(state, to_step, report)
+
+    return advance
+
+
+#: steps between progress reports of the NumPy path
+REPORT_EVERY = 64
+
+
+def _stepping(step_fn: Callable[[EnsembleState], EnsembleState]) -> AdvanceFn:
+    """An advance that calls a one-step function (the NumPy path) until ``to_step``."""
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        done = 0
+        while state.step < to_step:
+            state = step_fn(state)
+            done += 1
+            if report is not None and done == REPORT_EVERY:
+                report(done)
+                done = 0
+        if report is not None and done:
+            report(done)
+        return state
+
+    return advance
 
 
 def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | None = None,
@@ -160,9 +234,7 @@ def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | No
                disable=not (progress and sys.stderr.isatty()))
     for target, t_out in zip(run.save_steps[first_frame:], run.save_times[first_frame:],
                              strict=True):
-        while state.step < target:
-            state = run.step_fn(state)
-            bar.update(1)
+        state = run.advance_fn(state, target, bar.update)
         state = state.replace(t=t_out)  # the output time itself, not target * eps (round-off)
         frame = run.record_fn(state)
         frames.append(frame)
@@ -212,7 +284,8 @@ def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
               "reduced_axis": np.arange(k)}
     grp = f.require_group(group)
     grp.attrs.update({"reduced_names": ",".join(run.model.axis_names), "seed": run.seed,
-                      "step_size": run.eps, "backend": run.backend.name})
+                      "step_size": run.eps, "backend": run.backend.name, "engine": run.engine,
+                      "dtype": run.dtype})
     if run.keep_theta:  # the last axis of the theta snapshots
         coords["param"] = np.arange(run.state.theta.shape[-1])
     store = FrameStore(grp, coords)

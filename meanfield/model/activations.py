@@ -35,6 +35,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from .hermite import hermite_functions
+from .pieces import ActivationPieces
 
 NUMPY = get_backend("numpy")
 
@@ -198,6 +199,11 @@ class PiecewiseLinear:
         for (tk, jump), sk in zip(self._knot_jumps(), s, strict=True):
             out = out + 2.0 * jump * sk * _phi(tk / safe, xp)
         return xp.where(positive, out, 0.0 * a)
+
+    def pieces(self) -> ActivationPieces:
+        """The knots and slope jumps, for the compiled particle engine."""
+        return ActivationPieces("piecewise_linear", self.t.copy(), self.jumps.copy(),
+                                self.left_value)
 
     def _knot_jumps(self) -> list[tuple[float, float]]:
         return list(zip(self.t.tolist(), self.jumps.tolist(), strict=True))

@@ -50,6 +50,7 @@ from .activations import PiecewiseLinear
 from .base import KernelFeatures, ReducedModel
 from .hermite import CRAMER_BOUND, cosine_moments
 from .isotropic import IsotropicGaussians
+from .pieces import DataPieces
 
 __all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments"]
 
@@ -417,7 +418,15 @@ class AnisotropicGaussians(ReducedModel):
         g = rng.normal(counter, (batch, int(self.d)), purpose=0)
         return xp.concat([g[..., :s0] * tau[..., None], g[..., s0:]], axis=-1), y
 
+    def data_pieces(self) -> DataPieces:
+        """The mixture of :meth:`sample_data`: ``tau_y g`` on the first ``s0`` inputs."""
+        s0, d = int(self.s0), int(self.d)
+        scales = np.ones((2, d))
+        scales[:, :s0] = np.array(self.taus)[:, None]
+        return DataPieces("mixture", class_scales=scales)
+
     # the unit s(<theta, x>) and its slope depend on the activation only: the isotropic code
+    unit_pieces = IsotropicGaussians.unit_pieces
     forward = IsotropicGaussians.forward
     backward = IsotropicGaussians.backward
     unit = IsotropicGaussians.unit
@@ -430,6 +439,11 @@ class AnisotropicGaussians(ReducedModel):
         return xp.stack(
             [xp.sqrt(xp.sum(head * head, axis=-1)), xp.sqrt(xp.sum(rest * rest, axis=-1))], axis=-1
         )
+
+    def pair_views(self) -> list[tuple[Any, np.ndarray]]:
+        """One isotropic view per class: whitened units ``S_y w`` (see
+        :meth:`IsotropicGaussians.pair_views` and :mod:`.anisotropic_pairs`)."""
+        return anisotropic_pairs.pair_views(self)
 
     def max_pair_cosine(self, theta: Any, xp: Any) -> float:
         """Largest ``|correlation|`` of two units' pre-activations, over both classes."""

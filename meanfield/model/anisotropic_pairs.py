@@ -20,10 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from . import isotropic_pairs
 from .activations import PiecewiseLinear
 
-__all__ = ["ClassView", "population_risk", "population_gradient", "max_pair_cosine"]
+__all__ = ["ClassView", "population_risk", "population_gradient", "max_pair_cosine",
+           "pair_views"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,17 @@ def _views(model: Any) -> list[tuple[ClassView, float]]:
         (ClassView(model.activation, model.kernel_tol, label), tau)
         for label, tau in zip((1.0, -1.0), model.taus, strict=True)
     ]
+
+
+def pair_views(model: Any) -> list[tuple[ClassView, np.ndarray]]:
+    """``(view, scale)`` per class: ``z = scale * w`` with ``scale = (tau_y I_s0, I_{d-s0})``."""
+    s0, d = int(model.s0), int(model.d)
+    out = []
+    for view, tau in _views(model):
+        scale = np.ones(d)
+        scale[:s0] = tau
+        out.append((view, scale))
+    return out
 
 
 def _whiten(theta: Any, tau: float, s0: int, xp: Any) -> Any:

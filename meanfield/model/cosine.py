@@ -21,6 +21,7 @@ import numpy as np
 
 from ..grid import Grid
 from .base import FullSpaceModel, KernelFeatures
+from .pieces import SeparablePieces
 from .solvable import _axis_names
 
 __all__ = ["CosineInteraction"]
@@ -102,6 +103,13 @@ class CosineInteraction(FullSpaceModel):
 
     def potential(self, points: np.ndarray) -> np.ndarray:
         return np.sum(self._v(np.asarray(points, dtype=np.float64)), axis=-1)
+
+    def separable_pieces(self) -> SeparablePieces:
+        """``V = sum_a (q/4 x^4 + k/2 x^2 + b x)``, ``U = J sum_a cos(x_a - x'_a)``."""
+        poly = np.zeros((self.ndim, 5))
+        poly[:, 1], poly[:, 2], poly[:, 4] = self.tilt, 0.5 * self.quadratic, 0.25 * self.quartic
+        return SeparablePieces(poly, np.zeros(self.ndim), np.full(self.ndim, self.coupling),
+                               self.r_sharp)
 
     def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
                         ) -> KernelFeatures:

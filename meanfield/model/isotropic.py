@@ -33,6 +33,7 @@ from . import isotropic_pairs
 from .activations import NUMPY, PiecewiseLinear
 from .base import KernelFeatures, ReducedModel
 from .hermite import cosine_moments
+from .pieces import DataPieces, UnitPieces
 
 __all__ = ["IsotropicGaussians"]
 
@@ -217,6 +218,15 @@ class IsotropicGaussians(ReducedModel):
         z = x @ xp.matrix_transpose(theta)
         return self.activation(z, xp), self.activation.derivative(z, xp)
 
+    def unit_pieces(self) -> UnitPieces:
+        """The unit ``s(<w, x>)`` for the compiled particle engine (all of ``w`` trained)."""
+        return UnitPieces.dense(self.activation.pieces(), self.dim)
+
+    def data_pieces(self) -> DataPieces:
+        """The two-class mixture of :meth:`sample_data`: ``x = tau_y g``."""
+        return DataPieces("mixture", class_scales=np.repeat(
+            np.array(self.taus)[:, None], self.dim, axis=1))
+
     def reduce(self, theta: Any, xp: Any) -> Any:
         """Reduced coordinate ``r = |theta|``: shape ``(..., n_units, 1)``."""
         return xp.sqrt(xp.sum(theta * theta, axis=-1, keepdims=True))
@@ -246,6 +256,17 @@ class IsotropicGaussians(ReducedModel):
         residual = y - self.activation(z).mean(axis=1)
         pushed = (self.activation.derivative(z) * along * slope).mean(axis=1)
         return float(np.var(residual * pushed, ddof=1))
+
+    def pair_views(self) -> list[tuple[Any, np.ndarray | None]]:
+        """The exact pair kernel as a sum of isotropic views: here the model itself.
+
+        Each ``(view, scale)``: the units ``z = scale * w`` (``None``: ``z = w``) form an
+        isotropic model ``view`` (``taus``, ``activation``, ``kernel_tol``, ``r_sharp``,
+        ``potential_xp``, ``potential_slope_xp``); ``R = sum_v R_v(z_v)`` and
+        ``grad_w Psi = sum_v scale_v grad_z Psi_v``. The compiled particle engine sums the
+        pairs of each view.
+        """
+        return [(self, None)]
 
     def max_pair_cosine(self, theta: Any, xp: Any) -> float:
         """Largest ``|cos|`` between two units of one replica (host float)."""

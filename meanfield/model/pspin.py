@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from .pieces import ActivationPieces, DataPieces, UnitPieces
+
 __all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C"]
 
 #: standard deviation of the initial bias ``b`` (documented default, see the module docstring)
@@ -352,6 +354,15 @@ class PSpinTask:
 
     def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
         return self.model.backward(x, theta, cache, coef, xp)
+
+    def unit_pieces(self) -> UnitPieces:
+        """``c sigmoid(<a, x> + b)`` with ``theta = (a, b, c)``, for the compiled engine."""
+        return UnitPieces.dense(ActivationPieces("sigmoid"), self.model.d, bias=True,
+                                output=True)
+
+    def data_pieces(self) -> DataPieces:
+        """Inputs on the sphere and the 3-spin target with this task's tensor."""
+        return DataPieces("pspin", tensor=np.asarray(self.model.teacher()))
 
     def reduce(self, theta: Any, xp: Any) -> Any:
         """``(|a|, b, c)`` per unit: shape ``(..., N, 3)``."""

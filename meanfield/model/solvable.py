@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .base import FullSpaceModel, KernelFeatures
+from .pieces import ActivationPieces, DataPieces, SeparablePieces, UnitPieces
 
 __all__ = [
     "QuadraticPotential",
@@ -135,6 +136,13 @@ class QuadraticPotential(FullSpaceModel):
         return np.zeros((np.asarray(points).shape[0], 0, self.ndim))
 
     # ---- particles: the full space is the grid space, and there is no data ------------------
+
+    def separable_pieces(self) -> SeparablePieces:
+        """``V = sum_a (k_a/2) (theta_a - c_a)^2`` as polynomials, no interaction."""
+        k, c = np.asarray(self.stiffnesses), np.asarray(self.centers)
+        poly = np.zeros((self.ndim, 5))
+        poly[:, 0], poly[:, 1], poly[:, 2] = 0.5 * k * c * c, -k * c, 0.5 * k
+        return SeparablePieces(poly, np.zeros(self.ndim), np.zeros(self.ndim), self.r_sharp)
 
     def population_gradient(self, theta: Any, order: Any, backend: Any) -> Any:
         """``grad Psi = grad V = k (theta - c)`` per axis (U = 0), shape of ``theta``."""
@@ -282,6 +290,20 @@ class LinearUnit(FullSpaceModel):
         if self.label_var > 0.0:
             y = y + math.sqrt(self.label_var) * rng.normal(counter, (batch,), purpose=1)
         return x, y
+
+    def unit_pieces(self) -> UnitPieces:
+        """The linear unit ``<theta, x>``, for the compiled engine."""
+        return UnitPieces.dense(ActivationPieces("linear"), self.ndim)
+
+    def data_pieces(self) -> DataPieces:
+        """Few inputs per sample: the engine takes :meth:`sample_data`'s arrays."""
+        return DataPieces("host")
+
+    def separable_pieces(self) -> SeparablePieces:
+        """``V = -<theta_*, theta>``, ``U = <theta, theta'>``: sums over the axes."""
+        poly = np.zeros((self.ndim, 5))
+        poly[:, 1] = -np.asarray(self.theta_star)
+        return SeparablePieces(poly, np.ones(self.ndim), np.zeros(self.ndim), self.r_sharp)
 
     def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
         """Unit outputs ``<theta_i, x_b>``, ``(R, B, N)``; no cache (the gradient is ``x``)."""

@@ -62,6 +62,7 @@ import numpy as np
 
 from ..backend import Backend
 from .base import KernelFeatures, ReducedModel
+from .pieces import ActivationPieces, DataPieces, NodePieces, UnitPieces
 from .quadrature import INPUT_LAWS, GaussRule, converged_order, gauss_rule, order_ladder
 from .smooth import SmoothActivation, smooth_activation
 
@@ -370,6 +371,27 @@ class TeacherStudent(ReducedModel):
                 axis = w_names.index(name)
                 columns.append(slope * x[..., axis:axis + 1])
         return xp.stack(columns, axis=-1)
+
+    def unit_pieces(self) -> UnitPieces:
+        """``a act(<w, x> + b)`` with the trained parameters' columns, for the compiled engine."""
+        column = {name: i for i, name in enumerate(self.trained)}
+        w_names = PARAMETER_NAMES[self.k][1:-1]
+        return UnitPieces(ActivationPieces(self.activation),
+                          tuple(column.get(name, -1) for name in w_names),
+                          tuple(float(v) for v in self.fixed_w),
+                          column.get("b", -1), float(self.fixed_b),
+                          column.get("a", -1), float(self.fixed_a))
+
+    def data_pieces(self) -> DataPieces:
+        """The target is a general function: the engine takes :meth:`sample_data`'s arrays."""
+        return DataPieces("host")
+
+    def node_pieces(self) -> NodePieces:
+        """The quadrature rule of the exact risk (the one the PDE uses)."""
+        tables = self.tables
+        return NodePieces(np.asarray(tables.rule.nodes, dtype=np.float64),
+                          np.asarray(tables.rule.weights, dtype=np.float64),
+                          np.asarray(tables.y, dtype=np.float64))
 
     def reduce(self, theta: Any, xp: Any) -> Any:
         """The identity: the grid is the full parameter space."""

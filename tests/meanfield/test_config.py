@@ -83,7 +83,8 @@ def test_quadratic_resolves_and_fills_defaults():
     assert cfg.dynamics["save_times"] == (0.0, 0.25, 0.5, 0.75, 1.0)
     assert cfg.particles == {"n": 100, "replicas": 1, "method": "online_sgd", "step": 1e-3,
                              "batch": 1, "seed": 0, "backend": "auto", "quench_batch": 0,
-                             "quench_time": 0.0, "test_points": 10000, "keep_theta": False}
+                             "quench_time": 0.0, "test_points": 10000, "keep_theta": False,
+                             "engine": "auto", "dtype": "float64"}
     assert cfg.study == {"n": (10, 20, 40), "replicas": 32,
                          "observables": ("risk", "mean_r", "w1")}
 

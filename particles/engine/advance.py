@@ -1,0 +1,248 @@
+"""The compiled engine seen from a run: ``advance(state, to_step) -> state`` closures.
+
+:func:`make_sgd_advance` builds the SGD advance of a model from its pieces
+(:mod:`meanfield.model.pieces`), resolves everything that does not change during the run
+(chunking of the random draws, step integrals, the model's arrays), and calls the compiled
+kernel of :mod:`.sgd` on whole chunks of steps. The state keeps the ``(R, N, D)`` layout of
+the NumPy path; the kernel works on ``(R, D, N)`` copies made once per call of the advance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from meanfield.schedules import TimeChange
+
+from ..state import EnsembleState
+
+__all__ = ["make_sgd_advance", "make_separable_advance", "make_node_advance",
+           "make_pair_gd_advance", "data_chunk_steps", "CALL_STEPS", "Advance"]
+
+#: steps per kernel call at most: a progress report between calls, and step-size arrays of
+#: bounded length
+CALL_STEPS = 4096
+
+#: numbers drawn per generator call of the NumPy path (see :mod:`particles.methods`)
+CHUNK_NUMBERS = 1 << 18
+
+Advance = Callable[[EnsembleState, int, Callable[[int], None] | None], EnsembleState]
+
+
+def data_chunk_steps(n_replicas: int, batch: int, dim: int) -> int:
+    """Steps per chunk of the data draws: the NumPy path's chunking, which fixes the numbers."""
+    return max(1, min(1024, CHUNK_NUMBERS // max(n_replicas * batch * dim, 1)))
+
+
+def _unit_arrays(pieces: Any) -> tuple:
+    return (np.asarray(pieces.w_columns, dtype=np.int64),
+            np.asarray(pieces.w_fixed, dtype=np.float64), int(pieces.b_column),
+            float(pieces.b_fixed), int(pieces.c_column), float(pieces.c_fixed))
+
+
+def _activation_arrays(pieces: Any) -> tuple:
+    return (pieces.code, np.ascontiguousarray(pieces.knots, dtype=np.float64),
+            np.ascontiguousarray(pieces.jumps, dtype=np.float64), float(pieces.left))
+
+
+def _data_arrays(pieces: Any, n_inputs: int) -> tuple:
+    scales = np.ascontiguousarray(pieces.class_scales, dtype=np.float64)
+    if scales.shape[1] == 0:
+        scales = np.ones((2, n_inputs))
+    tensor = np.ascontiguousarray(pieces.tensor, dtype=np.float64)
+    d = tensor.shape[0]
+    return pieces.code, scales, tensor.reshape(d, d * d)
+
+
+def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_change: TimeChange,
+                     l2: float = 0.0, beta: float = math.inf, dtype: Any = np.float64
+                     ) -> Advance:
+    """The compiled counterpart of :func:`particles.methods.make_online_sgd`.
+
+    Parameters
+    ----------
+    model : a model with ``unit_pieces()`` and ``data_pieces()`` (and ``sample_data`` when
+        its data kind is ``"host"``)
+    rng : meanfield.rng.CounterRNG
+        One stream per replica (its keys are read once).
+    eps, batch, time_change, l2, beta
+        As for :func:`~particles.methods.make_online_sgd`.
+    dtype : numpy dtype
+        Floating type of the parameters inside the kernel.
+
+    Returns
+    -------
+    callable ``advance(state, to_step, report=None) -> state``
+        Takes ``state`` to step ``to_step``; ``report(n)`` is called after every ``n`` steps.
+    """
+    from .sgd import sgd_steps  # noqa: PLC0415  (compiles on first use)
+
+    unit = _unit_arrays(model.unit_pieces())
+    act = _activation_arrays(model.unit_pieces().activation)
+    data_pieces = model.data_pieces()
+    data = _data_arrays(data_pieces, len(unit[0]))
+    host = data_pieces.kind == "host"
+    keys = np.ascontiguousarray(np.asarray(_host(rng.keys)), dtype=np.uint64)
+    noisy = math.isfinite(beta)
+    empty_x, empty_y = np.zeros((keys.shape[0], 0, len(unit[0]))), np.zeros((keys.shape[0], 0))
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        if to_step <= state.step:
+            return state
+        theta = _to_kernel(state.theta, dtype)
+        n_replicas = theta.shape[0]
+        per_chunk = data_chunk_steps(n_replicas, batch, int(model.dim))
+        step = state.step
+        while step < to_step:
+            stop = min(to_step, step + CALL_STEPS)
+            x, y = empty_x, empty_y
+            if host:  # one chunk of the model's own draws per call
+                counter = step // per_chunk
+                stop = min(stop, (counter + 1) * per_chunk)
+                x, y = _host_samples(model, rng, counter, per_chunk, batch, step, stop)
+            sizes = time_change.step_integrals(eps, stop - step, start=step)
+            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
+            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
+            sgd_steps(theta, keys, step, sizes, decay, noise, batch, per_chunk, unit, act, data,
+                      x, y)
+            if report is not None:
+                report(stop - step)
+            step = stop
+        return state.replace(theta=_from_kernel(theta, state.theta), step=step,
+                             t=step * eps)
+
+    return advance
+
+
+def _calls(step: int, to_step: int, limit: int = CALL_STEPS):
+    """``(start, stop)`` of the kernel calls that take ``step`` to ``to_step``."""
+    while step < to_step:
+        stop = min(to_step, step + limit)
+        yield step, stop
+        step = stop
+
+
+def make_separable_advance(model: Any, rng: Any, *, eps: float, time_change: TimeChange,
+                           heun: bool, l2: float = 0.0, beta: float = math.inf,
+                           dtype: Any = np.float64) -> Advance:
+    """Population GD (``heun``) or the Euler(-Maruyama) step of a separable model.
+
+    The compiled counterpart of :func:`~particles.methods.make_gd` and, for a model without
+    data, of :func:`~particles.methods.make_online_sgd` (see :mod:`.gd`).
+    """
+    from .gd import separable_steps  # noqa: PLC0415
+
+    pieces = model.separable_pieces()
+    poly = np.ascontiguousarray(pieces.poly, dtype=np.float64)
+    linear = np.ascontiguousarray(pieces.linear, dtype=np.float64)
+    cosine = np.ascontiguousarray(pieces.cosine, dtype=np.float64)
+    keys = np.ascontiguousarray(_host(rng.keys), dtype=np.uint64)
+    noisy = math.isfinite(beta)
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        theta = _to_kernel(state.theta, dtype)
+        for start, stop in _calls(state.step, to_step):
+            sizes = time_change.step_integrals(eps, stop - start, start=start)
+            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
+            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
+            separable_steps(theta, keys, start, sizes, decay, noise, heun, l2, poly, linear,
+                            cosine)
+            if report is not None:
+                report(stop - start)
+        return _finish(state, theta, max(to_step, state.step), eps)
+
+    return advance
+
+
+def make_node_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
+                      dtype: Any = np.float64) -> Advance:
+    """Population GD of a quadrature model (teacher-student) through its nodes (see :mod:`.gd`)."""
+    from .gd import node_steps  # noqa: PLC0415
+
+    pieces = model.node_pieces()
+    unit = _unit_arrays(model.unit_pieces())
+    act = _activation_arrays(model.unit_pieces().activation)
+    nodes = np.ascontiguousarray(pieces.nodes, dtype=np.float64).reshape(len(pieces.weights), -1)
+    weights = np.ascontiguousarray(pieces.weights, dtype=np.float64)
+    targets = np.ascontiguousarray(pieces.targets, dtype=np.float64)
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        theta = _to_kernel(state.theta, dtype)
+        for start, stop in _calls(state.step, to_step):
+            sizes = time_change.step_integrals(eps, stop - start, start=start)
+            node_steps(theta, sizes, l2, unit, act, nodes, weights, targets)
+            if report is not None:
+                report(stop - start)
+        return _finish(state, theta, max(to_step, state.step), eps)
+
+    return advance
+
+
+def make_pair_gd_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
+                         dtype: Any = np.float64) -> Advance:
+    """Population GD of an MMN model: Heun's method as :func:`~particles.methods.make_gd`,
+    with grad Psi from the compiled pair sums (:mod:`.population`)."""
+    from .population import pair_population_gradient  # noqa: PLC0415
+
+    def velocity(theta: np.ndarray) -> np.ndarray:
+        return -2.0 * (pair_population_gradient(model, theta) + l2 * theta)
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        theta = np.asarray(_host(state.theta), dtype=np.float64)
+        for step in range(state.step, to_step):
+            s = float(time_change.step_integrals(eps, 1, start=step)[0])
+            first = velocity(theta)
+            stage = theta + s * first
+            theta = theta + 0.5 * s * (first + velocity(stage))
+            if report is not None:
+                report(1)
+        step = max(to_step, state.step)
+        return state.replace(theta=np.asarray(theta, dtype=dtype), step=step, t=step * eps)
+
+    return advance
+
+
+def _finish(state: EnsembleState, theta: np.ndarray, step: int, eps: float) -> EnsembleState:
+    return state.replace(theta=_from_kernel(theta, state.theta), step=step, t=step * eps)
+
+
+def _host_samples(model: Any, rng: Any, counter: int, per_chunk: int, batch: int, start: int,
+                  stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's draws of chunk ``counter`` for steps ``start .. stop - 1`` (NumPy)."""
+    x, y = model.sample_data(rng, counter, per_chunk * batch, rng.xp)
+    first = (start - counter * per_chunk) * batch
+    last = (stop - counter * per_chunk) * batch
+    x = np.ascontiguousarray(_host(x)[:, first:last, :], dtype=np.float64)
+    y = np.ascontiguousarray(_host(y)[:, first:last], dtype=np.float64)
+    return x, y
+
+
+def _host(array: Any) -> np.ndarray:
+    """A NumPy view or copy of a backend array (the engine runs on the host)."""
+    if isinstance(array, np.ndarray):
+        return array
+    from meanfield.backend import to_numpy  # noqa: PLC0415
+
+    return to_numpy(array)
+
+
+def _to_kernel(theta: Any, dtype: Any) -> np.ndarray:
+    """``(R, N, D)`` state -> a contiguous ``(R, D, N)`` copy of type ``dtype``.
+
+    Always a copy: the kernels work in place, and a state is never modified (for ``D = 1``
+    the transpose of a C-ordered array is itself C-ordered, and would be a view).
+    """
+    return np.array(np.transpose(_host(theta), (0, 2, 1)), dtype=dtype, order="C", copy=True)
+
+
+def _from_kernel(theta: np.ndarray, like: Any) -> np.ndarray:
+    """``(R, D, N)`` -> the ``(R, N, D)`` state layout (C order), in the kernel's dtype."""
+    del like
+    return np.ascontiguousarray(np.transpose(theta, (0, 2, 1)))

@@ -1,0 +1,81 @@
+"""Compiled draws of one training sample, the same numbers as the models' ``sample_data``.
+
+A model's ``sample_data(rng, counter, n_samples, xp)`` is called by the NumPy step once per
+chunk of steps (``counter`` = the chunk index) and the step takes its rows; sample ``e`` of a
+chunk therefore uses elements ``e`` (labels) and ``e k .. e k + k - 1`` (inputs) of the
+chunk's draws. These functions compute that one sample directly from the key, the counter and
+``e`` (see :mod:`.philox`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+from .philox import JIT, fill_normals, normal_at, uniform_at
+
+__all__ = ["draw_sample", "HOST", "MIXTURE", "PSPIN", "PURPOSE_DATA", "PURPOSE_LABEL",
+           "PURPOSE_NOISE"]
+
+# codes, in the order of meanfield.model.pieces.DATA_KINDS
+HOST, MIXTURE, PSPIN = range(3)
+
+#: purpose tags of meanfield's draws: inputs, labels (or label noise), SGD noise
+PURPOSE_DATA, PURPOSE_LABEL, PURPOSE_NOISE = 0, 1, 2
+
+
+@numba.njit(**JIT)
+def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
+    """Draw sample ``sample`` of chunk ``counter`` into ``x`` (length ``k``); return ``y``.
+
+    Parameters
+    ----------
+    code : int
+        :data:`MIXTURE` or :data:`PSPIN`.
+    k0, k1 : uint64
+        The replica's key.
+    counter : int
+        The chunk index.
+    sample : int
+        Index of the sample within the chunk.
+    x : float64 array of shape ``(k,)``
+        Filled with the input.
+    class_scales : array of shape ``(2, k)``
+        Mixture: per-coordinate scales for ``y = +1`` (row 0) and ``y = -1`` (row 1).
+    tensor : array of shape ``(d, d * d)``
+        p-spin: the coupling tensor ``T_p,qr``.
+    pairs : float64 array of shape ``(d * d,)``
+        Scratch for the products ``x_q x_r``.
+    """
+    k = x.shape[0]
+    fill_normals(x, k0, k1, counter, PURPOSE_DATA, sample * k)
+    if code == MIXTURE:
+        row = 0 if uniform_at(k0, k1, counter, PURPOSE_LABEL, sample) < 0.5 else 1
+        for j in range(k):
+            x[j] = x[j] * class_scales[row, j]
+        return 1.0 if row == 0 else -1.0
+    # PSPIN: uniform on the sphere of radius sqrt(d), target (1/d) sum T_pqr x_p x_q x_r
+    total = 0.0
+    for j in range(k):
+        total += x[j] * x[j]
+    norm = math.sqrt(total)
+    root = math.sqrt(k)
+    for j in range(k):
+        x[j] = root * x[j] / norm
+    for q in range(k):
+        for r in range(k):
+            pairs[q * k + r] = x[q] * x[r]
+    y = 0.0
+    for p in range(k):
+        contracted = 0.0
+        for m in range(k * k):
+            contracted += tensor[p, m] * pairs[m]
+        y += contracted * x[p]
+    return y / k
+
+
+@numba.njit(**JIT)
+def label_noise(k0, k1, counter, sample):
+    """The standard normal of purpose 1 for sample ``sample`` (a linear unit's label noise)."""
+    return normal_at(k0, k1, counter, PURPOSE_LABEL, sample)
