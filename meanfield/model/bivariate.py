@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["orthant", "ramp_pair", "pair_moments", "GL_NODES", "GL_WEIGHTS", "NEAR_ONE"]
+__all__ = ["orthant", "ramp_pair", "pair_moments", "shifted", "GL_NODES", "GL_WEIGHTS", "NEAR_ONE"]
 
 _x, _w = np.polynomial.legendre.leggauss(20)
 #: the 20-point Gauss-Legendre rule mapped to [0, 2] (nodes 1 -+ x_i), as Python floats
@@ -128,12 +128,19 @@ def _orthant_near_one(h: Any, k: Any, c: Any, hk: Any, backend: Any) -> Any:
     return xp.clip(xp.where(negative, negative_value, positive), 0.0, 1.0)
 
 
+def shifted(k: Any, h: Any, c: Any, xp: Any) -> Any:
+    """``k - c h`` without cancellation near ``|c| = 1``: ``(k - h) + (1 - c) h`` for ``c >= 0``,
+    ``(k + h) - (1 + c) h`` below (``1 -+ c`` are exact there), so ``(k - c h) / sigma`` keeps
+    its relative accuracy when ``sigma = sqrt(1 - c^2)`` is tiny."""
+    return xp.where(c >= 0, (k - h) + (1.0 - c) * h, (k + h) - (1.0 + c) * h)
+
+
 def ramp_pair(h: Any, k: Any, c: Any, orthant_value: Any, backend: Any) -> Any:
     """``E[(X - h)_+ (Y - k)_+]`` from ``L = orthant(h, k, c)`` (``|c| < 1``)."""
     xp = backend.xp
     sigma = xp.sqrt((1.0 - c) * (1.0 + c))
-    u = (k - c * h) / sigma
-    v = (h - c * k) / sigma
+    u = shifted(k, h, c, xp) / sigma
+    v = shifted(h, k, c, xp) / sigma
     return ((c + h * k) * orthant_value - k * _phi(h, xp) * backend.ndtr(-u)
             - h * _phi(k, xp) * backend.ndtr(-v) + sigma * _phi(h, xp) * _phi(u, xp))
 
@@ -177,7 +184,9 @@ def pair_moments(activation: Any, a: Any, b: Any, c: Any, backend: Any) -> tuple
             orth = orthant(h, k, c, backend)
             slope_pairs = slope_pairs + j_i * j_j * orth
             value = value + j_i * j_j * a * b * ramp_pair(h, k, c, orth, backend)
-            conditional = conditional + j_j * _ramp_mean(b * c * h, b * sigma, t_j, backend)
+            # E(b c h + b sigma Z - t_j)_+ = b sigma (phi(u) - u Phibar(u)), u = (k - c h)/sigma
+            u = shifted(k, h, c, xp) / sigma
+            conditional = conditional + j_j * b * sigma * (_phi(u, xp) - u * backend.ndtr(-u))
         along = along + j_i * _phi(h, xp) * conditional
     d_c = a * b * slope_pairs
     d_a = along + c * b * slope_pairs

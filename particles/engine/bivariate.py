@@ -98,6 +98,14 @@ def _ramp_mean(mu, scale, t):
 
 
 @numba.njit(**JIT)
+def _shifted(k, h, c):
+    """``k - c h`` without cancellation near ``|c| = 1`` (see the array version)."""
+    if c >= 0.0:
+        return (k - h) + (1.0 - c) * h
+    return (k + h) - (1.0 + c) * h
+
+
+@numba.njit(**JIT)
 def pair_moments(a, b, c, knots, jumps, left):
     """``(G, dG/da, dG/dc)`` of ``G = E[s(aX) s(bY)]``, ``a, b > 0``, ``c`` clipped to
     ``[-C_CLIP, C_CLIP]``; ``s = left + sum_i jumps_i (x - knots_i)_+``."""
@@ -116,11 +124,13 @@ def pair_moments(a, b, c, knots, jumps, left):
             k = knots[j] / b
             orth = orthant(h, k, c)
             slope_pairs += jumps[i] * jumps[j] * orth
-            u = (k - c * h) / sigma
-            v = (h - c * k) / sigma
-            ramp = ((c + h * k) * orth - k * _phi(h) * _ndtr(-u) - h * _phi(k) * _ndtr(-v)
-                    + sigma * _phi(h) * _phi(u))
+            u = _shifted(k, h, c) / sigma
+            v = _shifted(h, k, c) / sigma
+            phi_u = _phi(u)
+            tail_u = _ndtr(-u)
+            ramp = ((c + h * k) * orth - k * _phi(h) * tail_u - h * _phi(k) * _ndtr(-v)
+                    + sigma * _phi(h) * phi_u)
             value += jumps[i] * jumps[j] * a * b * ramp
-            conditional += jumps[j] * _ramp_mean(b * c * h, b * sigma, knots[j])
+            conditional += jumps[j] * b * sigma * (phi_u - u * tail_u)
         along += jumps[i] * _phi(h) * conditional
     return value, along + c * b * slope_pairs, a * b * slope_pairs

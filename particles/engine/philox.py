@@ -31,6 +31,10 @@ import math
 import numba
 import numpy as np
 
+from ._cache import refresh_cache
+
+refresh_cache()  # before any kernel of the engine is compiled or loaded from the cache
+
 __all__ = ["philox_block", "uniform_at", "normal_at", "normal_pair", "block_words"]
 
 _M0 = np.uint64(0xD2511F53)
