@@ -187,4 +187,6 @@ def test_particle_selftest_passes() -> None:
 
     lines: list[str] = []
     assert run_selftest(lines.append)
-    assert sum(line.startswith("ok") for line in lines) == len(CASES)
+    # each case against array_api_strict and against the compiled engine
+    assert sum(line.startswith("ok") for line in lines) == 2 * len(CASES)
+    assert sum("compiled engine" in line for line in lines) == len(CASES)
