@@ -102,7 +102,7 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
     rng = CounterRNG.from_seed(seed, replicas, backend.xp, backend.asarray)
     theta0 = law.sample_streams(rng, n)
     if dtype != "float64":
-        theta0 = np.asarray(to_numpy(theta0), dtype=dtype)
+        theta0 = backend.xp.astype(theta0, getattr(backend.xp, dtype))
     eps = float(spec["step"])
     advance_fn = _advance_fn(config, model, rng, backend, eps, engine, dtype)
     times = tuple(float(t) for t in config.dynamics["save_times"])
@@ -113,7 +113,7 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
         frame_of = {k: i for i, k in enumerate(steps)}  # counter: the index of the output time
         risk_fn = lambda theta, step: model.test_risk(rng, frame_of[step], points,  # noqa: E731
                                                       _as_float64(theta, backend), backend.xp)
-    elif engine == "compiled" and supports_pairs(model):  # the compiled exact pair kernel
+    elif engine == "compiled" and backend.name == "numpy" and supports_pairs(model):
         risk_fn = lambda theta, step: {  # noqa: E731
             "risk": pair_population_risk(model, to_numpy(theta).astype(np.float64)),
             "risk_se": np.zeros(int(theta.shape[0]))}
@@ -162,7 +162,7 @@ def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float,
         make_step(method, model, rng, backend, batch=batch, **options)  # checks the method
         if engine == "compiled":
             return make_advance(model, rng, method=method, batch=batch, dtype=np.dtype(dtype),
-                                **options)
+                                backend=backend, **options)
         return _stepping(make_step(method, model, rng, backend, batch=batch, **options))
 
     try:

@@ -54,14 +54,25 @@ def _kind(model: Any, method: str) -> str | None:
 
 
 def unsupported_reason(model: Any, method: str, backend_name: str) -> str | None:
-    """Why the compiled engine cannot run ``method`` on ``model`` here, or None if it can."""
+    """Why the compiled engine cannot run ``method`` on ``model`` here, or None if it can.
+
+    On the NumPy backend: the CPU kernels. On CuPy: the GPU twin of the SGD kernel
+    (:mod:`.cuda`), for the models whose data the kernel draws itself.
+    """
     if not compiled_available():
         return "numba is not installed"
-    if backend_name != "numpy":
-        return (f"the compiled engine runs on the CPU, particles.backend resolves to "
-                f"{backend_name!r}")
-    if _kind(model, method) is None:
+    kind = _kind(model, method)
+    if kind is None:
         return f"no compiled kernel for method {method!r} of {type(model).__name__}"
+    if backend_name == "cupy":
+        from .advance import gpu_supports  # noqa: PLC0415
+
+        if kind == "sgd" and gpu_supports(model):
+            return None
+        return (f"the GPU kernel runs one-pass SGD of models whose data it draws itself "
+                f"(isotropic, anisotropic, p-spin), not {method!r} of {type(model).__name__}")
+    if backend_name != "numpy":
+        return f"no compiled kernels for particles.backend {backend_name!r}"
     return None
 
 
@@ -85,15 +96,20 @@ def resolve_engine(requested: str, model: Any, method: str, backend_name: str) -
 
 def make_advance(model: Any, rng: Any, *, method: str, eps: float, batch: int,
                  time_change: TimeChange, l2: float = 0.0, beta: float = math.inf,
-                 dtype: Any = np.float64) -> Any:
+                 dtype: Any = np.float64, backend: Any = None) -> Any:
     """The compiled ``advance(state, to_step, report=None) -> state`` of ``method``.
 
     Parameters mirror :func:`particles.methods.make_step`; ``dtype`` is the floating type of
-    the parameters (float64, or float32 where a test shows it is accurate enough).
+    the parameters (float64, or float32 where a test shows it is accurate enough). With a
+    CuPy ``backend`` the GPU twin of the SGD kernel runs on the device arrays.
     """
     from . import advance  # noqa: PLC0415
 
     kind = _kind(model, method)
+    if backend is not None and backend.name == "cupy":
+        return advance.make_gpu_sgd_advance(model, rng, backend, eps=eps, batch=batch,
+                                            time_change=time_change, l2=l2, beta=beta,
+                                            dtype=dtype)
     if kind == "sgd":
         return advance.make_sgd_advance(model, rng, eps=eps, batch=batch,
                                         time_change=time_change, l2=l2, beta=beta, dtype=dtype)

@@ -14,10 +14,11 @@ import math
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from .philox import JIT
 
-__all__ = ["apply_activation", "PIECEWISE_LINEAR", "LINEAR", "SIGMOID", "TANH", "ERF",
+__all__ = ["apply_activation", "activation_at", "PIECEWISE_LINEAR", "LINEAR", "SIGMOID", "TANH", "ERF",
            "SOFTPLUS"]
 
 # codes, in the order of meanfield.model.pieces.ACTIVATION_KINDS
@@ -122,3 +123,28 @@ def apply_activation(code, z, h, slope, count, knots, jumps, left, bits):
             v = z[n]
             h[n] = max(v, 0.0) + math.log1p(math.exp(-abs(v)))
             slope[n] = 0.5 + 0.5 * math.tanh(0.5 * v)
+
+
+@register_jitable
+def activation_at(code, z, knots, jumps, left):
+    """``(h(z), h'(z))`` of one pre-activation: the scalar form of :func:`apply_activation`
+    (the GPU kernels' per-thread evaluation; the sigmoid takes ``exp`` of ``-|z|`` only)."""
+    if code == PIECEWISE_LINEAR:
+        value = left
+        slope = 0.0
+        for m in range(knots.shape[0]):
+            value += jumps[m] * max(z - knots[m], 0.0)
+            slope += jumps[m] if z >= knots[m] else 0.0
+        return value, slope
+    if code == LINEAR:
+        return z, 1.0
+    if code == SIGMOID:
+        e = math.exp(-abs(z))
+        s = (1.0 if z >= 0.0 else e) / (1.0 + e)
+        return s, s * (1.0 - s)
+    if code == TANH:
+        t = math.tanh(z)
+        return t, 1.0 - t * t
+    if code == ERF:
+        return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z))), 0.5 + 0.5 * math.tanh(0.5 * z)

@@ -20,7 +20,8 @@ from meanfield.schedules import TimeChange
 from ..state import EnsembleState
 
 __all__ = ["make_sgd_advance", "make_separable_advance", "make_node_advance",
-           "make_pair_gd_advance", "data_chunk_steps", "CALL_STEPS", "Advance"]
+           "make_pair_gd_advance", "make_gpu_sgd_advance", "data_chunk_steps", "CALL_STEPS",
+           "Advance"]
 
 #: steps per kernel call at most: a progress report between calls, and step-size arrays of
 #: bounded length
@@ -116,6 +117,63 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
                              t=step * eps)
 
     return advance
+
+
+def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batch: int,
+                         time_change: TimeChange, l2: float = 0.0, beta: float = math.inf,
+                         dtype: Any = np.float64, threads: int | None = None) -> Advance:
+    """The GPU twin of :func:`make_sgd_advance` (:mod:`.cuda`): the state stays on the device.
+
+    ``backend`` holds the arrays (CuPy on a GPU; NumPy under numba's CUDA simulator).
+    """
+    from . import cuda as gpu  # noqa: PLC0415  (numba.cuda only where it is used)
+
+    xp = backend.xp
+    pieces = model.unit_pieces()
+    unit = _unit_arrays(pieces)
+    act = _activation_arrays(pieces.activation)
+    data = _data_arrays(model.data_pieces(), len(unit[0]))
+    move = backend.asarray
+    unit = (move(unit[0], xp.int64), *unit[1:])
+    act = (act[0], move(act[1]), move(act[2]), act[3])
+    data = (data[0], move(data[1]), move(data[2]))
+    noisy = math.isfinite(beta)
+    kernel_dtype = getattr(xp, np.dtype(dtype).name)
+    threads = gpu.THREADS if threads is None else threads
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        if to_step <= state.step:
+            return state
+        n_replicas, n_units, dim = (int(v) for v in state.theta.shape)
+        theta = xp.empty((n_replicas, dim, n_units), dtype=kernel_dtype)
+        theta[...] = xp.permute_dims(xp.astype(state.theta, kernel_dtype), (0, 2, 1))
+        scratch = xp.zeros((n_replicas, 2, n_units), dtype=xp.float64)
+        grad = xp.zeros((n_replicas, dim, n_units) if batch > 1 else (1, 1, 1),
+                        dtype=xp.float64)
+        per_chunk = data_chunk_steps(n_replicas, batch, int(model.dim))
+        for start, stop in _calls(state.step, to_step):
+            sizes = time_change.step_integrals(eps, stop - start, start=start)
+            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
+            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
+            gpu.launch_sgd(theta, rng.keys, start, move(sizes), move(decay), move(noise), batch,
+                           per_chunk, unit, act, data, scratch, grad, threads)
+            if report is not None:
+                report(stop - start)
+        out = xp.empty((n_replicas, n_units, dim), dtype=kernel_dtype)
+        out[...] = xp.permute_dims(theta, (0, 2, 1))
+        return state.replace(theta=out, step=to_step, t=to_step * eps)
+
+    return advance
+
+
+def gpu_supports(model: Any) -> bool:
+    """Whether the GPU twin runs ``model``'s SGD: data drawn in the kernel, all of ``w``
+    trained."""
+    if not (hasattr(model, "unit_pieces") and hasattr(model, "data_pieces")):
+        return False
+    return (model.data_pieces().kind in ("mixture", "pspin")
+            and all(c >= 0 for c in model.unit_pieces().w_columns))
 
 
 def _calls(step: int, to_step: int, limit: int = CALL_STEPS):

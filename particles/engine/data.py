@@ -13,7 +13,8 @@ import math
 
 import numba
 
-from .philox import JIT, fill_normals, normal_at, uniform_at
+from .activations import FAST
+from .philox import JIT, fill_normals, uniform_at
 
 __all__ = ["draw_sample", "HOST", "MIXTURE", "PSPIN", "PURPOSE_DATA", "PURPOSE_LABEL",
            "PURPOSE_NOISE"]
@@ -25,7 +26,7 @@ HOST, MIXTURE, PSPIN = range(3)
 PURPOSE_DATA, PURPOSE_LABEL, PURPOSE_NOISE = 0, 1, 2
 
 
-@numba.njit(**JIT)
+@numba.njit(fastmath=FAST, **JIT)
 def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
     """Draw sample ``sample`` of chunk ``counter`` into ``x`` (length ``k``); return ``y``.
 
@@ -46,7 +47,7 @@ def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
     tensor : array of shape ``(d, d * d)``
         p-spin: the coupling tensor ``T_p,qr``.
     pairs : float64 array of shape ``(d * d,)``
-        Scratch for the products ``x_q x_r``.
+        Scratch (p-spin: the contractions ``sum_p T_p,qr x_p``).
     """
     k = x.shape[0]
     fill_normals(x, k0, k1, counter, PURPOSE_DATA, sample * k)
@@ -55,7 +56,8 @@ def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
         for j in range(k):
             x[j] = x[j] * class_scales[row, j]
         return 1.0 if row == 0 else -1.0
-    # PSPIN: uniform on the sphere of radius sqrt(d), target (1/d) sum T_pqr x_p x_q x_r
+    # PSPIN: uniform on the sphere of radius sqrt(d), target (1/d) sum T_pqr x_p x_q x_r,
+    # summed as sum_qr (sum_p T_p,qr x_p) x_q x_r: the inner sums are rows added to a vector
     total = 0.0
     for j in range(k):
         total += x[j] * x[j]
@@ -63,19 +65,18 @@ def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
     root = math.sqrt(k)
     for j in range(k):
         x[j] = root * x[j] / norm
-    for q in range(k):
-        for r in range(k):
-            pairs[q * k + r] = x[q] * x[r]
-    y = 0.0
+    for m in range(k * k):
+        pairs[m] = 0.0
     for p in range(k):
-        contracted = 0.0
+        xp = x[p]
         for m in range(k * k):
-            contracted += tensor[p, m] * pairs[m]
-        y += contracted * x[p]
+            pairs[m] += tensor[p, m] * xp
+    y = 0.0
+    for q in range(k):
+        inner = 0.0
+        for r in range(k):
+            inner += pairs[q * k + r] * x[r]
+        y += inner * x[q]
     return y / k
 
 
-@numba.njit(**JIT)
-def label_noise(k0, k1, counter, sample):
-    """The standard normal of purpose 1 for sample ``sample`` (a linear unit's label noise)."""
-    return normal_at(k0, k1, counter, PURPOSE_LABEL, sample)

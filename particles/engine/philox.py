@@ -12,7 +12,9 @@ element ``e`` of a draw uses block ``e // 2``: a uniform takes words ``(x0, x1)`
 ``e`` and ``(x2, x3)`` for odd ``e``; a normal takes both halves of its block through
 Box-Muller, the cosine for even ``e`` and the sine for odd ``e``.
 
-Integer outputs and uniforms are bit-identical to the array version. Normals call ``log``,
+The scalar functions are ``register_jitable``: the same source is compiled into the CPU
+kernels (numba) and the GPU kernels (numba-cuda, :mod:`.cuda`). Integer outputs and uniforms
+are bit-identical to the array version. Normals call ``log``,
 ``sqrt``, ``cos`` and ``sin`` of the C library, where NumPy may use its own SIMD kernels:
 they can differ in the last unit of precision (tested, see ``tests/particles/test_engine.py``).
 
@@ -30,12 +32,14 @@ import math
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from ._cache import refresh_cache
 
 refresh_cache()  # before any kernel of the engine is compiled or loaded from the cache
 
-__all__ = ["philox_block", "uniform_at", "normal_at", "normal_pair", "block_words"]
+__all__ = ["philox_block", "uniform_at", "normal_at", "normal_pair", "block_words",
+           "uniform_element", "fill_normals"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -56,7 +60,7 @@ _TWO_PI = 2.0 * math.pi
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@numba.njit(**JIT)
+@register_jitable
 def philox_block(k0, k1, block, counter, purpose):
     """Philox4x32-10 of counter ``(block, counter, purpose)`` under key ``(k0, k1)``.
 
@@ -100,18 +104,24 @@ def philox_block(k0, k1, block, counter, purpose):
 
 @numba.njit(**JIT)
 def block_words(k0, k1, block, counter, purpose):
-    """Alias of :func:`philox_block` returned as a tuple (for tests against ``raw``)."""
+    """:func:`philox_block` compiled for the CPU (for tests against ``CounterRNG.raw``)."""
     return philox_block(k0, k1, block, counter, purpose)
 
 
 @numba.njit(**JIT)
+def uniform_element(k0, k1, counter, purpose, element):
+    """:func:`uniform_at` compiled for the CPU (for tests)."""
+    return uniform_at(k0, k1, counter, purpose, element)
+
+
+@register_jitable
 def _unit(hi, lo):
     """``((hi >> 5) * 2**26 + (lo >> 6)) * 2**-53``: a uniform in ``[0, 1)``."""
     mantissa = ((hi >> _S5) << _S26) | (lo >> _S6)
     return float(mantissa) * _TWO_M53
 
 
-@numba.njit(**JIT)
+@register_jitable
 def uniform_at(k0, k1, counter, purpose, element):
     """Element ``element`` of ``CounterRNG.uniform(counter, ..., purpose)`` of one stream."""
     x0, x1, x2, x3 = philox_block(k0, k1, element >> 1, counter, purpose)
@@ -120,7 +130,7 @@ def uniform_at(k0, k1, counter, purpose, element):
     return _unit(x0, x1)
 
 
-@numba.njit(**JIT)
+@register_jitable
 def normal_pair(k0, k1, counter, purpose, block):
     """Elements ``2 block`` and ``2 block + 1`` of ``CounterRNG.normal`` (Box-Muller)."""
     x0, x1, x2, x3 = philox_block(k0, k1, block, counter, purpose)
@@ -131,7 +141,7 @@ def normal_pair(k0, k1, counter, purpose, block):
     return radius * math.cos(angle), radius * math.sin(angle)
 
 
-@numba.njit(**JIT)
+@register_jitable
 def normal_at(k0, k1, counter, purpose, element):
     """Element ``element`` of ``CounterRNG.normal(counter, ..., purpose)`` of one stream."""
     first, second = normal_pair(k0, k1, counter, purpose, element >> 1)

@@ -210,8 +210,9 @@ def test_engine_selection() -> None:
     assert resolve_engine("auto", iso, "online_sgd", "numpy") == "compiled"
     assert resolve_engine("numpy", iso, "online_sgd", "numpy") == "numpy"
     assert resolve_engine("auto", iso, "online_sgd", "array_api_strict") == "numpy"
-    with pytest.raises(ValueError, match="runs on the CPU"):
-        resolve_engine("compiled", iso, "online_sgd", "cupy")
+    assert resolve_engine("compiled", iso, "online_sgd", "cupy") == "compiled"  # the GPU twin
+    with pytest.raises(ValueError, match="GPU kernel runs one-pass SGD"):
+        resolve_engine("compiled", iso, "gd", "cupy")
     assert "no compiled kernel" in unsupported_reason(object(), "gd", "numpy")
     with pytest.raises(ValueError, match="unknown engine"):
         resolve_engine("fast", iso, "gd", "numpy")

@@ -18,7 +18,7 @@ from meanfield.model.bivariate import orthant, pair_moments
 from meanfield.rng import CounterRNG
 from particles.engine import bivariate as compiled_bivariate
 from particles.engine.activations import exp_rows
-from particles.engine.philox import block_words, fill_normals, uniform_at
+from particles.engine.philox import block_words, fill_normals, uniform_element
 from particles.engine.population import pair_population_gradient, pair_population_risk
 
 NUMPY = get_backend("numpy")
@@ -34,7 +34,7 @@ def test_philox_blocks_and_uniforms_are_bit_identical() -> None:
             words = block_words(keys[s, 0], keys[s, 1], j, counter, 2)
             assert tuple(int(w) for w in words) == tuple(int(w) for w in raw[s, j])
     uniforms = rng.uniform(99, (37,), purpose=1)
-    compiled = [[uniform_at(keys[s, 0], keys[s, 1], 99, 1, e) for e in range(37)]
+    compiled = [[uniform_element(keys[s, 0], keys[s, 1], 99, 1, e) for e in range(37)]
                 for s in range(3)]
     np.testing.assert_array_equal(np.array(compiled), uniforms)
 
