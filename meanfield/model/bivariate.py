@@ -107,7 +107,7 @@ def _orthant_near_one(h: Any, k: Any, c: Any, hk: Any, backend: Any) -> Any:
     total = xp.where(exponent > _EXP_CUT, a * xp.exp(xp.maximum(exponent, _EXP_CUT)) * (
         1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0 + cc * dd * one_minus ** 2), 0.0)
     b = xp.sqrt(bs)
-    tail = (xp.exp(-0.5 * hk) * _SQRT_TWO_PI * backend.ndtr(-b / a) * b
+    tail = (xp.exp(-0.5 * xp.maximum(hk, _EXP_CUT)) * _SQRT_TWO_PI * backend.ndtr(-b / a) * b
             * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0))
     total = total - xp.where(hk > _EXP_CUT, tail, 0.0)
     half_a = 0.5 * a
@@ -117,8 +117,11 @@ def _orthant_near_one(h: Any, k: Any, c: Any, hk: Any, backend: Any) -> Any:
         exponent = -0.5 * (bs / xs + hk)
         sp = 1.0 + cc * xs * (1.0 + 5.0 * dd * xs)
         rs = xp.sqrt(1.0 - xs)
-        ep = xp.exp(-0.5 * hk * xs / (1.0 + rs) ** 2) / rs
-        term = xp.exp(xp.maximum(exponent, _EXP_CUT)) * (sp - ep)
+        # exp(exponent) (sp - exp(-hk xs / (2 (1 + rs)^2)) / rs), the two exponents added
+        # (their sum is <= 0 for every h, k, while the second alone overflows for hk << 0)
+        kept = xp.maximum(exponent, _EXP_CUT)
+        joint = xp.minimum(kept - 0.5 * hk * xs / (1.0 + rs) ** 2, 0.0)
+        term = xp.exp(kept) * sp - xp.exp(joint) / rs
         summed = summed + weight * xp.where(exponent > _EXP_CUT, term, 0.0)
     value = (half_a * summed - total) / _TWO_PI
     positive = value + backend.ndtr(-xp.maximum(h, k))

@@ -16,9 +16,10 @@ import numpy as np
 
 from meanfield.model.bivariate import C_CLIP, GL_NODES, GL_WEIGHTS, NEAR_ONE
 
+from .activations import exp_rows
 from .philox import JIT
 
-__all__ = ["orthant", "pair_moments"]
+__all__ = ["orthant", "pair_moments", "pair_scratch", "MAX_KNOTS"]
 
 _NODES = np.array(GL_NODES)
 _WEIGHTS = np.array(GL_WEIGHTS)
@@ -76,8 +77,8 @@ def orthant(h, k, c):
         if exponent > _EXP_CUT:
             sp = 1.0 + cc * xs * (1.0 + 5.0 * dd * xs)
             rs = math.sqrt(1.0 - xs)
-            ep = math.exp(-0.5 * hk * xs / (1.0 + rs) ** 2) / rs
-            summed += _WEIGHTS[m] * math.exp(exponent) * (sp - ep)
+            joint = min(exponent - 0.5 * hk * xs / (1.0 + rs) ** 2, 0.0)  # see the array form
+            summed += _WEIGHTS[m] * (math.exp(exponent) * sp - math.exp(joint) / rs)
     value = (half_a * summed - total) / _TWO_PI
     if not negative:
         value += _ndtr(-max(h, k))
@@ -90,11 +91,48 @@ def orthant(h, k, c):
     return min(max(value, 0.0), 1.0)
 
 
-@numba.njit(**JIT)
-def _ramp_mean(mu, scale, t):
-    """``E (mu + scale Z - t)_+``, ``scale > 0``."""
-    m = (mu - t) / scale
-    return (mu - t) * _ndtr(m) + scale * _phi(m)
+@numba.njit(fastmath={"contract"}, **JIT)
+def _near_one(h, k, c, one_minus, xs, inv_rs, shift, arg, ex, bits):
+    """:func:`orthant` for ``|c| >= NEAR_ONE`` with the nodes' ``xs``, ``1/rs`` and
+    ``xs / (1 + rs)^2`` precomputed and the 40 exponentials in one vector pass."""
+    negative = c < 0.0
+    if negative:
+        k = -k
+    hk = h * k
+    a = math.sqrt(one_minus)
+    bs = (h - k) ** 2
+    cc = (4.0 - hk) / 8.0
+    dd = (12.0 - hk) / 80.0
+    exponent = -0.5 * (bs / one_minus + hk)
+    total = 0.0
+    if exponent > _EXP_CUT:
+        total = a * math.exp(exponent) * (1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0
+                                          + cc * dd * one_minus ** 2)
+    if hk > _EXP_CUT:
+        b = math.sqrt(bs)
+        total -= (math.exp(-0.5 * hk) * _SQRT_TWO_PI * _ndtr(-b / a) * b
+                  * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0))
+    n_nodes = xs.shape[0]
+    for m in range(n_nodes):
+        e = max(-0.5 * (bs / xs[m] + hk), _EXP_CUT - 1.0)
+        arg[m] = e
+        arg[n_nodes + m] = min(e - 0.5 * hk * shift[m], 0.0)
+    exp_rows(arg, ex, bits, 2 * n_nodes)
+    summed = 0.0
+    for m in range(n_nodes):
+        if arg[m] > _EXP_CUT:
+            sp = 1.0 + cc * xs[m] * (1.0 + 5.0 * dd * xs[m])
+            summed += _WEIGHTS[m] * (ex[m] * sp - ex[n_nodes + m] * inv_rs[m])
+    value = (0.5 * a * summed - total) / _TWO_PI
+    if not negative:
+        value += _ndtr(-max(h, k))
+    elif h >= k:
+        value = -value
+    elif h < 0.0:
+        value = _ndtr(k) - _ndtr(h) - value
+    else:
+        value = _ndtr(-h) - _ndtr(-k) - value
+    return min(max(value, 0.0), 1.0)
 
 
 @numba.njit(**JIT)
@@ -105,32 +143,82 @@ def _shifted(k, h, c):
     return (k + h) - (1.0 + c) * h
 
 
+#: knots of a piecewise-linear activation the scratch of :func:`pair_scratch` holds
+MAX_KNOTS = 64
+
+
 @numba.njit(**JIT)
-def pair_moments(a, b, c, knots, jumps, left):
+def pair_scratch():
+    """Scratch arrays for :func:`pair_moments` (one set per thread)."""
+    n = _NODES.shape[0]
+    return (np.empty(n), np.empty(n), np.empty(2 * n), np.empty(2 * n),
+            np.empty(2 * n, dtype=np.int64), np.empty(MAX_KNOTS), np.empty(MAX_KNOTS),
+            np.empty(MAX_KNOTS), np.empty(MAX_KNOTS), np.empty(n))
+
+
+@numba.njit(fastmath={"contract"}, **JIT)
+def pair_moments(a, b, c, knots, jumps, left, scratch):
     """``(G, dG/da, dG/dc)`` of ``G = E[s(aX) s(bY)]``, ``a, b > 0``, ``c`` clipped to
-    ``[-C_CLIP, C_CLIP]``; ``s = left + sum_i jumps_i (x - knots_i)_+``."""
+    ``[-C_CLIP, C_CLIP]``; ``s = left + sum_i jumps_i (x - knots_i)_+``.
+
+    The ``n_knots^2`` orthants of a pair share their correlation: below ``NEAR_ONE`` the
+    sines of the quadrature nodes are computed once and the exponentials of the 20 nodes in
+    one vector pass (:func:`.activations.exp_rows`); ``phi`` and ``Phi`` of ``t_i / a`` and
+    ``t_j / b`` once per knot.
+    """
+    sn, inv, arg, ex, bits, h_all, k_all, phi_h, phi_k, shift = scratch
     c = min(max(c, -C_CLIP), C_CLIP)
     sigma = math.sqrt((1.0 - c) * (1.0 + c))
     n_knots = knots.shape[0]
+    n_nodes = _NODES.shape[0]
+    far = abs(c) < NEAR_ONE
+    half_angle = 0.5 * math.asin(c) if far else 0.0
+    one_minus = max((1.0 - abs(c)) * (1.0 + abs(c)), 1e-300)
+    for m in range(n_nodes):
+        if far:  # sin of the nodes, and 1 / cos^2
+            sn[m] = math.sin(half_angle * _NODES[m])
+            inv[m] = 1.0 / (1.0 - sn[m] * sn[m])
+        else:  # xs, 1 / sqrt(1 - xs) and xs / (1 + sqrt(1 - xs))^2 of the expansion
+            xs = (0.5 * math.sqrt(one_minus) * _NODES[m]) ** 2
+            rs = math.sqrt(1.0 - xs)
+            sn[m] = xs
+            inv[m] = 1.0 / rs
+            shift[m] = xs / (1.0 + rs) ** 2
     value = left * left
     for i in range(n_knots):
-        value += left * jumps[i] * (_ramp_mean(0.0, a, knots[i]) + _ramp_mean(0.0, b, knots[i]))
+        h_all[i] = knots[i] / a
+        k_all[i] = knots[i] / b
+        phi_h[i] = _phi(h_all[i])
+        phi_k[i] = _phi(k_all[i])
+        value += left * jumps[i] * (a * phi_h[i] - knots[i] * _ndtr(-h_all[i])
+                                    + b * phi_k[i] - knots[i] * _ndtr(-k_all[i]))
     slope_pairs = 0.0
     along = 0.0
     for i in range(n_knots):
-        h = knots[i] / a
+        h = h_all[i]
         conditional = left
         for j in range(n_knots):
-            k = knots[j] / b
-            orth = orthant(h, k, c)
+            k = k_all[j]
+            if far:
+                hk = h * k
+                half_sum = 0.5 * (h * h + k * k)
+                for m in range(n_nodes):
+                    arg[m] = (sn[m] * hk - half_sum) * inv[m]
+                exp_rows(arg, ex, bits, n_nodes)
+                total = 0.0
+                for m in range(n_nodes):
+                    total += _WEIGHTS[m] * ex[m]
+                orth = total * half_angle / _TWO_PI + _ndtr(-h) * _ndtr(-k)
+            else:
+                orth = _near_one(h, k, c, one_minus, sn, inv, shift, arg, ex, bits)
             slope_pairs += jumps[i] * jumps[j] * orth
             u = _shifted(k, h, c) / sigma
             v = _shifted(h, k, c) / sigma
             phi_u = _phi(u)
             tail_u = _ndtr(-u)
-            ramp = ((c + h * k) * orth - k * _phi(h) * tail_u - h * _phi(k) * _ndtr(-v)
-                    + sigma * _phi(h) * phi_u)
+            ramp = ((c + h * k) * orth - k * phi_h[i] * tail_u - h * phi_k[j] * _ndtr(-v)
+                    + sigma * phi_h[i] * phi_u)
             value += jumps[i] * jumps[j] * a * b * ramp
             conditional += jumps[j] * b * sigma * (phi_u - u * tail_u)
-        along += jumps[i] * _phi(h) * conditional
+        along += jumps[i] * phi_h[i] * conditional
     return value, along + c * b * slope_pairs, a * b * slope_pairs

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .activations import FAST
-from .bivariate import pair_moments
+from .bivariate import pair_moments, pair_scratch
 from .philox import JIT
 
 __all__ = ["pair_sums"]
@@ -74,6 +74,7 @@ def pair_sums(directions, coeffs, slopes, a, taus, weight, knots, jumps, left, s
         row_value = np.empty(n_units)
         row_radial = np.empty(n_units)
         row_dc = np.empty(n_units)
+        scratch = pair_scratch()
         total = 0.0
         for i in range(n_units):
             for j in range(n_units):
@@ -101,7 +102,7 @@ def pair_sums(directions, coeffs, slopes, a, taus, weight, knots, jumps, left, s
                 for j in range(n_units):
                     if j != i and abs(cos[j]) > split:
                         g, g_a, g_c = pair_moments(a[rep, t, i], a[rep, t, j], cos[j], knots,
-                                                   jumps, left)
+                                                   jumps, left, scratch)
                         row_value[j] += g
                         row_radial[j] += taus[t] * g_a
                         row_dc[j] += g_c

@@ -43,8 +43,11 @@ def _view_arrays(view: Any, z: np.ndarray, order: int, gradient: bool) -> dict[s
 
 
 def _sums(view: Any, parts: dict[str, Any], gradient: bool) -> tuple:
-    from .pairs import pair_sums  # noqa: PLC0415  (compiles on first use)
+    from .bivariate import MAX_KNOTS  # noqa: PLC0415  (compiles on first use)
+    from .pairs import pair_sums  # noqa: PLC0415
 
+    if len(view.activation.t) > MAX_KNOTS:
+        raise ValueError(f"the compiled pair kernel takes at most {MAX_KNOTS} knots")
     n_replicas, dim, n_units = parts["directions"].shape
     value = np.zeros(n_replicas)
     radial = np.zeros((n_replicas, n_units) if gradient else (1, 1))

@@ -193,3 +193,14 @@ def test_parallel_units_have_a_finite_exact_risk() -> None:
     twice = np.concatenate([w, w], axis=1)
     np.testing.assert_allclose(model.population_risk(twice, None, NUMPY),
                                model.population_risk(w, None, NUMPY), rtol=1e-12)
+
+
+@pytest.mark.parametrize("c", [-0.99999, -0.95, 0.5, 0.95, 0.99999])
+def test_orthant_at_extreme_arguments(c: float) -> None:
+    """Units near the origin give ``t / a`` of 40 and more: no overflow (the test run turns
+    RuntimeWarnings of meanfield into errors), and the tails are right to 1e-15."""
+    hk = np.array([[38.0, -40.0], [-40.0, 38.0], [-45.0, -44.0], [40.0, 41.0], [6.0, -7.5],
+                   [-6.0, 7.5], [0.3, -40.0]])
+    ours = to_numpy(orthant(hk[:, 0], hk[:, 1], np.full(len(hk), c), NUMPY))
+    reference = [_orthant_by_quadrature(h, k, c) for h, k in hk]
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-15)

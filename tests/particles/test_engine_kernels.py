@@ -67,14 +67,27 @@ def test_compiled_closed_form_matches_the_array_version(rng: np.random.Generator
                              np.tanh(rng.uniform(-4.0, 4.0, 200))])
     cases[:5, 2] = [0.99999, -0.99999, 0.0, 1.0, -1.0]
     reference = np.array(pair_moments(act, cases[:, 0], cases[:, 1], cases[:, 2], NUMPY))
-    ours = np.array([compiled_bivariate.pair_moments(a, b, c, act.t, act.jumps,
-                                                     act.left_value) for a, b, c in cases]).T
+    scratch = compiled_bivariate.pair_scratch()
+    ours = np.array([compiled_bivariate.pair_moments(a, b, c, act.t, act.jumps, act.left_value,
+                                                     scratch) for a, b, c in cases]).T
     # the C library's erfc against SciPy's ndtr: a few ulp of terms of size up to ~100
     np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
     h, k = rng.uniform(-3, 3, 200), rng.uniform(-3, 3, 200)
     np.testing.assert_allclose([compiled_bivariate.orthant(*v) for v in zip(h, k, cases[:, 2],
                                                                              strict=True)],
                                orthant(h, k, cases[:, 2], NUMPY), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("c", [-0.99999, -0.95, 0.5, 0.95, 0.99999])
+def test_compiled_closed_form_at_extreme_arguments(c: float) -> None:
+    """Units near the origin (``a = tau r`` of 0.01: ``t / a`` of 50 and more)."""
+    act = ACTIVATIONS["mmn_nonmonotone"]
+    scratch = compiled_bivariate.pair_scratch()
+    for a, b in ((0.012, 0.013), (0.012, 3.0), (5.0, 0.011)):
+        expected = pair_moments(act, np.array(a), np.array(b), np.array(c), NUMPY)
+        got = compiled_bivariate.pair_moments(a, b, c, act.t, act.jumps, act.left_value,
+                                              scratch)
+        np.testing.assert_allclose(got, [float(v) for v in expected], rtol=1e-12, atol=1e-12)
 
 
 def _units(rng: np.random.Generator, d: int, n: int) -> np.ndarray:
