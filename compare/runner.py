@@ -142,6 +142,12 @@ def _check_same_run(f: Any, output: Path, config: Any, setup: Any, ensemble: Any
             raise ResumeError(f"{output} was computed on backend {attrs['backend']!r}, this "
                               f"run would use {name!r}; name the backend in the config, or "
                               "--force to start over")
+    if ensemble is not None and "particles" in f:
+        engine = str(f["particles"].attrs.get("engine", "numpy"))
+        if engine != ensemble.engine:
+            raise ResumeError(f"{output} was computed with the {engine} particle engine, this "
+                              f"run would use the {ensemble.engine} one; set particles.engine "
+                              f"= {engine!r}, or --force to start over")
 
 
 def _unfinished(f: Any, output: Path, setup: Any, ensemble: Any) -> dict[str, str]:

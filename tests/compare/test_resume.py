@@ -1,5 +1,6 @@
 """Crash safety and ``meanfield run --resume``: a killed run leaves a readable file, and resuming
-it ends with the datasets of an uninterrupted run, bit for bit (NumPy backend).
+it ends with the datasets of an uninterrupted run, bit for bit (NumPy backend; the particles
+of the isotropic config on the compiled engine, those of the quadratic one on the NumPy steps).
 
 Excluded from the comparison, and only these: the wall-clock attributes ``created_utc`` and
 ``resumed_utc`` (root) and ``wall_time_s`` (``/pde``). Every dataset of every group, the
@@ -29,8 +30,9 @@ from meanfield.io import FrameStore, create_file, last_checkpoint, truncate_fram
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: PDE with xi(t) = t^-1/4, then online SGD whose batch switches from 1 to 4 at t = 1: about
-#: 1 s of PDE and 2 s of particles, 41 frames each (a kill lands mid-run)
+#: PDE with xi(t) = t^-1/4, then online SGD on the compiled engine whose batch switches from 1
+#: to 4 at t = 1 (1e5 steps): about 1 s of PDE and 1 s of particles, 41 frames each (a kill
+#: lands mid-run)
 ISOTROPIC = """\
 [model]
 name = "isotropic_gaussians"
@@ -49,11 +51,12 @@ backend = "numpy"
 [particles]
 n = 40
 replicas = 2
-step = 1e-3
+step = 2e-5
 quench_batch = 4
 quench_time = 1.0
 seed = 3
 backend = "numpy"
+engine = "compiled"
 """
 
 #: noisy: the PDE's Scharfetter-Gummel flux and the particles' Gaussian noise (noisy_sgd)
@@ -79,6 +82,7 @@ method = "noisy_sgd"
 step = 5e-3
 seed = 1
 backend = "numpy"
+engine = "numpy"
 keep_theta = true
 """
 
@@ -395,3 +399,20 @@ def test_checkpoint_slots_name_the_last_committed_frame(tmp_path):
         point = last_checkpoint(group)
         assert point.index == 4
         np.testing.assert_array_equal(point.state["s"], [9, 9, 9])
+
+
+def test_resume_refuses_another_particle_engine(configs, references, tmp_path, monkeypatch):
+    """``engine = "auto"`` resolves per machine (numba missing: the NumPy steps); the two
+    engines agree to round-off, not bit for bit, so a resume must stay on its engine."""
+    import particles.run
+
+    out = tmp_path / "auto.h5"
+    text = configs["isotropic"].read_text().replace('engine = "compiled"', 'engine = "auto"')
+    config_path = tmp_path / "auto.toml"
+    config_path.write_text(text)
+    run_config(load_config(config_path), out, progress=False)
+    with h5py.File(out, "r+") as f:
+        truncate_frames(f["particles"], 3)
+    monkeypatch.setattr(particles.run, "resolve_engine", lambda *args: "numpy")
+    with pytest.raises(ResumeError, match="compiled particle engine"):
+        run_config(load_config(config_path), out, resume=True, progress=False)
