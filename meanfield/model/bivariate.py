@@ -46,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["orthant", "ramp_pair", "pair_moments", "shifted", "GL_NODES", "GL_WEIGHTS", "NEAR_ONE"]
+__all__ = ["orthant", "ramp_pair", "pair_moments", "shifted", "smooth_pair_moments", "GL_NODES",
+           "GL_WEIGHTS", "NEAR_ONE"]
 
 _x, _w = np.polynomial.legendre.leggauss(20)
 #: the 20-point Gauss-Legendre rule mapped to [0, 2] (nodes 1 -+ x_i), as Python floats
@@ -194,3 +195,59 @@ def pair_moments(activation: Any, a: Any, b: Any, c: Any, backend: Any) -> tuple
     d_c = a * b * slope_pairs
     d_a = along + c * b * slope_pairs
     return value, d_a, d_c
+
+
+def smooth_pair_moments(fn: Any, slope_fn: Any, a: Any, b: Any, c: Any, n_nodes: int,
+                        backend: Any) -> tuple[Any, Any, Any]:
+    """``G = E[s(aX) s(bY)]``, ``dG/da`` and ``dG/dc`` of a smooth activation by Gauss-Hermite.
+
+    Conditioning on ``X``, ``Y = c X + sigma Z`` with ``Z`` independent of ``X``:
+
+    .. math::
+
+        G = \\sum_{i,j} w_i w_j\\, s(a x_i)\\, s(b (c x_i + \\sigma x_j)),
+
+    with the ``n_nodes``-point rule ``(x_i, w_i)`` of the standard normal; ``dG/dc = ab
+    E[s'(aX) s'(bY)]`` (Price) and ``dG/da = E[X s'(aX) s(bY)]`` by the same rule. The
+    integrand is as smooth at ``|c| = 1`` as anywhere (``sigma -> 0`` only narrows the inner
+    rule's argument), so the cost, ``n_nodes^2`` evaluations per pair, does not depend on
+    ``c``. The accuracy is that of Gauss-Hermite for ``x -> s(a x) s(b c x)``: these are
+    analytic in a strip of half-width about ``delta / max(a, b)`` (``delta = pi/2`` for tanh's
+    poles, ``pi`` for softplus's; erf is entire but grows like ``exp(a^2 y^2)`` off the real
+    axis), so the rule converges fast for units of scale up to about 1 and slowly for steep
+    ones. Measured against adaptive quadrature and erf's closed form
+    ``(2/pi) asin(2abc / sqrt((1 + 2a^2)(1 + 2b^2)))`` (``tests/meanfield/test_pair_kernel.py``):
+    with 64 nodes, below 1e-12 at every ``c`` up to ``|c| = 0.9999`` for ``a, b <= 1``
+    (softplus, erf) and ``a, b <= 0.7`` (tanh; at scale 1 tanh needs 128 nodes for 1e-13); at
+    ``a = 2, b = 1.5``, 3e-5 (tanh), 5e-12 (softplus), 3e-6 (erf) with 64 nodes, and 1e-6,
+    1e-14, 2e-8 with 96. No model of the project pairs a smooth activation with
+    the exact kernel yet (the teacher-student model integrates over its inputs by quadrature);
+    this is the form such a model would use, with the node count chosen for its scales.
+
+    Parameters
+    ----------
+    fn, slope_fn : callables ``(z, xp) -> s(z)``, ``s'(z)`` (array-API, elementwise)
+    a, b, c : arrays that broadcast together
+    n_nodes : int
+    backend : meanfield.backend.Backend
+    """
+    xp = backend.xp
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
+    weights = weights / math.sqrt(2.0 * math.pi)
+    c = xp.clip(c, -1.0, 1.0)
+    sigma = xp.sqrt((1.0 - c) * (1.0 + c))
+    value = 0.0 * (a + b + c)
+    d_a = 0.0 * value
+    slopes = 0.0 * value
+    for x_i, w_i in zip(nodes.tolist(), weights.tolist(), strict=True):
+        outer, outer_slope = fn(a * x_i, xp), slope_fn(a * x_i, xp)
+        inner = 0.0 * value
+        inner_slope = 0.0 * value
+        for z_j, w_j in zip(nodes.tolist(), weights.tolist(), strict=True):
+            arg = b * (c * x_i + sigma * z_j)
+            inner = inner + w_j * fn(arg, xp)
+            inner_slope = inner_slope + w_j * slope_fn(arg, xp)
+        value = value + w_i * outer * inner
+        d_a = d_a + w_i * x_i * outer_slope * inner
+        slopes = slopes + w_i * outer_slope * inner_slope
+    return value, d_a, a * b * slopes

@@ -204,3 +204,50 @@ def test_orthant_at_extreme_arguments(c: float) -> None:
     ours = to_numpy(orthant(hk[:, 0], hk[:, 1], np.full(len(hk), c), NUMPY))
     reference = [_orthant_by_quadrature(h, k, c) for h, k in hk]
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("c", [-0.999, 0.3, 0.9999])
+def test_smooth_pair_moments_match_erf_closed_form(c: float) -> None:
+    """``E[erf(aX) erf(bY)] = (2/pi) asin(2abc / sqrt((1 + 2a^2)(1 + 2b^2)))`` (Williams)."""
+    from meanfield.model.bivariate import smooth_pair_moments
+    from meanfield.model.smooth import SMOOTH_ACTIVATIONS
+
+    act = SMOOTH_ACTIVATIONS["erf"]
+    for a, b in ((0.5, 1.0), (1.0, 0.7), (1.0, 1.0)):
+        exact = 2 / math.pi * math.asin(2 * a * b * c / math.sqrt((1 + 2 * a * a)
+                                                                  * (1 + 2 * b * b)))
+        value, d_a, d_c = (float(v) for v in smooth_pair_moments(
+            act.fn, act.derivative_fn, np.array(a), np.array(b), np.array(c), 64, NUMPY))
+        assert value == pytest.approx(exact, abs=1e-12)
+        h = 1e-5  # the derivatives of the closed form by central differences (1e-9)
+        exact_a = (2 / math.pi * math.asin(2 * (a + h) * b * c / math.sqrt(
+            (1 + 2 * (a + h) ** 2) * (1 + 2 * b * b))) - 2 / math.pi * math.asin(
+            2 * (a - h) * b * c / math.sqrt((1 + 2 * (a - h) ** 2) * (1 + 2 * b * b)))) / (2 * h)
+        assert d_a == pytest.approx(exact_a, abs=1e-8)
+        scale = 2 * a * b / math.sqrt((1 + 2 * a * a) * (1 + 2 * b * b))
+        assert d_c == pytest.approx(2 / math.pi * scale / math.sqrt(1 - (scale * c) ** 2),
+                                    rel=1e-9)
+
+
+@pytest.mark.parametrize(("name", "scale", "n_nodes"), [("tanh", 0.7, 64), ("tanh", 1.0, 128),
+                                                      ("softplus", 1.0, 64)])
+def test_smooth_pair_moments_match_quadrature(name: str, scale: float, n_nodes: int) -> None:
+    """The node counts that reach 1e-12 at every correlation for units up to ``scale``
+    (tanh's poles at +-i pi/2 make it the slowest of the three)."""
+    from meanfield.model.bivariate import smooth_pair_moments
+    from meanfield.model.smooth import SMOOTH_ACTIVATIONS
+
+    act = SMOOTH_ACTIVATIONS[name]
+    for a, b, c in ((0.5 * scale, scale, 0.3), (scale, scale, 0.9999),
+                    (scale, 0.8 * scale, -0.99)):
+        sigma = math.sqrt((1 - c) * (1 + c))
+
+        def integrand(z: float, x: float, a=a, b=b, c=c, sigma=sigma) -> float:
+            return (math.exp(-0.5 * (x * x + z * z)) / (2 * math.pi)
+                    * float(act(np.array(a * x))) * float(act(np.array(b * (c * x + sigma * z)))))
+
+        reference = integrate.dblquad(integrand, -12, 12, -12, 12, epsabs=1e-14,
+                                      epsrel=1e-13)[0]
+        value = float(smooth_pair_moments(act.fn, act.derivative_fn, np.array(a), np.array(b),
+                                          np.array(c), n_nodes, NUMPY)[0])
+        assert value == pytest.approx(reference, abs=1e-12)
