@@ -81,6 +81,6 @@ def _particle_cost(config: Any, frames: int, *, n: int | None = None,
     if spec.get("keep_theta"):
         output += frames * size * BYTES
     return (f"particles: {spec['replicas']} replicas x {spec['n']:,} units x {dim} parameters, "
-            f"{steps:,} steps of {spec['method']}, memory ~"
+            f"{steps:,} steps of {spec['method']} ({run.engine} engine), memory ~"
             f"{format_bytes(size * PARTICLE_WORK_ARRAYS * BYTES)}, output "
             f"~{format_bytes(output)}")
