@@ -102,7 +102,9 @@ def main() -> None:
         elif args.skip_series:
             series, shown = "skipped", str(order)
         else:
-            series = f"{median_time(lambda: model.population_risk(theta, order, NUMPY), 1):.1f}"
+            series_fn = lambda theta=theta, order=order: model.population_risk(  # noqa: E731
+                theta, order, NUMPY)
+            series = f"{median_time(series_fn, 1):.1f}"
             shown = str(order)
         print(f"| {name} | {c_max:.4f} | {100 * above:.3f} % | {compiled:.2f} | "
               f"{reference:.1f} | {shown} | {series} |")

@@ -124,10 +124,10 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
         print_fn("compiled particle engine: not available (numba is not installed)")
     for name in CASES:
         reference = _case(name, numpy)
-        results = [(other, lambda other=other: _case(name, get_backend(other)))
+        results = [(other, lambda other=other, name=name: _case(name, get_backend(other)))
                    for other in others]
         if compiled and backend in (None, "auto", "numpy"):
-            results.append(("compiled engine", lambda: _compiled_case(name)))
+            results.append(("compiled engine", lambda name=name: _compiled_case(name)))
         for label, run in results:
             result = run()
             error = float(np.max(np.abs(result - reference)) / np.max(np.abs(reference)))

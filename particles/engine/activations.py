@@ -18,8 +18,8 @@ from numba.extending import register_jitable
 
 from .philox import JIT
 
-__all__ = ["apply_activation", "activation_at", "PIECEWISE_LINEAR", "LINEAR", "SIGMOID", "TANH", "ERF",
-           "SOFTPLUS"]
+__all__ = ["apply_activation", "activation_at", "exp_rows", "PIECEWISE_LINEAR", "LINEAR",
+           "SIGMOID", "TANH", "ERF", "SOFTPLUS"]
 
 # codes, in the order of meanfield.model.pieces.ACTIVATION_KINDS
 PIECEWISE_LINEAR, LINEAR, SIGMOID, TANH, ERF, SOFTPLUS = range(6)

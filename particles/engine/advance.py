@@ -87,7 +87,6 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
     data = _data_arrays(data_pieces, len(unit[0]))
     host = data_pieces.kind == "host"
     keys = np.ascontiguousarray(np.asarray(_host(rng.keys)), dtype=np.uint64)
-    noisy = math.isfinite(beta)
     empty_x, empty_y = np.zeros((keys.shape[0], 0, len(unit[0]))), np.zeros((keys.shape[0], 0))
 
     def advance(state: EnsembleState, to_step: int,
@@ -105,9 +104,7 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
                 counter = step // per_chunk
                 stop = min(stop, (counter + 1) * per_chunk)
                 x, y = _host_samples(model, rng, counter, per_chunk, batch, step, stop)
-            sizes = time_change.step_integrals(eps, stop - step, start=step)
-            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
-            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
+            sizes, decay, noise = _schedule(time_change, eps, l2, beta, step, stop)
             sgd_steps(theta, keys, step, sizes, decay, noise, batch, per_chunk, unit, act, data,
                       x, y)
             if report is not None:
@@ -137,7 +134,6 @@ def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batc
     unit = (move(unit[0], xp.int64), *unit[1:])
     act = (act[0], move(act[1]), move(act[2]), act[3])
     data = (data[0], move(data[1]), move(data[2]))
-    noisy = math.isfinite(beta)
     kernel_dtype = getattr(xp, np.dtype(dtype).name)
     threads = gpu.THREADS if threads is None else threads
 
@@ -153,9 +149,7 @@ def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batc
                         dtype=xp.float64)
         per_chunk = data_chunk_steps(n_replicas, batch, int(model.dim))
         for start, stop in _calls(state.step, to_step):
-            sizes = time_change.step_integrals(eps, stop - start, start=start)
-            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
-            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
+            sizes, decay, noise = _schedule(time_change, eps, l2, beta, start, stop)
             gpu.launch_sgd(theta, rng.keys, start, move(sizes), move(decay), move(noise), batch,
                            per_chunk, unit, act, data, scratch, grad, threads)
             if report is not None:
@@ -199,22 +193,12 @@ def make_separable_advance(model: Any, rng: Any, *, eps: float, time_change: Tim
     linear = np.ascontiguousarray(pieces.linear, dtype=np.float64)
     cosine = np.ascontiguousarray(pieces.cosine, dtype=np.float64)
     keys = np.ascontiguousarray(_host(rng.keys), dtype=np.uint64)
-    noisy = math.isfinite(beta)
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
-        theta = _to_kernel(state.theta, dtype)
-        for start, stop in _calls(state.step, to_step):
-            sizes = time_change.step_integrals(eps, stop - start, start=start)
-            decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
-            noise = 2.0 * np.sqrt(sizes / beta) if noisy else np.zeros_like(sizes)
-            separable_steps(theta, keys, start, sizes, decay, noise, heun, l2, poly, linear,
-                            cosine)
-            if report is not None:
-                report(stop - start)
-        return _finish(state, theta, max(to_step, state.step), eps)
+    def call(theta: np.ndarray, start: int, stop: int) -> None:
+        sizes, decay, noise = _schedule(time_change, eps, l2, beta, start, stop)
+        separable_steps(theta, keys, start, sizes, decay, noise, heun, l2, poly, linear, cosine)
 
-    return advance
+    return _chunked_advance(call, eps, dtype)
 
 
 def make_node_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
@@ -229,17 +213,11 @@ def make_node_advance(model: Any, *, eps: float, time_change: TimeChange, l2: fl
     weights = np.ascontiguousarray(pieces.weights, dtype=np.float64)
     targets = np.ascontiguousarray(pieces.targets, dtype=np.float64)
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
-        theta = _to_kernel(state.theta, dtype)
-        for start, stop in _calls(state.step, to_step):
-            sizes = time_change.step_integrals(eps, stop - start, start=start)
-            node_steps(theta, sizes, l2, unit, act, nodes, weights, targets)
-            if report is not None:
-                report(stop - start)
-        return _finish(state, theta, max(to_step, state.step), eps)
+    def call(theta: np.ndarray, start: int, stop: int) -> None:
+        node_steps(theta, time_change.step_integrals(eps, stop - start, start=start), l2, unit,
+                   act, nodes, weights, targets)
 
-    return advance
+    return _chunked_advance(call, eps, dtype)
 
 
 def make_pair_gd_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
@@ -267,8 +245,31 @@ def make_pair_gd_advance(model: Any, *, eps: float, time_change: TimeChange, l2:
     return advance
 
 
-def _finish(state: EnsembleState, theta: np.ndarray, step: int, eps: float) -> EnsembleState:
-    return state.replace(theta=_from_kernel(theta, state.theta), step=step, t=step * eps)
+def _schedule(time_change: TimeChange, eps: float, l2: float, beta: float, start: int,
+              stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step of ``start .. stop - 1``: ``s_k``, ``1 - 2 lambda s_k``, ``2 sqrt(s_k / beta)``."""
+    sizes = time_change.step_integrals(eps, stop - start, start=start)
+    decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
+    noise = 2.0 * np.sqrt(sizes / beta) if math.isfinite(beta) else np.zeros_like(sizes)
+    return sizes, decay, noise
+
+
+def _chunked_advance(call: Callable[[np.ndarray, int, int], None], eps: float,
+                     dtype: Any) -> Advance:
+    """An advance that runs ``call(theta, start, stop)`` on ``(R, D, N)`` copies, a chunk of at
+    most :data:`CALL_STEPS` steps at a time."""
+
+    def advance(state: EnsembleState, to_step: int,
+                report: Callable[[int], None] | None = None) -> EnsembleState:
+        theta = _to_kernel(state.theta, dtype)
+        for start, stop in _calls(state.step, to_step):
+            call(theta, start, stop)
+            if report is not None:
+                report(stop - start)
+        step = max(to_step, state.step)
+        return state.replace(theta=_from_kernel(theta, state.theta), step=step, t=step * eps)
+
+    return advance
 
 
 def _host_samples(model: Any, rng: Any, counter: int, per_chunk: int, batch: int, start: int,

@@ -42,53 +42,52 @@ def _phi(x):
 @numba.njit(**JIT)
 def orthant(h, k, c):
     """``P(X > h, Y > k)`` for standard normals with correlation ``-1 < c < 1`` (Genz)."""
-    hk = h * k
-    if abs(c) < NEAR_ONE:
-        half_sum = 0.5 * (h * h + k * k)
-        half_angle = 0.5 * math.asin(c)
-        total = 0.0
-        for m in range(_NODES.shape[0]):
-            sn = math.sin(half_angle * _NODES[m])
-            total += _WEIGHTS[m] * math.exp((sn * hk - half_sum) / (1.0 - sn * sn))
-        return total * half_angle / _TWO_PI + _ndtr(-h) * _ndtr(-k)
-    negative = c < 0.0
-    if negative:
-        k = -k
-        hk = -hk
+    sn, inv, arg, ex, bits, _, _, _, _, shift = pair_scratch()
+    far, half_angle, one_minus = _nodes(c, sn, inv, shift)
+    return _orthant_at(h, k, c, far, half_angle, one_minus, sn, inv, shift, arg, ex, bits)
+
+
+@numba.njit(fastmath={"contract"}, **JIT)
+def _nodes(c, sn, inv, shift):
+    """The node quantities every orthant at correlation ``c`` shares.
+
+    ``|c| < NEAR_ONE``: ``sin`` of the nodes in ``[0, asin c]`` and ``1 / cos^2``; above it,
+    the expansion's ``xs``, ``1 / sqrt(1 - xs)`` and ``xs / (1 + sqrt(1 - xs))^2``. Returns
+    ``(far, half_angle, one_minus)``.
+    """
+    far = abs(c) < NEAR_ONE
+    half_angle = 0.5 * math.asin(c) if far else 0.0
     one_minus = max((1.0 - abs(c)) * (1.0 + abs(c)), 1e-300)
-    a = math.sqrt(one_minus)
-    bs = (h - k) ** 2
-    cc = (4.0 - hk) / 8.0
-    dd = (12.0 - hk) / 80.0
-    exponent = -0.5 * (bs / one_minus + hk)
-    total = 0.0
-    if exponent > _EXP_CUT:
-        total = a * math.exp(exponent) * (1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0
-                                          + cc * dd * one_minus ** 2)
-    if hk > _EXP_CUT:
-        b = math.sqrt(bs)
-        total -= (math.exp(-0.5 * hk) * _SQRT_TWO_PI * _ndtr(-b / a) * b
-                  * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0))
-    half_a = 0.5 * a
-    summed = 0.0
     for m in range(_NODES.shape[0]):
-        xs = (half_a * _NODES[m]) ** 2
-        exponent = -0.5 * (bs / xs + hk)
-        if exponent > _EXP_CUT:
-            sp = 1.0 + cc * xs * (1.0 + 5.0 * dd * xs)
+        if far:
+            sn[m] = math.sin(half_angle * _NODES[m])
+            inv[m] = 1.0 / (1.0 - sn[m] * sn[m])
+        else:
+            xs = (0.5 * math.sqrt(one_minus) * _NODES[m]) ** 2
             rs = math.sqrt(1.0 - xs)
-            joint = min(exponent - 0.5 * hk * xs / (1.0 + rs) ** 2, 0.0)  # see the array form
-            summed += _WEIGHTS[m] * (math.exp(exponent) * sp - math.exp(joint) / rs)
-    value = (half_a * summed - total) / _TWO_PI
-    if not negative:
-        value += _ndtr(-max(h, k))
-    elif h >= k:
-        value = -value
-    elif h < 0.0:
-        value = _ndtr(k) - _ndtr(h) - value
-    else:
-        value = _ndtr(-h) - _ndtr(-k) - value
-    return min(max(value, 0.0), 1.0)
+            sn[m] = xs
+            inv[m] = 1.0 / rs
+            shift[m] = xs / (1.0 + rs) ** 2
+    return far, half_angle, one_minus
+
+
+@numba.njit(fastmath={"contract"}, **JIT)
+def _orthant_at(h, k, c, far, half_angle, one_minus, sn, inv, shift, arg, ex, bits):
+    """``P(X > h, Y > k)`` from the shared node quantities of :func:`_nodes`: below
+    ``NEAR_ONE`` Drezner-Wesolowsky's integral over the angle (20 exponentials in one vector
+    pass), above it :func:`_near_one`."""
+    if not far:
+        return _near_one(h, k, c, one_minus, sn, inv, shift, arg, ex, bits)
+    hk = h * k
+    half_sum = 0.5 * (h * h + k * k)
+    n_nodes = _NODES.shape[0]
+    for m in range(n_nodes):
+        arg[m] = (sn[m] * hk - half_sum) * inv[m]
+    exp_rows(arg, ex, bits, n_nodes)
+    total = 0.0
+    for m in range(n_nodes):
+        total += _WEIGHTS[m] * ex[m]
+    return total * half_angle / _TWO_PI + _ndtr(-h) * _ndtr(-k)
 
 
 @numba.njit(fastmath={"contract"}, **JIT)
@@ -170,20 +169,7 @@ def pair_moments(a, b, c, knots, jumps, left, scratch):
     c = min(max(c, -C_CLIP), C_CLIP)
     sigma = math.sqrt((1.0 - c) * (1.0 + c))
     n_knots = knots.shape[0]
-    n_nodes = _NODES.shape[0]
-    far = abs(c) < NEAR_ONE
-    half_angle = 0.5 * math.asin(c) if far else 0.0
-    one_minus = max((1.0 - abs(c)) * (1.0 + abs(c)), 1e-300)
-    for m in range(n_nodes):
-        if far:  # sin of the nodes, and 1 / cos^2
-            sn[m] = math.sin(half_angle * _NODES[m])
-            inv[m] = 1.0 / (1.0 - sn[m] * sn[m])
-        else:  # xs, 1 / sqrt(1 - xs) and xs / (1 + sqrt(1 - xs))^2 of the expansion
-            xs = (0.5 * math.sqrt(one_minus) * _NODES[m]) ** 2
-            rs = math.sqrt(1.0 - xs)
-            sn[m] = xs
-            inv[m] = 1.0 / rs
-            shift[m] = xs / (1.0 + rs) ** 2
+    far, half_angle, one_minus = _nodes(c, sn, inv, shift)
     value = left * left
     for i in range(n_knots):
         h_all[i] = knots[i] / a
@@ -199,18 +185,8 @@ def pair_moments(a, b, c, knots, jumps, left, scratch):
         conditional = left
         for j in range(n_knots):
             k = k_all[j]
-            if far:
-                hk = h * k
-                half_sum = 0.5 * (h * h + k * k)
-                for m in range(n_nodes):
-                    arg[m] = (sn[m] * hk - half_sum) * inv[m]
-                exp_rows(arg, ex, bits, n_nodes)
-                total = 0.0
-                for m in range(n_nodes):
-                    total += _WEIGHTS[m] * ex[m]
-                orth = total * half_angle / _TWO_PI + _ndtr(-h) * _ndtr(-k)
-            else:
-                orth = _near_one(h, k, c, one_minus, sn, inv, shift, arg, ex, bits)
+            orth = _orthant_at(h, k, c, far, half_angle, one_minus, sn, inv, shift, arg, ex,
+                               bits)
             slope_pairs += jumps[i] * jumps[j] * orth
             u = _shifted(k, h, c) / sigma
             v = _shifted(h, k, c) / sigma

@@ -220,20 +220,30 @@ def _update_and_forward(weights, x, h, g, coef, active, count, decay, x_next, z,
                 for n in range(n_units):
                     z[bb, n] += weights[column, n] * xn
     if c_column >= 0:
+        _update_output_row(weights, c_column, h, coef, count, decay)
+
+
+@numba.njit(fastmath=FAST, **JIT)
+def _update_output_row(weights, row, h, coef, count, decay):
+    """``c <- decay c + sum_b coef_b h(z_b)``: the output weights' row."""
+    n_units = weights.shape[1]
+    if decay != 1.0:
         for n in range(n_units):
-            weights[c_column, n] = decay * weights[c_column, n]
-        for bb in range(count):
-            f = coef[bb]
-            for n in range(n_units):
-                weights[c_column, n] += h[bb, n] * f
+            weights[row, n] = decay * weights[row, n]
+    for bb in range(count):
+        f = coef[bb]
+        for n in range(n_units):
+            weights[row, n] += h[bb, n] * f
 
 
 @numba.njit(fastmath=FAST, **JIT)
 def _update_row(weights, row, x, j, g, active, count, decay):
-    """``w_row <- decay w_row + sum_b g_b f_b``, ``f_b = x[b, j]`` (or 1 for ``j = k``)."""
+    """``w_row <- decay w_row + sum_b g_b f_b`` over the active samples, ``f_b = x[b, j]``
+    (or 1 for ``j = k``, the bias row)."""
     n_units = weights.shape[1]
-    for n in range(n_units):
-        weights[row, n] = decay * weights[row, n]
+    if decay != 1.0:  # without ridge the weights are not rescaled (multiplying by 1 is exact)
+        for n in range(n_units):
+            weights[row, n] = decay * weights[row, n]
     for bb in range(count):
         if active[bb]:
             f = x[bb, j] if j < x.shape[1] else 1.0
@@ -275,24 +285,10 @@ def _add_gradient(target, x, h, g, coef, active, count, w_columns, b_column, c_c
     samples with no nonzero slope (``active[b]`` false) add nothing to the ``w`` and ``b`` rows.
     """
     n_inputs = w_columns.shape[0]
-    n_units = target.shape[1]
+    scale = 1.0 if accumulate else decay
     for j in range(n_inputs + 1):  # the trained w_j rows, then the b row
         row = w_columns[j] if j < n_inputs else b_column
-        if row < 0:
-            continue
-        if not accumulate:
-            for n in range(n_units):
-                target[row, n] = decay * target[row, n]
-        for bb in range(count):
-            if active[bb]:
-                f = x[bb, j] if j < n_inputs else 1.0
-                for n in range(n_units):
-                    target[row, n] += g[bb, n] * f
+        if row >= 0:
+            _update_row(target, row, x, j, g, active, count, scale)
     if c_column >= 0:
-        if not accumulate:
-            for n in range(n_units):
-                target[c_column, n] = decay * target[c_column, n]
-        for bb in range(count):
-            f = coef[bb]
-            for n in range(n_units):
-                target[c_column, n] += h[bb, n] * f
+        _update_output_row(target, c_column, h, coef, count, scale)
