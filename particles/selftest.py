@@ -32,7 +32,8 @@ from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from meanfield.selftest import backends_to_compare
 
-from .engine import compiled_available, make_advance
+from .engine import compiled_available, make_advance, unsupported_reason
+from .engine.advance import make_gpu_sgd_advance
 from .methods import make_step
 from .state import EnsembleState
 
@@ -98,11 +99,28 @@ def _case(name: str, backend: Any) -> np.ndarray:
     return to_numpy(state.theta)
 
 
-def _compiled_case(name: str) -> np.ndarray:
-    """The same run on the compiled engine (:mod:`particles.engine`)."""
-    model, rng, theta, method, options = _setup(name, get_backend("numpy"))
-    advance = make_advance(model, rng, method=method, **options)
-    return advance(EnsembleState(theta), _steps(method)).theta
+def _compiled_case(name: str, backend: Any = None, gpu: bool = False,
+                   threads: int | None = None) -> np.ndarray:
+    """The same run on the compiled engine (:mod:`particles.engine`): its CPU kernels, or with
+    ``gpu`` its GPU kernel on ``backend``'s arrays (CuPy; NumPy under numba's simulator)."""
+    backend = backend or get_backend("numpy")
+    model, rng, theta, method, options = _setup(name, backend)
+    if gpu:
+        advance = make_gpu_sgd_advance(model, rng, backend, threads=threads, **options)
+    else:
+        advance = make_advance(model, rng, method=method, **options)
+    return to_numpy(advance(EnsembleState(theta), _steps(method)).theta)
+
+
+def gpu_engine_cases() -> tuple[str, ...]:
+    """The cases the GPU kernel of the engine runs (SGD of the models drawing their data)."""
+    numpy = get_backend("numpy")
+    out = []
+    for name in CASES:
+        model, _, _, method, _ = _setup(name, numpy)
+        if unsupported_reason(model, method, "cupy") is None:
+            out.append(name)
+    return tuple(out)
 
 
 CASES = ("isotropic online_sgd (d=40, B=4)", "isotropic gd (d=40, xi = t^-1/4)",
@@ -128,6 +146,9 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
                    for other in others]
         if compiled and backend in (None, "auto", "numpy"):
             results.append(("compiled engine", lambda name=name: _compiled_case(name)))
+        if compiled and "cupy" in others and name in gpu_engine_cases():
+            results.append(("GPU engine", lambda name=name: _compiled_case(
+                name, get_backend("cupy"), gpu=True)))
         for label, run in results:
             result = run()
             error = float(np.max(np.abs(result - reference)) / np.max(np.abs(reference)))

@@ -53,6 +53,18 @@ SCRIPT = textwrap.dedent('''
             ScaledChiLaw(0.8, 6).sample_streams, 20, 6, eps=1e-3, batch=2, **plain)
     task = PSpinTask(PSpin(4, teacher_seed=1), PSpin(4, teacher_seed=1).teacher())
     compare("pspin B=2", task, task.sample_streams, 10, 5, eps=1e-2, batch=2, **plain)
+
+    # the GPU cases of `meanfield info --selftest`, through its own code path
+    from particles import selftest
+    numpy = get_backend("numpy")
+    cases = selftest.gpu_engine_cases()
+    assert set(cases) == {"isotropic online_sgd (d=40, B=4)", "pspin online_sgd (d=6, B=6)",
+                          "anisotropic online_sgd (d=12, s0=3)"}, cases
+    name = "anisotropic online_sgd (d=12, s0=3)"
+    gpu = selftest._compiled_case(name, numpy, gpu=True, threads=8)
+    reference = selftest._case(name, numpy)
+    print("selftest-gpu-case", np.max(np.abs(gpu - reference)) / np.max(np.abs(reference)),
+          np.max(np.abs(reference)))
 ''')
 
 
@@ -62,7 +74,7 @@ def test_gpu_kernel_matches_the_cpu_kernel_under_the_simulator() -> None:
                           env=env, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
-    assert len(rows) == 4, done.stdout
+    assert len(rows) == 5, done.stdout
     for *name, error, moved in rows:
         # the block reduction sums y_hat in another order than the CPU kernel: round-off
         assert float(error) < 1e-13, (name, error)
