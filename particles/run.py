@@ -107,24 +107,35 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
     advance_fn = _advance_fn(config, model, rng, backend, eps, engine, dtype)
     times = tuple(float(t) for t in config.dynamics["save_times"])
     steps = save_steps(times, eps)
-    risk_fn = None
-    if hasattr(model, "test_risk"):  # no exact risk: Monte Carlo on fresh points per record
-        points = int(spec.get("test_points", 10000))
-        frame_of = {k: i for i, k in enumerate(steps)}  # counter: the index of the output time
-        risk_fn = lambda theta, step: model.test_risk(rng, frame_of[step], points,  # noqa: E731
-                                                      _as_float64(theta, backend), backend.xp)
-    elif engine == "compiled" and backend.name == "numpy" and supports_pairs(model):
-        risk_fn = lambda theta, step: {  # noqa: E731
-            "risk": pair_population_risk(model, to_numpy(theta).astype(np.float64)),
-            "risk_se": np.zeros(int(theta.shape[0]))}
-    elif dtype != "float64":
-        risk_fn = lambda theta, step: {  # noqa: E731
-            "risk": model.population_risk(_as_float64(theta, backend), None, backend),
-            "risk_se": np.zeros(int(theta.shape[0]))}
+    risk_fn = _risk_fn(model, spec, steps, rng, backend, engine, dtype)
     keep_theta = bool(spec.get("keep_theta", False))
     record_fn = make_recorder(model, backend, keep_theta=keep_theta, risk_fn=risk_fn)
     return ParticleRun(model, backend, EnsembleState(theta0), advance_fn, record_fn, steps,
                        times, eps, seed, keep_theta, engine, dtype)
+
+
+def _risk_fn(model: Any, spec: Any, steps: tuple[int, ...], rng: Any, backend: Backend,
+             engine: str, dtype: str) -> Callable | None:
+    """How a frame's risk is computed (None: the model's exact ``population_risk``).
+
+    Models without a formula: Monte Carlo on fresh test points per record (the counter is the
+    index of the output time). The MMN models on the compiled engine: the compiled pair sums.
+    float32 particles: the exact risk of their float64 copy.
+    """
+    if hasattr(model, "test_risk"):
+        points = int(spec.get("test_points", 10000))
+        frame_of = {k: i for i, k in enumerate(steps)}
+        return lambda theta, step: model.test_risk(rng, frame_of[step], points,
+                                                   _as_float64(theta, backend), backend.xp)
+    if engine == "compiled" and backend.name == "numpy" and supports_pairs(model):
+        return lambda theta, step: {
+            "risk": pair_population_risk(model, to_numpy(theta).astype(np.float64)),
+            "risk_se": np.zeros(int(theta.shape[0]))}
+    if dtype != "float64":
+        return lambda theta, step: {
+            "risk": model.population_risk(_as_float64(theta, backend), None, backend),
+            "risk_se": np.zeros(int(theta.shape[0]))}
+    return None
 
 
 def _as_float64(theta: Any, backend: Backend) -> Any:
