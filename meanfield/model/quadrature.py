@@ -29,10 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["INPUT_LAWS", "GaussRule", "gauss_rule", "converged_order", "order_ladder"]
+__all__ = ["INPUT_LAWS", "GaussRule", "gauss_rule", "converged_order", "order_ladder",
+           "box_points", "point_chunks", "map_points", "CHUNK_ENTRIES"]
 
 #: the input laws with a Gauss rule
 INPUT_LAWS = ("gaussian", "uniform")
+#: array entries per chunk of points in the setup tables (32 MiB of float64)
+CHUNK_ENTRIES = 1 << 22
 #: nodes whose product weight is below this are dropped (Gauss-Hermite tails only)
 PRUNE_WEIGHT = 1e-22
 
@@ -147,3 +150,24 @@ def converged_order(quantities_fn: Callable[[int], np.ndarray], tol: float,
             return int(n), change
     raise ValueError(f"the quadrature did not converge to {tol:g} by order {candidates[-1]} "
                      f"(last change {change:.3g}); shrink the parameter box or raise the tolerance")
+
+
+def box_points(bounds: tuple[tuple[float, float], ...], n: int) -> np.ndarray:
+    """``n`` equispaced points per axis of the box, ends included: ``(n ** D, D)``."""
+    axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=-1)
+
+
+def point_chunks(n_points: int, per_point: int) -> list[slice]:
+    """Slices of ``n_points`` points holding about ``CHUNK_ENTRIES`` array entries each."""
+    size = max(1, CHUNK_ENTRIES // max(per_point, 1))
+    return [slice(i, min(i + size, n_points)) for i in range(0, n_points, size)]
+
+
+def map_points(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
+                per_point: int) -> np.ndarray:
+    """``fn`` on chunks of the points (axis 0), results concatenated along axis 0."""
+    points = np.asarray(points, dtype=np.float64)
+    parts = [fn(points[chunk]) for chunk in point_chunks(points.shape[0], per_point)]
+    return np.concatenate(parts, axis=0)

@@ -63,7 +63,16 @@ import numpy as np
 from ..backend import Backend
 from .base import KernelFeatures, ReducedModel
 from .pieces import ActivationPieces, DataPieces, NodePieces, UnitPieces
-from .quadrature import INPUT_LAWS, GaussRule, converged_order, gauss_rule, order_ladder
+from .quadrature import (
+    INPUT_LAWS,
+    GaussRule,
+    box_points,
+    converged_order,
+    gauss_rule,
+    map_points,
+    order_ladder,
+    point_chunks,
+)
 from .smooth import SmoothActivation, smooth_activation
 
 __all__ = ["TeacherStudent", "TeacherNetwork", "TARGETS", "QuadratureTables"]
@@ -76,8 +85,6 @@ PURPOSE_DATA = 0
 N_CHECK = 5
 #: largest order per axis tried by the convergence search, by ``k``
 MAX_ORDER = {1: 2048, 2: 1024}
-#: array entries per chunk of grid points in the setup tables (32 MiB of float64)
-CHUNK_ENTRIES = 1 << 22
 #: instance caches filled on use (device copies of the rule, compression bases)
 _CACHES = ("_device_cache", "_basis_cache")
 #: initial width (times k^2) and seed of the random sketch of the feature compression
@@ -410,7 +417,7 @@ class TeacherStudent(ReducedModel):
         if self.quad_order is not None:
             rule, y = self.rule_of_order(int(self.quad_order))
             return QuadratureTables(rule, y, math.nan)
-        check = _box_points(self.bounds, N_CHECK)
+        check = box_points(self.bounds, N_CHECK)
 
         def quantities(order: int) -> np.ndarray:
             rule, y = self.rule_of_order(order)
@@ -436,7 +443,7 @@ class TeacherStudent(ReducedModel):
         """``V = -sum_q omega_q y_q sigma_*(x_q; theta)``, shape ``(M,)``."""
         tables = self.tables
         wy = tables.rule.weights * tables.y
-        return _map_points(lambda p: -(wy @ self.unit(tables.rule.nodes, p)), points,
+        return map_points(lambda p: -(wy @ self.unit(tables.rule.nodes, p)), points,
                            tables.rule.n_nodes)
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
@@ -448,7 +455,7 @@ class TeacherStudent(ReducedModel):
         def grad(p: np.ndarray) -> np.ndarray:
             return self.backward(nodes, p, self.forward(nodes, p, np)[1], coef, np)
 
-        return _map_points(grad, points, tables.rule.n_nodes)
+        return map_points(grad, points, tables.rule.n_nodes)
 
     def _raw_features(self, points: np.ndarray) -> np.ndarray:
         """``sigma_*(x_q; theta_i)``, ``(M, Q)``."""
@@ -461,9 +468,9 @@ class TeacherStudent(ReducedModel):
         basis = self.compression_basis(points if scale_points is None else scale_points)
         n_nodes = self.tables.rule.n_nodes
         if basis is None:
-            features = _map_points(self._raw_features, points, n_nodes)
+            features = map_points(self._raw_features, points, n_nodes)
             return KernelFeatures(features, self.tables.rule.weights.copy())
-        features = _map_points(lambda p: self._raw_features(p) @ basis, points, n_nodes)
+        features = map_points(lambda p: self._raw_features(p) @ basis, points, n_nodes)
         return KernelFeatures(features, np.ones(basis.shape[1]))
 
     def kernel_feature_gradients(self, points: np.ndarray,
@@ -477,7 +484,7 @@ class TeacherStudent(ReducedModel):
             g = np.moveaxis(self.unit_gradient(nodes, p), 0, 1)  # (m, Q, D)
             return g if basis is None else np.einsum("mqd,qr->mrd", g, basis)
 
-        return _map_points(grads, points, self.tables.rule.n_nodes * self.dim)
+        return map_points(grads, points, self.tables.rule.n_nodes * self.dim)
 
     def compression_basis(self, scale_points: np.ndarray) -> np.ndarray | None:
         """``diag(sqrt(omega)) V_r`` of shape ``(Q, r)``, or ``None`` without compression.
@@ -506,7 +513,7 @@ class TeacherStudent(ReducedModel):
         """
         root = np.sqrt(self.tables.rule.weights)
         n_nodes = root.shape[0]
-        rows = [slice(c.start, c.stop) for c in _chunks(points.shape[0], n_nodes)]
+        rows = [slice(c.start, c.stop) for c in point_chunks(points.shape[0], n_nodes)]
 
         def a_rows(chunk: slice) -> np.ndarray:
             return self._raw_features(points[chunk]) * root
@@ -589,22 +596,3 @@ class TeacherStudent(ReducedModel):
                 raise ValueError(f"the grid axis {name} = [{lo}, {hi}] leaves the box "
                                  f"[{blo}, {bhi}] on which the quadrature was certified")
 
-
-def _box_points(bounds: tuple[tuple[float, float], ...], n: int) -> np.ndarray:
-    """``n`` equispaced points per axis of the box, ends included: ``(n ** D, D)``."""
-    axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=-1)
-
-
-def _chunks(n_points: int, per_point: int) -> list[slice]:
-    size = max(1, CHUNK_ENTRIES // max(per_point, 1))
-    return [slice(i, min(i + size, n_points)) for i in range(0, n_points, size)]
-
-
-def _map_points(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
-                per_point: int) -> np.ndarray:
-    """``fn`` on chunks of the points (axis 0), results concatenated along axis 0."""
-    points = np.asarray(points, dtype=np.float64)
-    parts = [fn(points[chunk]) for chunk in _chunks(points.shape[0], per_point)]
-    return np.concatenate(parts, axis=0)
