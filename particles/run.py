@@ -170,11 +170,11 @@ def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float,
                "l2": float(dyn.get("l2", 0.0)), "beta": float(dyn.get("beta", math.inf))}
 
     def make(batch: int) -> AdvanceFn:
-        make_step(method, model, rng, backend, batch=batch, **options)  # checks the method
+        step = make_step(method, model, rng, backend, batch=batch, **options)  # checks it too
         if engine == "compiled":
             return make_advance(model, rng, method=method, batch=batch, dtype=np.dtype(dtype),
                                 backend=backend, **options)
-        return _stepping(make_step(method, model, rng, backend, batch=batch, **options))
+        return _stepping(step)
 
     try:
         first = make(int(spec.get("batch", 1)))

@@ -13,7 +13,9 @@ The unit shape shared by every model with data is
     \\sigma_*(x; \\theta) = c\\, h(\\langle w, x \\rangle + b),
 
 with each of ``w`` (one entry per input), ``b`` and ``c`` either a column of ``theta`` or a
-fixed number, and ``h`` one of the activations of :data:`ACTIVATION_KINDS`.
+fixed number, and ``h`` one of the activations of :data:`ACTIVATION_KINDS`. The MMN models
+describe their exact pair kernel by ``pair_views()`` instead (isotropic views of whitened
+units, see :meth:`IsotropicGaussians.pair_views`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["ACTIVATION_KINDS", "DATA_KINDS", "ActivationPieces", "UnitPieces", "DataPieces",
-           "PairPieces", "SeparablePieces", "NodePieces"]
+           "SeparablePieces", "NodePieces"]
 
 #: activation codes of the compiled engine (index = code)
 ACTIVATION_KINDS = ("piecewise_linear", "linear", "sigmoid", "tanh", "erf", "softplus")
@@ -128,39 +130,6 @@ class DataPieces:
     @property
     def code(self) -> int:
         return DATA_KINDS.index(self.kind)
-
-
-@dataclass(frozen=True)
-class PairPieces:
-    """An exact pair kernel of Gaussian projections (the MMN models), one term per view.
-
-    For units ``w`` the risk is ``sum_v R_v(S_v w)`` over views ``v``: whitened units
-    ``z = S_v w`` (``S_v = diag(scale_v)``), a view's radius ``|z|`` and pair cosine. Each view
-    is an isotropic model with class scales ``taus_v``,
-    ``U_v(z, z') = (weight_v / len(taus_v)) sum_tau E[s(tau |z| G) s(tau |z'| G')]`` and
-    ``V_v(z) = potential_v(|z|)``: see :mod:`meanfield.model.isotropic_pairs`.
-
-    Attributes
-    ----------
-    activation : ActivationPieces
-        Piecewise linear.
-    scales : array of shape ``(n_views, d)``
-        The whitening ``S_v`` of each view.
-    taus : array of shape ``(n_views, n_taus)``
-        Class standard deviations of each view (in whitened units).
-    potential_signs : array of shape ``(n_views, n_taus)``
-        ``V_v(r) = sum_tau sign * q(tau r)`` with ``q(a) = E s(aG)``.
-    r_sharp : float
-    kernel_tol : float
-        Tolerance of the Mehler series where it is used (``|c|^(K+1) <= kernel_tol``).
-    """
-
-    activation: ActivationPieces
-    scales: np.ndarray
-    taus: np.ndarray
-    potential_signs: np.ndarray
-    r_sharp: float
-    kernel_tol: float
 
 
 @dataclass(frozen=True)
