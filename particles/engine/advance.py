@@ -81,12 +81,13 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
     """
     from .sgd import sgd_steps  # noqa: PLC0415  (compiles on first use)
 
-    unit = _unit_arrays(model.unit_pieces())
-    act = _activation_arrays(model.unit_pieces().activation)
+    pieces = model.unit_pieces()
+    unit = _unit_arrays(pieces)
+    act = _activation_arrays(pieces.activation)
     data_pieces = model.data_pieces()
     data = _data_arrays(data_pieces, len(unit[0]))
     host = data_pieces.kind == "host"
-    keys = np.ascontiguousarray(np.asarray(_host(rng.keys)), dtype=np.uint64)
+    keys = np.ascontiguousarray(_host(rng.keys), dtype=np.uint64)
     empty_x, empty_y = np.zeros((keys.shape[0], 0, len(unit[0]))), np.zeros((keys.shape[0], 0))
 
     def advance(state: EnsembleState, to_step: int,
@@ -110,8 +111,7 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
             if report is not None:
                 report(stop - step)
             step = stop
-        return state.replace(theta=_from_kernel(theta, state.theta), step=step,
-                             t=step * eps)
+        return state.replace(theta=_from_kernel(theta), step=step, t=step * eps)
 
     return advance
 
@@ -207,8 +207,9 @@ def make_node_advance(model: Any, *, eps: float, time_change: TimeChange, l2: fl
     from .gd import node_steps  # noqa: PLC0415
 
     pieces = model.node_pieces()
-    unit = _unit_arrays(model.unit_pieces())
-    act = _activation_arrays(model.unit_pieces().activation)
+    unit_pieces = model.unit_pieces()
+    unit = _unit_arrays(unit_pieces)
+    act = _activation_arrays(unit_pieces.activation)
     nodes = np.ascontiguousarray(pieces.nodes, dtype=np.float64).reshape(len(pieces.weights), -1)
     weights = np.ascontiguousarray(pieces.weights, dtype=np.float64)
     targets = np.ascontiguousarray(pieces.targets, dtype=np.float64)
@@ -267,7 +268,7 @@ def _chunked_advance(call: Callable[[np.ndarray, int, int], None], eps: float,
             if report is not None:
                 report(stop - start)
         step = max(to_step, state.step)
-        return state.replace(theta=_from_kernel(theta, state.theta), step=step, t=step * eps)
+        return state.replace(theta=_from_kernel(theta), step=step, t=step * eps)
 
     return advance
 
@@ -301,7 +302,6 @@ def _to_kernel(theta: Any, dtype: Any) -> np.ndarray:
     return np.array(np.transpose(_host(theta), (0, 2, 1)), dtype=dtype, order="C", copy=True)
 
 
-def _from_kernel(theta: np.ndarray, like: Any) -> np.ndarray:
+def _from_kernel(theta: np.ndarray) -> np.ndarray:
     """``(R, D, N)`` -> the ``(R, N, D)`` state layout (C order), in the kernel's dtype."""
-    del like
     return np.ascontiguousarray(np.transpose(theta, (0, 2, 1)))
