@@ -4,6 +4,8 @@ Subcommands::
 
     meanfield run CONFIG -o OUT.h5 [--set section.key=value ...] [--force | --resume] [--quiet]
                   [--dry-run]
+    meanfield reproduce NAME -o DIR [--scale small|paper|gpu] [--set section.key=value ...]
+    meanfield reproduce --list
     meanfield info FILE | meanfield info --selftest [--backend NAME]
     meanfield plot FILE -o DIR
     meanfield --version
@@ -46,6 +48,13 @@ _SWEEP_EPILOG = """examples:
   meanfield sweep cfg.toml -o sweep.h5 --over model.delta=0.5,0.7,0.9   # stacked equations
   meanfield plot sweep.h5 -o figures/
 """
+_REPRODUCE_EPILOG = """examples:
+  meanfield reproduce --list
+  meanfield reproduce rve-pspin -o rve-pspin              # small: minutes on 2 cores
+  meanfield reproduce rve-pspin --scale paper -o rve-pspin-paper
+  meanfield reproduce rve-pspin --scale paper --set "study.n=[32, 64, 128]" -o DIR
+A rerun with the same DIR reuses the finished jobs in DIR/runs (an interrupted run continues).
+"""
 _INFO_EPILOG = """examples:
   meanfield info out.h5                  # attributes, config, datasets, time range
   meanfield info --selftest --backend numpy
@@ -56,6 +65,7 @@ _PLOT_EPILOG = """example:
 _MAIN_EPILOG = """examples:
   meanfield run data/configs/mmn-isotropic.toml -o out.h5
   meanfield sweep data/configs/mmn-nonmonotone-kappa0.4.toml -o sweep.h5 --over init.kappa=0.1,0.4
+  meanfield reproduce --list
   meanfield info out.h5
   meanfield plot out.h5 -o figures/
 run 'meanfield COMMAND --help' for the options of each command.
@@ -147,6 +157,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{out}: {result.risk.shape[1]} runs, {result.n_steps} steps, "
               f"{result.wall_time:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from compare.reproduce import EXPERIMENTS, Options, reproduce
+
+    if args.list:
+        width = max(len(name) for name in EXPERIMENTS)
+        for name, experiment in EXPERIMENTS.items():
+            print(f"{name:<{width}}  [{'|'.join(experiment.scales)}]  {experiment.paper}: "
+                  f"{experiment.title}")
+        return EXIT_OK
+    if args.name is None or args.output is None:
+        _error("give an experiment NAME and -o DIR, or --list")
+        return EXIT_USAGE
+    options = Options(workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+                      report=(lambda line: None) if args.quiet else print)
+    try:
+        reproduce(args.name, args.output, scale=args.scale, overrides=args.set, options=options)
+    except (ImportError, RuntimeError) as exc:
+        _error(exc)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -247,6 +279,29 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     sweep.set_defaults(handler=_cmd_sweep)
 
 
+def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
+    rep = subparsers.add_parser(
+        "reproduce", help="run a published experiment and compare with the paper",
+        description="Run experiment NAME from its shipped config at --scale, write its figures "
+        "and DIR/results.csv (experiment, quantity, x, ours, ours_low, ours_high, paper_low, "
+        "paper_high).",
+        epilog=_REPRODUCE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rep.add_argument("name", metavar="NAME", nargs="?", help="experiment (see --list)")
+    rep.add_argument("-o", "--output", metavar="DIR", help="output directory")
+    rep.add_argument("--list", action="store_true", help="name the experiments and exit")
+    rep.add_argument("--scale", choices=("small", "paper", "gpu"), default="small",
+                     help="small: minutes on 2 cores; paper: the published size; gpu: larger "
+                     "than two cores afford (where an experiment ships it)")
+    rep.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                     help="override a config value (TOML syntax; repeatable)")
+    rep.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="dask.distributed scheduler; 'local' runs the jobs in this process")
+    rep.add_argument("--workers", type=int, default=None, help="process-pool size (default 2)")
+    rep.add_argument("--quiet", action="store_true", help="no progress output")
+    rep.set_defaults(handler=_cmd_reproduce)
+
+
 def _add_info_and_plot(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
         "info", help="describe a run file, or run the self-test",
@@ -280,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(subparsers)
     _add_sweep(subparsers)
+    _add_reproduce(subparsers)
     _add_info_and_plot(subparsers)
     return parser
 

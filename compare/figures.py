@@ -74,8 +74,9 @@ def plot_particles(data: Any, out_dir: Path, stem: str) -> Path:
     ax.legend(frameon=False)
     if residuals:
         ax = axes[0, 1]
-        for key, label in (("residual_pos", "f > 0"), ("residual_neg", "f < 0")):
-            ax.plot(t, part[key].mean(axis=1), "o-", ms=3, label=f"mean of $f_n - f$ where {label}")
+        for key, label in (("residual_pos", r"$\langle (f - f_n) 1_{f > 0}\rangle$"),
+                           ("residual_neg", r"$\langle (f_n - f) 1_{f < 0}\rangle$")):
+            ax.plot(t, part[key].mean(axis=1), "o-", ms=3, label=label)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xlabel("$t$")
         ax.set_ylabel("signed residual")
@@ -162,12 +163,15 @@ def plot_study(data: Any, out_dir: Path, stem: str) -> list[Path]:
              k.count("/") == 1 and k != "study/raw"}
     order = ("risk", "mean_r", "second_moment_r", "w1", "ks")
     names = [k for k in order if k in found] + sorted(found - set(order))
-    fig, axes = plt.subplots(2, len(names), figsize=(4 * len(names), 7.5), squeeze=False,
-                             constrained_layout=True)
+    # a second row (N Var against its CLT prediction) only where some observable has N Var
+    rows = 2 if any("n_var" in data.groups[f"study/{k}"] for k in names) else 1
+    fig, axes = plt.subplots(rows, len(names), figsize=(4 * len(names), 3.9 * rows),
+                             squeeze=False, constrained_layout=True)
     for col, name in enumerate(names):
         table = data.groups[f"study/{name}"]
         _plot_errors(axes[0, col], n, times, table, name)
-        _plot_nvar(axes[1, col], n, times, table, name)
+        if rows == 2:
+            _plot_nvar(axes[1, col], n, times, table, name)
     written = [_save(fig, out_dir / f"{stem}-study.png")]
     moments = [k for k in names if "pde" in data.groups[f"study/{k}"]]
     if moments:

@@ -45,6 +45,7 @@ from .schema import (
 )
 
 __all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "ConfigError",
+           "apply_overrides",
            "Derived", "Field", "load_config", "parse_config", "reduced_dim"]
 
 
@@ -138,7 +139,8 @@ def _parse_override(item: Any) -> tuple[list[str], Any]:
     return path, value
 
 
-def _apply_overrides(data: Mapping, overrides: Iterable[str]) -> dict:
+def apply_overrides(data: Mapping, overrides: Iterable[str]) -> dict:
+    """A copy of the raw TOML ``data`` with ``section.key=value`` overrides (TOML values) set."""
     if isinstance(overrides, str):
         overrides = [overrides]
     out = _thaw(data)
@@ -240,7 +242,7 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a table of sections, got {toml_kind(data)}")
-    data = _apply_overrides(data, overrides)
+    data = apply_overrides(data, overrides)
     _check_sections(data)
     if "name" not in data["model"]:
         raise ConfigError(f"missing required key 'model.name' (one of {', '.join(MODEL_SCHEMA)})")

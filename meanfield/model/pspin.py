@@ -289,8 +289,9 @@ class PSpin:
         dict of arrays of shape ``(R,)``
             ``"loss"``: ``(1/2) mean_m (f_n - f)^2``; ``"loss_se"``: its Monte Carlo standard
             error (sample standard deviation over ``sqrt(M)``); ``"residual_pos"`` and
-            ``"residual_neg"``: the mean of ``f_n - f`` over the points with ``f > 0`` and
-            ``f < 0`` (NaN where there are none).
+            ``"residual_neg"``: the signed residuals of Rotskoff and Vanden-Eijnden's eq. (4.11),
+            ``mean_m (f - f_n) 1{f > 0}`` and ``mean_m (f_n - f) 1{f < 0}`` (averages over all
+            ``M`` points; both positive when ``f_n`` shrinks ``f`` towards 0).
         """
         residual = self.predict(x_test, theta, xp) - f_test
         half_sq = 0.5 * residual * residual
@@ -298,8 +299,8 @@ class PSpin:
         return {
             "loss": xp.mean(half_sq, axis=-1),
             "loss_se": xp.std(half_sq, axis=-1, correction=1) / math.sqrt(m),
-            "residual_pos": _masked_mean(residual, f_test > 0, xp),
-            "residual_neg": _masked_mean(residual, f_test < 0, xp),
+            "residual_pos": -xp.mean(residual * xp.astype(f_test > 0, residual.dtype), axis=-1),
+            "residual_neg": xp.mean(residual * xp.astype(f_test < 0, residual.dtype), axis=-1),
         }
 
 
@@ -314,14 +315,6 @@ def _sigmoid(z: Any, xp: Any) -> Any:
     """Logistic function without overflow: ``exp`` only of ``-|z|``."""
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _masked_mean(values: Any, mask: Any, xp: Any) -> Any:
-    """Mean of ``values`` over the last axis where ``mask`` holds; NaN for an empty mask."""
-    weights = xp.astype(mask, values.dtype)
-    count = xp.sum(weights, axis=-1)
-    total = xp.sum(values * weights, axis=-1)
-    return xp.where(count > 0, total / xp.where(count > 0, count, 1.0), xp.nan)
 
 
 #: purpose tag of the test points drawn at each record (data 0, labels 1, noise 2, init 3)

@@ -1,0 +1,256 @@
+"""Rotskoff and Vanden-Eijnden's Experiment 2: sigmoid units learn a spherical 3-spin energy.
+
+The protocol of the paper (CPAM 2022, arXiv:1805.00915, section 4), at every width ``n``:
+
+1. ``sgd_steps`` (2e6) steps of SGD, each on a fresh batch of ``floor(n / 5)`` points;
+2. the "partial quench": ``quench_steps`` (2e5) more steps with ``floor((n / 5)^2)`` points;
+3. the test loss ``l = (1/2P) sum (f - f_n)^2`` on ``P`` (1e5) fresh points and the signed
+   residuals of their eq. (4.11), ``<(f - f_n) 1{f > 0}>`` and ``<(f_n - f) 1{f < 0}>``;
+
+for ``teachers`` coupling tensors ``a_pqr`` per width (one network each). Each (n, teacher) is
+one job of :func:`simulate_teacher`; the jobs are cached in ``DIR/runs`` (an interrupted run
+continues). The step size is not published; the shipped configs state the one chosen and why.
+
+Before the quench, the loss is recorded every ``sgd_steps / 20`` steps over the second half of
+the phase; :func:`pre_quench_trend` fits a line through those records and reports the relative
+change it predicts over that half. ``|trend| <= protocol.flat_tolerance`` at every (n,
+teacher) is the convergence check ("the loss has stopped falling before the quench"); the
+result is a row of ``results.csv`` and a line of the report, not an assertion.
+
+Figures (as the paper's): the loss against the step for ``protocol.figure_n`` (their Fig. 2),
+the loss and both residuals against ``n`` (their Fig. 3) and ``f``, ``f_n`` along great circles
+(their Fig. 4).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meanfield.config import parse_config
+from meanfield.model.pspin import PSpin
+from particles.run import build_particle_run, simulate
+
+from ..fits import loglog_slope
+from .base import Experiment, Options, Row, require, run_cached, write_results
+from .rve_pspin_figures import plot_circles, plot_loss_curve, plot_scaling
+
+__all__ = ["EXPERIMENT", "EXPERIMENT_D25", "make_run", "simulate_teacher", "pre_quench_trend",
+           "protocol_batches"]
+
+#: the scales of these experiments: ``gpu`` adds n = 1024 and the paper's 10 teachers
+SCALES = ("small", "paper", "gpu")
+#: what the paper reports: RVE Fig. 2 inset (l after the quench at n = 256) and Fig. 3 (slope)
+PAPER_LOSS_N256 = {10: (0.009, 0.013), 25: (0.45, 0.6)}
+PAPER_SLOPE = (-1.1, -0.9)
+#: records of the loss over the second half of the SGD phase (the convergence check)
+FLAT_RECORDS = 11
+#: great circles of Fig. 4: the coordinate pairs (i, j) of x_i = sqrt(d) cos t, x_j = sqrt(d) sin t
+CIRCLES = ((0, 1), (2, 3))
+#: points along each great circle
+CIRCLE_POINTS = 361
+#: purpose tag of the test points of the final evaluation (independent of the frames' ones)
+PURPOSE_FINAL = 5
+
+
+def protocol_batches(n: int, divisor: int) -> tuple[int, int]:
+    """``(floor(n / divisor), floor((n / divisor)^2))``, each at least 1."""
+    return max(1, math.floor(n / divisor)), max(1, math.floor((n / divisor) ** 2))
+
+
+def _record_steps(sgd_steps: int, quench_steps: int, log_records: int) -> list[int]:
+    """Log-spaced steps up to the quench, linear over its second half, then the quench's."""
+    log = np.unique(np.geomspace(1, sgd_steps, log_records).astype(np.int64))
+    flat = np.linspace(sgd_steps // 2, sgd_steps, FLAT_RECORDS).astype(np.int64)
+    quench = sgd_steps + np.unique(np.geomspace(1, quench_steps, max(4, log_records // 3))
+                                   .astype(np.int64))
+    return sorted({0, *log.tolist(), *flat.tolist(), *quench.tolist()})
+
+
+def pre_quench_trend(steps: np.ndarray, loss: np.ndarray, sgd_steps: int) -> float:
+    """Relative change of the loss over ``[sgd_steps / 2, sgd_steps]`` by a least-squares line.
+
+    Negative: still falling. The line averages the SGD fluctuations of the single records.
+    """
+    mask = (steps >= sgd_steps // 2) & (steps <= sgd_steps)
+    s, y = steps[mask].astype(float), loss[mask]
+    slope, intercept = np.polyfit(s, y, 1)
+    return float(slope * (s[-1] - s[0]) / np.mean(y))
+
+
+def simulate_teacher(config_toml: str, n: int, teacher: int, seed: int) -> dict[str, np.ndarray]:
+    """One network of width ``n`` for the teacher ``teacher`` through the whole protocol.
+
+    Returns the record steps, the test loss, its standard error and both residuals at every
+    record, the final units ``theta`` (``(n, d + 2)``), and ``f`` and ``f_n`` along the
+    great circles :data:`CIRCLES` (``(len(CIRCLES), CIRCLE_POINTS)``).
+    """
+    raw = tomllib.loads(config_toml)
+    proto = raw["protocol"]  # [study] is not in the job's text
+    sgd_steps, quench_steps = int(proto["sgd_steps"]), int(proto["quench_steps"])
+    eps = float(raw["particles"]["step"])
+    batch, quench_batch = protocol_batches(n, int(proto["batch_divisor"]))
+    steps = _record_steps(sgd_steps, quench_steps, int(proto["log_records"]))
+    times = [k * eps for k in steps]
+    run_raw = {k: v for k, v in raw.items() if k != "protocol"}
+    overrides = [f"model.teacher_seed={teacher}", f"particles.n={n}", "particles.replicas=1",
+                 f"particles.seed={seed}", f"particles.batch={batch}",
+                 f"particles.quench_batch={quench_batch}",
+                 f"particles.quench_time={sgd_steps * eps!r}", "particles.keep_theta=true",
+                 f"dynamics.t_end={times[-1]!r}", f"dynamics.save_times={times!r}"]
+    config = parse_config(run_raw, overrides)
+    frames = simulate(build_particle_run(config))
+    theta = frames[-1].theta[0]
+    model = PSpin(int(config.model["d"]), teacher)
+    circles = _great_circles(model, theta)
+    return {
+        "steps": np.asarray(steps, dtype=np.int64),
+        "loss": np.array([f.risk[0] for f in frames]),
+        "loss_se": np.array([f.risk_se[0] for f in frames]),
+        "residual_pos": np.array([f.extras["residual_pos"][0] for f in frames]),
+        "residual_neg": np.array([f.extras["residual_neg"][0] for f in frames]),
+        "theta": theta,
+        "circle_f": circles[0],
+        "circle_fn": circles[1],
+    }
+
+
+def _great_circles(model: PSpin, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0.0, 2.0 * math.pi, CIRCLE_POINTS)
+    x = np.zeros((len(CIRCLES), CIRCLE_POINTS, model.d))
+    for k, (i, j) in enumerate(CIRCLES):
+        x[k, :, i] = math.sqrt(model.d) * np.cos(t)
+        x[k, :, j] = math.sqrt(model.d) * np.sin(t)
+    f = model.target(x, model.teacher(), np)
+    fn = model.predict(x, np.broadcast_to(theta, (len(CIRCLES), *theta.shape)), np)
+    return f, fn
+
+
+def _check(raw: dict) -> dict[str, Any]:
+    """The experiment's own keys (``[study]``, ``[protocol]``), with errors naming them."""
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and v >= 1
+
+    widths = require(raw, "study", "n", list, lambda v: len(v) >= 1 and all(
+        positive_int(x) and x >= 5 for x in v), "a non-empty list of widths n >= 5")
+    return {
+        "n": [int(v) for v in widths],
+        "teachers": require(raw, "study", "teachers", int, positive_int,
+                            "the number of teachers per width, >= 1"),
+        "sgd_steps": require(raw, "protocol", "sgd_steps", int, lambda v: v >= 20,
+                             "SGD steps before the quench, >= 20"),
+        "quench_steps": require(raw, "protocol", "quench_steps", int, positive_int,
+                                "steps of the quench, >= 1"),
+        "batch_divisor": require(raw, "protocol", "batch_divisor", int, positive_int,
+                                 "the divisor k of the batch floor(n / k), >= 1"),
+        "log_records": require(raw, "protocol", "log_records", int, lambda v: v >= 4,
+                               "log-spaced loss records before the quench, >= 4"),
+        "flat_tolerance": require(raw, "protocol", "flat_tolerance", float, lambda v: v > 0,
+                                  "the largest |relative change| over the second half of the "
+                                  "SGD phase that counts as converged, > 0"),
+        "figure_n": require(raw, "protocol", "figure_n", int, positive_int,
+                            "the width shown in the loss-against-step figure"),
+        "seed": require(raw, "particles", "seed", int, lambda v: v >= 0, "a seed >= 0"),
+    }
+
+
+def make_run(name: str) -> Any:
+    """The ``run`` of an :class:`Experiment` named ``name`` (its rows and figures carry it)."""
+
+    def run(raw: dict, scale: str, out_dir: Path, options: Options) -> list[Row]:
+        return _run(name, raw, out_dir, options)
+
+    return run
+
+
+def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
+    """Run the experiment of config table ``raw``; write figures and ``results.csv``."""
+    proto = _check(raw)
+    raw.setdefault("dynamics", {})
+    raw["dynamics"].update({"t_end": 1.0, "save_times": [0.0]})  # placeholders, set per job
+    parse_config({k: v for k, v in raw.items() if k not in ("study", "protocol")})  # checks
+    # the jobs' text leaves out [study]: another list of widths or teachers reuses the jobs done
+    text = _dump({k: v for k, v in raw.items() if k != "study"})
+    d = int(raw["model"]["d"])
+    params = [{"config_toml": text, "n": n, "teacher": k,
+               "seed": proto["seed"] + 1000 * k + n}
+              for n in sorted(proto["n"], reverse=True) for k in range(proto["teachers"])]
+    options.report(f"{name}: d = {d}, n = {proto['n']}, {proto['teachers']} teachers, "
+                   f"{proto['sgd_steps']:g} + {proto['quench_steps']:g} steps")
+    results = run_cached(simulate_teacher, params, out_dir / "runs", options)
+    table = _tabulate(proto, params, results)
+    rows = _rows(name, table, d)
+    write_results(rows, out_dir / "results.csv")
+    figure_n = proto["figure_n"] if proto["figure_n"] in proto["n"] else max(proto["n"])
+    plot_loss_curve(table, figure_n, proto["sgd_steps"], out_dir / f"{name}-loss-vs-step.png")
+    plot_scaling(table, out_dir / f"{name}-scaling.png")
+    plot_circles(table, figure_n, CIRCLES, out_dir / f"{name}-great-circles.png")
+    for row in rows:
+        if row.quantity in ("slope_loss", "pre_quench_trend_max"):
+            options.report(f"  {row.quantity} {'' if row.x is None else f'n={row.x:g} '}"
+                           f"{row.ours:.4g} [{row.ours_low:.4g}, {row.ours_high:.4g}]")
+    return rows
+
+
+def _dump(raw: dict) -> str:
+    import tomli_w  # noqa: PLC0415  (a core dependency: the config writer)
+
+    return tomli_w.dumps(raw)
+
+
+def _tabulate(proto: dict, params: list[dict], results: list[dict]) -> dict[str, Any]:
+    """Per width: the teachers' curves and final values (host arrays)."""
+    table: dict[str, Any] = {"n": proto["n"], "by_n": {}}
+    for p, r in zip(params, results, strict=True):
+        entry = table["by_n"].setdefault(p["n"], {"curves": [], "final": {}, "trend": [],
+                                                  "circles": [], "pre": []})
+        steps = r["steps"]
+        entry["curves"].append((steps, r["loss"]))
+        pre = int(np.searchsorted(steps, proto["sgd_steps"]))
+        entry["pre"].append(float(r["loss"][pre]))
+        entry["trend"].append(pre_quench_trend(steps, r["loss"], proto["sgd_steps"]))
+        for key in ("loss", "loss_se", "residual_pos", "residual_neg"):
+            entry["final"].setdefault(key, []).append(float(r[key][-1]))
+        entry["circles"].append((r["circle_f"], r["circle_fn"]))
+    table["flat_tolerance"] = proto["flat_tolerance"]
+    return table
+
+
+def _rows(name: str, table: dict, d: int) -> list[Row]:
+    rows: list[Row] = []
+    widths = np.array(table["n"])
+    for n in table["n"]:
+        entry = table["by_n"][n]
+        for key in ("loss", "residual_pos", "residual_neg"):
+            v = np.array(entry["final"][key])
+            paper = PAPER_LOSS_N256.get(d) if key == "loss" and n == 256 else None
+            rows.append(Row(name, key, n, float(np.median(v)), float(v.min()), float(v.max()),
+                            *(paper or (None, None))))
+        pre = np.array(entry["pre"])
+        rows.append(Row(name, "loss_pre_quench", n, float(np.median(pre)), float(pre.min()),
+                        float(pre.max())))
+        trend = np.array(entry["trend"])
+        rows.append(Row(name, "pre_quench_trend_max", n, float(np.max(np.abs(trend))),
+                        float(trend.min()), float(trend.max())))
+    if len(widths) >= 2:
+        for key in ("loss", "residual_pos", "residual_neg"):
+            values = [np.array(table["by_n"][n]["final"][key]) for n in table["n"]]
+            if key != "loss" and any(np.any(v <= 0) for v in values):
+                continue  # a residual of either sign has no log-log slope
+            fit = loglog_slope(widths, values, rng=np.random.default_rng(0))
+            paper = PAPER_SLOPE if key == "loss" else (None, None)
+            rows.append(Row(name, f"slope_{key}", None, fit.slope, fit.lo, fit.hi, *paper))
+    return rows
+
+
+EXPERIMENT = Experiment(
+    "rve-pspin", "sigmoid units learn the spherical 3-spin energy, d = 10: loss against n "
+    "(their Figs. 2-4)", "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2",
+    make_run("rve-pspin"), SCALES)
+EXPERIMENT_D25 = Experiment(
+    "rve-pspin-d25", "the same at d = 25 (their Fig. 2 inset: loss about 0.52 at n = 256)",
+    "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2", make_run("rve-pspin-d25"), SCALES)
