@@ -16,6 +16,8 @@ the phase; :func:`pre_quench_trend` fits a line through those records and report
 change it predicts over that half. ``|trend| <= protocol.flat_tolerance`` at every (n,
 teacher) is the convergence check ("the loss has stopped falling before the quench"); the
 result is a row of ``results.csv`` and a line of the report, not an assertion.
+:func:`post_quench_change` reports whether the quench phase itself has finished lowering the
+loss (the paper's protocol fixes its length; the row says what it left).
 
 Figures (as the paper's): the loss against the step for ``protocol.figure_n`` (their Fig. 2),
 the loss and both residuals against ``n`` (their Fig. 3) and ``f``, ``f_n`` along great circles
@@ -40,7 +42,7 @@ from .base import Experiment, Options, Row, require, run_cached, write_results
 from .rve_pspin_figures import plot_circles, plot_loss_curve, plot_scaling
 
 __all__ = ["EXPERIMENT", "EXPERIMENT_D25", "make_run", "simulate_teacher", "pre_quench_trend",
-           "protocol_batches"]
+           "post_quench_change", "protocol_batches"]
 
 #: the scales of these experiments: ``gpu`` adds n = 1024 and the paper's 10 teachers
 SCALES = ("small", "paper", "gpu")
@@ -80,6 +82,15 @@ def pre_quench_trend(steps: np.ndarray, loss: np.ndarray, sgd_steps: int) -> flo
     s, y = steps[mask].astype(float), loss[mask]
     slope, intercept = np.polyfit(s, y, 1)
     return float(slope * (s[-1] - s[0]) / np.mean(y))
+
+
+def post_quench_change(steps: np.ndarray, loss: np.ndarray, sgd_steps: int,
+                       quench_steps: int) -> float:
+    """Relative change of the loss from the first record in the second half of the quench to
+    the last: negative when the quench phase is still lowering the loss at its end."""
+    late = np.nonzero(steps >= sgd_steps + quench_steps // 4)[0]
+    first = late[0] if late.size > 1 else max(0, steps.size - 2)
+    return float((loss[-1] - loss[first]) / loss[-1])
 
 
 def simulate_teacher(config_toml: str, n: int, teacher: int, seed: int) -> dict[str, np.ndarray]:
@@ -207,12 +218,16 @@ def _tabulate(proto: dict, params: list[dict], results: list[dict]) -> dict[str,
     table: dict[str, Any] = {"n": proto["n"], "by_n": {}}
     for p, r in zip(params, results, strict=True):
         entry = table["by_n"].setdefault(p["n"], {"curves": [], "final": {}, "trend": [],
-                                                  "circles": [], "pre": []})
+                                                  "circles": [], "pre": [],
+                                                  "post": [], "seconds": []})
         steps = r["steps"]
         entry["curves"].append((steps, r["loss"]))
         pre = int(np.searchsorted(steps, proto["sgd_steps"]))
         entry["pre"].append(float(r["loss"][pre]))
         entry["trend"].append(pre_quench_trend(steps, r["loss"], proto["sgd_steps"]))
+        entry["post"].append(post_quench_change(steps, r["loss"], proto["sgd_steps"],
+                                                proto["quench_steps"]))
+        entry["seconds"].append(float(r.get("job_seconds", np.nan)))
         for key in ("loss", "loss_se", "residual_pos", "residual_neg"):
             entry["final"].setdefault(key, []).append(float(r[key][-1]))
         entry["circles"].append((r["circle_f"], r["circle_fn"]))
@@ -236,6 +251,12 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
         trend = np.array(entry["trend"])
         rows.append(Row(name, "pre_quench_trend_max", n, float(np.max(np.abs(trend))),
                         float(trend.min()), float(trend.max())))
+        post = np.array(entry["post"])
+        rows.append(Row(name, "post_quench_change", n, float(np.median(post)),
+                        float(post.min()), float(post.max())))
+        seconds = np.array(entry["seconds"])
+        rows.append(Row(name, "job_seconds", n, float(np.median(seconds)), float(seconds.min()),
+                        float(seconds.max())))
     if len(widths) >= 2:
         for key in ("loss", "residual_pos", "residual_neg"):
             values = [np.array(table["by_n"][n]["final"][key]) for n in table["n"]]

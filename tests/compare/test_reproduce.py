@@ -12,7 +12,7 @@ import pytest
 from compare.cli import main
 from compare.reproduce import EXPERIMENTS, Options, read_results, reproduce
 from compare.reproduce.base import COLUMNS, CONFIG_DIR, SCALES, Row, write_results
-from compare.reproduce.rve_pspin import pre_quench_trend, protocol_batches
+from compare.reproduce.rve_pspin import post_quench_change, pre_quench_trend, protocol_batches
 from meanfield.config import ConfigError
 from meanfield.model.pspin import PSpin
 
@@ -55,6 +55,13 @@ def test_pre_quench_trend_measures_the_relative_change_of_a_line() -> None:
         -0.05 / 1.025, rel=1e-9)
 
 
+def test_post_quench_change_compares_the_late_quench_records() -> None:
+    steps = np.array([0, 500, 1000, 1001, 1010, 1100, 1200])
+    loss = np.array([5.0, 1.0, 1.0, 0.9, 0.8, 0.6, 0.5])
+    # quench of 200 steps: the records from step 1050 on are 1100 and 1200: (0.5 - 0.6) / 0.5
+    assert post_quench_change(steps, loss, 1000, 200) == pytest.approx(-0.2)
+
+
 def test_results_csv_round_trip(tmp_path) -> None:
     rows = [Row("x", "loss", 32, 0.5, 0.4, 0.6, 0.3, None), Row("x", "slope", None, -1.0)]
     path = write_results(rows, tmp_path / "results.csv")
@@ -80,11 +87,12 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
     quantities = {(r["quantity"], r["x"]) for r in table}
     for n in (10.0, 20.0):
         for q in ("loss", "residual_pos", "residual_neg", "loss_pre_quench",
-                  "pre_quench_trend_max"):
+                  "pre_quench_trend_max", "post_quench_change", "job_seconds"):
             assert (q, n) in quantities
     assert ("slope_loss", None) in quantities
     for row in table:
         if row["ours_low"] is not None and row["quantity"] != "pre_quench_trend_max":
+            # the median over teachers lies within [min, max]
             assert row["ours_low"] <= row["ours"] <= row["ours_high"], row
     slope = next(r for r in table if r["quantity"] == "slope_loss")
     assert (slope["paper_low"], slope["paper_high"]) == (-1.1, -0.9)

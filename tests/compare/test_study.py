@@ -191,3 +191,19 @@ def test_study_observables_follow_the_grid_dimension() -> None:
         set(iso.study["observables"]) <= {"risk", "mean_r", "second_moment_r", "w1", "ks"}
     with pytest.raises(ConfigError, match="mean_r"):
         load_config(CONFIG, ['study.observables=["risk", "sliced_w1"]'])
+
+
+def test_a_study_without_a_pde_plots_one_row_of_panels(tmp_path: Path) -> None:
+    """The p-spin study has no N Var table: its figure has no empty second row."""
+    import matplotlib.image
+
+    from compare.figures import plot_any
+
+    config = load_config(ROOT / "data" / "configs" / "rve-pspin-d10-scaling.toml", [
+        "study.n=[10, 20]", "study.replicas=2", "dynamics.t_end=2.0",
+        "dynamics.save_times=[0.0, 1.0, 2.0]", "particles.quench_time=1.0",
+        "particles.test_points=500"])
+    run_study(config, tmp_path / "pspin.h5", scheduler="local", progress=False)
+    (path,) = plot_any(tmp_path / "pspin.h5", tmp_path)
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert height < 1.2 * width  # one row of panels (two rows were 1.9 times the width)
