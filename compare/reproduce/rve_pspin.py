@@ -15,7 +15,9 @@ Before the quench, the loss is recorded every ``sgd_steps / 20`` steps over the 
 the phase; :func:`pre_quench_trend` fits a line through those records and reports the relative
 change it predicts over that half. ``|trend| <= protocol.flat_tolerance`` at every (n,
 teacher) is the convergence check ("the loss has stopped falling before the quench"); the
-result is a row of ``results.csv`` and a line of the report, not an assertion.
+result is a row of ``results.csv`` and a line of the report, not an assertion; with its
+standard error, ``pre_quench_flat_fraction`` counts the teachers whose loss shows no fall
+beyond the tolerance at about 95 % (``trend + 2 se >= -flat_tolerance``).
 :func:`post_quench_change` reports whether the quench phase itself has finished lowering the
 loss (the paper's protocol fixes its length; the row says what it left).
 
@@ -50,7 +52,7 @@ SCALES = ("small", "paper", "gpu")
 PAPER_LOSS_N256 = {10: (0.009, 0.013), 25: (0.45, 0.6)}
 PAPER_SLOPE = (-1.1, -0.9)
 #: records of the loss over the second half of the SGD phase (the convergence check)
-FLAT_RECORDS = 11
+FLAT_RECORDS = 41
 #: great circles of Fig. 4: the coordinate pairs (i, j) of x_i = sqrt(d) cos t, x_j = sqrt(d) sin t
 CIRCLES = ((0, 1), (2, 3))
 #: points along each great circle
@@ -65,23 +67,29 @@ def protocol_batches(n: int, divisor: int) -> tuple[int, int]:
 
 
 def _record_steps(sgd_steps: int, quench_steps: int, log_records: int) -> list[int]:
-    """Log-spaced steps up to the quench, linear over its second half, then the quench's."""
+    """Log-spaced steps up to the quench and through it, linear over the second half of each."""
     log = np.unique(np.geomspace(1, sgd_steps, log_records).astype(np.int64))
     flat = np.linspace(sgd_steps // 2, sgd_steps, FLAT_RECORDS).astype(np.int64)
     quench = sgd_steps + np.unique(np.geomspace(1, quench_steps, max(4, log_records // 3))
                                    .astype(np.int64))
-    return sorted({0, *log.tolist(), *flat.tolist(), *quench.tolist()})
+    quench_flat = sgd_steps + np.linspace(quench_steps // 2, quench_steps, 11).astype(np.int64)
+    return sorted({0, *log.tolist(), *flat.tolist(), *quench.tolist(), *quench_flat.tolist()})
 
 
-def pre_quench_trend(steps: np.ndarray, loss: np.ndarray, sgd_steps: int) -> float:
-    """Relative change of the loss over ``[sgd_steps / 2, sgd_steps]`` by a least-squares line.
+def pre_quench_trend(steps: np.ndarray, loss: np.ndarray, sgd_steps: int) -> tuple[float, float]:
+    """Relative change of the loss over ``[sgd_steps / 2, sgd_steps]`` by a least-squares line,
+    and its standard error (from the scatter of the records about the line).
 
-    Negative: still falling. The line averages the SGD fluctuations of the single records.
+    Negative: still falling. The line averages the SGD fluctuations of the single records; the
+    standard error says how large a trend those fluctuations can hide.
     """
     mask = (steps >= sgd_steps // 2) & (steps <= sgd_steps)
     s, y = steps[mask].astype(float), loss[mask]
     slope, intercept = np.polyfit(s, y, 1)
-    return float(slope * (s[-1] - s[0]) / np.mean(y))
+    scale = (s[-1] - s[0]) / np.mean(y)
+    resid = y - (slope * s + intercept)
+    se = math.sqrt(resid @ resid / max(1, s.size - 2) / np.sum((s - s.mean()) ** 2))
+    return float(slope * scale), float(se * scale)
 
 
 def post_quench_change(steps: np.ndarray, loss: np.ndarray, sgd_steps: int,
@@ -201,7 +209,7 @@ def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
     plot_scaling(table, out_dir / f"{name}-scaling.png")
     plot_circles(table, figure_n, CIRCLES, out_dir / f"{name}-great-circles.png")
     for row in rows:
-        if row.quantity in ("slope_loss", "pre_quench_trend_max"):
+        if row.quantity in ("slope_loss", "pre_quench_trend"):
             options.report(f"  {row.quantity} {'' if row.x is None else f'n={row.x:g} '}"
                            f"{row.ours:.4g} [{row.ours_low:.4g}, {row.ours_high:.4g}]")
     return rows
@@ -248,9 +256,14 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
         pre = np.array(entry["pre"])
         rows.append(Row(name, "loss_pre_quench", n, float(np.median(pre)), float(pre.min()),
                         float(pre.max())))
-        trend = np.array(entry["trend"])
-        rows.append(Row(name, "pre_quench_trend_max", n, float(np.max(np.abs(trend))),
-                        float(trend.min()), float(trend.max())))
+        trend, se = np.array(entry["trend"]).T
+        rows.append(Row(name, "pre_quench_trend", n, float(np.median(trend)), float(trend.min()),
+                        float(trend.max())))
+        rows.append(Row(name, "pre_quench_trend_se", n, float(np.median(se)), float(se.min()),
+                        float(se.max())))
+        # flat: no fall larger than the tolerance is seen at about 95 % (trend + 2 se)
+        flat = np.mean(trend + 2.0 * se >= -table["flat_tolerance"])
+        rows.append(Row(name, "pre_quench_flat_fraction", n, float(flat)))
         post = np.array(entry["post"])
         rows.append(Row(name, "post_quench_change", n, float(np.median(post)),
                         float(post.min()), float(post.max())))

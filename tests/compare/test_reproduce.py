@@ -45,14 +45,24 @@ def test_protocol_batches_follow_the_paper() -> None:
 def test_pre_quench_trend_measures_the_relative_change_of_a_line() -> None:
     steps = np.arange(0, 1001, 50)
     flat = np.full(steps.size, 2.0)
-    assert pre_quench_trend(steps, flat, 1000) == pytest.approx(0.0, abs=1e-12)
+    assert pre_quench_trend(steps, flat, 1000) == pytest.approx((0.0, 0.0), abs=1e-12)
     # loss 1 + 1e-4 (1000 - s): over [500, 1000] it falls from 1.05 to 1.0, mean 1.025
     falling = 1.0 + 1e-4 * (1000 - steps)
-    assert pre_quench_trend(steps, falling, 1000) == pytest.approx(-0.05 / 1.025, rel=1e-9)
+    assert pre_quench_trend(steps, falling, 1000)[0] == pytest.approx(-0.05 / 1.025, rel=1e-9)
     # records after the quench step are ignored
     with_quench = np.concatenate([falling, [0.1, 0.05]])
-    assert pre_quench_trend(np.r_[steps, 1010, 1100], with_quench, 1000) == pytest.approx(
+    assert pre_quench_trend(np.r_[steps, 1010, 1100], with_quench, 1000)[0] == pytest.approx(
         -0.05 / 1.025, rel=1e-9)
+
+
+def test_the_trend_standard_error_matches_the_scatter_of_noisy_records() -> None:
+    """Over many noisy flat series the fitted trends scatter by their reported standard error."""
+    rng = np.random.default_rng(3)
+    steps = np.linspace(500, 1000, 41).astype(int)
+    fits = np.array([pre_quench_trend(steps, 1.0 + 0.1 * rng.standard_normal(41), 1000)
+                     for _ in range(2000)])
+    # 2000 series: the sample standard deviation is within 5 % of its mean (2 standard errors)
+    assert np.std(fits[:, 0]) == pytest.approx(np.mean(fits[:, 1]), rel=0.05)
 
 
 def test_post_quench_change_compares_the_late_quench_records() -> None:
@@ -87,11 +97,12 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
     quantities = {(r["quantity"], r["x"]) for r in table}
     for n in (10.0, 20.0):
         for q in ("loss", "residual_pos", "residual_neg", "loss_pre_quench",
-                  "pre_quench_trend_max", "post_quench_change", "job_seconds"):
+                  "pre_quench_trend", "pre_quench_trend_se", "pre_quench_flat_fraction",
+                  "post_quench_change", "job_seconds"):
             assert (q, n) in quantities
     assert ("slope_loss", None) in quantities
     for row in table:
-        if row["ours_low"] is not None and row["quantity"] != "pre_quench_trend_max":
+        if row["ours_low"] is not None:
             # the median over teachers lies within [min, max]
             assert row["ours_low"] <= row["ours"] <= row["ours_high"], row
     slope = next(r for r in table if r["quantity"] == "slope_loss")
@@ -167,4 +178,19 @@ def test_small_scale_loss_falls_with_n(tmp_path) -> None:
     slope = by[("slope_loss", None)]
     assert slope.ours_high < 0
     for n in (32, 64, 128):
-        assert by[("pre_quench_trend_max", n)].ours <= 0.05
+        assert by[("pre_quench_flat_fraction", n)].ours == 1.0
+
+
+def test_small_scale_kernel_experiment(tmp_path) -> None:
+    """RVE Experiment 1 at the shipped small size (about 20 s on 2 cores): the Monte Carlo test
+    loss agrees with the closed form, and the loss falls with n (slope -1.03 [-1.19, -0.95] with
+    the shipped seeds; the paper's "faster than n^-1" is not asserted, see
+    docs/reproductions.md)."""
+    rows = reproduce("rve-kernel", tmp_path, options=Options(progress=False,
+                                                             report=lambda line: None))
+    by = {(r.quantity, r.x): r for r in rows}
+    for n in (8, 16, 32):
+        mc, exact = by[("loss", n)].ours, by[("loss_exact", n)].ours
+        # 1e5 test points: the relative standard error of a mean square is below 1 % here
+        assert abs(mc - exact) < 0.03 * exact
+    assert by[("slope", None)].ours_high < -0.5
