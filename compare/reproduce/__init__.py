@@ -3,7 +3,8 @@
 One module per experiment, each exposing an :class:`~compare.reproduce.base.Experiment`;
 :data:`EXPERIMENTS` lists them by name. :func:`reproduce` loads the shipped config of a scale
 (``data/configs/reproduce/<name>.<scale>.toml``), applies ``--set`` overrides, runs the
-experiment into a directory and writes ``results.csv`` there.
+experiment into a directory and writes ``results.csv`` there (and the same table as
+``results.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from meanfield.config import ConfigError
 
 from . import rve_kernel, rve_pspin
-from .base import COLUMNS, SCALES, Experiment, Options, Row, load_raw, read_results
+from .base import COLUMNS, SCALES, Experiment, Options, Row, load_raw, read_results, write_markdown
 
 __all__ = ["COLUMNS", "EXPERIMENTS", "SCALES", "Experiment", "Options", "Row", "read_results",
            "reproduce"]
@@ -37,6 +38,7 @@ def reproduce(name: str, out_dir: str | Path, *, scale: str = "small",
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = experiment.run(raw, scale, out, options)
+    write_markdown(rows, out / "results.md")
     options.report(f"{name} ({scale}): {len(rows)} rows in {out / 'results.csv'}, "
                    f"{time.perf_counter() - start:.0f} s")
     return rows

@@ -40,7 +40,7 @@ from meanfield.config import ConfigError, apply_overrides
 from ..executors import make_executor, run_jobs
 
 __all__ = ["COLUMNS", "CONFIG_DIR", "SCALES", "Experiment", "Options", "Row", "load_raw",
-           "read_results", "write_results", "require", "run_cached"]
+           "read_results", "write_results", "write_markdown", "require", "run_cached"]
 
 #: the columns of ``results.csv``, in order
 COLUMNS = ("experiment", "quantity", "x", "ours", "ours_low", "ours_high", "paper_low",
@@ -84,6 +84,27 @@ def write_results(rows: Iterable[Row], path: str | Path) -> Path:
         writer.writerow(COLUMNS)
         for row in rows:
             writer.writerow(row.cells())
+    return path
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.4g}"
+
+
+def write_markdown(rows: Iterable[Row], path: str | Path) -> Path:
+    """The rows as a Markdown table (``ours [low, high]`` beside ``paper [low, high]``)."""
+    lines = ["| quantity | x | ours | ours range | paper |", "|---|---|---|---|---|"]
+    for r in rows:
+        ours_range = (f"[{_num(r.ours_low)}, {_num(r.ours_high)}]"
+                      if r.ours_low is not None else "")
+        paper = (f"[{_num(r.paper_low)}, {_num(r.paper_high)}]"
+                 if r.paper_low is not None or r.paper_high is not None else "")
+        x = "" if r.x is None else _num(float(r.x))
+        lines.append(f"| {r.quantity} | {x} | {_num(r.ours)} | {ours_range} | {paper} |")
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

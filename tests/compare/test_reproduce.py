@@ -110,6 +110,8 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
     for name in ("loss-vs-step", "scaling", "great-circles"):
         assert (out / f"rve-pspin-{name}.png").stat().st_size > 10_000
     assert len(list((out / "runs").glob("*.npz"))) == 4  # 2 widths x 2 teachers
+    markdown = (out / "results.md").read_text().splitlines()
+    assert markdown[0].startswith("| quantity |") and len(markdown) == len(rows) + 2
 
 
 def test_the_final_loss_is_that_of_the_final_units(tiny_run) -> None:
