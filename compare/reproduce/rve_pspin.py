@@ -21,6 +21,10 @@ beyond the tolerance at about 95 % (``trend + 2 se >= -flat_tolerance``).
 :func:`post_quench_change` reports whether the quench phase itself has finished lowering the
 loss (the paper's protocol fixes its length; the row says what it left).
 
+Besides the loss, ``results.csv`` has ``loss_relative``, the loss over the trivial loss
+``E f^2 / 2`` of its teacher (``trivial``, exact from :meth:`PSpin.target_square_mean`): a
+number that does not depend on how ``f`` is normalised.
+
 Figures (as the paper's): the loss against the step for ``protocol.figure_n`` (their Fig. 2),
 the loss and both residuals against ``n`` (their Fig. 3) and ``f``, ``f_n`` along great circles
 (their Fig. 4).
@@ -157,6 +161,7 @@ def _check(raw: dict) -> dict[str, Any]:
     widths = require(raw, "study", "n", list, lambda v: len(v) >= 1 and all(
         positive_int(x) and x >= 5 for x in v), "a non-empty list of widths n >= 5")
     return {
+        "d": require(raw, "model", "d", int, lambda v: v >= 1, "the input dimension, >= 1"),
         "n": [int(v) for v in widths],
         "teachers": require(raw, "study", "teachers", int, positive_int,
                             "the number of teachers per width, >= 1"),
@@ -223,7 +228,7 @@ def _dump(raw: dict) -> str:
 
 def _tabulate(proto: dict, params: list[dict], results: list[dict]) -> dict[str, Any]:
     """Per width: the teachers' curves and final values (host arrays)."""
-    table: dict[str, Any] = {"n": proto["n"], "by_n": {}}
+    table: dict[str, Any] = {"n": proto["n"], "by_n": {}, "d": proto["d"]}
     for p, r in zip(params, results, strict=True):
         entry = table["by_n"].setdefault(p["n"], {"curves": [], "final": {}, "trend": [],
                                                   "circles": [], "pre": [],
@@ -238,6 +243,10 @@ def _tabulate(proto: dict, params: list[dict], results: list[dict]) -> dict[str,
         entry["seconds"].append(float(r.get("job_seconds", np.nan)))
         for key in ("loss", "loss_se", "residual_pos", "residual_neg"):
             entry["final"].setdefault(key, []).append(float(r[key][-1]))
+        model = PSpin(table["d"], p["teacher"])
+        trivial = 0.5 * model.target_square_mean(model.teacher())  # the loss of f_n = 0
+        entry["final"].setdefault("trivial", []).append(trivial)
+        entry["final"].setdefault("loss_relative", []).append(float(r["loss"][-1]) / trivial)
         entry["circles"].append((r["circle_f"], r["circle_fn"]))
     table["flat_tolerance"] = proto["flat_tolerance"]
     return table
@@ -248,7 +257,7 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
     widths = np.array(table["n"])
     for n in table["n"]:
         entry = table["by_n"][n]
-        for key in ("loss", "residual_pos", "residual_neg"):
+        for key in ("loss", "residual_pos", "residual_neg", "loss_relative", "trivial"):
             v = np.array(entry["final"][key])
             paper = PAPER_LOSS_N256.get(d) if key == "loss" and n == 256 else None
             rows.append(Row(name, key, n, float(np.median(v)), float(v.min()), float(v.max()),

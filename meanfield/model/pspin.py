@@ -45,7 +45,7 @@ import numpy as np
 
 from .pieces import ActivationPieces, DataPieces, UnitPieces
 
-__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C"]
+__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "sphere_sixth_moment_pairings"]
 
 #: standard deviation of the initial bias ``b`` (documented default, see the module docstring)
 INIT_STD_B = 1.0
@@ -95,6 +95,25 @@ class PSpin:
         ndarray of shape ``(d, d, d)``
         """
         return np.random.default_rng(self.teacher_seed).standard_normal((self.d,) * 3)
+
+    def target_square_mean(self, tensor: np.ndarray) -> float:
+        """``E f(x)^2`` over the sphere in closed form, from its sixth moments.
+
+        On the sphere of radius ``R = sqrt d``, ``E[x_i1 ... x_i6] = R^6 / (d (d+2) (d+4))``
+        times the sum over the 15 pairings of the six indices of products of deltas, so
+
+        .. math::
+
+            E f^2 = \\frac{1}{d^2} \\frac{R^6}{d(d+2)(d+4)} \\sum_{\\text{15 pairings}}
+            \\sum a_{pqr} a_{stu} \\delta\\delta\\delta
+            = \\frac{1}{(d+2)(d+4)} \\sum_{\\text{pairings}} (\\cdots) .
+
+        The trivial predictor ``f_n = 0`` has loss ``E f^2 / 2``.
+        """
+        d = self.d
+        total = sum(float(np.einsum(s, tensor, tensor))
+                    for s in sphere_sixth_moment_pairings())
+        return total / ((d + 2) * (d + 4))
 
     def target(self, x: Any, tensor: Any, xp: Any) -> Any:
         """The 3-spin energy ``f(x) = (1/d) sum_pqr a_pqr x_p x_q x_r``.
@@ -302,6 +321,33 @@ class PSpin:
             "residual_pos": -xp.mean(residual * xp.astype(f_test > 0, residual.dtype), axis=-1),
             "residual_neg": xp.mean(residual * xp.astype(f_test < 0, residual.dtype), axis=-1),
         }
+
+
+def sphere_sixth_moment_pairings() -> list[str]:
+    """The 15 pairings of six indices as :func:`numpy.einsum` subscripts ``"ijk,lmn->"``.
+
+    Positions 0-2 index the first tensor, 3-5 the second; paired positions share a letter.
+    """
+    letters = "abc"
+    out = []
+    for pairing in _pairings(list(range(6))):
+        names = [""] * 6
+        for letter, (i, j) in zip(letters, pairing, strict=True):
+            names[i] = names[j] = letter
+        out.append("".join(names[:3]) + "," + "".join(names[3:]) + "->")
+    return out
+
+
+def _pairings(items: list[int]) -> list[list[tuple[int, int]]]:
+    """All perfect matchings of ``items`` (``(len - 1)!!`` of them)."""
+    if not items:
+        return [[]]
+    first, rest = items[0], items[1:]
+    out = []
+    for k, partner in enumerate(rest):
+        for tail in _pairings(rest[:k] + rest[k + 1:]):
+            out.append([(first, partner), *tail])
+    return out
 
 
 def _contract_last_two(x: Any, tensor: Any, xp: Any) -> Any:

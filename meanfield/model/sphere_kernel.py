@@ -81,7 +81,7 @@ from scipy.special import gammaln
 
 from .pspin import PSpin
 
-__all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER", "sphere_sixth_moment_pairings"]
+__all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER"]
 
 #: highest derivative ``h^(k)`` needed: ``k = 4`` for the gradient of ``F``
 MAX_ORDER = 4
@@ -89,33 +89,6 @@ MAX_ORDER = 4
 SERIES_TAIL = 1e-17
 #: purpose tag of the Monte Carlo test points (0-3 are taken by the particle methods)
 PURPOSE_TEST = 4
-
-
-def sphere_sixth_moment_pairings() -> list[str]:
-    """The 15 pairings of six indices as :func:`numpy.einsum` subscripts ``"ijk,lmn->"``.
-
-    Positions 0-2 index the first tensor, 3-5 the second; paired positions share a letter.
-    """
-    letters = "abc"
-    out = []
-    for pairing in _pairings(list(range(6))):
-        names = [""] * 6
-        for letter, (i, j) in zip(letters, pairing, strict=True):
-            names[i] = names[j] = letter
-        out.append("".join(names[:3]) + "," + "".join(names[3:]) + "->")
-    return out
-
-
-def _pairings(items: list[int]) -> list[list[tuple[int, int]]]:
-    """All perfect matchings of ``items`` (``(len - 1)!!`` of them)."""
-    if not items:
-        return [[]]
-    first, rest = items[0], items[1:]
-    out = []
-    for k, partner in enumerate(rest):
-        for tail in _pairings(rest[:k] + rest[k + 1:]):
-            out.append([(first, partner), *tail])
-    return out
 
 
 @dataclass(frozen=True)
@@ -197,18 +170,8 @@ class SphereKernel:
                 + np.einsum("ppk->k", tensor))
 
     def target_square_mean(self, tensor: np.ndarray) -> float:
-        """``E f(x)^2`` in closed form from the sphere's sixth moments.
-
-        .. math::
-
-            E f^2 = \\frac{1}{d^2} \\frac{R^6}{d(d+2)(d+4)} \\sum_{\\text{15 pairings}}
-            \\sum a_{pqr} a_{stu} \\delta\\delta\\delta
-            = \\frac{1}{(d+2)(d+4)} \\sum_{\\text{pairings}} (\\cdots),\\qquad R^2 = d .
-        """
-        d = self.d
-        total = sum(float(np.einsum(s, tensor, tensor))
-                    for s in sphere_sixth_moment_pairings())
-        return total / ((d + 2) * (d + 4))
+        """``E f(x)^2`` in closed form: :meth:`PSpin.target_square_mean`."""
+        return self.pspin.target_square_mean(tensor)
 
     def task(self, asarray: Callable[..., Any]) -> SphereKernelTask:
         """Draw the teacher, do the setup in NumPy and move it once with ``asarray``.

@@ -98,13 +98,15 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
     for n in (10.0, 20.0):
         for q in ("loss", "residual_pos", "residual_neg", "loss_pre_quench",
                   "pre_quench_trend", "pre_quench_trend_se", "pre_quench_flat_fraction",
-                  "post_quench_change", "job_seconds"):
+                  "post_quench_change", "job_seconds", "loss_relative", "trivial"):
             assert (q, n) in quantities
     assert ("slope_loss", None) in quantities
     for row in table:
         if row["ours_low"] is not None:
             # the median over teachers lies within [min, max]
             assert row["ours_low"] <= row["ours"] <= row["ours_high"], row
+    # the trivial loss E f^2 / 2 of the two teachers at d = 10: d / 2 = 5 on average
+    assert 2.0 < next(r for r in table if r["quantity"] == "trivial")["ours"] < 10.0
     slope = next(r for r in table if r["quantity"] == "slope_loss")
     assert (slope["paper_low"], slope["paper_high"]) == (-1.1, -0.9)
     for name in ("loss-vs-step", "scaling", "great-circles"):
