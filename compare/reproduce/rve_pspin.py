@@ -7,7 +7,8 @@ The protocol of the paper (CPAM 2022, arXiv:1805.00915, section 4), at every wid
 3. the test loss ``l = (1/2P) sum (f - f_n)^2`` on ``P`` (1e5) fresh points and the signed
    residuals of their eq. (4.11), ``<(f - f_n) 1{f > 0}>`` and ``<(f_n - f) 1{f < 0}>``;
 
-for ``teachers`` coupling tensors ``a_pqr`` per width (one network each). Each (n, teacher) is
+for ``study.teachers`` coupling tensors ``a_pqr`` per width (one network each; a list gives
+one count per width). Each (n, teacher) is
 one job of :func:`simulate_teacher`; the jobs are cached in ``DIR/runs`` (an interrupted run
 continues). The step size is not published; the shipped configs state the one chosen and why.
 
@@ -153,6 +154,15 @@ def _great_circles(model: PSpin, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
     return f, fn
 
 
+def _teachers(raw: dict, count: int) -> list[int]:
+    """``study.teachers``: one count for every width, or a list with one count per width."""
+    value = require(raw, "study", "teachers", (int, list), lambda v: (
+        v >= 1 if isinstance(v, int) else len(v) == count and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v)),
+        f"a number of teachers >= 1, or a list of {count} such numbers (one per width)")
+    return [value] * count if isinstance(value, int) else list(value)
+
+
 def _check(raw: dict) -> dict[str, Any]:
     """The experiment's own keys (``[study]``, ``[protocol]``), with errors naming them."""
     def positive_int(v: Any) -> bool:
@@ -163,8 +173,7 @@ def _check(raw: dict) -> dict[str, Any]:
     return {
         "d": require(raw, "model", "d", int, lambda v: v >= 1, "the input dimension, >= 1"),
         "n": [int(v) for v in widths],
-        "teachers": require(raw, "study", "teachers", int, positive_int,
-                            "the number of teachers per width, >= 1"),
+        "teachers": _teachers(raw, len(widths)),
         "sgd_steps": require(raw, "protocol", "sgd_steps", int, lambda v: v >= 20,
                              "SGD steps before the quench, >= 20"),
         "quench_steps": require(raw, "protocol", "quench_steps", int, positive_int,
@@ -202,8 +211,9 @@ def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
     d = int(raw["model"]["d"])
     params = [{"config_toml": text, "n": n, "teacher": k,
                "seed": proto["seed"] + 1000 * k + n}
-              for n in sorted(proto["n"], reverse=True) for k in range(proto["teachers"])]
-    options.report(f"{name}: d = {d}, n = {proto['n']}, {proto['teachers']} teachers, "
+              for n, count in sorted(zip(proto["n"], proto["teachers"], strict=True),
+                                     reverse=True) for k in range(count)]
+    options.report(f"{name}: d = {d}, n = {proto['n']}, teachers {proto['teachers']}, "
                    f"{proto['sgd_steps']:g} + {proto['quench_steps']:g} steps")
     results = run_cached(simulate_teacher, params, out_dir / "runs", options)
     table = _tabulate(proto, params, results)

@@ -149,10 +149,17 @@ def test_a_rerun_reuses_the_jobs_and_other_widths_reuse_theirs(tiny_run) -> None
     fewer = reproduce("rve-pspin", out, overrides=[*TINY, "study.n=[20]"], options=options)
     assert not any("jobs to run" in line for line in lines)  # [study] is not in the jobs' key
     assert [r for r in fewer if r.x == 20] == [r for r in rows if r.x == 20]
+    # one teacher count per width: the jobs of teacher 0 only at n = 10, both at n = 20
+    mixed = reproduce("rve-pspin", out, overrides=[*TINY, "study.teachers=[1, 2]"],
+                      options=options)
+    assert not any("jobs to run" in line for line in lines)
+    loss10 = next(r for r in mixed if (r.quantity, r.x) == ("loss", 10))
+    assert loss10.ours_low == loss10.ours == loss10.ours_high  # a single teacher
 
 
 @pytest.mark.parametrize(("override", "key"), [
     ("study.teachers=0", "study.teachers"),
+    ("study.teachers=[2, 2, 2]", "study.teachers"),
     ("study.n=[2, 10]", "study.n"),
     ("protocol.flat_tolerance=-1.0", "protocol.flat_tolerance"),
     ("particles.step=-1.0", "particles.step"),
