@@ -22,6 +22,8 @@ from .model import (
     PSpin,
     QuadraticPotential,
     ReducedModel,
+    ReluSelection,
+    ReluSelectionLaw,
     ScaledChiLaw,
     ScaledChiPairLaw,
     TeacherNetwork,
@@ -47,6 +49,9 @@ def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -
                                     delta=float(spec["delta"]),
                                     activation=activation_from_spec(spec.get("activation", "mmn")),
                                     kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+    if name == "relu_selection":
+        return ReluSelection(d=float(spec["d"]), s0=float(spec["s0"]), delta=float(spec["delta"]),
+                             kernel_tol=float(spec.get("kernel_tol", 1e-8)))
     if name == "teacher_student":
         return _teacher_student(spec, pde)
     if name == "pspin":
@@ -91,13 +96,18 @@ def _per_axis(value: Any, n: int) -> tuple[float, ...]:
 
 
 def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]
-              ) -> ScaledChiLaw | ScaledChiPairLaw | NormalLaw:
+              ) -> ScaledChiLaw | ScaledChiPairLaw | NormalLaw | ReluSelectionLaw:
     """The initial law of ``[init]`` for the model of ``[model]`` (grid models only)."""
     name = model_spec["name"]
-    if name in ("isotropic_gaussians", "anisotropic_gaussians"):
+    if name in ("isotropic_gaussians", "anisotropic_gaussians", "relu_selection"):
         d = init.get("d", model_spec["d"])
         if not math.isfinite(float(d)):
             raise ValueError("init.d: the initial law w ~ N(0, kappa^2 I/d) needs a finite d")
+        if name == "relu_selection":
+            return ReluSelectionLaw(
+                kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]),
+                a_mean=float(init["a_mean"]), a_std=float(init["a_std"]),
+                b_mean=float(init["b_mean"]), b_std=float(init["b_std"]))
         if name == "anisotropic_gaussians":
             return ScaledChiPairLaw(kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]))
         return ScaledChiLaw(kappa=float(init["kappa"]), d=int(d))

@@ -261,7 +261,8 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
 def _check_combinations(ctx: Context) -> None:
     """Rules that involve several sections."""
     model = ctx["model"]
-    if model["name"] == "anisotropic_gaussians" and not model["s0"] <= ctx["init"]["d"] - 1:
+    if (model["name"] in ("anisotropic_gaussians", "relu_selection")
+            and not model["s0"] <= ctx["init"]["d"] - 1):
         raise ConfigError(f"invalid value for 'init.d': {ctx['init']['d']}; allowed: an integer "
                           f">= model.s0 + 1 = {model['s0'] + 1} (the law of (r1, r2) splits w "
                           "into s0 and d - s0 coordinates)")

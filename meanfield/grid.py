@@ -1,4 +1,9 @@
-"""Uniform cell-centred grids in 1, 2 or 3 dimensions (geometry only, no density data)."""
+"""Uniform cell-centred grids in any number of dimensions (geometry only, no density data).
+
+Nothing here or in the operators depends on the number of axes: the fluxes are applied axis by
+axis and the nonlocal term works on the flattened cells. What grows with the axes is the cell
+count, ``prod(shape)``, and with it the memory of the kernel features (``n_cells x P``).
+"""
 
 from __future__ import annotations
 
@@ -37,8 +42,8 @@ class Grid:
         bounds = tuple((float(lo), float(hi)) for lo, hi in self.bounds)
         shape = tuple(int(n) for n in self.shape)
         names = tuple(self.names) or tuple(f"q{i}" for i in range(len(shape)))
-        if not 1 <= len(shape) <= 3:
-            raise ValueError(f"grids have 1, 2 or 3 axes, got {len(shape)}")
+        if len(shape) < 1:
+            raise ValueError("a grid needs at least one axis")
         if len(bounds) != len(shape) or len(names) != len(shape):
             raise ValueError("bounds, shape and names must have one entry per axis")
         for (lo, hi), n in zip(bounds, shape, strict=True):

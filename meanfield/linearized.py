@@ -19,8 +19,9 @@ linearly; the backward equation is a linear transport of ``phi`` with speed
 ``a = 2 d Psi_lambda`` plus a low-rank nonlocal source, discretised with second-order upwind
 differences and Heun's method, using the model's exact ``d V`` and feature derivatives (no
 finite differences of ``Psi``). It is checked against finite differences of the forward solver
-itself (``tests/meanfield/test_linearized.py``). Grids of 1 to 3 axes (the transport term axis
-by axis, the nonlocal term through the feature gradients), noiseless dynamics.
+itself (``tests/meanfield/test_linearized.py``). Grids of any number of axes (the transport term
+axis by axis, the nonlocal term through the feature gradients), noiseless dynamics; the stored
+path holds ``n_store x n_cells x D`` speeds, which bounds the grids it affords in 4-D.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ def _slopes_upwind(phi: np.ndarray, speed: np.ndarray, h: float, axis: int = 0) 
 
 
 def _make_rate(pde: MeanFieldPDE, path: ForwardPath, include_interaction: bool) -> Any:
-    """``d phi / ds`` in reversed time ``s = tau_T - tau`` (host NumPy), on a grid of 1 to 3
-    axes: ``phi`` and the densities of ``path`` have the grid's shape."""
+    """``d phi / ds`` in reversed time ``s = tau_T - tau`` (host NumPy), on a grid of any
+    number of axes: ``phi`` and the densities of ``path`` have the grid's shape."""
     grid = pde.grid
     shape, n_axes = grid.shape, grid.ndim
     points = grid.points()
@@ -151,7 +152,7 @@ def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
     Parameters
     ----------
     pde : MeanFieldPDE
-        Noiseless, on a grid of 1 to 3 axes.
+        Noiseless, on a grid of any number of axes.
     rho0 : array of the grid's shape
     observable : array of the grid's shape (or flat)
         ``f`` at the cell centres.

@@ -56,7 +56,7 @@ def plot_density_2d(ax: Any, x: np.ndarray, y: np.ndarray, density: np.ndarray, 
                     labels: tuple[str, str] = ("q_0", "q_1"), vmax: float | None = None) -> Any:
     """A 2-D density (cell averages, shape ``(len(x), len(y))``) as an image on its cells.
 
-    For a 3-D density pass the 2-D marginal (sum over the third axis times its spacing).
+    For a density of more axes pass the 2-D marginal (:func:`marginal_2d`).
     """
     image = ax.pcolormesh(x, y, density.T, shading="nearest", cmap="magma_r", vmin=0.0,
                           vmax=vmax if vmax is not None else density.max())
@@ -66,17 +66,21 @@ def plot_density_2d(ax: Any, x: np.ndarray, y: np.ndarray, density: np.ndarray, 
 
 
 def marginal_2d(density: np.ndarray, spacing: float) -> np.ndarray:
-    """The law of the first two axes of a 3-D density (2-D input is returned unchanged)."""
-    return density if density.ndim == 2 else density.sum(axis=-1) * spacing
+    """The law of the first two axes of a density of 2 or more axes (2-D is returned unchanged).
+
+    ``spacing`` is the volume of a cell of the summed axes (the product of their spacings).
+    """
+    return density if density.ndim == 2 else density.sum(axis=tuple(range(2, density.ndim))) \
+        * spacing
 
 
 def density_planes(group: dict, axes_names: tuple[str, ...]) -> tuple:
-    """``(x, y, planes)`` of a stored 2-D or 3-D density: the coordinates of the first two axes
-    and, per frame, the density of those two (the marginal over a third axis)."""
+    """``(x, y, planes)`` of a stored density of 2 or more axes: the coordinates of the first
+    two axes and, per frame, the density of those two (the marginal over the other axes)."""
     spacing = 1.0
-    if len(axes_names) == 3:
-        third = group[axes_names[2]]
-        spacing = float(third[1] - third[0])
+    for name in axes_names[2:]:
+        coord = group[name]
+        spacing *= float(coord[1] - coord[0])
     planes = [marginal_2d(d, spacing) for d in group["density"]]
     return group[axes_names[0]], group[axes_names[1]], planes
 
@@ -111,14 +115,14 @@ def plot_file(path: str | Path, out_dir: str | Path) -> list[Path]:
             fig.savefig(target, dpi=150)
             plt.close(fig)
             written.append(target)
-        elif len(dims) in (3, 4):
+        elif len(dims) >= 3:
             target = out_dir / f"{Path(path).stem}-pde.png"
             written.append(_plot_density_panels(pde, dims[1:], target))
     return written
 
 
 def _plot_density_panels(pde: dict, axes_names: tuple, target: Path) -> Path:
-    """Density at up to four times (2-D, or the marginal of the first two axes in 3-D) and risk."""
+    """Density at up to four times (2-D, or the marginal of the first two axes) and risk."""
     picks = pick_times(len(pde["time"]), 4)
     x, y, planes = density_planes(pde, axes_names)
     fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.6 * (len(picks) + 1), 3.4),

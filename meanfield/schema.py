@@ -230,7 +230,7 @@ def _check_cells(value: Any, ctx: Context) -> str | None:
             f"(one per axis of model {ctx['model']['name']!r})")
     if toml_kind(value) == "integer":
         return None if value >= 2 and n_axes == 1 else text
-    return None if 1 <= len(value) <= 3 and len(value) == n_axes and _int_list(value, 2) else text
+    return None if len(value) == n_axes and _int_list(value, 2) else text
 
 
 def _check_bounds(value: Any, ctx: Context) -> str | None:
@@ -321,7 +321,7 @@ def _check_study_n(value: Any, ctx: Context) -> str | None:
 
 
 OBSERVABLES = ("risk", "mean_r", "second_moment_r", "w1", "ks")
-#: the observables of models whose grid has 2 or 3 axes: "mean" gives one table per axis
+#: the observables of models whose grid has 2 or more axes: "mean" gives one table per axis
 OBSERVABLES_MULTI = ("risk", "mean", "sliced_w1")
 
 
@@ -344,6 +344,9 @@ def _default_observables(ctx: Context) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- the schema
 
 _SMOOTH = ("tanh", "erf", "softplus")
+#: axes of the full-grid solvable models (the solver has no limit; 4-D is the largest tested,
+#: ``tests/meanfield/test_grid_4d.py``, and a 4-D grid of n cells per axis holds n^4 cells)
+_FULL_GRID_AXES = (1, 2, 3, 4)
 _FLOAT = ("float",)
 _INT = ("integer",)
 _STR = ("string",)
@@ -400,8 +403,8 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
     "model": {
         "name": Field(_STR, "model family",
                       check=_one_of("isotropic_gaussians", "anisotropic_gaussians",
-                                    "teacher_student", "pspin", "quadratic", "linear_unit",
-                                    "cosine_interaction")),
+                                    "relu_selection", "teacher_student", "pspin", "quadratic",
+                                    "linear_unit", "cosine_interaction")),
     },
     "init": {},
     "dynamics": {
@@ -469,6 +472,31 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
         "init": _MMN_INIT,
         "pde": {"r_max": _positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")},
     },
+    "relu_selection": {
+        "model": {
+            "d": Field(("integer", "float"), "input dimension (inf allowed)",
+                       check=_check_dimension(True), convert=_to_dimension),
+            "s0": Field(_INT, "number of informative coordinates (1 <= s0 <= d - 1)",
+                        check=_check_s0),
+            "delta": Field(_FLOAT, "class separation Delta",
+                           check=_allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
+            "kernel_tol": Field(_FLOAT, "error bound of the kernel expansion, relative to "
+                                "max U(q, q) on the grid", 1e-8,
+                                _allowed("a float with 0 < kernel_tol <= 1e-3",
+                                         lambda v: 0 < v <= 1e-3)),
+        },
+        "init": {
+            **_MMN_INIT,
+            "a_mean": _finite_float("mean of the initial output weight a"),
+            "a_std": _positive_float("standard deviation of the initial output weight a"),
+            "b_mean": _finite_float("mean of the initial offset b"),
+            "b_std": _positive_float("standard deviation of the initial offset b"),
+        },
+        "pde": {
+            "bounds": Field(("array",), "grid bounds [[lo, hi], ...] over (a, b, r1, r2); "
+                            "r1, r2 >= 0", check=_check_bounds, convert=_float_pairs),
+        },
+    },
     "teacher_student": {
         "model": {
             "input_dim": Field(_INT, "input dimension k of x", 1, _one_of(1, 2)),
@@ -499,7 +527,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
     },
     "quadratic": {
         "model": {
-            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(1, 2, 3)),
+            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(*_FULL_GRID_AXES)),
             "stiffness": _vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
             "center": _vector(None, "minimiser of V", 0.0),
         },
@@ -508,9 +536,9 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
     "linear_unit": {
         "model": {
             "theta_star": Field(("array",), "teacher theta_*: y = <theta_*, x> + noise, "
-                                "x ~ N(0, I_D), D = 1 to 3 entries",
-                                check=_allowed("an array of 1 to 3 finite floats",
-                                               lambda v: 1 <= len(v) <= 3
+                                "x ~ N(0, I_D), D = 1 to 4 entries",
+                                check=_allowed("an array of 1 to 4 finite floats",
+                                               lambda v: 1 <= len(v) <= max(_FULL_GRID_AXES)
                                                and all(map(_is_finite_number, v))),
                                 convert=lambda v, ctx: tuple(float(x) for x in v)),
             "label_var": Field(_FLOAT, "variance of the label noise", 0.0,
@@ -520,7 +548,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
     },
     "cosine_interaction": {
         "model": {
-            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(1, 2, 3)),
+            "ndim": Field(_INT, "number of axes of theta", 1, _one_of(*_FULL_GRID_AXES)),
             "coupling": Field(_FLOAT, "J in U = J sum_a cos(theta_a - theta'_a)", 1.0,
                               _allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
             "quartic": Field(_FLOAT, "q in V = sum_a q/4 theta^4 + k/2 theta^2 + b theta", 0.0,
@@ -536,6 +564,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
 REDUCED_DIM: Mapping[str, int | Callable[[Mapping[str, Any]], int]] = MappingProxyType({
     "isotropic_gaussians": 1,
     "anisotropic_gaussians": 2,
+    "relu_selection": 4,
     "teacher_student": _teacher_dimension,
     "pspin": 0,
     "quadratic": lambda model: model["ndim"],

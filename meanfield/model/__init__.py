@@ -5,8 +5,16 @@ from .anisotropic import AnisotropicGaussians
 from .base import KernelFeatures, ReducedModel
 from .cosine import CosineInteraction
 from .isotropic import IsotropicGaussians
-from .laws import GridTooSmallError, NormalLaw, ScaledChiLaw, ScaledChiPairLaw, initial_density
+from .laws import (
+    GridTooSmallError,
+    NormalLaw,
+    ReluSelectionLaw,
+    ScaledChiLaw,
+    ScaledChiPairLaw,
+    initial_density,
+)
 from .pspin import PSpin, PSpinTask
+from .relu_selection import ReluSelection
 from .solvable import (
     FeatureModel,
     LinearUnit,
@@ -24,6 +32,7 @@ __all__ = [
     "ReducedModel",
     "IsotropicGaussians",
     "AnisotropicGaussians",
+    "ReluSelection",
     "TeacherStudent",
     "TeacherNetwork",
     "QuadraticPotential",
@@ -37,6 +46,7 @@ __all__ = [
     "ScaledChiLaw",
     "ScaledChiPairLaw",
     "NormalLaw",
+    "ReluSelectionLaw",
     "initial_density",
     "GridTooSmallError",
 ]

@@ -52,7 +52,8 @@ from .hermite import CRAMER_BOUND, cosine_moments
 from .isotropic import IsotropicGaussians
 from .pieces import DataPieces
 
-__all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments"]
+__all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments", "circle_weights",
+           "circle_monomials", "even_pairs", "polar"]
 
 #: the order search gives up beyond this Mehler order (the column scalings stay below e^370)
 MAX_ORDER = 2000
@@ -172,7 +173,7 @@ class AnisotropicGaussians(ReducedModel):
         r1, r2 = _coords(points)
         out = np.zeros((r1.shape[0], 2))
         for tau, sign in zip(self.taus, (-0.5, 0.5), strict=True):
-            a, u, v = _polar(tau, r1, r2)
+            a, u, v = polar(tau, r1, r2)
             coeffs = self.activation.hermite_coefficients(a, 2)
             slope = self.activation.hermite_derivatives(coeffs, a)[:, 0]  # q'(a)
             out[:, 0] += sign * slope * tau * u
@@ -219,20 +220,8 @@ class AnisotropicGaussians(ReducedModel):
         order, a, coeffs, tail = self._tail_order(a_tops[0], budget)
         amp2 = self._amplitude_bounds(a, coeffs, a_tops, s_max2)  # (2, K + 1)
         m1, m2 = self.block_moments(order)
-        k, j = _even_pairs(order)
-        m = k - j
-        with np.errstate(divide="ignore"):
-            log_w = (
-                math.log(0.5)
-                + special.gammaln(k + 1.0)
-                - special.gammaln(j + 1.0)
-                - special.gammaln(m + 1.0)
-                + np.log(m1[j])
-                + np.log(m2[m])
-            )
-        kk = np.maximum(k, 1)
-        log_circle = special.xlogy(j, j / kk) + special.xlogy(m, m / kk)  # log max u^2j v^2m
-        weights = np.exp(log_w + log_circle)
+        k, j = even_pairs(order)
+        weights = circle_weights(k, j, m1, m2)
         klass = np.repeat([0, 1], k.size)
         k, j, weights = np.tile(k, 2), np.tile(j, 2), np.tile(weights, 2)
         bounds = weights * amp2[klass, k]
@@ -337,29 +326,17 @@ class AnisotropicGaussians(ReducedModel):
         grads = np.zeros((n_points, n_cols, 2) if gradients else (0, n_cols, 2))
         for c, tau in enumerate(self.taus):
             sel = np.nonzero(columns.klass == c)[0]
-            k, j = columns.k[sel], columns.j[sel]
-            m = k - j
-            a, u, v = _polar(tau, r1, r2)
+            k = columns.k[sel]
+            a, u, v = polar(tau, r1, r2)
             coeffs = act.hermite_coefficients(a, columns.order + (2 if gradients else 0))
             f_k = coeffs[:, k]
-            s_j = np.sqrt(k / np.maximum(j, 1)) * (j > 0) + (j == 0)
-            s_m = np.sqrt(k / np.maximum(m, 1)) * (m > 0) + (m == 0)
-            pow_u, pow_v = (u[:, None] * s_j) ** j, (v[:, None] * s_m) ** m
-            mono = pow_u * pow_v
+            mono, mono_grads = circle_monomials(tau, r1, r2, k, columns.j[sel], gradients)
             features[:, sel] = f_k * mono
             if not gradients:
                 continue
             slopes = act.hermite_derivatives(coeffs, a)[:, k]  # F_k'(a), 0 at a = 0
-            over_a = f_k / np.where(a > 0, a, 1.0)[:, None]
-            lower_u = (u[:, None] * s_j) ** np.maximum(j - 1, 0) * pow_v  # N_{j-1,m}
-            lower_v = pow_u * (v[:, None] * s_m) ** np.maximum(m - 1, 0)  # N_{j,m-1}
-            u2, v2 = u[:, None], v[:, None]
-            grads[:, sel, 0] = tau * (
-                u2 * slopes * mono + over_a * (j * s_j * v2**2 * lower_u - m * u2 * mono)
-            )
-            grads[:, sel, 1] = v2 * slopes * mono + over_a * (
-                m * s_m * u2**2 * lower_v - j * v2 * mono
-            )
+            grads[:, sel, 0] = tau * u[:, None] * slopes * mono + f_k * mono_grads[..., 0]
+            grads[:, sel, 1] = v[:, None] * slopes * mono + f_k * mono_grads[..., 1]
         return features, grads
 
     # ---- geometry, grid and noise ------------------------------------------------------------
@@ -465,18 +442,67 @@ def _coords(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p[:, 0], p[:, 1]
 
 
-def _polar(tau: float, r1: np.ndarray, r2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def polar(tau: float, r1: np.ndarray, r2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``a = |(tau r1, r2)|`` and ``(u, v) = (tau r1, r2) / a`` (``u = v = 0`` at ``a = 0``)."""
     a = np.hypot(tau * r1, r2)
     safe = np.where(a > 0, a, 1.0)
     return a, np.where(a > 0, tau * r1 / safe, 0.0), np.where(a > 0, r2 / safe, 0.0)
 
 
-def _even_pairs(order: int) -> tuple[np.ndarray, np.ndarray]:
+def even_pairs(order: int) -> tuple[np.ndarray, np.ndarray]:
     """All ``(k, j)`` with ``k, j`` even, ``0 <= j <= k <= order``, ordered by ``k`` then ``j``."""
     k, j = np.meshgrid(np.arange(0, order + 1, 2), np.arange(0, order + 1, 2), indexing="ij")
     mask = j <= k
     return k[mask], j[mask]
+
+
+def circle_weights(k: np.ndarray, j: np.ndarray, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """Weights ``(1/2) binom(k, j) E[c1^j] E[c2^m] (j/k)^j (m/k)^m``, ``m = k - j``.
+
+    The binomial expansion of ``E[rho^k]``, ``rho = alpha c1 + beta c2``, for one of the two
+    classes (the 1/2), with the scalings of :func:`circle_monomials` (log-space: no overflow at
+    high order). ``m1``, ``m2``: the block moments ``E[c1^i]``, ``E[c2^i]``, ``i = 0..k_max``.
+    """
+    m = k - j
+    with np.errstate(divide="ignore"):
+        log_w = (math.log(0.5) + special.gammaln(k + 1.0) - special.gammaln(j + 1.0)
+                 - special.gammaln(m + 1.0) + np.log(m1[j]) + np.log(m2[m]))
+    kk = np.maximum(k, 1)
+    log_circle = special.xlogy(j, j / kk) + special.xlogy(m, m / kk)  # log max u^2j v^2m
+    return np.exp(log_w + log_circle)
+
+
+def circle_monomials(tau: float, r1: np.ndarray, r2: np.ndarray, k: np.ndarray, j: np.ndarray,
+                     gradients: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``N = (u s_j)^j (v s_m)^m`` ``(M, P)`` and, if asked, ``(dN/dr1, dN/dr2)`` ``(M, P, 2)``.
+
+    ``(u, v) = (tau r1, r2) / a`` (:func:`polar`), ``m = k - j``, ``s_j = sqrt(k/j)``,
+    ``s_m = sqrt(k/m)`` (so ``|N| <= 1`` on the circle). With ``du/dr1 = tau v^2 / a``,
+    ``du/dr2 = -u v / a``, ``dv/dr1 = -tau u v / a``, ``dv/dr2 = u^2 / a``:
+
+    .. math::
+
+        \\partial_{r_1} N = \\frac{\\tau}{a} (j s_j v^2 N_{j-1,m} - m u N), \\qquad
+        \\partial_{r_2} N = \\frac{1}{a} (m s_m u^2 N_{j,m-1} - j v N),
+
+    ``N_{j-1,m} = (u s_j)^{j-1} (v s_m)^m`` (and likewise ``N_{j,m-1}``). Without gradients
+    the second array is empty, ``(0, P, 2)``.
+    """
+    m = k - j
+    a, u, v = polar(tau, r1, r2)
+    s_j = np.sqrt(k / np.maximum(j, 1)) * (j > 0) + (j == 0)
+    s_m = np.sqrt(k / np.maximum(m, 1)) * (m > 0) + (m == 0)
+    u2, v2 = u[:, None], v[:, None]
+    pow_u, pow_v = (u2 * s_j) ** j, (v2 * s_m) ** m
+    mono = pow_u * pow_v
+    if not gradients:
+        return mono, np.zeros((0, k.size, 2))
+    over_a = 1.0 / np.where(a > 0, a, 1.0)[:, None]
+    lower_u = (u2 * s_j) ** np.maximum(j - 1, 0) * pow_v  # N_{j-1,m}
+    lower_v = pow_u * (v2 * s_m) ** np.maximum(m - 1, 0)  # N_{j,m-1}
+    grads = np.stack([tau * over_a * (j * s_j * v2**2 * lower_u - m * u2 * mono),
+                      over_a * (m * s_m * u2**2 * lower_v - j * v2 * mono)], axis=-1)
+    return mono, grads
 
 
 def _amplitude_samples(a_top: float, k_max: int, t_max: float) -> np.ndarray:

@@ -50,7 +50,7 @@ class ReducedModel(ABC):
     Laplacian of the full space into the reduced diffusion with its drift.
     """
 
-    #: number of reduced coordinates (1, 2 or 3)
+    #: number of reduced coordinates (grid axes; 1 to 4 in the shipped models)
     ndim: int = 1
     #: names of the reduced coordinates, used as HDF5 dimension names
     axis_names: tuple[str, ...] = ("q",)

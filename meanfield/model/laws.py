@@ -11,7 +11,8 @@ from scipy import special
 
 from ..grid import Grid
 
-__all__ = ["ScaledChiLaw", "ScaledChiPairLaw", "NormalLaw", "initial_density", "GridTooSmallError"]
+__all__ = ["ScaledChiLaw", "ScaledChiPairLaw", "NormalLaw", "ReluSelectionLaw", "initial_density",
+           "GridTooSmallError"]
 
 #: purpose tag of the counter-based generator for initial draws (data use 0 and 1, noise 2)
 INIT_PURPOSE = 3
@@ -152,7 +153,59 @@ class NormalLaw:
         return rng.xp.stack(columns, axis=-1)
 
 
-def initial_density(law: ScaledChiLaw | ScaledChiPairLaw | NormalLaw, grid: Grid) -> np.ndarray:
+@dataclass(frozen=True)
+class ReluSelectionLaw:
+    """Law of ``(a, b, r1, r2)`` for ``a ~ N(a_mean, a_std^2)``, ``b ~ N(b_mean, b_std^2)`` and
+    ``w ~ N(0, kappa^2 I_d / d)``, independent; units ``theta = (a, b, w)`` (the ReLU selection
+    model, :mod:`~meanfield.model.relu_selection`).
+
+    On a 4-D grid the cell masses are the product of the two normal laws' and of
+    :class:`ScaledChiPairLaw`'s.
+    """
+
+    kappa: float
+    d: int
+    s0: int
+    a_mean: float
+    a_std: float
+    b_mean: float
+    b_std: float
+
+    def __post_init__(self) -> None:
+        ScaledChiPairLaw(self.kappa, self.d, self.s0)  # the same checks
+        if not (self.a_std > 0 and self.b_std > 0):
+            raise ValueError(f"a_std and b_std must be > 0, got {self.a_std}, {self.b_std}")
+
+    def cell_masses(self, grid: Grid) -> tuple[np.ndarray, float]:
+        """Exact probability of each cell of a 4-D ``(a, b, r1, r2)`` grid, and the mass
+        outside its box."""
+        if grid.ndim != 4:
+            raise ValueError(f"the law of (a, b, r1, r2) needs a 4-D grid, got {grid.ndim}-D")
+        ab = Grid(grid.bounds[:2], grid.shape[:2])
+        rr = Grid(grid.bounds[2:], grid.shape[2:])
+        outer, out_ab = NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)
+                                  ).cell_masses(ab)
+        inner, out_rr = ScaledChiPairLaw(self.kappa, self.d, self.s0).cell_masses(rr)
+        return np.multiply.outer(outer, inner), out_ab + out_rr - out_ab * out_rr
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Draw ``theta = (a, b, w)``, shape ``(*shape, d + 2)`` (NumPy)."""
+        draws = rng.standard_normal((*shape, self.d + 2))
+        return self._scale(draws, np)
+
+    def sample_streams(self, rng: Any, n: int) -> Any:
+        """``n`` i.i.d. units per stream of a counter-based generator: ``(R, n, d + 2)``, from
+        one draw of shape ``(n, d + 2)`` (columns ``a``, ``b``, then ``w``)."""
+        return self._scale(rng.normal(0, (n, self.d + 2), purpose=INIT_PURPOSE), rng.xp)
+
+    def _scale(self, draws: Any, xp: Any) -> Any:
+        return xp.concat([draws[..., :1] * self.a_std + self.a_mean,
+                          draws[..., 1:2] * self.b_std + self.b_mean,
+                          draws[..., 2:] * (self.kappa / math.sqrt(self.d))], axis=-1)
+
+
+def initial_density(law: ScaledChiLaw | ScaledChiPairLaw | NormalLaw | ReluSelectionLaw,
+                    grid: Grid) -> np.ndarray:
     """Cell averages of the initial law on ``grid`` (NumPy), normalised to unit mass.
 
     Raises
