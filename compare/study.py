@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from . import metrics, observables
 from .executors import JobResult, make_executor, run_jobs
 from .fits import loglog_slope
 
-__all__ = ["run_study", "simulate_chunk", "StudyResult"]
+__all__ = ["run_study", "simulate_chunk", "StudyResult", "clt_predictions"]
 
 #: replicas per job: jobs stay short and failures cost little
 CHUNK_REPLICAS = 16
@@ -177,7 +177,7 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
         raise RuntimeError("every study job failed; see /study/raw attrs 'failures'")
     times = np.array([fr.t for fr in mem.frames])
     study = StudyResult(ns, times)
-    predictions = _clt_predictions(config, setup, mem)
+    predictions = clt_predictions(config, setup, mem)
     if setup.pde.grid.ndim > 1:
         _assemble_multi(config, setup.pde.grid, mem, reduced, risks, study, predictions)
         return study
@@ -296,7 +296,8 @@ def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
     return (fit.slope, fit.lo, fit.hi)
 
 
-def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, Any]:
+def clt_predictions(config: Any, setup: Any, mem: MemoryTracker,
+                    observables: Sequence[str] | None = None) -> dict[str, Any]:
     """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
     through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
     (key ``NAME/sgd``: models with ``sgd_noise_rate``, or whose particles live on the grid),
@@ -304,8 +305,9 @@ def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, A
 
     The first is the pure CLT limit of population GD (and of SGD as ``eps -> 0``); noisy runs
     get no prediction. Moments: ``mean_r``, ``second_moment_r`` on 1-D grids, ``mean_<axis>``
-    on 2-D and 3-D grids.
+    on 2-D and 3-D grids. ``observables`` defaults to ``config.study["observables"]``.
     """
+    observables = list(config.study["observables"] if observables is None else observables)
     pde = setup.pde
     if pde.noisy:
         return {}
@@ -320,11 +322,11 @@ def _clt_predictions(config: Any, setup: Any, mem: MemoryTracker) -> dict[str, A
     mesh = np.meshgrid(*(grid.centres(a) for a in range(grid.ndim)), indexing="ij")
     if grid.ndim == 1:
         fns = {"mean_r": mesh[0], "second_moment_r": mesh[0] ** 2}
-        wanted = list(config.study["observables"])
+        wanted = observables
     else:
         fns = {f"mean_{axis}": mesh[a] for a, axis in enumerate(grid.names)}
-        wanted = [n for n in config.study["observables"] if n == "risk"] + (
-            list(fns) if "mean" in config.study["observables"] else [])
+        wanted = [n for n in observables if n == "risk"] + (
+            list(fns) if "mean" in observables else [])
     out: dict[str, Any] = {}
     for name in wanted:
         if name not in fns and name != "risk":

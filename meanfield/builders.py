@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,7 @@ from .grid import Grid
 from .model import (
     AnisotropicGaussians,
     CosineInteraction,
+    GridTooSmallError,
     IsotropicGaussians,
     LinearUnit,
     NormalLaw,
@@ -31,9 +34,11 @@ from .model import (
     activation_from_spec,
     initial_density,
 )
+from .model.laws import OUTSIDE_MASS_TOL
 from .schedules import TimeChange, time_change_from_spec
 
-__all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup"]
+__all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup",
+           "GridTooSmallConfigError", "naming", "model_from_config", "law_from_config"]
 
 
 def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> ReducedModel:
@@ -102,7 +107,8 @@ def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]
     if name in ("isotropic_gaussians", "anisotropic_gaussians", "relu_selection"):
         d = init.get("d", model_spec["d"])
         if not math.isfinite(float(d)):
-            raise ValueError("init.d: the initial law w ~ N(0, kappa^2 I/d) needs a finite d")
+            raise ValueError("init.d = inf: the initial law w ~ N(0, kappa^2 I/d) needs a finite "
+                             "d; allowed: an integer >= 2")
         if name == "relu_selection":
             return ReluSelectionLaw(
                 kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]),
@@ -127,6 +133,124 @@ def build_grid(model: ReducedModel, pde: Mapping[str, Any]) -> Grid:
     return Grid(bounds, cells, tuple(model.axis_names))
 
 
+class GridTooSmallConfigError(ConfigError, GridTooSmallError):
+    """The ``[pde]`` box cannot hold the initial law (a :class:`ConfigError` naming
+    ``pde.r_max`` or ``pde.bounds``, and a :class:`~meanfield.model.GridTooSmallError`)."""
+
+
+# ----------------------------------------------------------------------------- naming the keys
+
+
+@contextmanager
+def naming(keys: str, hint: str = "") -> Iterator[None]:
+    """Turn a ``ValueError`` or :class:`BackendError` raised inside into a :class:`ConfigError`
+    whose message starts with ``keys`` (the config keys that hold the rejected value) and ends
+    with ``hint`` (what would be accepted). A :class:`ConfigError` passes unchanged.
+
+    The model, law and grid classes raise plain ``ValueError``: they are used from Python too and
+    know nothing of config keys; this is where a config's values become those objects.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, BackendError) as err:
+        text = str(err)
+        message = text if text.startswith(keys) or _KEY_FIRST.match(text) else f"{keys}: {text}"
+        raise ConfigError(message + (f"; {hint}" if hint else "")) from err
+
+
+#: a message that already starts with a config key (``init.d: ...``, ``particles.engine = ...``)
+_KEY_FIRST = re.compile(r"(model|init|dynamics|pde|particles|study)\.[a-z_0-9]+\b")
+
+
+def _fmt(value: Any) -> str:
+    """A config value as it would be written in TOML (floats with ``:g``)."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
+def _box_key(pde: Mapping[str, Any]) -> str:
+    """The ``[pde]`` key that sets the box of the grid."""
+    return "pde.r_max" if pde.get("r_max") is not None else "pde.bounds"
+
+
+def _box_setting(pde: Mapping[str, Any]) -> str:
+    key = _box_key(pde)
+    return f"{key} = {_fmt(pde[key.split('.')[1]])}"
+
+
+#: the models whose :meth:`validate` certifies their kernel expansion to ``model.kernel_tol``
+#: on the grid's box
+_KERNEL_TOL_MODELS = ("isotropic_gaussians", "anisotropic_gaussians", "relu_selection")
+
+#: the ``[init]`` keys that set the spread of each model's initial law
+_LAW_KEYS = {"isotropic_gaussians": "init.kappa", "anisotropic_gaussians": "init.kappa",
+             "relu_selection": "init.kappa, init.a_mean, init.a_std, init.b_mean, init.b_std"}
+
+
+def model_from_config(config: Any) -> ReducedModel:
+    """:func:`build_model` of ``config`` (on the box of its ``[pde]``, if any), with errors
+    raised as :class:`ConfigError` naming the keys. A teacher-student model chooses its
+    quadrature order here, so that an order that cannot reach ``model.quad_tol`` on the box
+    is a config error before any work, not a failure in the middle of a run."""
+    with naming(f"[model] ({_model_name(config)})"):
+        model = build_model(config.model, config.pde)
+    if isinstance(model, TeacherStudent) and config.model.get("quad_order", 0) == 0:
+        with naming(_quadrature_keys(config), _QUADRATURE_HINT):
+            model.tables  # noqa: B018  (the quadrature rule, chosen on the box and kept)
+    return model
+
+
+def _model_name(config: Any) -> str:
+    return f"model.name = {config.model['name']!r}"
+
+
+def _quadrature_keys(config: Any) -> str:
+    box = f" on {_box_setting(config.pde)}" if config.pde is not None else ""
+    return f"model.quad_tol = {config.model.get('quad_tol', 1e-8):g}{box}"
+
+
+_QUADRATURE_HINT = ("allowed: a larger model.quad_tol (at most 1e-3), a smaller pde.bounds, or "
+                    "a fixed model.quad_order")
+
+
+def law_from_config(config: Any) -> Any:
+    """:func:`build_law` of ``config``, with errors raised as :class:`ConfigError`."""
+    with naming("[init]"):
+        return build_law(config.model, config.init)
+
+
+def _grid_too_small(config: Any, law: Any, grid: Grid) -> GridTooSmallConfigError:
+    """The error for a ``[pde]`` box that cannot hold the initial law, with a box that can."""
+    _, outside = law.cell_masses(grid)
+    wider = tuple((min(lo, _round_out(need_lo, up=False)), max(hi, _round_out(need_hi, up=True)))
+                  for (lo, hi), (need_lo, need_hi) in zip(grid.bounds, law.box(OUTSIDE_MASS_TOL),
+                                                          strict=True))
+    key = _box_key(config.pde)
+    if key == "pde.r_max":
+        allowed = f"pde.r_max >= {max(hi for _, hi in wider):g}"
+    else:
+        allowed = f"pde.bounds = {_fmt(wider)} or wider"
+    law_keys = _LAW_KEYS.get(config.model["name"], "init.mean, init.std")
+    return GridTooSmallConfigError(
+        f"{_box_setting(config.pde)}: the grid cannot hold the initial law: "
+        f"mass {outside:.3g} lies outside it (allowed {OUTSIDE_MASS_TOL:g}); allowed: {allowed} "
+        f"(or change {law_keys} so that the initial law fits)")
+
+
+def _round_out(x: float, *, up: bool) -> float:
+    """``x`` rounded away from the inside of a box to two significant digits."""
+    if x == 0.0 or not math.isfinite(x):
+        return x
+    step = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    n = math.ceil(x / step) if up else math.floor(x / step)
+    return float(f"{n * step:.12g}")
+
+
 @dataclass(frozen=True)
 class PDESetup:
     """Everything :func:`~meanfield.controller.integrate` needs."""
@@ -146,32 +270,54 @@ def build_pde_setup(config: Any) -> PDESetup:
     Raises
     ------
     ConfigError
-        For input the schema alone cannot reject: a grid too small for the initial law, a
-        kernel series that cannot reach its tolerance, float32 (not validated yet).
+        For input the schema alone cannot reject: a grid too small for the initial law
+        (:class:`GridTooSmallConfigError`), a kernel series or quadrature that cannot reach its
+        tolerance on the grid, a backend this machine lacks, float32 (not validated yet). The
+        message starts with the keys at fault.
     """
-    try:
+    with naming("[pde]"):  # the stages below name their keys; this is only a safety net
         return _build_pde_setup(config)
-    except ConfigError:
-        raise
-    except (ValueError, BackendError) as err:  # constructors validate their parameters
-        raise ConfigError(str(err)) from err
 
 
 def _build_pde_setup(config: Any) -> PDESetup:
-    if config.pde.get("dtype", "float64") != "float64":
+    spec, dyn = config.pde, config.dynamics
+    if spec.get("dtype", "float64") != "float64":
         raise ConfigError("pde.dtype = 'float32' is not validated for the PDE yet (the invariant "
-                          "tolerances assume float64); use 'float64'")
-    model = build_model(config.model, config.pde)
-    grid = build_grid(model, config.pde)
-    dyn = config.dynamics
+                          "tolerances assume float64); allowed: 'float64'")
+    with naming(f"pde.backend = {spec.get('backend', 'auto')!r}",
+                "allowed here: 'numpy' or 'auto'"):
+        backend = get_backend(spec.get("backend", "auto"))
+    model = model_from_config(config)
+    with naming(f"{_box_setting(spec)}, pde.cells = {_fmt(spec['cells'])}"):
+        grid = build_grid(model, spec)
     beta = float(dyn.get("beta", math.inf))
-    model.check_noise(beta)
-    model.validate(grid)
-    pde = MeanFieldPDE(model, grid, beta=beta, l2=float(dyn.get("l2", 0.0)),
-                       order=int(config.pde.get("order", 2)),
-                       limiter=config.pde.get("limiter", "mc"))
-    rho0 = initial_density(build_law(config.model, config.init), grid)
-    backend = get_backend(config.pde.get("backend", "auto"))
-    dtype = getattr(backend.xp, config.pde.get("dtype", "float64"))
-    return PDESetup(pde, rho0, tuple(dyn["save_times"]), time_change_from_spec(dyn.get("xi", 1.0)),
-                    backend, float(config.pde.get("cfl", 0.8)), dtype)
+    with naming(f"dynamics.beta = {beta:g}", "allowed: dynamics.beta = inf, or a finite model.d"):
+        model.check_noise(beta)
+    _check_on_grid(config, model, grid)
+    with naming("pde.order, pde.limiter, dynamics.l2"):
+        pde = MeanFieldPDE(model, grid, beta=beta, l2=float(dyn.get("l2", 0.0)),
+                           order=int(spec.get("order", 2)), limiter=spec.get("limiter", "mc"))
+    law = law_from_config(config)
+    try:
+        rho0 = initial_density(law, grid)
+    except GridTooSmallError as err:
+        raise _grid_too_small(config, law, grid) from err
+    with naming("dynamics.xi"):
+        time_change = time_change_from_spec(dyn.get("xi", 1.0))
+    dtype = getattr(backend.xp, spec.get("dtype", "float64"))
+    return PDESetup(pde, rho0, tuple(dyn["save_times"]), time_change, backend,
+                    float(spec.get("cfl", 0.8)), dtype)
+
+
+def _check_on_grid(config: Any, model: ReducedModel, grid: Grid) -> None:
+    """``model.validate(grid)`` (for the MMN models: their kernel expansion certified on the
+    box) as a config error naming the keys."""
+    box = _box_setting(config.pde)
+    if config.model["name"] not in _KERNEL_TOL_MODELS:
+        with naming(box):
+            model.validate(grid)
+        return
+    with naming(f"model.kernel_tol = {config.model.get('kernel_tol', 1e-8):g} on {box}",
+                f"allowed: a larger model.kernel_tol (at most 1e-3), or a smaller "
+                f"{_box_key(config.pde)}"):
+        model.validate(grid)

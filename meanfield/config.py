@@ -248,8 +248,8 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
         raise ConfigError(f"missing required key 'model.name' (one of {', '.join(MODEL_SCHEMA)})")
     model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
     if model_name == "pspin" and "pde" in data:
-        raise ConfigError("model 'pspin' has no PDE (its D = d + 2 parameters are too many for "
-                          "a grid): remove [pde]")
+        raise ConfigError("model.name = 'pspin' has no PDE (its D = d + 2 parameters are too many "
+                          "for a grid): remove the [pde] section")
     ctx: Context = {}
     for section in SECTION_ORDER:
         if section in data:

@@ -240,6 +240,15 @@ def _check_bounds(value: Any, ctx: Context) -> str | None:
     return None if ok else text
 
 
+def _check_relu_bounds(value: Any, ctx: Context) -> str | None:
+    """:func:`_check_bounds`, and the radii r1, r2 (the last two axes) start at r >= 0."""
+    text = ("an array of 4 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
+            "(a, b, r1, r2), with lo >= 0 on the r1 and r2 axes")
+    if _check_bounds(value, ctx) is not None:
+        return text
+    return None if all(lo >= 0 for lo, _ in value[2:]) else text
+
+
 def _vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool = True,
             length: Callable[[Context], int] | None = None) -> Field:
     """A float, or an array of one float per axis (``length(ctx)`` entries), each ``> lo``
@@ -494,7 +503,7 @@ MODEL_SCHEMA: Mapping[str, Mapping[str, Mapping[str, Field]]] = MappingProxyType
         },
         "pde": {
             "bounds": Field(("array",), "grid bounds [[lo, hi], ...] over (a, b, r1, r2); "
-                            "r1, r2 >= 0", check=_check_bounds, convert=_float_pairs),
+                            "r1, r2 >= 0", check=_check_relu_bounds, convert=_float_pairs),
         },
     },
     "teacher_student": {

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from meanfield.backend import Backend, get_backend, to_numpy
-from meanfield.builders import build_law, build_model
+from meanfield.builders import law_from_config, model_from_config, naming
 from meanfield.config import ConfigError
 from meanfield.model import PSpin, PSpinTask
 from meanfield.rng import CounterRNG
@@ -76,10 +76,34 @@ def save_steps(save_times: Sequence[float], eps: float, key: str = "dynamics.sav
     steps = []
     for t in save_times:
         k = round(t / eps)
-        if abs(k * eps - t) > 1e-9 * max(1.0, abs(t)):
-            raise ConfigError(f"{key}: {t:g} is not a multiple of particles.step = {eps:g}")
+        if not _is_multiple(t, eps):
+            if key == "dynamics.save_times":
+                step = _dividing_step(save_times, eps)
+                allowed = ("a particles.step that divides every output time" +
+                           (f", e.g. {step:g}" if step is not None else ""))
+            else:
+                allowed = f"a multiple of particles.step, e.g. {max(k, 1) * eps:.12g}"
+            raise ConfigError(f"{key}: {t:g} is not a multiple of particles.step = {eps:g} (the "
+                              f"particles reach it only after a whole number of steps); "
+                              f"allowed: {allowed}")
         steps.append(k)
     return tuple(steps)
+
+
+def _is_multiple(t: float, eps: float) -> bool:
+    return abs(round(t / eps) * eps - t) <= 1e-9 * max(1.0, abs(t))
+
+
+def _dividing_step(times: Sequence[float], eps: float) -> float | None:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) below ``eps`` that divides every one of
+    ``times``, or None."""
+    top = math.floor(math.log10(eps))
+    for exponent in range(top, top - 4, -1):
+        for mantissa in (5.0, 2.5, 2.0, 1.0):
+            step = float(f"{mantissa}e{exponent}")
+            if step <= eps and all(_is_multiple(t, step) for t in times):
+                return step
+    return None
 
 
 def build_particle_run(config: Any, *, n: int | None = None, replicas: int | None = None,
@@ -91,10 +115,9 @@ def build_particle_run(config: Any, *, n: int | None = None, replicas: int | Non
     seed = int(spec["seed"] if seed is None else seed)
     backend, model, law = _model_and_law(config)
     method = spec.get("method", "online_sgd")
-    try:
+    with naming(f"particles.engine = {spec.get('engine', 'auto')!r}",
+                "allowed here: 'numpy' or 'auto'"):
         engine = resolve_engine(spec.get("engine", "auto"), model, method, backend.name)
-    except ValueError as err:
-        raise ConfigError(f"particles.engine: {err}") from err
     dtype = str(spec.get("dtype", "float64"))
     if dtype != "float64" and engine != "compiled":
         raise ConfigError(f"particles.dtype = {dtype!r} needs the compiled engine (this run "
@@ -146,18 +169,18 @@ def _as_float64(theta: Any, backend: Backend) -> Any:
 
 def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
     """The backend, the particle-side model and its initial law (``sample_streams``)."""
-    try:
+    with naming(f"particles.backend = {config.particles.get('backend', 'auto')!r}",
+                "allowed here: 'numpy' or 'auto'"):
         backend = get_backend(config.particles.get("backend", "auto"))
-        model = build_model(config.model, config.pde)
-        if isinstance(model, PSpin):
+    model = model_from_config(config)
+    if isinstance(model, PSpin):
+        with naming(f"[model] (model.name = {config.model['name']!r})"):
             task = PSpinTask(model, backend.asarray(model.teacher()))
-            return backend, task, task
-        law = build_law(config.model, config.init)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+        return backend, task, task
     if not math.isfinite(float(getattr(model, "d", 0))):
-        raise ConfigError("model.d = inf has no particles: set a finite d for [particles]")
-    return backend, model, law
+        raise ConfigError("model.d = inf has no particles: set a finite d for [particles]; "
+                          "allowed: an integer >= 2 (or drop [particles])")
+    return backend, model, law_from_config(config)
 
 
 def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float, engine: str,
@@ -176,14 +199,12 @@ def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float,
                                 backend=backend, **options)
         return _stepping(step)
 
-    try:
+    with naming(f"particles.method = {method!r} with dynamics.beta = {options['beta']:g}"):
         first = make(int(spec.get("batch", 1)))
         quench_batch = int(spec.get("quench_batch", 0))
         if quench_batch == 0:
             return first
         quench = make(quench_batch)
-    except ValueError as err:
-        raise ConfigError(f"particles.method: {err}") from err
     quench_step = save_steps([float(spec["quench_time"])], eps, "particles.quench_time")[0]
 
     def advance(state: EnsembleState, to_step: int,

@@ -15,14 +15,15 @@ from pathlib import Path
 
 from meanfield.config import ConfigError
 
-from . import rve_kernel, rve_pspin
+from . import mmn, rve_kernel, rve_pspin
 from .base import COLUMNS, SCALES, Experiment, Options, Row, load_raw, read_results, write_markdown
 
 __all__ = ["COLUMNS", "EXPERIMENTS", "SCALES", "Experiment", "Options", "Row", "read_results",
            "reproduce"]
 
 EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e for e in (rve_pspin.EXPERIMENT, rve_pspin.EXPERIMENT_D25, rve_kernel.EXPERIMENT)}
+    e.name: e for e in (rve_pspin.EXPERIMENT, rve_pspin.EXPERIMENT_D25, rve_kernel.EXPERIMENT,
+                        *mmn.EXPERIMENTS.values())}
 
 
 def reproduce(name: str, out_dir: str | Path, *, scale: str = "small",

@@ -168,6 +168,12 @@ class AnisotropicGaussians(ReducedModel):
         (tp, tm) = self.taus
         return -0.5 * (q(np.hypot(tp * r1, r2)) - q(np.hypot(tm * r1, r2)))
 
+    def self_interaction(self, points: np.ndarray) -> np.ndarray:
+        """``U(w, w) = (1/2) sum_tau E s(a_tau Z)^2``, ``a_tau = |(tau r1, r2)|``."""
+        r1, r2 = _coords(points)
+        return 0.5 * sum(self.activation.gaussian_second_moment(np.hypot(tau * r1, r2))
+                         for tau in self.taus)
+
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``(dv/dr1, dv/dr2)``, shape ``(M, 2)``, with ``da/dr1 = tau u``, ``da/dr2 = v``."""
         r1, r2 = _coords(points)

@@ -73,6 +73,13 @@ class ReducedModel(ABC):
         ``scale_points`` return compatible features (same columns and weights).
         """
 
+    def self_interaction(self, points: np.ndarray) -> np.ndarray:
+        """``U(theta, theta) = E sigma_*(x; theta)^2`` at reduced points ``(M, ndim)``: the
+        diagonal that the reduced kernel (independent directions) does not hold. It sets the
+        exact ``1/N`` bias ``E R(mu_N) - R(rho) = (1/N)(int U(th, th) rho - int int U rho rho)``
+        of ``N`` i.i.d. units. Optional: models without it raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} has no self_interaction")
+
     def norm_sq(self, points: np.ndarray) -> np.ndarray:
         """``|theta|^2`` as a function of the reduced coordinate (for the l2 term)."""
         return np.sum(np.asarray(points) ** 2, axis=-1)

@@ -82,6 +82,11 @@ class IsotropicGaussians(ReducedModel):
     def potential(self, points: np.ndarray) -> np.ndarray:
         return self.potential_xp(_radii(points), NUMPY)
 
+    def self_interaction(self, points: np.ndarray) -> np.ndarray:
+        """``U(w, w) = (1/2) sum_tau E s(tau r Z)^2``, ``r = |w|`` (closed form per piece)."""
+        r = _radii(points)
+        return 0.5 * sum(self.activation.gaussian_second_moment(tau * r) for tau in self.taus)
+
     def potential_xp(self, r: Any, backend: Backend) -> Any:
         """``v(r) = -(q(tau_+ r) - q(tau_- r)) / 2`` for radii of any shape, on any backend."""
         tp, tm = self.taus

@@ -59,6 +59,16 @@ class ScaledChiLaw:
     def median(self) -> float:
         return float(self.kappa * math.sqrt(special.gammaincinv(0.5 * self.d, 0.5) * 2 / self.d))
 
+    def interval(self, tail: float) -> tuple[float, float]:
+        """``(lo, hi)`` with at most ``tail`` of the mass below ``lo`` and ``tail`` above ``hi``."""
+        scale = self.kappa * math.sqrt(2.0 / self.d)
+        return (float(scale * math.sqrt(special.gammaincinv(0.5 * self.d, tail))),
+                float(scale * math.sqrt(special.gammainccinv(0.5 * self.d, tail))))
+
+    def box(self, tol: float) -> tuple[tuple[float, float], ...]:
+        """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
+        return (self.interval(0.5 * tol),)
+
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Draw ``w``, shape ``(*shape, d)`` (NumPy)."""
         return rng.standard_normal((*shape, self.d)) * (self.kappa / math.sqrt(self.d))
@@ -104,6 +114,10 @@ class ScaledChiPairLaw:
             ScaledChiLaw(self.kappa * math.sqrt(rest / self.d), rest),
         )
 
+    def box(self, tol: float) -> tuple[tuple[float, float], ...]:
+        """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
+        return tuple(law.interval(0.25 * tol) for law in self.marginals)
+
     def cell_masses(self, grid: Grid) -> tuple[np.ndarray, float]:
         """Exact probability of each cell of a 2-D grid, and the mass outside its box."""
         if grid.ndim != 2:
@@ -142,6 +156,11 @@ class NormalLaw:
             inside *= float(special.ndtr(z[-1]) - special.ndtr(z[0]))
             masses = np.multiply.outer(masses, axis_masses)
         return masses, 1.0 - inside
+
+    def box(self, tol: float) -> tuple[tuple[float, float], ...]:
+        """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
+        z = -float(special.ndtri(0.5 * tol / len(self.mean)))
+        return tuple((m - z * s, m + z * s) for m, s in zip(self.mean, self.std, strict=True))
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.standard_normal((*shape, len(self.mean))) * np.asarray(self.std) + self.mean
@@ -187,6 +206,11 @@ class ReluSelectionLaw:
                                   ).cell_masses(ab)
         inner, out_rr = ScaledChiPairLaw(self.kappa, self.d, self.s0).cell_masses(rr)
         return np.multiply.outer(outer, inner), out_ab + out_rr - out_ab * out_rr
+
+    def box(self, tol: float) -> tuple[tuple[float, float], ...]:
+        """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
+        ab = NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)).box(0.5 * tol)
+        return ab + ScaledChiPairLaw(self.kappa, self.d, self.s0).box(0.5 * tol)
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Draw ``theta = (a, b, w)``, shape ``(*shape, d + 2)`` (NumPy)."""

@@ -172,6 +172,12 @@ class ReluSelection(ReducedModel):
         means = [ramp_mean(np.hypot(tau * r1, r2), b) for tau in self.taus]
         return -0.5 * a * (means[0] - means[1])
 
+    def self_interaction(self, points: np.ndarray) -> np.ndarray:
+        """``U(theta, theta) = a^2 (1/2) sum_tau E(sig_tau Z + b)_+^2``."""
+        a, b, r1, r2 = _coords(points)
+        return 0.5 * a * a * sum(ramp_second_moment(np.hypot(tau * r1, r2), b)
+                                 for tau in self.taus)
+
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``(dV/da, dV/db, dV/dr1, dV/dr2)``, shape ``(M, 4)``; ``dF_0/dsig = phi(b/sig)``,
         ``dsig/dr1 = tau u``, ``dsig/dr2 = v``."""

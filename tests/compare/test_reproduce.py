@@ -30,7 +30,10 @@ def test_every_experiment_ships_both_scales_with_valid_own_keys() -> None:
         for scale in experiment.scales:
             with experiment.config_path(scale).open("rb") as fh:
                 raw = tomllib.load(fh)
-            assert raw["study"]["n"], (experiment.name, scale)
+            if experiment.name.startswith("rve"):
+                assert raw["study"]["n"], (experiment.name, scale)
+            else:  # the MMN runs: a run config whose keys the config checker accepts
+                assert raw["particles"]["method"] == "online_sgd", (experiment.name, scale)
     assert CONFIG_DIR.is_dir()
 
 

@@ -1,0 +1,294 @@
+"""Mei, Montanari and Nguyen (PNAS 2018): the PDE beside an SGD ensemble, at published size.
+
+Three experiments share this driver: Fig. 1 (isotropic Gaussians, the MMN activation,
+``mmn-fig1``), the non-monotone activation at two initial widths (``mmn-nonmonotone``) and the
+variable-selection example with ReLU units on the 4-D grid (``mmn-relu-selection``). The
+config of each is a ``meanfield run`` config (``[model]``, ``[init]``, ``[dynamics]``,
+``[pde]``, ``[particles]``) plus an ``[experiment]`` table:
+
+==================  ============================================================================
+replicas_per_job    SGD replicas per job (jobs run in parallel and are cached); default: all
+clt                 CLT predictions of the spread (``meanfield.linearized``); default true
+clt_cells           cells of the (1-D) grid the CLT layer runs on; default: the PDE's grid.
+                    Its cost grows like cells^2 (the backward solves) and cells x d (the SGD
+                    term's Monte Carlo), and a variance needs no fine grid
+hist_times          times of the ``|w|`` histograms of the figure (1-D models); optional
+variants            ``{label = ["section.key=value", ...]}``: runs of the same protocol that
+                    differ in a few keys (the two ``kappa`` of the non-monotone example)
+==================  ============================================================================
+
+Every variant is one PDE job and ``ceil(replicas / replicas_per_job)`` SGD jobs, cached in
+``DIR/runs`` (:func:`~compare.reproduce.base.run_cached`).
+
+**What "agree" means.** At each saved time the gap ``mean_R R(mu_N) - R(rho_t)`` is compared
+with two predictions of the project's own finite-N layer:
+
+* the ``1/N`` bias of ``N`` i.i.d. units drawn from ``rho_t``,
+  ``(1/N)(int U(th, th) rho_t - int int U rho_t rho_t)`` (exact at ``t = 0``, where the units
+  are i.i.d.; later it gives the size of the O(1/N) bias, not its exact value);
+* the noise of the replica mean: its measured standard error over the ``R`` replicas. The
+  CLT layer's prediction of the spread of one network, ``sqrt((Var(phi_0) + N x SGD term) /
+  N)`` (:func:`compare.study.clt_predictions`), is reported beside the measured spread
+  (``risk_spread_clt``, ``risk_spread_sgd``), not used in the test: on coarse CLT grids it
+  is grid-dependent while the risk falls fastest (docs/reproductions.md).
+
+``risk_agree`` is 1 when ``|gap| <= |bias_iid| + 3 se``, else 0.
+
+``results.csv`` quantities (``x`` the time; with variants the quantity is prefixed
+``LABEL:``): ``risk_pde``, ``risk_sgd`` (mean over replicas, ``ours_low/high`` +- 2 standard
+errors), ``risk_gap`` (``ours_low/high`` +- 2 measured standard errors), ``risk_bias_iid``,
+``risk_spread_sgd`` (standard deviation over replicas), ``risk_spread_clt`` (its CLT
+prediction), ``risk_agree``; per grid axis
+``mean_<axis>_pde``, ``mean_<axis>_sgd`` (+- 2 standard errors) and ``mean_<axis>_z`` (the gap
+in measured standard errors); ``seconds_pde`` and ``seconds_sgd`` (summed over jobs).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+
+from meanfield.builders import build_pde_setup
+from meanfield.config import ConfigError, apply_overrides, parse_config
+from meanfield.controller import integrate
+from meanfield.trackers import MemoryTracker
+from particles.run import build_particle_run, simulate
+
+from ..study import clt_predictions
+from .base import Experiment, Options, Row, require, run_cached, write_results
+
+__all__ = ["EXPERIMENTS", "Variant", "analyse", "iid_bias", "run_job", "variants"]
+
+#: the run sections of an experiment's config (the rest is the experiment's own)
+RUN_SECTIONS = ("model", "init", "dynamics", "pde", "particles")
+#: half-width of the agreement band in standard errors of the replica mean
+AGREE_SE = 3.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One run of an experiment: its label (empty without variants) and its config text."""
+
+    label: str
+    config: str
+    n: int
+    replicas: int
+
+    def prefix(self, quantity: str) -> str:
+        return f"{self.label}:{quantity}" if self.label else quantity
+
+
+def _toml(table: Mapping[str, Any]) -> str:
+    """The run sections as TOML text (the job's cache key and its input)."""
+    return tomli_w.dumps({k: table[k] for k in RUN_SECTIONS if k in table})
+
+
+def variants(raw: Mapping[str, Any]) -> list[Variant]:
+    """The runs of the config: one, or one per ``experiment.variants`` entry, each checked."""
+    for section in ("model", "init", "dynamics", "pde", "particles"):
+        if not isinstance(raw.get(section), Mapping):
+            raise ConfigError(f"[{section}] is missing: an MMN reproduction runs the PDE and "
+                              "an SGD ensemble")
+    exp = raw.get("experiment", {})
+    table = exp.get("variants", {"": []})
+    if not isinstance(table, Mapping) or not table:
+        raise ConfigError("experiment.variants must be a table {label = [\"key=value\", ...]}")
+    out = []
+    for label, sets in table.items():
+        if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+            raise ConfigError(f"experiment.variants.{label} must be a list of 'section.key="
+                              "value' strings")
+        run = apply_overrides({k: raw[k] for k in RUN_SECTIONS}, sets)
+        config = parse_config(run)  # every key checked before any work
+        if config.particles["method"] != "online_sgd":
+            raise ConfigError("particles.method must be 'online_sgd' (the papers' SGD)")
+        out.append(Variant(str(label), _toml(run), int(config.particles["n"]),
+                           int(config.particles["replicas"])))
+    return out
+
+
+def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cells: int = 0
+            ) -> dict[str, np.ndarray]:
+    """One job: the PDE with its finite-N predictions (``part = "pde"``; the CLT layer on a
+    grid of ``clt_cells`` cells when > 0) or ``replicas`` replicas of SGD with seed ``seed``
+    (``part = "sgd"``)."""
+    parsed = parse_config(tomllib.loads(config))
+    if part == "sgd":
+        frames = simulate(build_particle_run(parsed, replicas=replicas, seed=seed))
+        return {"time": np.array([f.t for f in frames]),
+                "reduced": np.stack([f.reduced for f in frames]).astype(np.float32),
+                "risk": np.stack([f.risk for f in frames])}
+    setup, mem = _integrate(parsed)
+    grid, model = setup.pde.grid, setup.pde.model
+    points = grid.points()
+    volume = grid.cell_volume
+    diag, pot = model.self_interaction(points), model.potential(points)
+    out: dict[str, np.ndarray] = {"time": np.array([f.t for f in mem.frames]),
+                                  "risk": np.array([f.risk for f in mem.frames])}
+    dens = [np.asarray(f.density) for f in mem.frames]
+    out["self_term"] = np.array([np.sum(d.ravel() * diag) * volume for d in dens])
+    out["potential"] = np.array([np.sum(d.ravel() * pot) * volume for d in dens])
+    for a, name in enumerate(grid.names):
+        others = tuple(b for b in range(grid.ndim) if b != a)
+        spacing = volume / grid.spacing[a]
+        marginals = np.stack([d.sum(axis=others) * spacing for d in dens]) if others else \
+            np.stack(dens)
+        out[f"centres_{name}"] = grid.centres(a)
+        out[f"marginal_{name}"] = marginals
+        out[f"mean_{name}"] = marginals @ grid.centres(a) * grid.spacing[a]
+    if clt:
+        observables = ["risk", "mean_r"] if grid.ndim == 1 else ["risk", "mean"]
+        if clt_cells:
+            parsed = parse_config(tomllib.loads(config), [f"pde.cells={clt_cells}"])
+            setup, mem = _integrate(parsed)
+        for key, value in clt_predictions(parsed, setup, mem, observables).items():
+            name = key.replace("/sgd", "_sgd").replace("mean_r", f"mean_{grid.names[0]}")
+            out[f"clt_{name}"] = np.asarray(value)
+    return out
+
+
+def _integrate(parsed: Any) -> tuple[Any, MemoryTracker]:
+    setup = build_pde_setup(parsed)
+    mem = MemoryTracker()
+    integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
+              time_change=setup.time_change, cfl=setup.cfl, trackers=[mem])
+    return setup, mem
+
+
+def iid_bias(pde: Mapping[str, np.ndarray], r_sharp: float, n: int) -> np.ndarray:
+    """``(1/N)(int U(th, th) rho_t - int int U rho_t rho_t)`` at the saved times, with
+    ``int int U rho rho = R(rho) - R_# - 2 int V rho`` (noiseless, no ridge)."""
+    double = pde["risk"] - r_sharp - 2.0 * pde["potential"]
+    return (pde["self_term"] - double) / n
+
+
+def _jobs(v: Variant, per_job: int, clt: bool, clt_cells: int) -> list[dict[str, Any]]:
+    seed0 = int(tomllib.loads(v.config)["particles"].get("seed", 0))
+    jobs = [{"config": v.config, "part": "pde", "replicas": 0, "seed": 0, "clt": clt,
+             "clt_cells": clt_cells}]
+    left, j = v.replicas, 0
+    while left > 0:
+        k = min(per_job, left)
+        jobs.append({"config": v.config, "part": "sgd", "replicas": k,
+                     "seed": seed0 + 1000 * j, "clt": False, "clt_cells": 0})
+        left, j = left - k, j + 1
+    return jobs
+
+
+def analyse(v: Variant, pde: Mapping[str, np.ndarray], sgd: Sequence[Mapping[str, np.ndarray]],
+            r_sharp: float, axes: Sequence[str], experiment: str) -> tuple[list[Row], dict]:
+    """The rows of one variant and the arrays its figure needs."""
+    times = pde["time"]
+    risk = np.concatenate([s["risk"] for s in sgd], axis=1)  # (T, R)
+    reduced = np.concatenate([s["reduced"] for s in sgd], axis=1)  # (T, R, N, k)
+    n_rep = risk.shape[1]
+    mean, spread = risk.mean(axis=1), risk.std(axis=1, ddof=1) if n_rep > 1 else \
+        np.full(len(times), math.nan)
+    se_meas = spread / math.sqrt(n_rep)
+    bias = iid_bias(pde, r_sharp, v.n)
+    if "clt_risk" in pde:
+        var = pde["clt_risk"] + (v.n * pde["clt_risk_sgd"] if "clt_risk_sgd" in pde else 0.0)
+        spread_clt = np.sqrt(np.maximum(var, 0.0) / v.n)
+    else:
+        spread_clt = np.full(len(times), math.nan)
+    se = se_meas
+    gap = mean - pde["risk"]
+    agree = np.abs(gap) <= np.abs(bias) + AGREE_SE * se
+    rows: list[Row] = []
+
+    def add(q: str, t: float, value: float, low: float | None = None,
+            high: float | None = None) -> None:
+        rows.append(Row(experiment, v.prefix(q), t, float(value), low, high))
+
+    for i, t in enumerate(times):
+        add("risk_pde", t, pde["risk"][i])
+        add("risk_sgd", t, mean[i], mean[i] - 2 * se_meas[i], mean[i] + 2 * se_meas[i])
+        add("risk_gap", t, gap[i], gap[i] - 2 * se[i], gap[i] + 2 * se[i])
+        add("risk_bias_iid", t, bias[i])
+        add("risk_spread_sgd", t, spread[i])
+        add("risk_spread_clt", t, spread_clt[i])
+        add("risk_agree", t, float(agree[i]))
+    means_sgd = reduced.astype(np.float64).mean(axis=2)  # (T, R, k)
+    for a, name in enumerate(axes):
+        m = means_sgd[..., a]
+        m_mean = m.mean(axis=1)
+        m_se = m.std(axis=1, ddof=1) / math.sqrt(n_rep) if n_rep > 1 else np.full(len(times),
+                                                                                   math.nan)
+        for i, t in enumerate(times):
+            add(f"mean_{name}_pde", t, pde[f"mean_{name}"][i])
+            add(f"mean_{name}_sgd", t, m_mean[i], m_mean[i] - 2 * m_se[i],
+                m_mean[i] + 2 * m_se[i])
+            z = (m_mean[i] - pde[f"mean_{name}"][i]) / m_se[i] if m_se[i] > 0 else math.nan
+            add(f"mean_{name}_z", t, z)
+    curves = {"time": times, "risk_pde": pde["risk"], "risk_sgd": risk, "bias": bias,
+              "means_sgd": means_sgd, "reduced": reduced,
+              **{k: pde[k] for k in pde if k.startswith(("mean_", "marginal_", "centres_"))}}
+    return rows, curves
+
+
+def make_run(name: str, figure: Any) -> Any:
+    """The ``run`` of experiment ``name``; ``figure(curves_by_label, raw, out_dir)`` draws it."""
+
+    def run(raw: dict, scale: str, out_dir: Path, options: Options) -> list[Row]:
+        exp = raw.get("experiment", {})
+        runs = variants(raw)
+        per_job = require(raw, "experiment", "replicas_per_job", int, lambda v: v >= 1,
+                          "an integer >= 1") if "replicas_per_job" in exp else runs[0].replicas
+        clt = require(raw, "experiment", "clt", bool, what="true or false") \
+            if "clt" in exp else True
+        clt_cells = require(raw, "experiment", "clt_cells", int, lambda v: v >= 8,
+                            "an integer >= 8") if "clt_cells" in exp else 0
+        params = [p for v in runs for p in _jobs(v, per_job, clt, clt_cells)]
+        results = run_cached(run_job, params, out_dir / "runs", options)
+        rows: list[Row] = []
+        curves: dict[str, dict] = {}
+        pde_s, sgd_s = 0.0, 0.0
+        k = 0
+        for v in runs:
+            n_jobs = len(_jobs(v, per_job, clt, clt_cells))
+            pde, sgd = results[k], results[k + 1:k + n_jobs]
+            k += n_jobs
+            parsed = parse_config(tomllib.loads(v.config))
+            setup_model = build_pde_setup(parsed).pde
+            axes = setup_model.grid.names
+            r_rows, curves[v.label] = analyse(v, pde, sgd, setup_model.model.r_sharp, axes, name)
+            curves[v.label]["eps"] = float(parsed.particles["step"])
+            rows += r_rows
+            pde_s += float(pde["job_seconds"])
+            sgd_s += float(sum(s["job_seconds"] for s in sgd))
+        rows.append(Row(name, "seconds_pde", None, pde_s))
+        rows.append(Row(name, "seconds_sgd", None, sgd_s))
+        write_results(rows, out_dir / "results.csv")
+        for path in figure(curves, raw, out_dir):
+            options.report(f"wrote {path}")
+        agree = [r for r in rows if r.quantity.endswith("risk_agree")]
+        options.report(f"PDE and SGD agree (|gap| <= |bias_iid| + {AGREE_SE:g} se) at "
+                       f"{sum(r.ours for r in agree):.0f} of {len(agree)} times")
+        return rows
+
+    return run
+
+
+def _experiments() -> dict[str, Experiment]:
+    from . import mmn_figures
+    specs = [
+        ("mmn-fig1", "MMN Fig. 1: isotropic Gaussians, d = 40, N = 800, eps = 1e-6, PDE vs SGD",
+         mmn_figures.plot_fig1),
+        ("mmn-nonmonotone", "MMN's non-monotone activation, d = 320, kappa = 0.1 and 0.4",
+         mmn_figures.plot_nonmonotone),
+        ("mmn-relu-selection", "MMN's variable selection with ReLU units, d = 320, s0 = 60, "
+         "on the 4-D (a, b, r1, r2) grid", mmn_figures.plot_relu_selection),
+    ]
+    paper = "Mei, Montanari, Nguyen, PNAS 115 (2018) E7665"
+    return {name: Experiment(name, title, paper, make_run(name, fig))
+            for name, title, fig in specs}
+
+
+EXPERIMENTS = _experiments()
