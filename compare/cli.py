@@ -7,6 +7,7 @@ Subcommands::
     meanfield reproduce NAME -o DIR [--scale small|paper|gpu] [--set section.key=value ...]
     meanfield reproduce --list
     meanfield info FILE | meanfield info --selftest [--backend NAME]
+    meanfield info --models [NAME ...]
     meanfield plot FILE -o DIR
     meanfield --version
 
@@ -58,6 +59,8 @@ A rerun with the same DIR reuses the finished jobs in DIR/runs (an interrupted r
 _INFO_EPILOG = """examples:
   meanfield info out.h5                  # attributes, config, datasets, time range
   meanfield info --selftest --backend numpy
+  meanfield info --models                # every model: what it offers, its keys and their help
+  meanfield info --models quadratic mypackage.models:MyModel
 """
 _PLOT_EPILOG = """example:
   meanfield plot out.h5 -o figures/
@@ -183,6 +186,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.models is not None:
+        from meanfield.schema import describe_models
+
+        print(describe_models(args.models))
+        return EXIT_OK
     if args.selftest:
         from meanfield.selftest import run_selftest
         from particles.selftest import run_selftest as run_particle_selftest
@@ -304,14 +312,18 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_info_and_plot(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
-        "info", help="describe a run file, or run the self-test",
-        description="Print a summary of FILE, or check this installation with --selftest.",
+        "info", help="describe a run file or the models, or run the self-test",
+        description="Print a summary of FILE, the models and their config keys with "
+        "--models, or check this installation with --selftest.",
         epilog=_INFO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("file", metavar="FILE", nargs="?", help="HDF5 run file")
     info.add_argument("--selftest", action="store_true", help="run the installation self-test")
     info.add_argument("--backend", metavar="NAME",
                       help="backend for --selftest (auto, numpy, cupy)")
+    info.add_argument("--models", metavar="NAME", nargs="*", default=None,
+                      help="list the models (all, or those NAMEd: built-in names or "
+                      "'package.module:Attribute') with their config keys and exit")
     info.set_defaults(handler=_cmd_info)
     plot = subparsers.add_parser(
         "plot", help="write the figures of a run file",

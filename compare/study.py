@@ -31,6 +31,7 @@ from meanfield.linearized import (
     has_full_space_data,
     sgd_step_variance,
 )
+from meanfield.model import model_entry
 from meanfield.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
@@ -52,27 +53,24 @@ def simulate_chunk(config_toml: str, n: int, replicas: int, seed: int) -> dict[s
     """One job: ``replicas`` replicas of ``n`` particles.
 
     Returns the reduced coordinates, ``(T, R, n)`` on a 1-D grid (``r``) and ``(T, R, n, k)``
-    on a k-D grid, and the risk of shape ``(T, R)``. For the
-    p-spin model the batch follows Rotskoff and Vanden-Eijnden's protocol at every ``n``:
-    ``P = n/5``, and ``(n/5)^2`` after ``quench_time`` when the config quenches.
+    on a k-D grid, and the risk of shape ``(T, R)``. A model whose registry entry has a study
+    protocol (``study_overrides``, e.g. the p-spin model's batch ``P = n/5``) gets its
+    overrides for width ``n``.
     """
-    config = parse_config(tomllib.loads(config_toml), _protocol_overrides(config_toml, n))
+    config = _protocol_config(tomllib.loads(config_toml), n)
     frames = simulate(build_particle_run(config, n=n, replicas=replicas, seed=seed))
     reduced = np.stack([f.reduced for f in frames])
-    if reduced.shape[-1] == 1 or config.pde is None:  # 1-D grid, or p-spin: r = |a| only
+    if reduced.shape[-1] == 1 or config.pde is None:  # 1-D grid, or no PDE: first axis only
         reduced = reduced[..., 0]
     return {"reduced": reduced, "risk": np.stack([f.risk for f in frames])}
 
 
-def _protocol_overrides(config_toml: str, n: int) -> list[str]:
-    data = tomllib.loads(config_toml)
-    if data["model"]["name"] != "pspin":
-        return []
-    batch = max(1, n // 5)
-    out = [f"particles.batch={batch}"]
-    if data["particles"].get("quench_batch", 0) > 0:
-        out.append(f"particles.quench_batch={batch * batch}")
-    return out
+def _protocol_config(data: dict[str, Any], n: int) -> Any:
+    """The config of the jobs of width ``n``: with the model's study protocol applied."""
+    config = parse_config(data)
+    protocol = model_entry(config.model["name"]).study_overrides
+    overrides = list(protocol(config, n)) if protocol is not None else []
+    return parse_config(data, overrides) if overrides else config
 
 
 @dataclass
@@ -109,8 +107,8 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
               workers: int | None = None, force: bool = False, progress: bool = True
               ) -> StudyResult:
     """Run the study of ``config`` (needs ``[pde]``, ``[particles]`` and ``[study]``)."""
-    needed = ("particles", "study") if config.model["name"] == "pspin" else (
-        "pde", "particles", "study")
+    with_pde = model_entry(config.model["name"]).pde
+    needed = ("pde", "particles", "study") if with_pde else ("particles", "study")
     missing = [s for s in needed if getattr(config, s) is None]
     if missing:
         raise ConfigError(f"a study needs the sections {', '.join(f'[{s}]' for s in missing)}")

@@ -12,114 +12,31 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, BackendError, get_backend
-from .config import ConfigError, reduced_dim
+from .config import ConfigError
 from .equation import MeanFieldPDE
 from .grid import Grid
-from .model import (
-    AnisotropicGaussians,
-    CosineInteraction,
-    GridTooSmallError,
-    IsotropicGaussians,
-    LinearUnit,
-    NormalLaw,
-    PSpin,
-    QuadraticPotential,
-    ReducedModel,
-    ReluSelection,
-    ReluSelectionLaw,
-    ScaledChiLaw,
-    ScaledChiPairLaw,
-    TeacherNetwork,
-    TeacherStudent,
-    activation_from_spec,
-    initial_density,
-)
+from .model import GridTooSmallError, ReducedModel, initial_density, model_entry
 from .model.laws import OUTSIDE_MASS_TOL
+from .model.registry import ModelEntry
 from .schedules import TimeChange, time_change_from_spec
 
 __all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup",
            "GridTooSmallConfigError", "naming", "model_from_config", "law_from_config"]
 
 
-def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> ReducedModel:
+def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> Any:
     """The model named by ``[model]`` (``[pde]``, when given, fixes the box on which a
-    quadrature model certifies its accuracy)."""
-    name = spec["name"]
-    if name == "isotropic_gaussians":
-        return IsotropicGaussians(d=float(spec["d"]), delta=float(spec["delta"]),
-                                  activation=activation_from_spec(spec.get("activation", "mmn")),
-                                  kernel_tol=float(spec.get("kernel_tol", 1e-10)))
-    if name == "anisotropic_gaussians":
-        return AnisotropicGaussians(d=float(spec["d"]), s0=float(spec["s0"]),
-                                    delta=float(spec["delta"]),
-                                    activation=activation_from_spec(spec.get("activation", "mmn")),
-                                    kernel_tol=float(spec.get("kernel_tol", 1e-8)))
-    if name == "relu_selection":
-        return ReluSelection(d=float(spec["d"]), s0=float(spec["s0"]), delta=float(spec["delta"]),
-                             kernel_tol=float(spec.get("kernel_tol", 1e-8)))
-    if name == "teacher_student":
-        return _teacher_student(spec, pde)
-    if name == "pspin":
-        return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)))
-    if name == "quadratic":
-        return QuadraticPotential(stiffness=spec.get("stiffness", 1.0),
-                                  center=spec.get("center", 0.0), ndim=int(spec.get("ndim", 1)))
-    if name == "linear_unit":
-        return LinearUnit(theta_star=tuple(spec["theta_star"]),
-                          label_var=float(spec.get("label_var", 0.0)))
-    if name == "cosine_interaction":
-        return CosineInteraction(coupling=float(spec.get("coupling", 1.0)),
-                                 quartic=float(spec.get("quartic", 0.0)),
-                                 quadratic=float(spec.get("quadratic", 1.0)),
-                                 tilt=float(spec.get("tilt", 0.0)), ndim=int(spec.get("ndim", 1)))
-    raise ValueError(f"unknown model {name!r}")
+    quadrature model certifies its accuracy): its registry entry's ``build``."""
+    return model_entry(spec["name"]).build(spec, pde)
 
 
-def _teacher_student(spec: Mapping[str, Any], pde: Mapping[str, Any] | None) -> TeacherStudent:
-    target = spec["target"]
-    if not isinstance(target, str):
-        target = TeacherNetwork(a=tuple(target["a"]), w=tuple(tuple(r) for r in target["w"]),
-                                b=tuple(target["b"]), activation=target.get("activation", "tanh"))
-    k = int(spec.get("input_dim", 1))
-    fixed_w = spec.get("fixed_w", 1.0)
-    fixed_w = (float(fixed_w),) * k if isinstance(fixed_w, int | float) else tuple(fixed_w)
-    trained = tuple(n for name in spec.get("trained", ("w", "b"))
-                    for n in ((name,) if name != "w" or k == 1 else ("w1", "w2")))
-    bounds = tuple(tuple(b) for b in pde["bounds"]) if pde is not None else None
-    order = int(spec.get("quad_order", 0))
-    return TeacherStudent(k=k, input_law=spec.get("input_law", "gaussian"), target=target,
-                          activation=spec.get("activation", "tanh"), trained=trained,
-                          fixed_a=float(spec.get("fixed_a", 1.0)), fixed_w=fixed_w,
-                          fixed_b=float(spec.get("fixed_b", 0.0)), bounds=bounds,
-                          quad_order=order or None, quad_tol=float(spec.get("quad_tol", 1e-8)))
-
-
-def _per_axis(value: Any, n: int) -> tuple[float, ...]:
-    if isinstance(value, tuple | list):
-        return tuple(float(v) for v in value)
-    return (float(value),) * n
-
-
-def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]
-              ) -> ScaledChiLaw | ScaledChiPairLaw | NormalLaw | ReluSelectionLaw:
-    """The initial law of ``[init]`` for the model of ``[model]`` (grid models only)."""
-    name = model_spec["name"]
-    if name in ("isotropic_gaussians", "anisotropic_gaussians", "relu_selection"):
-        d = init.get("d", model_spec["d"])
-        if not math.isfinite(float(d)):
-            raise ValueError("init.d = inf: the initial law w ~ N(0, kappa^2 I/d) needs a finite "
-                             "d; allowed: an integer >= 2")
-        if name == "relu_selection":
-            return ReluSelectionLaw(
-                kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]),
-                a_mean=float(init["a_mean"]), a_std=float(init["a_std"]),
-                b_mean=float(init["b_mean"]), b_std=float(init["b_std"]))
-        if name == "anisotropic_gaussians":
-            return ScaledChiPairLaw(kappa=float(init["kappa"]), d=int(d), s0=int(model_spec["s0"]))
-        return ScaledChiLaw(kappa=float(init["kappa"]), d=int(d))
-    n_axes = reduced_dim(model_spec)
-    return NormalLaw(mean=_per_axis(init.get("mean", 0.0), n_axes),
-                     std=_per_axis(init["std"], n_axes))
+def build_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]) -> Any:
+    """The initial law of ``[init]`` for the model of ``[model]``: its registry entry's ``law``
+    (``ValueError`` for a model whose particles bring their own law)."""
+    entry = model_entry(model_spec["name"])
+    if entry.law is None:
+        raise ValueError(f"model {model_spec['name']!r} has no initial law of [init]")
+    return entry.law(model_spec, init)
 
 
 def build_grid(model: ReducedModel, pde: Mapping[str, Any]) -> Grid:
@@ -173,35 +90,33 @@ def _fmt(value: Any) -> str:
     return repr(value)
 
 
-def _box_key(pde: Mapping[str, Any]) -> str:
-    """The ``[pde]`` key that sets the box of the grid."""
-    return "pde.r_max" if pde.get("r_max") is not None else "pde.bounds"
+def _entry(config: Any) -> ModelEntry:
+    return model_entry(config.model["name"])
 
 
-def _box_setting(pde: Mapping[str, Any]) -> str:
-    key = _box_key(pde)
-    return f"{key} = {_fmt(pde[key.split('.')[1]])}"
+def _box_key(config: Any) -> str:
+    """The ``[pde]`` key that sets the box of the grid (the model's ``box_key``)."""
+    return _entry(config).box_key
 
 
-#: the models whose :meth:`validate` certifies their kernel expansion to ``model.kernel_tol``
-#: on the grid's box
-_KERNEL_TOL_MODELS = ("isotropic_gaussians", "anisotropic_gaussians", "relu_selection")
-
-#: the ``[init]`` keys that set the spread of each model's initial law
-_LAW_KEYS = {"isotropic_gaussians": "init.kappa", "anisotropic_gaussians": "init.kappa",
-             "relu_selection": "init.kappa, init.a_mean, init.a_std, init.b_mean, init.b_std"}
+def _box_setting(config: Any) -> str:
+    key = _box_key(config)
+    return f"{key} = {_fmt(config.pde[key.split('.')[1]])}"
 
 
-def model_from_config(config: Any) -> ReducedModel:
+def model_from_config(config: Any) -> Any:
     """:func:`build_model` of ``config`` (on the box of its ``[pde]``, if any), with errors
-    raised as :class:`ConfigError` naming the keys. A teacher-student model chooses its
-    quadrature order here, so that an order that cannot reach ``model.quad_tol`` on the box
-    is a config error before any work, not a failure in the middle of a run."""
+    raised as :class:`ConfigError` naming the keys. A model whose entry certifies a tolerance
+    at build time (the teacher-student quadrature order) does it here, so that a tolerance that
+    cannot be reached on the box is a config error before any work, not a failure in the
+    middle of a run."""
+    entry = _entry(config)
     with naming(f"[model] ({_model_name(config)})"):
-        model = build_model(config.model, config.pde)
-    if isinstance(model, TeacherStudent) and config.model.get("quad_order", 0) == 0:
-        with naming(_quadrature_keys(config), _QUADRATURE_HINT):
-            model.tables  # noqa: B018  (the quadrature rule, chosen on the box and kept)
+        model = entry.build(config.model, config.pde)
+    tolerance = entry.tolerance
+    if tolerance is not None and tolerance.certify is not None:
+        with naming(_tolerance_keys(config), _tolerance_hint(config)):
+            tolerance.certify(model, config.model)
     return model
 
 
@@ -209,13 +124,15 @@ def _model_name(config: Any) -> str:
     return f"model.name = {config.model['name']!r}"
 
 
-def _quadrature_keys(config: Any) -> str:
-    box = f" on {_box_setting(config.pde)}" if config.pde is not None else ""
-    return f"model.quad_tol = {config.model.get('quad_tol', 1e-8):g}{box}"
+def _tolerance_keys(config: Any) -> str:
+    key = _entry(config).tolerance.key
+    box = f" on {_box_setting(config)}" if config.pde is not None else ""
+    return f"model.{key} = {_fmt(config.model.get(key))}{box}"
 
 
-_QUADRATURE_HINT = ("allowed: a larger model.quad_tol (at most 1e-3), a smaller pde.bounds, or "
-                    "a fixed model.quad_order")
+def _tolerance_hint(config: Any) -> str:
+    box = _box_key(config) if config.pde is not None else "pde box"
+    return _entry(config).tolerance.hint.replace("{box}", box)
 
 
 def law_from_config(config: Any) -> Any:
@@ -230,14 +147,14 @@ def _grid_too_small(config: Any, law: Any, grid: Grid) -> GridTooSmallConfigErro
     wider = tuple((min(lo, _round_out(need_lo, up=False)), max(hi, _round_out(need_hi, up=True)))
                   for (lo, hi), (need_lo, need_hi) in zip(grid.bounds, law.box(OUTSIDE_MASS_TOL),
                                                           strict=True))
-    key = _box_key(config.pde)
+    key = _box_key(config)
     if key == "pde.r_max":
         allowed = f"pde.r_max >= {max(hi for _, hi in wider):g}"
     else:
         allowed = f"pde.bounds = {_fmt(wider)} or wider"
-    law_keys = _LAW_KEYS.get(config.model["name"], "init.mean, init.std")
+    law_keys = _entry(config).law_keys
     return GridTooSmallConfigError(
-        f"{_box_setting(config.pde)}: the grid cannot hold the initial law: "
+        f"{_box_setting(config)}: the grid cannot hold the initial law: "
         f"mass {outside:.3g} lies outside it (allowed {OUTSIDE_MASS_TOL:g}); allowed: {allowed} "
         f"(or change {law_keys} so that the initial law fits)")
 
@@ -288,7 +205,7 @@ def _build_pde_setup(config: Any) -> PDESetup:
                 "allowed here: 'numpy' or 'auto'"):
         backend = get_backend(spec.get("backend", "auto"))
     model = model_from_config(config)
-    with naming(f"{_box_setting(spec)}, pde.cells = {_fmt(spec['cells'])}"):
+    with naming(f"{_box_setting(config)}, pde.cells = {_fmt(spec['cells'])}"):
         grid = build_grid(model, spec)
     beta = float(dyn.get("beta", math.inf))
     with naming(f"dynamics.beta = {beta:g}", "allowed: dynamics.beta = inf, or a finite model.d"):
@@ -310,14 +227,12 @@ def _build_pde_setup(config: Any) -> PDESetup:
 
 
 def _check_on_grid(config: Any, model: ReducedModel, grid: Grid) -> None:
-    """``model.validate(grid)`` (for the MMN models: their kernel expansion certified on the
-    box) as a config error naming the keys."""
-    box = _box_setting(config.pde)
-    if config.model["name"] not in _KERNEL_TOL_MODELS:
-        with naming(box):
+    """``model.validate(grid)`` as a config error naming the keys: the box, or the tolerance
+    the model certifies on it (the kernel expansion of the MMN models)."""
+    tolerance = _entry(config).tolerance
+    if tolerance is None or tolerance.certify is not None:
+        with naming(_box_setting(config)):
             model.validate(grid)
         return
-    with naming(f"model.kernel_tol = {config.model.get('kernel_tol', 1e-8):g} on {box}",
-                f"allowed: a larger model.kernel_tol (at most 1e-3), or a smaller "
-                f"{_box_key(config.pde)}"):
+    with naming(_tolerance_keys(config), _tolerance_hint(config)):
         model.validate(grid)

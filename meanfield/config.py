@@ -2,8 +2,10 @@
 
 A run config names a model, an initial law, the dynamics, and a ``[pde]`` and/or
 ``[particles]`` section; a study adds ``[study]`` (SPEC section 7). The schema is data:
-:data:`SCHEMA` maps each section to its keys, :data:`MODEL_SCHEMA` adds the keys that only one
-model uses, and every key is a frozen :class:`Field` (all in :mod:`meanfield.schema`).
+:data:`SCHEMA` maps each section to its keys, each model adds its own keys through its registry
+entry (:mod:`meanfield.model.registry`; :data:`MODEL_SCHEMA` views the built-in ones), and
+every key is a frozen :class:`Field` (:mod:`meanfield.fields`). ``model.name`` may also name a
+model of your own, ``"package.module:Attribute"``, whose keys are checked the same way.
 :func:`parse_config` walks the schema once and returns a frozen :class:`Config` with every
 default filled in, or raises :class:`ConfigError` whose message is one line naming the key and
 what is allowed.
@@ -28,6 +30,7 @@ from typing import Any
 
 import tomli_w
 
+from .model.registry import builtin_entries, model_entry
 from .schema import (
     MODEL_SCHEMA,
     REDUCED_DIM,
@@ -39,6 +42,7 @@ from .schema import (
     Context,
     Derived,
     Field,
+    model_keys,
     reduced_dim,
     short_repr,
     toml_kind,
@@ -50,10 +54,6 @@ __all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "Confi
 
 
 # ----------------------------------------------------------------------------- resolution
-
-
-def _fields_for(section: str, model_name: str) -> dict[str, Field]:
-    return {**SCHEMA[section], **MODEL_SCHEMA[model_name].get(section, {})}
 
 
 def _resolve_value(where: str, spec: Field, value: Any, ctx: Context) -> Any:
@@ -79,7 +79,7 @@ def _reject_unknown(section: str, raw: Mapping, fields: Mapping, model_name: str
         if key in fields:
             continue
         where = f"{section}.{key}"
-        owners = [m for m, secs in MODEL_SCHEMA.items() if key in secs.get(section, {})]
+        owners = [m for m, entry in builtin_entries().items() if key in entry.fields(section)]
         if owners:
             raise ConfigError(f"key {where!r} is not used by model {model_name!r} "
                               f"(it belongs to model {', '.join(owners)})")
@@ -90,7 +90,7 @@ def _reject_unknown(section: str, raw: Mapping, fields: Mapping, model_name: str
 
 
 def _resolve_section(section: str, raw: Mapping, model_name: str, ctx: Context) -> dict:
-    fields = _fields_for(section, model_name)
+    fields = model_keys(section, model_name)
     _reject_unknown(section, raw, fields, model_name)
     out: dict[str, Any] = {}
     ctx[section] = out
@@ -245,11 +245,10 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
     data = apply_overrides(data, overrides)
     _check_sections(data)
     if "name" not in data["model"]:
-        raise ConfigError(f"missing required key 'model.name' (one of {', '.join(MODEL_SCHEMA)})")
+        raise ConfigError("missing required key 'model.name' (one of "
+                          f"{', '.join(builtin_entries())}, or 'package.module:Attribute')")
     model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
-    if model_name == "pspin" and "pde" in data:
-        raise ConfigError("model.name = 'pspin' has no PDE (its D = d + 2 parameters are too many "
-                          "for a grid): remove the [pde] section")
+    _check_offers(model_name, data)
     ctx: Context = {}
     for section in SECTION_ORDER:
         if section in data:
@@ -258,18 +257,29 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
     return Config(**{name: _section_proxy(values) for name, values in ctx.items()})
 
 
+def _check_offers(model_name: str, data: Mapping) -> None:
+    """A ``[pde]`` or ``[particles]`` section the model does not offer."""
+    entry = model_entry(model_name)
+    if not entry.pde and "pde" in data:
+        why = f" ({entry.no_pde_reason})" if entry.no_pde_reason else ""
+        raise ConfigError(f"model.name = {model_name!r} has no PDE{why}: remove the [pde] "
+                          "section")
+    if not entry.particles and "particles" in data:
+        raise ConfigError(f"model.name = {model_name!r} has no particles: remove the "
+                          "[particles] section")
+
+
 def _check_combinations(ctx: Context) -> None:
-    """Rules that involve several sections."""
-    model = ctx["model"]
-    if (model["name"] in ("anisotropic_gaussians", "relu_selection")
-            and not model["s0"] <= ctx["init"]["d"] - 1):
-        raise ConfigError(f"invalid value for 'init.d': {ctx['init']['d']}; allowed: an integer "
-                          f">= model.s0 + 1 = {model['s0'] + 1} (the law of (r1, r2) splits w "
-                          "into s0 and d - s0 coordinates)")
-    if model["name"] == "teacher_student" and "pde" not in ctx and model["quad_order"] == 0:
-        raise ConfigError("missing key 'model.quad_order': without [pde] there is no box on "
-                          "which to choose the quadrature order; give model.quad_order (Gauss "
-                          "nodes per input axis)")
+    """Rules that involve several sections (the model's own, then the shared ones)."""
+    name = ctx["model"]["name"]
+    check = model_entry(name).check
+    try:
+        if check is not None:
+            check(ctx)
+    except ConfigError:
+        raise
+    except ValueError as err:  # a user model's rule that raised a plain ValueError
+        raise ConfigError(f"[model] (model.name = {name!r}): {err}") from err
     particles = ctx.get("particles")
     if particles and particles["quench_batch"] > 0:
         t_end = ctx["dynamics"]["t_end"]

@@ -20,7 +20,7 @@ import numpy as np
 from meanfield.backend import Backend, get_backend, to_numpy
 from meanfield.builders import law_from_config, model_from_config, naming
 from meanfield.config import ConfigError
-from meanfield.model import PSpin, PSpinTask
+from meanfield.model import model_entry
 from meanfield.rng import CounterRNG
 from meanfield.schedules import time_change_from_spec
 
@@ -173,10 +173,11 @@ def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
                 "allowed here: 'numpy' or 'auto'"):
         backend = get_backend(config.particles.get("backend", "auto"))
     model = model_from_config(config)
-    if isinstance(model, PSpin):
+    setup = model_entry(config.model["name"]).particle_setup
+    if setup is not None:  # the particle-side model and law of the entry (p-spin: a task)
         with naming(f"[model] (model.name = {config.model['name']!r})"):
-            task = PSpinTask(model, backend.asarray(model.teacher()))
-        return backend, task, task
+            particle_model, law = setup(model, backend)
+        return backend, particle_model, law
     if not math.isfinite(float(getattr(model, "d", 0))):
         raise ConfigError("model.d = inf has no particles: set a finite d for [particles]; "
                           "allowed: an integer >= 2 (or drop [particles])")

@@ -58,10 +58,15 @@ def plot_fig1(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path) -> lis
     r = c["centres_r"]
     for ax, i in zip(axes, picks, strict=False):
         units = c["reduced"][i, ..., 0].ravel()
-        ax.hist(units, bins=60, density=True, color="0.75", label="SGD")
-        ax.plot(r, c["marginal_r"][i], "-", color="C0", label="PDE")
         lo, hi = np.quantile(units, [0.001, 0.999])
-        ax.set_xlim(max(0.0, lo - 0.3 * (hi - lo)), hi + 0.3 * (hi - lo))
+        lo, hi = max(0.0, lo - 0.3 * (hi - lo)), hi + 0.3 * (hi - lo)
+        heights, _, _ = ax.hist(units, bins=np.linspace(lo, hi, 81), density=True,
+                                color="0.75", label="SGD")
+        ax.plot(r, c["marginal_r"][i], "-", color="C0", label="PDE")
+        ax.set_xlim(lo, hi)
+        if heights.max() > 20 * np.median(heights[heights > 0]):  # a spike beside a bump
+            ax.set_yscale("log")
+            ax.set_ylim(1e-3 * heights.max(), 2 * heights.max())
         ax.set_title(f"t = {times[i]:g}")
         ax.set_xlabel("|w|")
     axes[0].set_ylabel("density")

@@ -1,4 +1,9 @@
-"""The model layer: V, U and their gradients, written once for the PDE and the particles."""
+"""The model layer: V, U and their gradients, written once for the PDE and the particles.
+
+Each model module registers a :class:`ModelEntry` (its config keys, builders, grid axes) at
+import; importing this package imports them all, which fills the registry
+(:mod:`meanfield.model.registry`, where the protocol of a user model is described).
+"""
 
 from .activations import ACTIVATIONS, PiecewiseLinear, activation_from_spec
 from .anisotropic import AnisotropicGaussians
@@ -14,6 +19,8 @@ from .laws import (
     initial_density,
 )
 from .pspin import PSpin, PSpinTask
+from .registry import ModelEntry, Tolerance, builtin_entries, model_entry, register
+from .relu_isotropic import ReluIsotropic, ReluIsotropicLaw
 from .relu_selection import ReluSelection
 from .solvable import (
     FeatureModel,
@@ -33,6 +40,8 @@ __all__ = [
     "IsotropicGaussians",
     "AnisotropicGaussians",
     "ReluSelection",
+    "ReluIsotropic",
+    "ReluIsotropicLaw",
     "TeacherStudent",
     "TeacherNetwork",
     "QuadraticPotential",
@@ -49,4 +58,9 @@ __all__ = [
     "ReluSelectionLaw",
     "initial_density",
     "GridTooSmallError",
+    "ModelEntry",
+    "Tolerance",
+    "register",
+    "model_entry",
+    "builtin_entries",
 ]

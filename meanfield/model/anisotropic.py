@@ -45,12 +45,23 @@ import numpy as np
 from scipy import special
 
 from ..backend import Backend
+from ..fields import Field, positive_float
 from . import anisotropic_pairs
-from .activations import PiecewiseLinear
+from .activations import PiecewiseLinear, activation_from_spec
 from .base import KernelFeatures, ReducedModel
 from .hermite import CRAMER_BOUND, cosine_moments
 from .isotropic import IsotropicGaussians
+from .keys import (
+    KERNEL_TOL_HINT,
+    MMN_INIT,
+    check_s0,
+    check_s0_init_d,
+    finite_init_d,
+    mmn_model_keys,
+)
+from .laws import ScaledChiPairLaw
 from .pieces import DataPieces
+from .registry import ModelEntry, Tolerance, register
 
 __all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments", "circle_weights",
            "circle_monomials", "even_pairs", "polar"]
@@ -518,3 +529,31 @@ def _amplitude_samples(a_top: float, k_max: int, t_max: float) -> np.ndarray:
     wavenumber = math.sqrt(k_max + 0.5) * t_max / a_split**2
     n = max(512, math.ceil(a_top * wavenumber * 20.0 / (2.0 * math.pi)))
     return np.linspace(0.0, a_top, n + 1)[1:]
+
+
+# ----------------------------------------------------------------------------- the config entry
+
+
+def _build(spec: Any, pde: Any = None) -> AnisotropicGaussians:
+    return AnisotropicGaussians(d=float(spec["d"]), s0=float(spec["s0"]),
+                                delta=float(spec["delta"]),
+                                activation=activation_from_spec(spec.get("activation", "mmn")),
+                                kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+
+
+def _law(spec: Any, init: Any) -> ScaledChiPairLaw:
+    return ScaledChiPairLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init),
+                            s0=int(spec["s0"]))
+
+
+ENTRY = register(ModelEntry(
+    name="anisotropic_gaussians",
+    doc="MMN example 2: Gaussian classes differing on s0 coordinates, grid over (r1, r2)",
+    keys={"model": mmn_model_keys(1e-8, s0=Field(
+              ("integer",), "number of informative coordinates (1 <= s0 <= d - 1)",
+              check=check_s0)),
+          "init": MMN_INIT,
+          "pde": {"r_max": positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")}},
+    build=_build, law=_law, reduced_dim=2, box_key="pde.r_max", law_keys="init.kappa",
+    tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT), check=check_s0_init_d,
+))

@@ -19,9 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from ..fields import Field, allowed, finite_float, one_of
 from ..grid import Grid
 from .base import FullSpaceModel, KernelFeatures
+from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law
 from .pieces import SeparablePieces
+from .registry import ModelEntry, register
 from .solvable import _axis_names
 
 __all__ = ["CosineInteraction"]
@@ -264,3 +267,34 @@ class CosineInteraction(FullSpaceModel):
             outside = float(np.sum(p[(x < lo) | (x > hi)]))
             log_inside += math.log1p(-min(outside, 1.0 - 1e-16))
         return -math.expm1(log_inside)
+
+
+# ----------------------------------------------------------------------------- the config entry
+
+
+def _build(spec: Any, pde: Any = None) -> CosineInteraction:
+    return CosineInteraction(coupling=float(spec.get("coupling", 1.0)),
+                             quartic=float(spec.get("quartic", 0.0)),
+                             quadratic=float(spec.get("quadratic", 1.0)),
+                             tilt=float(spec.get("tilt", 0.0)), ndim=int(spec.get("ndim", 1)))
+
+
+_NON_NEGATIVE = allowed("a finite float >= 0", lambda v: 0 <= v < math.inf)
+
+ENTRY = register(ModelEntry(
+    name="cosine_interaction",
+    doc="polynomial V and U = J cos(theta - theta') per axis: a noisy Gibbs state check",
+    keys={
+        "model": {
+            "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
+            "coupling": Field(("float",), "J in U = J sum_a cos(theta_a - theta'_a)", 1.0,
+                              _NON_NEGATIVE),
+            "quartic": Field(("float",), "q in V = sum_a q/4 theta^4 + k/2 theta^2 + b theta",
+                             0.0, _NON_NEGATIVE),
+            "quadratic": finite_float("k in V", 1.0),
+            "tilt": finite_float("b in V", 0.0),
+        },
+        **FULL_GRID_SECTIONS,
+    },
+    build=_build, law=normal_law, reduced_dim=lambda spec: spec["ndim"],
+))

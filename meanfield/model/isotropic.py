@@ -29,11 +29,15 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend
+from ..fields import positive_float
 from . import isotropic_pairs
-from .activations import NUMPY, PiecewiseLinear
+from .activations import NUMPY, PiecewiseLinear, activation_from_spec
 from .base import KernelFeatures, ReducedModel
 from .hermite import cosine_moments
+from .keys import KERNEL_TOL_HINT, MMN_INIT, finite_init_d, mmn_model_keys
+from .laws import ScaledChiLaw
 from .pieces import DataPieces, UnitPieces
+from .registry import ModelEntry, Tolerance, register
 
 __all__ = ["IsotropicGaussians"]
 
@@ -289,3 +293,26 @@ class IsotropicGaussians(ReducedModel):
 def _radii(points: np.ndarray) -> np.ndarray:
     r = np.asarray(points, dtype=np.float64)
     return r[:, 0] if r.ndim == 2 else r
+
+
+# ----------------------------------------------------------------------------- the config entry
+
+
+def _build(spec: Any, pde: Any = None) -> IsotropicGaussians:
+    return IsotropicGaussians(d=float(spec["d"]), delta=float(spec["delta"]),
+                              activation=activation_from_spec(spec.get("activation", "mmn")),
+                              kernel_tol=float(spec.get("kernel_tol", 1e-10)))
+
+
+def _law(spec: Any, init: Any) -> ScaledChiLaw:
+    return ScaledChiLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init))
+
+
+ENTRY = register(ModelEntry(
+    name="isotropic_gaussians",
+    doc="MMN example 1: two isotropic Gaussian classes, r = |w| on a radial grid",
+    keys={"model": mmn_model_keys(1e-10), "init": MMN_INIT,
+          "pde": {"r_max": positive_float("outer radius of the radial grid [0, r_max]")}},
+    build=_build, law=_law, reduced_dim=1, box_key="pde.r_max", law_keys="init.kappa",
+    tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+))

@@ -43,7 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from ..fields import int_at_least
 from .pieces import ActivationPieces, DataPieces, UnitPieces
+from .registry import ModelEntry, register
 
 __all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "sphere_sixth_moment_pairings"]
 
@@ -421,3 +423,39 @@ class PSpinTask:
         out = self.model.test_loss(theta, x, self.model.target(x, self.tensor, xp), xp)
         return {"risk": out["loss"], "risk_se": out["loss_se"],
                 "residual_pos": out["residual_pos"], "residual_neg": out["residual_neg"]}
+
+
+# ----------------------------------------------------------------------------- the config entry
+
+
+def _build(spec: Any, pde: Any = None) -> PSpin:
+    return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)))
+
+
+def _particle_setup(model: PSpin, backend: Any) -> tuple[PSpinTask, PSpinTask]:
+    """The particles hold the teacher tensor on the device; the task is also the initial law."""
+    task = PSpinTask(model, backend.asarray(model.teacher()))
+    return task, task
+
+
+def _study_protocol(config: Any, n: int) -> list[str]:
+    """Rotskoff and Vanden-Eijnden's batches at width ``n``: ``P = n/5``, and ``(n/5)^2`` after
+    ``quench_time`` when the config quenches."""
+    batch = max(1, n // 5)
+    out = [f"particles.batch={batch}"]
+    if config.particles.get("quench_batch", 0) > 0:
+        out.append(f"particles.quench_batch={batch * batch}")
+    return out
+
+
+ENTRY = register(ModelEntry(
+    name="pspin",
+    doc="Rotskoff and Vanden-Eijnden's spherical 3-spin benchmark (particles only)",
+    keys={"model": {
+        "d": int_at_least(2, "input dimension d (x uniform on the sphere of radius sqrt(d))"),
+        "teacher_seed": int_at_least(0, "seed of the teacher tensor a_pqr", 0),
+    }},
+    build=_build, reduced_dim=0, pde=False,
+    no_pde_reason="its D = d + 2 parameters are too many for a grid",
+    particle_setup=_particle_setup, study_overrides=_study_protocol,
+))

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["INPUT_LAWS", "GaussRule", "gauss_rule", "converged_order", "order_ladder",
-           "box_points", "point_chunks", "map_points", "CHUNK_ENTRIES"]
+__all__ = ["INPUT_LAWS", "GaussRule", "QuadratureTables", "gauss_rule", "converged_order",
+           "order_ladder", "box_points", "point_chunks", "map_points", "CHUNK_ENTRIES"]
 
 #: the input laws with a Gauss rule
 INPUT_LAWS = ("gaussian", "uniform")
@@ -171,3 +171,21 @@ def map_points(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
     points = np.asarray(points, dtype=np.float64)
     parts = [fn(points[chunk]) for chunk in point_chunks(points.shape[0], per_point)]
     return np.concatenate(parts, axis=0)
+
+
+@dataclass(frozen=True)
+class QuadratureTables:
+    """The Gauss rule of a model and the target at its nodes (NumPy, host).
+
+    Attributes
+    ----------
+    rule : GaussRule
+    y : array of shape ``(n_nodes,)``
+    change : float
+        Relative change of the checked quantities when the order doubles (``nan`` when the
+        order was given, not searched).
+    """
+
+    rule: GaussRule
+    y: np.ndarray
+    change: float

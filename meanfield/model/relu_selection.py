@@ -49,6 +49,15 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend
+from ..fields import (
+    Context,
+    Field,
+    allowed,
+    check_bounds,
+    finite_float,
+    float_pairs,
+    positive_float,
+)
 from . import relu_selection_pairs
 from .anisotropic import (
     AnisotropicGaussians,
@@ -59,8 +68,19 @@ from .anisotropic import (
 )
 from .base import KernelFeatures, ReducedModel
 from .hermite import CRAMER_BOUND
+from .keys import (
+    KERNEL_TOL_HINT,
+    MMN_INIT,
+    check_dimension,
+    check_s0,
+    check_s0_init_d,
+    finite_init_d,
+    to_dimension,
+)
+from .laws import ReluSelectionLaw
 from .pieces import ActivationPieces, UnitPieces
 from .ramp import ramp_hermite_coefficients, ramp_hermite_slopes, ramp_mean, ramp_second_moment
+from .registry import ModelEntry, Tolerance, register
 
 __all__ = ["ReluSelection", "ReluColumns", "RELU"]
 
@@ -382,3 +402,70 @@ def _coords(points: np.ndarray) -> tuple[np.ndarray, ...]:
     if p.ndim != 2 or p.shape[1] != 4:
         raise ValueError(f"reduced points must have shape (M, 4), got {p.shape}")
     return p[:, 0], p[:, 1], p[:, 2], p[:, 3]
+
+
+# ----------------------------------------------------------------------------- the config entry
+
+
+def _check_relu_bounds(value: Any, ctx: Context) -> str | None:
+    """:func:`~meanfield.fields.check_bounds`, and the radii r1, r2 (the last two axes) start
+    at r >= 0."""
+    text = ("an array of 4 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
+            "(a, b, r1, r2), with lo >= 0 on the r1 and r2 axes")
+    if check_bounds(value, ctx) is not None:
+        return text
+    return None if all(lo >= 0 for lo, _ in value[2:]) else text
+
+
+def _build(spec: Any, pde: Any = None) -> ReluSelection:
+    return ReluSelection(d=float(spec["d"]), s0=float(spec["s0"]), delta=float(spec["delta"]),
+                         kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+
+
+def _law(spec: Any, init: Any) -> ReluSelectionLaw:
+    return ReluSelectionLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init),
+                            s0=int(spec["s0"]), a_mean=float(init["a_mean"]),
+                            a_std=float(init["a_std"]), b_mean=float(init["b_mean"]),
+                            b_std=float(init["b_std"]))
+
+
+RELU_MODEL_KEYS = {
+    "d": Field(("integer", "float"), "input dimension (inf allowed)",
+               check=check_dimension(True), convert=to_dimension),
+    "s0": Field(("integer",), "number of informative coordinates (1 <= s0 <= d - 1)",
+                check=check_s0),
+    "delta": Field(("float",), "class separation Delta",
+                   check=allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
+    "kernel_tol": Field(("float",), "error bound of the kernel expansion, relative to "
+                        "max U(q, q) on the grid", 1e-8,
+                        allowed("a float with 0 < kernel_tol <= 1e-3", lambda v: 0 < v <= 1e-3)),
+}
+"""``[model]`` keys of the ReLU models (:mod:`.relu_isotropic` drops ``s0``)."""
+
+RELU_INIT = {
+    **MMN_INIT,
+    "a_mean": finite_float("mean of the initial output weight a"),
+    "a_std": positive_float("standard deviation of the initial output weight a"),
+    "b_mean": finite_float("mean of the initial offset b"),
+    "b_std": positive_float("standard deviation of the initial offset b"),
+}
+"""``[init]`` of the ReLU models: independent ``a``, ``b`` normal, ``w ~ N(0, kappa^2 I/d)``."""
+
+RELU_LAW_KEYS = "init.kappa, init.a_mean, init.a_std, init.b_mean, init.b_std"
+
+_KEYS = {
+    "model": RELU_MODEL_KEYS,
+    "init": RELU_INIT,
+    "pde": {
+        "bounds": Field(("array",), "grid bounds [[lo, hi], ...] over (a, b, r1, r2); "
+                        "r1, r2 >= 0", check=_check_relu_bounds, convert=float_pairs),
+    },
+}
+
+ENTRY = register(ModelEntry(
+    name="relu_selection",
+    doc="MMN's variable selection with ReLU units a relu(<w, x> + b), grid over (a, b, r1, r2)",
+    keys=_KEYS, build=_build, law=_law, reduced_dim=4,
+    law_keys=RELU_LAW_KEYS, tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+    check=check_s0_init_d,
+))

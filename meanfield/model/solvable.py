@@ -28,8 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..fields import INF, Field, allowed, is_finite_number, one_of, vector
 from .base import FullSpaceModel, KernelFeatures
+from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law
 from .pieces import ActivationPieces, DataPieces, SeparablePieces, UnitPieces
+from .registry import ModelEntry, register
 
 __all__ = [
     "QuadraticPotential",
@@ -439,3 +442,50 @@ class FeatureModel(FullSpaceModel):
         potential = self.potential(flat).reshape(shape[:-1]).mean(axis=-1)
         means = self.kernel_features(flat).features.reshape((*shape[:-1], -1)).mean(axis=-2)
         return self.sharp + 2.0 * potential + (np.asarray(self.weights) * means**2).sum(axis=-1)
+
+
+# ----------------------------------------------------------------------------- config entries
+
+
+def _build_quadratic(spec: Any, pde: Any = None) -> QuadraticPotential:
+    return QuadraticPotential(stiffness=spec.get("stiffness", 1.0),
+                              center=spec.get("center", 0.0), ndim=int(spec.get("ndim", 1)))
+
+
+def _build_linear_unit(spec: Any, pde: Any = None) -> LinearUnit:
+    return LinearUnit(theta_star=tuple(spec["theta_star"]),
+                      label_var=float(spec.get("label_var", 0.0)))
+
+
+QUADRATIC_ENTRY = register(ModelEntry(
+    name="quadratic",
+    doc="V = stiffness/2 |theta - center|^2, no interaction: the Ornstein-Uhlenbeck check",
+    keys={
+        "model": {
+            "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
+            "stiffness": vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
+            "center": vector(None, "minimiser of V", 0.0),
+        },
+        **FULL_GRID_SECTIONS,
+    },
+    build=_build_quadratic, law=normal_law, reduced_dim=lambda spec: spec["ndim"],
+))
+
+LINEAR_UNIT_ENTRY = register(ModelEntry(
+    name="linear_unit",
+    doc="a linear unit <theta, x> learning a linear teacher: closed moment equations",
+    keys={
+        "model": {
+            "theta_star": Field(("array",), "teacher theta_*: y = <theta_*, x> + noise, "
+                                "x ~ N(0, I_D), D = 1 to 4 entries",
+                                check=allowed("an array of 1 to 4 finite floats",
+                                              lambda v: 1 <= len(v) <= max(FULL_GRID_AXES)
+                                              and all(map(is_finite_number, v))),
+                                convert=lambda v, ctx: tuple(float(x) for x in v)),
+            "label_var": Field(("float",), "variance of the label noise", 0.0,
+                               allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+        },
+        **FULL_GRID_SECTIONS,
+    },
+    build=_build_linear_unit, law=normal_law, reduced_dim=lambda spec: len(spec["theta_star"]),
+))

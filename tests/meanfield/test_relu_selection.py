@@ -13,8 +13,6 @@ from numpy.polynomial import hermite_e
 from scipy import integrate, special
 
 from meanfield.backend import get_backend, to_numpy
-from meanfield.controller import integrate as integrate_pde
-from meanfield.equation import MeanFieldPDE
 from meanfield.grid import Grid
 from meanfield.model import ReluSelection, ReluSelectionLaw, initial_density
 from meanfield.model.bivariate import orthant, ramp_pair
@@ -26,10 +24,11 @@ from meanfield.model.ramp import (
 )
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
-from meanfield.trackers import InvariantTracker, MemoryTracker
 from particles.engine import make_advance
 from particles.methods import make_online_sgd
 from particles.state import EnsembleState
+
+from .identities import run_risks, t0_identity
 
 NUMPY = get_backend("numpy")
 N_MC = 200_000
@@ -356,32 +355,14 @@ def test_risk_at_t0_equals_the_particles_expected_risk(rng: np.random.Generator)
     model = ReluSelection(320, 60, 0.5)
     law = ReluSelectionLaw(0.8, 320, 60, 0.6, 0.4, 0.3, 0.4)
     bounds = ((-2.4, 3.6), (-2.7, 3.3), (0.11, 0.59), (0.48, 0.96))
-    risks = []
-    for cells in ((16, 16, 20, 20), (24, 24, 30, 30)):
-        grid = Grid(bounds, cells, model.axis_names)
-        risk, _, mass = MeanFieldPDE(model, grid).make_functionals(NUMPY)(
-            initial_density(law, grid))
-        assert abs(float(mass) - 1.0) < 1e-12
-        risks.append(float(risk))
-    # the cell-centre quadrature of R is O(h^2): Richardson from the two grids (measured
-    # R = 1.07339, 1.07277, extrapolated 1.07227: a grid error of 5e-4 on the finer grid)
-    extrapolated = risks[1] + (risks[1] - risks[0]) / (1.5**2 - 1.0)
-    grid_error = abs(risks[1] - extrapolated)
-    n, replicas = 20, 600
-    values = model.population_risk(law.sample(rng, (replicas, n)), None, NUMPY)
-    # the 1/N bias from 5e4 units (Monte Carlo; its error, divided by N, is below 1e-4)
-    reduced = model.reduce(law.sample(rng, (50_000,)), np)
-    diagonal = sum(0.5 * reduced[:, 0] ** 2 * ramp_second_moment(
-        np.hypot(tau * reduced[:, 2], reduced[:, 3]), reduced[:, 1]) for tau in model.taus)
-    double = extrapolated - model.r_sharp - 2.0 * model.potential(reduced).mean()
-    bias = (diagonal.mean() - double) / n
-    se = values.std(ddof=1) / math.sqrt(replicas)
+    check = t0_identity(model, law, bounds, ((16, 16, 20, 20), (24, 24, 30, 30)), rng)
+    # measured R(rho_0) = 1.07339, 1.07277 on the two grids, extrapolated 1.07227: a grid error
+    # of 5e-4 on the finer one; the bias from 5e4 units has a Monte Carlo error below 1e-4 / N
     # 4.5 standard errors of the replica mean, plus the grid's quadrature error (measured
     # -0.1, -1.3, -1.6 standard errors over three seeds)
-    assert abs(values.mean() - bias - extrapolated) < 4.5 * se + grid_error, (
-        values.mean(), bias, extrapolated, se, grid_error)
+    assert abs(check.deviation) < 4.5 * check.se + check.grid_error, check
     # the check has power: the 1/N bias alone is 0.0126, 7.6 standard errors
-    assert bias > 5 * se, (bias, se)
+    assert check.bias > 5 * check.se, check
 
 
 def _mean_potential(model: ReluSelection, units: np.ndarray) -> float:
@@ -389,18 +370,11 @@ def _mean_potential(model: ReluSelection, units: np.ndarray) -> float:
     return float(model.potential(model.reduce(units[None], np)[0]).mean())
 
 
-def test_4d_run_conserves_mass_and_lowers_the_risk(numpy_backend) -> None:
+def test_4d_run_conserves_mass_and_lowers_the_risk() -> None:
     model = ReluSelection(40, 8, 0.5, kernel_tol=1e-6)
     law = ReluSelectionLaw(0.8, 40, 8, 0.3, 0.4, 0.0, 0.4)
     grid = Grid(((-2.8, 3.6), (-3.0, 3.0), (0.0, 1.8), (0.0, 1.5)), (10, 10, 12, 10),
                 model.axis_names)
-    mem, invariants = MemoryTracker(), InvariantTracker()
-    integrate_pde(MeanFieldPDE(model, grid), initial_density(law, grid), [0.0, 0.5, 1.0],
-                  numpy_backend, trackers=[invariants, mem])
-    # flux form with zero wall fluxes: round-off only (measured 4e-16)
-    assert invariants.max_mass_error < 1e-13
-    assert invariants.min_density >= 0.0
-    risks = [frame.risk for frame in mem.frames]
+    risks = run_risks(model, law, grid, (0.0, 0.5, 1.0))  # mass error measured 4e-16
     assert risks[2] < risks[1] < risks[0], risks  # measured 0.9958, 0.9805, 0.9615
     assert risks[2] < risks[0] - 0.03, risks
-    assert np.all(np.diff(mem.series("free_energy")) <= 0)

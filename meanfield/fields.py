@@ -1,0 +1,204 @@
+"""Configuration keys as data: :class:`Field`, :class:`ConfigError` and the checks keys share.
+
+A key is a frozen :class:`Field` (accepted TOML types, a default or :data:`REQUIRED`, a check
+returning what is allowed, a conversion, a one-line doc). The shared sections live in
+:mod:`meanfield.schema`; each model declares its own keys in its module
+(:class:`meanfield.model.registry.ModelEntry`) with the helpers here. This module imports nothing
+from the rest of the package at import time, so model modules and user models can use it.
+
+Examples
+--------
+>>> spec = positive_float("initial width")
+>>> spec.check(0.5, {}) is None, spec.check(-1.0, {})
+(True, 'a finite float > 0')
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["INF", "REQUIRED", "ConfigError", "Context", "Derived", "Field", "allowed", "one_of",
+           "as_tuple", "float_pairs", "toml_kind", "short_repr", "is_finite_number", "pairs",
+           "increasing", "int_list", "positive_float", "finite_float", "int_at_least", "vector",
+           "check_bounds", "reduced_dim"]
+
+Context = dict[str, dict[str, Any]]
+"""Sections resolved so far (the section being resolved holds the keys done so far)."""
+Check = Callable[[Any, Context], "str | None"]
+Convert = Callable[[Any, Context], Any]
+
+INF = math.inf
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 6
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message is one line naming the key and what is allowed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).splitlines()))
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Marks a :class:`Field` without a default."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default ``fn(ctx)`` computed from the keys resolved before it (may raise)."""
+
+    fn: Callable[[Context], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """Specification of one configuration key.
+
+    Parameters
+    ----------
+    types : tuple of str
+        Accepted TOML types among ``"integer"``, ``"float"``, ``"string"``, ``"array"``,
+        ``"table"``, ``"boolean"``. An integer is accepted for ``"float"`` (and converted) unless
+        ``"integer"`` is listed too; booleans are never numbers.
+    doc : str
+        One-line description, shown when a required key is missing and by
+        ``meanfield info --models``.
+    default : object
+        Raw default (resolved like a user value), a :class:`Derived`, or :data:`REQUIRED`.
+    check : callable, optional
+        ``check(value, ctx) -> None`` when allowed, else a text saying what is allowed.
+    convert : callable, optional
+        ``convert(value, ctx) -> resolved value`` applied after the check.
+    """
+
+    types: tuple[str, ...]
+    doc: str
+    default: Any = REQUIRED
+    check: Check | None = None
+    convert: Convert | None = None
+
+
+_KINDS = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
+          ((list, tuple), "array"), (Mapping, "table"))
+
+
+def toml_kind(value: Any) -> str:
+    """TOML type name of a Python value (``bool`` is never a number)."""
+    return next((name for types, name in _KINDS if isinstance(value, types)),
+                type(value).__name__)
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a TOML integer or float with a finite value."""
+    try:
+        return toml_kind(value) in ("integer", "float") and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def pairs(value: Any) -> bool:
+    """Whether ``value`` is an array of [a, b] pairs of finite numbers."""
+    return all(toml_kind(p) == "array" and len(p) == 2 and all(map(is_finite_number, p))
+               for p in value)
+
+
+def float_pairs(value: Any, ctx: Context) -> tuple[tuple[float, float], ...]:
+    """Conversion of an array of pairs to a tuple of float pairs."""
+    return tuple((float(a), float(b)) for a, b in value)
+
+
+short_repr = _REPR.repr
+
+
+def allowed(text: str, predicate: Callable[[Any], bool]) -> Check:
+    """Build a check accepting values that satisfy ``predicate``, else saying ``text``."""
+
+    def check(value: Any, ctx: Context) -> str | None:
+        return None if predicate(value) else text
+
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    """A check accepting exactly ``choices``."""
+    return allowed("one of " + ", ".join(repr(c) for c in choices), lambda v: v in choices)
+
+
+def as_tuple(value: Any, ctx: Context) -> tuple:
+    """Conversion of an array (or a lone integer) to a tuple."""
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
+def increasing(values: list) -> bool:
+    """Whether ``values`` is strictly increasing."""
+    return all(a < b for a, b in zip(values[:-1], values[1:], strict=True))
+
+
+def int_list(value: Any, lo: int) -> bool:
+    """Whether every entry of ``value`` is an integer ``>= lo``."""
+    return all(toml_kind(v) == "integer" and v >= lo for v in value)
+
+
+def positive_float(doc: str, default: Any = REQUIRED) -> Field:
+    """A finite float ``> 0``."""
+    return Field(("float",), doc, default, allowed("a finite float > 0", lambda v: 0 < v < INF))
+
+
+def finite_float(doc: str, default: Any = REQUIRED) -> Field:
+    """Any finite float."""
+    return Field(("float",), doc, default, allowed("a finite float", math.isfinite))
+
+
+def int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
+    """An integer ``>= lo``."""
+    return Field(("integer",), doc, default, allowed(f"an integer >= {lo}", lambda v: v >= lo))
+
+
+def reduced_dim(model: Mapping[str, Any]) -> int:
+    """Number of axes of the PDE grid of a resolved ``[model]`` section (0: no PDE), from the
+    model's registry entry."""
+    from .model.registry import model_entry  # noqa: PLC0415  (the registry imports this module)
+
+    return model_entry(model["name"]).n_axes(model)
+
+
+def vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool = True,
+           length: Callable[[Context], int] | None = None) -> Field:
+    """A float, or an array of one float per axis (``length(ctx)`` entries, default the model's
+    grid axes), each ``> lo`` (``>= lo`` when not ``strict``; ``lo = None``: any finite float)."""
+    bound = "" if lo is None else f" {'>' if strict else '>='} {lo:g}"
+
+    def ok(v: Any) -> bool:
+        if not is_finite_number(v):
+            return False
+        return lo is None or (v > lo if strict else v >= lo)
+
+    def check(value: Any, ctx: Context) -> str | None:
+        n = length(ctx) if length is not None else reduced_dim(ctx["model"])
+        text = f"a finite float{bound}, or an array of {n} of them (one per axis)"
+        if toml_kind(value) == "array":
+            return None if len(value) == n and all(map(ok, value)) else text
+        return None if ok(value) else text
+
+    def convert(value: Any, ctx: Context) -> Any:
+        return tuple(float(v) for v in value) if toml_kind(value) == "array" else float(value)
+
+    return Field(("float", "array"), doc, default, check, convert)
+
+
+def check_bounds(value: Any, ctx: Context) -> str | None:
+    """``pde.bounds``: one pair ``[lo, hi]`` with ``lo < hi`` per axis of the model's grid."""
+    n_axes = reduced_dim(ctx["model"])
+    text = f"an array of {n_axes} pairs [lo, hi] of finite numbers with lo < hi (one per axis)"
+    ok = len(value) == n_axes and pairs(value) and all(lo < hi for lo, hi in value)
+    return None if ok else text

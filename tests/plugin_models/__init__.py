@@ -1,0 +1,1 @@
+"""Models defined outside the package, loaded by ``[model] name = "module:Attribute"``."""
