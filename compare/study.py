@@ -39,7 +39,7 @@ from . import metrics, observables
 from .executors import JobResult, make_executor, run_jobs
 from .fits import loglog_slope
 
-__all__ = ["run_study", "simulate_chunk", "StudyResult", "clt_predictions"]
+__all__ = ["run_study", "simulate_chunk", "StudyResult", "clt_predictions", "pde_frames"]
 
 #: replicas per job: jobs stay short and failures cost little
 CHUNK_REPLICAS = 16
@@ -95,7 +95,8 @@ def _job_params(config: Any) -> list[dict[str, Any]]:
     return params
 
 
-def _pde_frames(config: Any) -> tuple[Any, MemoryTracker]:
+def pde_frames(config: Any) -> tuple[Any, MemoryTracker]:
+    """The PDE setup of ``config`` and its frames at the save times (in memory)."""
     setup = build_pde_setup(config)
     mem = MemoryTracker()
     integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
@@ -113,7 +114,7 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
     if missing:
         raise ConfigError(f"a study needs the sections {', '.join(f'[{s}]' for s in missing)}")
     probe = build_particle_run(config, n=2, replicas=1)  # check the particles before any work
-    setup, mem = _pde_frames(config) if config.pde is not None else (None, None)
+    setup, mem = pde_frames(config) if config.pde is not None else (None, None)
     toml_text = config.to_toml()
     backend = probe.backend if setup is None else setup.backend
     with create_file(output, force=force) as f:

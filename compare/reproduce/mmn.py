@@ -57,11 +57,9 @@ import tomli_w
 
 from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError, apply_overrides, parse_config
-from meanfield.controller import integrate
-from meanfield.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
-from ..study import clt_predictions
+from ..study import clt_predictions, pde_frames
 from .base import Experiment, Options, Row, require, run_cached, write_results
 
 __all__ = ["EXPERIMENTS", "Variant", "analyse", "iid_bias", "run_job", "variants"]
@@ -125,7 +123,7 @@ def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cel
         return {"time": np.array([f.t for f in frames]),
                 "reduced": np.stack([f.reduced for f in frames]).astype(np.float32),
                 "risk": np.stack([f.risk for f in frames])}
-    setup, mem = _integrate(parsed)
+    setup, mem = pde_frames(parsed)
     grid, model = setup.pde.grid, setup.pde.model
     points = grid.points()
     volume = grid.cell_volume
@@ -147,19 +145,11 @@ def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cel
         observables = ["risk", "mean_r"] if grid.ndim == 1 else ["risk", "mean"]
         if clt_cells:
             parsed = parse_config(tomllib.loads(config), [f"pde.cells={clt_cells}"])
-            setup, mem = _integrate(parsed)
+            setup, mem = pde_frames(parsed)
         for key, value in clt_predictions(parsed, setup, mem, observables).items():
             name = key.replace("/sgd", "_sgd").replace("mean_r", f"mean_{grid.names[0]}")
             out[f"clt_{name}"] = np.asarray(value)
     return out
-
-
-def _integrate(parsed: Any) -> tuple[Any, MemoryTracker]:
-    setup = build_pde_setup(parsed)
-    mem = MemoryTracker()
-    integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
-              time_change=setup.time_change, cfl=setup.cfl, trackers=[mem])
-    return setup, mem
 
 
 def iid_bias(pde: Mapping[str, np.ndarray], r_sharp: float, n: int) -> np.ndarray:

@@ -111,8 +111,8 @@ def test_bad_experiment_keys_are_named(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mmn-fig1", "mmn-nonmonotone", "mmn-relu-selection"])
 def test_small_scale_runs_as_shipped(tmp_path, name: str) -> None:
-    """``meanfield reproduce NAME --scale small`` as shipped (about 1.5 minutes each on two
-    idle cores, most of it the CLT layer's Monte Carlo of the SGD term)."""
+    """``meanfield reproduce NAME --scale small`` as shipped (75 s, 145 s and 6 s on two cores,
+    most of it the CLT layer's Monte Carlo of the SGD term)."""
     rows = reproduce(name, tmp_path, scale="small", options=QUIET)
     agree = [r for r in rows if r.quantity.endswith("risk_agree") and r.x == 0.0]
     assert agree and all(r.ours == 1.0 for r in agree)
