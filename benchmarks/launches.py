@@ -3,7 +3,8 @@
 On a GPU a step of the shipped grids is bound by kernel launches and host synchronisations, not
 by memory traffic (a 512^2 float64 array streams in about a microsecond on an H100/H200, a CuPy
 launch costs several). This script runs the device path on the CPU through
-:class:`meanfield.tracing.TracingBackend` (``array_api_strict`` with device-side scalars and
+:class:`meanfield.backends.tracing.TracingBackend` (``array_api_strict`` with device-side
+scalars and
 every fused kernel traced under ``cupy.fuse``'s rules) and counts, per committed step:
 
 * array operations outside fused kernels plus fused-kernel calls (about one launch each),
@@ -18,8 +19,7 @@ The counts are exact and machine independent; what a launch costs is measured on
 
 from __future__ import annotations
 
-from meanfield.controller import Loop, integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends.tracing import TracingBackend
 from meanfield.grid import Grid
 from meanfield.model import (
     ACTIVATIONS,
@@ -29,9 +29,10 @@ from meanfield.model import (
     ScaledChiLaw,
     initial_density,
 )
+from meanfield.pde.controller import Loop, integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker
 from meanfield.schedules import TimeChange
-from meanfield.tracing import TracingBackend
-from meanfield.trackers import InvariantTracker
 
 
 def cases() -> dict[str, tuple]:

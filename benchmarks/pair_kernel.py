@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from meanfield.backend import get_backend
+from meanfield.backends import get_backend
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw
 from meanfield.model.isotropic_pairs import MAX_PAIR_ORDER, max_pair_cosine, pair_order
 from meanfield.rng import CounterRNG

@@ -29,8 +29,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
+from meanfield.backends.scalars import scalars_for
 from meanfield.grid import Grid
 from meanfield.model import (
     ACTIVATIONS,
@@ -40,9 +40,9 @@ from meanfield.model import (
     TeacherStudent,
     initial_density,
 )
-from meanfield.operators import make_potential_fn, make_transport_fn
-from meanfield.scalars import scalars_for
-from meanfield.solvers.heun import initial_carry, make_heun_attempt
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.operators import make_potential_fn, make_transport_fn
+from meanfield.pde.solvers.heun import initial_carry, make_heun_attempt
 
 
 def heun_step_fn(rhs: Callable, backend: object, rho: object) -> Callable[[], object]:

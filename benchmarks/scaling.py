@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
+from meanfield.pde.equation import MeanFieldPDE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pde_step import heun_step_fn, median_time  # noqa: E402

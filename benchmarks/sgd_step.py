@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, PSpin, PSpinTask, ScaledChiLaw
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange

@@ -1,4 +1,4 @@
-"""Cost per run of a parameter sweep stepped together (meanfield.sweep) against solo runs.
+"""Cost per run of a parameter sweep stepped together (meanfield.pde.sweep) against solo runs.
 
 One Heun step of S runs of the shipped isotropic model (a kappa sweep: one equation, S initial
 laws, the kernel products with S columns), and of S stacked equations (a Delta sweep), against
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
-from meanfield.sweep import StackedPDE
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.sweep import StackedPDE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pde_step import heun_step_fn, median_time  # noqa: E402  (the same timer and step)

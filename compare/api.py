@@ -76,7 +76,7 @@ def run(config: str | os.PathLike | Mapping | Config, overrides: Iterable[str] =
     ------
     meanfield.config.ConfigError
         On a bad config or override, naming the key, before any work starts.
-    meanfield.trackers.InvariantViolation
+    meanfield.pde.trackers.InvariantViolation
         When the PDE breaks an invariant; pass ``output`` to keep the file with the last good
         state.
     """

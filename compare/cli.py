@@ -82,7 +82,7 @@ def _error(message: object) -> None:
 
 def _is_invariant_violation(exc: BaseException) -> bool:
     try:
-        from meanfield.trackers import InvariantViolation
+        from meanfield.pde.trackers import InvariantViolation
     except ImportError:
         return False
     return isinstance(exc, InvariantViolation)
@@ -187,7 +187,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.models is not None:
-        from meanfield.schema import describe_models
+        from meanfield.config.schema import describe_models
 
         print(describe_models(args.models))
         return EXIT_OK

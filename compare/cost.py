@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import to_numpy
-from meanfield.builders import build_pde_setup
-from meanfield.solvers.heun import max_step
+from meanfield.backends import to_numpy
+from meanfield.config.builders import build_pde_setup
+from meanfield.pde.solvers.heun import max_step
 
 __all__ = ["estimate_cost", "format_bytes"]
 

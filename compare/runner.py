@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError
-from meanfield.driver import pde_is_complete, run_pde_into
+from meanfield.config.builders import build_pde_setup
 from meanfield.io import create_file, last_checkpoint, open_file, write_root_attrs
+from meanfield.pde.driver import pde_is_complete, run_pde_into
 from particles.run import build_particle_run, particles_are_complete, run_particles_into
 
 __all__ = ["run_config", "ResumeError", "first_difference"]
@@ -55,7 +55,7 @@ def run_config(config: Any, output: str | Path, *, force: bool = False,
     Returns
     -------
     dict
-        ``"pde"``: the :class:`~meanfield.controller.RunSummary`, ``"particles"``: the frames
+        ``"pde"``: the :class:`~meanfield.pde.controller.RunSummary`, ``"particles"``: the frames
         written by this call; a part that had nothing left to do is absent.
 
     Raises

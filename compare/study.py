@@ -20,19 +20,19 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from meanfield.backend import to_numpy
-from meanfield.builders import build_pde_setup
+from meanfield.backends import to_numpy
 from meanfield.config import ConfigError, parse_config
-from meanfield.controller import integrate
+from meanfield.config.builders import build_pde_setup
 from meanfield.io import FrameStore, attach_scales, create_file, write_root_attrs
-from meanfield.linearized import (
+from meanfield.model import model_entry
+from meanfield.pde.controller import integrate
+from meanfield.pde.linearized import (
     first_variation,
     forward_path,
     has_full_space_data,
     sgd_step_variance,
 )
-from meanfield.model import model_entry
-from meanfield.trackers import MemoryTracker
+from meanfield.pde.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
 from . import metrics, observables
@@ -360,7 +360,7 @@ def _variance(f: np.ndarray, rho: np.ndarray, volume: float) -> float:
 
 def _truncate(path: Any, tau: float) -> Any:
     """The stored forward path up to ``tau`` (with an interpolated last frame)."""
-    from meanfield.linearized import ForwardPath
+    from meanfield.pde.linearized import ForwardPath
 
     keep = path.taus < tau
     taus = np.concatenate([path.taus[keep], [tau]])

@@ -1,7 +1,7 @@
 """``meanfield sweep``: one config's PDE at several values of one key, stepped together.
 
 ``--over init.kappa=0.05,0.1,0.2`` builds the config once per value (each checked like a run
-config), then steps the runs as one (:mod:`meanfield.sweep`):
+config), then steps the runs as one (:mod:`meanfield.pde.sweep`):
 
 * keys that change only the initial law (``init.*``) give S initial laws of one equation;
 * keys that change the model (``model.delta``, ``model.activation`` knots...) give stacked
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.builders import PDESetup, build_pde_setup
 from meanfield.config import ConfigError, load_config
+from meanfield.config.builders import PDESetup, build_pde_setup
 from meanfield.io import FrameStore, create_file, write_root_attrs
-from meanfield.sweep import StackedPDE, SweepResult, integrate_sweep
+from meanfield.pde.sweep import StackedPDE, SweepResult, integrate_sweep
 
 __all__ = ["parse_over", "build_sweep", "run_sweep"]
 

@@ -262,7 +262,7 @@ class CounterRNG:
             Array-API namespace to generate with.
         asarray : callable, optional
             ``asarray(host_array, dtype=xp.uint64)`` moving the host keys to the backend
-            (e.g. :meth:`meanfield.backend.Backend.asarray`); default ``xp.asarray``.
+            (e.g. :meth:`meanfield.backends.Backend.asarray`); default ``xp.asarray``.
 
         Returns
         -------

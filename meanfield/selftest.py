@@ -2,7 +2,8 @@
 
 With a GPU this checks CuPy against NumPy on every model, and reports whether each fused kernel
 compiled (a kernel that did not runs unfused: slower, same numbers). Without one it still runs
-the GPU code path on the array-API-strict backend (:class:`~meanfield.tracing.TracingBackend`),
+the GPU code path on the array-API-strict backend
+(:class:`~meanfield.backends.tracing.TracingBackend`),
 which proves the hot loop uses only the array API standard and every fused kernel only what
 ``cupy.fuse`` compiles.
 """
@@ -16,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import FUSION_STATUS, available_backends, get_backend
-from .controller import integrate
-from .equation import MeanFieldPDE
+from .backends.arrays import FUSION_STATUS, available_backends, get_backend
+from .backends.tracing import TracingBackend
 from .grid import Grid
 from .model import (
     ACTIVATIONS,
@@ -34,8 +34,9 @@ from .model import (
     TeacherStudent,
     initial_density,
 )
-from .tracing import TracingBackend
-from .trackers import InvariantTracker, MemoryTracker
+from .pde.controller import integrate
+from .pde.equation import MeanFieldPDE
+from .pde.trackers import InvariantTracker, MemoryTracker
 
 __all__ = ["run_selftest", "backends_to_compare", "SELFTEST_RTOL"]
 

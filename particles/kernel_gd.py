@@ -47,7 +47,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from meanfield.backend import to_numpy
+from meanfield.backends import to_numpy
 from meanfield.model.sphere_kernel import SphereKernelTask
 
 __all__ = ["KernelState", "KernelRun", "NOISE_BLOCK", "init_state", "make_advance",

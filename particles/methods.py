@@ -50,7 +50,7 @@ def make_online_sgd(model: Any, rng: Any, backend: Any, *, eps: float, batch: in
         exact ``population_gradient``)
     rng : counter-based generator with one stream per replica (``normal(counter, shape,
         purpose)``, ``uniform(...)``)
-    backend : meanfield.backend.Backend
+    backend : meanfield.backends.Backend
     eps : float
         The step ``eps``: step ``k`` is PDE time ``k eps``.
     batch : int

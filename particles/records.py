@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import Backend, to_numpy
+from meanfield.backends import Backend, to_numpy
 
 from .state import EnsembleState
 

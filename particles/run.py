@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import Backend, get_backend, to_numpy
-from meanfield.builders import law_from_config, model_from_config, naming
+from meanfield.backends import Backend, get_backend, to_numpy
 from meanfield.config import ConfigError
+from meanfield.config.builders import law_from_config, model_from_config, naming
 from meanfield.model import model_entry
 from meanfield.rng import CounterRNG
 from meanfield.schedules import time_change_from_spec

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model import (
     ACTIVATIONS,
     AnisotropicGaussians,

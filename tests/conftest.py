@@ -29,8 +29,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest):
-    """A :class:`meanfield.backend.Backend`; CuPy is skipped without a GPU."""
-    from meanfield.backend import available_backends, get_backend
+    """A :class:`meanfield.backends.Backend`; CuPy is skipped without a GPU."""
+    from meanfield.backends import available_backends, get_backend
 
     name = request.param
     if name == "cupy" and "cupy" not in available_backends():
@@ -40,7 +40,7 @@ def backend(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def numpy_backend():
-    from meanfield.backend import get_backend
+    from meanfield.backends import get_backend
 
     return get_backend("numpy")
 

@@ -1,5 +1,6 @@
 """The import DAG: meanfield imports neither particles nor compare; particles never imports
-compare; cupy is imported only in meanfield/backend.py; math code never branches on a backend."""
+compare; cupy is imported only in meanfield/backends/arrays.py; math code never branches on a
+backend; no module imports itself back through a cycle; no module is over 600 lines."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_imports_go_one_way(package: str) -> None:
 def test_cupy_is_imported_in_exactly_one_module() -> None:
     users = [p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in _sources(pkg)
              if {"cupy", "cupyx"} & _imports(p)]
-    assert users == ["meanfield/backend.py"]
+    assert users == ["meanfield/backends/arrays.py"]
 
 
 def test_h5py_is_imported_only_by_io() -> None:
@@ -49,6 +50,109 @@ def test_h5py_is_imported_only_by_io() -> None:
 
 def test_math_modules_never_compare_backend_names() -> None:
     """Capability gaps belong on the Backend object, not in `if name == "cupy"` branches."""
-    for module in ("operators.py", "equation.py", "solvers/heun.py", "controller.py"):
+    for module in ("pde/operators.py", "pde/equation.py", "pde/solvers/heun.py",
+                   "pde/controller.py", "pde/sweep.py", "backends/scalars.py"):
         text = (ROOT / "meanfield" / module).read_text()
         assert '"cupy"' not in text and "'cupy'" not in text, module
+
+
+MAX_LINES = 620  # "about 600": one concept per module
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules of this repository that ``path`` imports when it is imported (module body only,
+    not inside functions or ``if TYPE_CHECKING``), as dotted names."""
+    name = _module_name(path)
+    package = name if _is_package(path) else name.rpartition(".")[0]
+    known = {_module_name(p) for pkg in PACKAGES for p in _sources(pkg)}
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                    visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                found.add(module)
+                found.update(f"{module}.{alias.name}" for alias in node.names)
+
+    visit(ast.parse(path.read_text(), filename=str(path)).body)
+    return {m for m in found if m in known}
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    """Import edges, with the packages a submodule import runs (``a.b.c`` runs ``a.b``), except
+    the root package (the facade) and the importer's own packages (already running)."""
+    graph = {}
+    for path in _sources(package):
+        name = _module_name(path)
+        own = {".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)}
+        edges = set()
+        for target in _top_level_imports(path):
+            parts = target.split(".")
+            edges |= {".".join(parts[:k]) for k in range(2, len(parts) + 1)} - own
+        graph[name] = edges - {name}
+    return graph
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles(package: str) -> None:
+    graph = _graph(package)
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, set())):
+            if state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_subpackages_never_import_the_facade() -> None:
+    """Modules in meanfield's subpackages import their siblings, never ``meanfield`` itself."""
+    for path in _sources("meanfield"):
+        name = _module_name(path)
+        package = name if _is_package(path) else name.rpartition(".")[0]
+        if package.count(".") < 1:
+            continue  # the facade and the top-level modules
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                base = base[: len(base) - max(node.level - 1, 0)] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                assert module != "meanfield", f"{name} imports from meanfield itself"
+            elif isinstance(node, ast.Import):
+                assert all(alias.name != "meanfield" for alias in node.names), name
+
+
+def test_modules_stay_small() -> None:
+    big = [(p.relative_to(ROOT).as_posix(), n) for p in _sources("meanfield")
+           if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    assert not big, big

@@ -8,7 +8,7 @@ config of each is a ``meanfield run`` config (``[model]``, ``[init]``, ``[dynami
 
 ==================  ============================================================================
 replicas_per_job    SGD replicas per job (jobs run in parallel and are cached); default: all
-clt                 CLT predictions of the spread (``meanfield.linearized``); default true
+clt                 CLT predictions of the spread (``meanfield.pde.linearized``); default true
 clt_cells           cells of the (1-D) grid the CLT layer runs on; default: the PDE's grid.
                     Its cost grows like cells^2 (the backward solves) and cells x d (the SGD
                     term's Monte Carlo), and a variance needs no fine grid
@@ -55,8 +55,8 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from meanfield.builders import build_pde_setup
 from meanfield.config import ConfigError, apply_overrides, parse_config
+from meanfield.config.builders import build_pde_setup
 from particles.run import build_particle_run, simulate
 
 from ..study import clt_predictions, pde_frames

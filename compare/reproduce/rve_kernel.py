@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model.sphere_kernel import SphereKernel, SphereKernelTask
 from meanfield.rng import CounterRNG
 from particles.kernel_gd import (

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, get_backend
+from ..backends.arrays import Backend, get_backend
 from .hermite import hermite_functions
 from .pieces import ActivationPieces
 

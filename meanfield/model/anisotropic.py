@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ..backend import Backend
-from ..fields import Field, positive_float
+from ..backends.arrays import Backend
+from ..config.fields import Field, positive_float
 from . import anisotropic_pairs
 from .activations import PiecewiseLinear, activation_from_spec
 from .base import KernelFeatures, ReducedModel

@@ -29,7 +29,7 @@ does not depend on ``c``, unlike the Mehler series, whose order grows like
 ``log(tol) / log|c|``.
 
 Array-API code: every function takes arrays that broadcast together and a
-:class:`~meanfield.backend.Backend` (for ``Phi``).
+:class:`~meanfield.backends.Backend` (for ``Phi``).
 
 References
 ----------
@@ -73,7 +73,7 @@ def orthant(h: Any, k: Any, c: Any, backend: Any) -> Any:
     Parameters
     ----------
     h, k, c : arrays that broadcast together (``|c| < 1``)
-    backend : meanfield.backend.Backend
+    backend : meanfield.backends.Backend
 
     Returns
     -------
@@ -163,7 +163,7 @@ def pair_moments(activation: Any, a: Any, b: Any, c: Any, backend: Any) -> tuple
     activation : PiecewiseLinear
     a, b, c : arrays that broadcast together; ``|c| <= 1`` is clipped to ``1 - 2^-50`` (two
         parallel units: the derivatives are bounded, so the clip moves ``G`` by round-off)
-    backend : meanfield.backend.Backend
+    backend : meanfield.backends.Backend
 
     Returns
     -------
@@ -229,7 +229,7 @@ def smooth_pair_moments(fn: Any, slope_fn: Any, a: Any, b: Any, c: Any, n_nodes:
     fn, slope_fn : callables ``(z, xp) -> s(z)``, ``s'(z)`` (array-API, elementwise)
     a, b, c : arrays that broadcast together
     n_nodes : int
-    backend : meanfield.backend.Backend
+    backend : meanfield.backends.Backend
     """
     xp = backend.xp
     nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend
-from ..fields import positive_float
+from ..backends.arrays import Backend
+from ..config.fields import positive_float
 from . import isotropic_pairs
 from .activations import NUMPY, PiecewiseLinear, activation_from_spec
 from .base import KernelFeatures, ReducedModel

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..fields import (
+from ..config.fields import (
     INF,
     ConfigError,
     Context,

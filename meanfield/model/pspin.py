@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fields import int_at_least
+from ..config.fields import int_at_least
 from .pieces import ActivationPieces, DataPieces, UnitPieces
 from .registry import ModelEntry, register
 

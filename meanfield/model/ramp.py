@@ -20,7 +20,7 @@ for ``corr(X, Y) = c``. One integration fewer gives the offset derivatives
 the unit is the constant ``b_+``: ``F_0 = b_+``, ``F_k = 0``.
 
 Array-API code: arguments of any shapes that broadcast, and a
-:class:`~meanfield.backend.Backend` for ``Phi`` (default NumPy).
+:class:`~meanfield.backends.Backend` for ``Phi`` (default NumPy).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backend import Backend
+from ..backends.arrays import Backend
 from .activations import NUMPY
 from .hermite import hermite_functions
 

@@ -1,9 +1,9 @@
 """The model registry: each model declares, in its own module, everything a config needs of it.
 
 A :class:`ModelEntry` holds a model's name, its config keys per section (the
-:class:`~meanfield.fields.Field` objects: types, defaults, checks, help text), how the model and
-its initial law are built from the parsed sections, its number of grid axes, what it offers (a
-PDE grid, particles), the keys that error messages name, and optional hooks (rules across
+:class:`~meanfield.config.fields.Field` objects: types, defaults, checks, help text), how the
+model and its initial law are built from the parsed sections, its number of grid axes, what it
+offers (a PDE grid, particles), the keys that error messages name, and optional hooks (rules across
 sections, a tolerance certified on the grid's box, a particle-side wrapper, a study protocol).
 Every built-in model module ends with ``register(ModelEntry(...))``, and
 :mod:`meanfield.model` imports them all, so the schema, the builders, the config checker and the
@@ -20,7 +20,7 @@ is looked up among the entry points of the group ``meanfield.models`` (a package
 this package needs to change; ``meanfield info --models NAME`` prints the keys of such a model.
 The config checker validates its keys like a built-in model's (unknown key, wrong type, bad
 value, all naming ``model.KEY``); a module that fails to import is a
-:class:`~meanfield.fields.ConfigError` naming ``model.name`` and the module.
+:class:`~meanfield.config.fields.ConfigError` naming ``model.name`` and the module.
 
 What the model object (``entry.build(model_spec, pde_spec)``) must provide:
 
@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..fields import ConfigError, Context, Field, short_repr
+from ..config.fields import ConfigError, Context, Field, short_repr
 
 __all__ = ["ModelEntry", "Tolerance", "register", "model_entry", "builtin_entries",
            "entry_point_names", "ENTRY_POINT_GROUP"]
@@ -112,7 +112,7 @@ class ModelEntry:
         The ``model.name`` of a built-in model (a user model is named by its reference).
     keys : mapping section -> key -> Field
         The keys only this model uses, e.g. ``{"model": {...}, "init": {...}, "pde": {...}}``;
-        the keys every model shares are in :data:`meanfield.schema.SCHEMA`.
+        the keys every model shares are in :data:`meanfield.config.schema.SCHEMA`.
     build : callable ``(model_spec, pde_spec or None) -> model``
         The model of a resolved ``[model]`` section (``[pde]`` fixes the box of a model that
         certifies its accuracy there). Raise ``ValueError`` for values it rejects.

@@ -88,7 +88,7 @@ def population_risk(model: Any, theta: Any, backend: Any) -> Any:
     ----------
     model : ReluSelection
     theta : array of shape ``(R, N, d + 2)``, columns ``(a, b, w)``
-    backend : meanfield.backend.Backend
+    backend : meanfield.backends.Backend
     """
     xp = backend.xp
     n = theta.shape[-2]

@@ -59,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend
-from ..fields import (
+from ..backends.arrays import Backend
+from ..config.fields import (
     ConfigError,
     Context,
     Field,

@@ -288,7 +288,7 @@ def _host(array: Any) -> np.ndarray:
     """A NumPy view or copy of a backend array (the engine runs on the host)."""
     if isinstance(array, np.ndarray):
         return array
-    from meanfield.backend import to_numpy  # noqa: PLC0415
+    from meanfield.backends import to_numpy  # noqa: PLC0415
 
     return to_numpy(array)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import get_backend
+from meanfield.backends import get_backend
 from meanfield.model.isotropic_pairs import MEHLER_SPLIT, pair_order
 
 __all__ = ["pair_population_risk", "pair_population_gradient", "supports_pairs"]

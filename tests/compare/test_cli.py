@@ -180,13 +180,13 @@ def test_existing_output_refused_before_driver(tmp_path, config_file, fake_drive
 
 def test_invariant_violation_exits_3(tmp_path, config_file, fake_driver, monkeypatch, capsys):
     module, _ = fake_driver
-    trackers = types.ModuleType("meanfield.trackers")
+    trackers = types.ModuleType("meanfield.pde.trackers")
 
     class InvariantViolation(RuntimeError):
         pass
 
     trackers.InvariantViolation = InvariantViolation
-    monkeypatch.setitem(sys.modules, "meanfield.trackers", trackers)
+    monkeypatch.setitem(sys.modules, "meanfield.pde.trackers", trackers)
 
     def failing(config, out_path, *, force, progress, resume=False, report=None):
         raise InvariantViolation("mass drifted by 1e-3 at t=2.5")

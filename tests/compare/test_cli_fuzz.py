@@ -49,7 +49,7 @@ MAX_CELLS = 200_000
 
 def _build_only(config, out_path, **kwargs):
     """The checks a real run makes before it creates its file, and nothing more."""
-    from meanfield.builders import build_pde_setup
+    from meanfield.config.builders import build_pde_setup
     from particles.run import build_particle_run
 
     if config.pde is not None and math.prod(config.pde["cells"]) <= MAX_CELLS:

@@ -16,7 +16,7 @@ import pytest
 
 from compare.reproduce import EXPERIMENTS, Options, mmn, read_results, reproduce
 from compare.reproduce.base import load_raw
-from meanfield.backend import get_backend
+from meanfield.backends import get_backend
 from meanfield.config import ConfigError, parse_config
 from particles.run import build_particle_run
 

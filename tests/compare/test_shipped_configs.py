@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from compare.runner import run_config
-from meanfield.builders import build_model, build_pde_setup
 from meanfield.config import load_config
+from meanfield.config.builders import build_model, build_pde_setup
 from meanfield.grid import Grid
 from meanfield.io import load
 from meanfield.model import linear_unit_moments, ou_moments

@@ -9,12 +9,12 @@ import pytest
 
 from compare.cli import main
 from compare.sweeps import parse_over
-from meanfield.backend import get_backend
-from meanfield.builders import build_pde_setup
+from meanfield.backends import get_backend
 from meanfield.config import ConfigError, load_config
-from meanfield.controller import integrate
+from meanfield.config.builders import build_pde_setup
 from meanfield.io import load
-from meanfield.trackers import MemoryTracker
+from meanfield.pde.controller import integrate
+from meanfield.pde.trackers import MemoryTracker
 
 CONFIG = Path(__file__).parents[2] / "data" / "configs" / "mmn-nonmonotone-kappa0.4.toml"
 SMALL = ["--set", "pde.cells=400", "--set", "dynamics.t_end=2.0",

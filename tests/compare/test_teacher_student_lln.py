@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from compare.metrics import sliced_w1_to_grid
-from meanfield.backend import get_backend, to_numpy
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import NormalLaw, initial_density
 from meanfield.model.teacher_student import TeacherNetwork, TeacherStudent
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
-from meanfield.trackers import InvariantTracker, MemoryTracker
 from particles.methods import make_gd
 from particles.state import EnsembleState
 

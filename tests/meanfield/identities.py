@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backend import get_backend
-from meanfield.controller import integrate as integrate_pde
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend
 from meanfield.grid import Grid
 from meanfield.model import initial_density
-from meanfield.trackers import InvariantTracker, MemoryTracker
+from meanfield.pde.controller import integrate as integrate_pde
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 
 NUMPY = get_backend("numpy")
 

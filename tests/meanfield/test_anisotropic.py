@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians
 from meanfield.model.anisotropic import AnisotropicGaussians

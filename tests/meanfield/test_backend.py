@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meanfield.backend import BackendError, available_backends, get_backend, to_numpy
+from meanfield.backends import BackendError, available_backends, get_backend, to_numpy
 
 
 def test_auto_resolves_to_an_available_backend() -> None:

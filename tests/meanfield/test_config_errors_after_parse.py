@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from compare.cli import main
-from meanfield.backend import available_backends
-from meanfield.builders import build_pde_setup
+from meanfield.backends import available_backends
 from meanfield.config import ConfigError, load_config, parse_config
+from meanfield.config.builders import build_pde_setup
 from meanfield.grid import Grid
 from meanfield.model import GridTooSmallError, IsotropicGaussians, activation_from_spec
 from meanfield.model.laws import ScaledChiLaw, initial_density

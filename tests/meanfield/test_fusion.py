@@ -1,8 +1,9 @@
 """Fused kernels: fusable by construction, checked against the unfused code, fewer launches.
 
-Without a GPU, :class:`~meanfield.tracing.TracingBackend` runs the device path with every kernel
-traced under the rules of ``cupy.fuse`` (elementwise operators and functions only): a run on it
-proves each kernel would compile as one elementwise kernel, and gives the same numbers as NumPy.
+Without a GPU, :class:`~meanfield.backends.tracing.TracingBackend` runs the device path with
+every kernel traced under the rules of ``cupy.fuse`` (elementwise operators and functions
+only): a run on it proves each kernel would compile as one elementwise kernel, and gives the
+same numbers as NumPy.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
-from meanfield.backend import FUSION_STATUS, available_backends, checked_fusion, get_backend
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import FUSION_STATUS, available_backends, checked_fusion, get_backend
+from meanfield.backends.tracing import NotFusable, TracingBackend
 from meanfield.grid import Grid
 from meanfield.model import (
     ACTIVATIONS,
@@ -25,9 +25,10 @@ from meanfield.model import (
     ScaledChiLaw,
     initial_density,
 )
-from meanfield.sweep import integrate_sweep
-from meanfield.tracing import NotFusable, TracingBackend
-from meanfield.trackers import InvariantTracker, MemoryTracker
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.sweep import integrate_sweep
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 
 STEP_KERNELS = {"heun_plan", "heun_stage", "heun_settle", "heun_combine", "heun_clock"}
 

@@ -1,6 +1,6 @@
 """The grid solver on four axes: the 1-D to 3-D code path, checked against exact solutions.
 
-Nothing in :mod:`meanfield.grid`, :mod:`meanfield.operators` or :mod:`meanfield.equation`
+Nothing in :mod:`meanfield.grid`, :mod:`meanfield.pde.operators` or :mod:`meanfield.pde.equation`
 depends on the number of axes (fluxes axis by axis, the nonlocal term on the flattened cells);
 these tests run that same path on 4-D grids:
 
@@ -21,15 +21,15 @@ from functools import reduce
 import numpy as np
 import pytest
 
-from meanfield.builders import build_pde_setup
 from meanfield.config import load_config
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.config.builders import build_pde_setup
 from meanfield.grid import Grid
 from meanfield.model import FeatureModel, NormalLaw, initial_density, ou_moments
 from meanfield.model.cosine import CosineInteraction
 from meanfield.model.solvable import LinearUnit, QuadraticPotential
-from meanfield.trackers import InvariantTracker, MemoryTracker
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 
 from .test_schemes import _bump_cell_averages
 
@@ -118,7 +118,7 @@ def _ou_grid(h: float) -> Grid:
 @pytest.fixture(scope="module")
 def ou_run() -> tuple[Grid, MemoryTracker, InvariantTracker]:
     """The noisy OU flow on a 20 x 17 x 28 x 19 grid (h = 0.4, 1.8e5 cells, 2 s)."""
-    from meanfield.backend import get_backend
+    from meanfield.backends import get_backend
 
     grid = _ou_grid(0.4)
     rho0 = initial_density(NormalLaw(MEAN0, STD0), grid)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend
 from meanfield.grid import Grid
-from meanfield.linearized import first_variation, forward_path
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
-from meanfield.trackers import MemoryTracker
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.linearized import first_variation, forward_path
+from meanfield.pde.trackers import MemoryTracker
 
 T_END = 1.0
 
@@ -114,8 +114,8 @@ def test_two_dimensional_interaction_damps_the_fluctuations_of_b(plane) -> None:
 def test_full_space_noise_rate_matches_the_linear_unit_closed_form() -> None:
     """Linear unit, x ~ N(0, I), y = <theta_*, x> + e, phi = theta_1: the rate is
     Var_x[(<c, x> + e) x_1] = |c|^2 + c_1^2 + s^2 with c = theta_* - mean(rho)."""
-    from meanfield.linearized import full_space_noise_rate
     from meanfield.model import LinearUnit, NormalLaw
+    from meanfield.pde.linearized import full_space_noise_rate
 
     model = LinearUnit(theta_star=(1.0, -0.5), label_var=0.2)
     grid = Grid(((-3.0, 3.0), (-3.0, 3.0)), (60, 60), ("t0", "t1"))
@@ -135,8 +135,8 @@ def test_full_space_noise_rate_against_unit_gradients(plane) -> None:
     """Teacher-student: the rate (units from the grid density, the particle code's backward)
     against the same variance computed with ``unit_gradient`` and the exact grad phi at units
     drawn from the initial normal law."""
-    from meanfield.linearized import full_space_noise_rate
     from meanfield.model import NormalLaw
+    from meanfield.pde.linearized import full_space_noise_rate
 
     pde, rho0, _, fields = plane
     model = pde.model

@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 from scipy import integrate as quadrature
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import FeatureModel, NormalLaw, initial_density, ou_moments
 from meanfield.model.cosine import CosineInteraction
@@ -28,9 +26,11 @@ from meanfield.model.solvable import (
     QuadraticPotential,
     linear_unit_moments,
 )
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
-from meanfield.trackers import InvariantTracker, MemoryTracker
 from particles.methods import make_gd
 from particles.state import EnsembleState
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model import ACTIVATIONS, AnisotropicGaussians, IsotropicGaussians
 from meanfield.model.bivariate import orthant, pair_moments
 from meanfield.model.isotropic_pairs import pair_order

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model.pspin import PSpin
 
 XP = get_backend("numpy").xp

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model.bivariate import orthant, ramp_pair
 from meanfield.model.laws import ScaledChiLaw, initial_density

@@ -12,7 +12,7 @@ import pytest
 from numpy.polynomial import hermite_e
 from scipy import integrate, special
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ReluSelection, ReluSelectionLaw, initial_density
 from meanfield.model.bivariate import orthant, ramp_pair

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from meanfield.backend import available_backends, get_backend, to_numpy
+from meanfield.backends import available_backends, get_backend, to_numpy
 from meanfield.rng import CounterRNG, philox4x32_10
 
 MASK32 = 0xFFFFFFFF

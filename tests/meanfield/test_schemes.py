@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import to_numpy
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import to_numpy
 from meanfield.grid import Grid
 from meanfield.model import FeatureModel, NormalLaw, QuadraticPotential, initial_density, ou_moments
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 from meanfield.schedules import TimeChange
-from meanfield.trackers import InvariantTracker, MemoryTracker
 
 
 def _run(pde, rho0, times, backend, **kw) -> MemoryTracker:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model.pspin import sphere_sixth_moment_pairings
 from meanfield.model.sphere_kernel import MAX_ORDER, SphereKernel
 from meanfield.rng import CounterRNG

@@ -1,17 +1,17 @@
-"""Several PDE runs stepped together (meanfield.sweep) against the same runs one at a time."""
+"""Several PDE runs stepped together (meanfield.pde.sweep) against the same runs one at a time."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.controller import integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
-from meanfield.sweep import StackedPDE, integrate_sweep
-from meanfield.trackers import MemoryTracker
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.sweep import StackedPDE, integrate_sweep
+from meanfield.pde.trackers import MemoryTracker
 
 GRID = Grid(((0.0, 6.0),), (300,), ("r",))
 TIMES = (0.0, 0.25, 0.5)

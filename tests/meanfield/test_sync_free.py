@@ -17,9 +17,7 @@ import array_api_strict
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.controller import Loop, integrate
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import (
     ACTIVATIONS,
@@ -29,10 +27,12 @@ from meanfield.model import (
     ScaledChiLaw,
     initial_density,
 )
+from meanfield.pde.controller import Loop, integrate
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.solvers.heun import MAX_RETRIES, SNAP_RTOL
+from meanfield.pde.sweep import integrate_sweep
+from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 from meanfield.schedules import TimeChange
-from meanfield.solvers.heun import MAX_RETRIES, SNAP_RTOL
-from meanfield.sweep import integrate_sweep
-from meanfield.trackers import InvariantTracker, MemoryTracker
 
 
 def host_reference(pde: MeanFieldPDE, rho0: np.ndarray, save_times, time_change: TimeChange,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model.quadrature import gauss_rule
 from meanfield.model.smooth import SMOOTH_ACTIVATIONS, erf

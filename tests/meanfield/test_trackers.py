@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend
-from meanfield.controller import integrate
-from meanfield.equation import Functionals, MeanFieldPDE
+from meanfield.backends import get_backend
 from meanfield.grid import Grid
 from meanfield.io import create_file, load
 from meanfield.model import NormalLaw, QuadraticPotential, initial_density
-from meanfield.trackers import (
+from meanfield.pde.controller import integrate
+from meanfield.pde.equation import Functionals, MeanFieldPDE
+from meanfield.pde.trackers import (
     InvariantTracker,
     InvariantViolation,
     MemoryTracker,
@@ -148,7 +148,7 @@ def test_non_finite_potential_stops_the_run() -> None:
 
 def test_resume_from_a_frame_reproduces_the_rest_bit_for_bit() -> None:
     """A frame's density, tau, step, dt and tracker states are the whole state of the loop."""
-    from meanfield.controller import ResumePoint
+    from meanfield.pde.controller import ResumePoint
     from meanfield.schedules import TimeChange
 
     grid = Grid(((-4.0, 5.0),), (90,))

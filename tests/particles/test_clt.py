@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend
 from meanfield.grid import Grid
-from meanfield.linearized import first_variation, forward_path
 from meanfield.model import FeatureModel, NormalLaw, initial_density
+from meanfield.pde.equation import MeanFieldPDE
+from meanfield.pde.linearized import first_variation, forward_path
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from particles.methods import make_gd

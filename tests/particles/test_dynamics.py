@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from compare.runner import run_config
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.config import load_config
 from meanfield.io import load
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, NormalLaw, QuadraticPotential
@@ -32,9 +32,9 @@ def _config(*overrides: str):
 
 def _pde_reference(t_end: float, times: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """Risk and mean of r from the PDE (2,400 cells: grid error < 1e-3 relative by t = 1)."""
-    from meanfield.builders import build_pde_setup
-    from meanfield.controller import integrate
-    from meanfield.trackers import MemoryTracker
+    from meanfield.config.builders import build_pde_setup
+    from meanfield.pde.controller import integrate
+    from meanfield.pde.trackers import MemoryTracker
 
     setup = build_pde_setup(_config(f"dynamics.t_end={t_end}", f"dynamics.save_times={times}"))
     mem = MemoryTracker()

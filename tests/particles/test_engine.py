@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend
+from meanfield.backends import get_backend
 from meanfield.model import (
     ACTIVATIONS,
     AnisotropicGaussians,

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = textwrap.dedent('''
     import math
     import numpy as np
-    from meanfield.backend import get_backend
+    from meanfield.backends import get_backend
     from meanfield.model import ACTIVATIONS, AnisotropicGaussians, IsotropicGaussians, PSpin
     from meanfield.model import PSpinTask, ScaledChiLaw
     from meanfield.rng import CounterRNG
@@ -84,13 +84,13 @@ def test_gpu_kernel_matches_the_cpu_kernel_under_the_simulator() -> None:
 @pytest.mark.gpu
 def test_gpu_kernel_matches_the_cpu_kernel_on_a_gpu() -> None:
     """On a real GPU: the same comparison with CuPy arrays (skipped without one)."""
-    from meanfield.backend import available_backends, get_backend
+    from meanfield.backends import available_backends, get_backend
 
     if "cupy" not in available_backends():
         pytest.skip("CuPy or a GPU is not available")
     import numpy as np
 
-    from meanfield.backend import to_numpy
+    from meanfield.backends import to_numpy
     from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw
     from meanfield.rng import CounterRNG
     from meanfield.schedules import TimeChange

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend
+from meanfield.backends import get_backend
 from meanfield.model import ACTIVATIONS, AnisotropicGaussians, IsotropicGaussians
 from meanfield.model.bivariate import orthant, pair_moments
 from meanfield.rng import CounterRNG

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend, to_numpy
+from meanfield.backends import get_backend, to_numpy
 from meanfield.model.sphere_kernel import SphereKernel
 from meanfield.rng import CounterRNG
 from particles.kernel_gd import (

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from meanfield.backend import get_backend, to_numpy
-from meanfield.equation import MeanFieldPDE
+from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw, initial_density
+from meanfield.pde.equation import MeanFieldPDE
 from meanfield.rng import CounterRNG
 
 NUMPY = get_backend("numpy")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.fields import Field, allowed, is_finite_number
+from meanfield.config.fields import Field, allowed, is_finite_number
 from meanfield.model.base import FullSpaceModel, KernelFeatures
 from meanfield.model.keys import FULL_GRID_SECTIONS, normal_law
 from meanfield.model.registry import ModelEntry

@@ -6,7 +6,7 @@ the next output time), so these, with the trackers' records, are the whole state
 needs (:class:`ResumePoint`).
 
 Between output times the loop does not wait for the device on every step: step sizes, retries
-and the trackers' checks are decided on the device (:mod:`~meanfield.solvers.heun`), and the
+and the trackers' checks are decided on the device (:mod:`~meanfield.pde.solvers.heun`), and the
 host reads the clock once per block of attempts (:class:`Loop`).
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, to_numpy
+from ..backends.arrays import Backend, to_numpy
+from ..backends.scalars import scalars_for
+from ..schedules import TimeChange
 from .equation import MeanFieldPDE
-from .scalars import scalars_for
-from .schedules import TimeChange
 from .solvers import STEPPERS
 from .solvers.heun import initial_carry
 from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker
@@ -61,7 +61,7 @@ class ResumePoint:
     dt : float
         Last physical step size.
     tracker_states : Mapping of str to float
-        The merged :meth:`~meanfield.trackers.Tracker.get_state` of the trackers.
+        The merged :meth:`~meanfield.pde.trackers.Tracker.get_state` of the trackers.
     """
 
     index: int
@@ -143,7 +143,7 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
 
 
 class Loop:
-    """The stepping state: a :class:`~meanfield.solvers.heun.Carry` on the device, and the
+    """The stepping state: a :class:`~meanfield.pde.solvers.heun.Carry` on the device, and the
     clock as the host last read it.
 
     :meth:`advance` makes blocks of step attempts without looking at their results, then reads

@@ -3,8 +3,9 @@
 :data:`SCHEMA` maps each section to the keys every model shares; each model adds its own keys
 in its module (its :class:`~meanfield.model.registry.ModelEntry`), so :data:`MODEL_SCHEMA` and
 :data:`REDUCED_DIM` are read-only views of the registry's built-in models. Every key is a frozen
-:class:`Field` (:mod:`meanfield.fields`): accepted TOML types, a default or :data:`REQUIRED`, a
-check returning what is allowed, a conversion, a one-line doc. :mod:`meanfield.config` walks it.
+:class:`Field` (:mod:`meanfield.config.fields`): accepted TOML types, a default or
+:data:`REQUIRED`, a check returning what is allowed, a conversion, a one-line doc.
+:mod:`meanfield.config` walks it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ..model.registry import ModelEntry, builtin_entries, entry_point_names, model_entry
 from .fields import (
     INF,
     REQUIRED,
@@ -32,7 +34,6 @@ from .fields import (
     short_repr,
     toml_kind,
 )
-from .model.registry import ModelEntry, builtin_entries, entry_point_names, model_entry
 
 __all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "SECTION_ORDER",
            "REQUIRED_SECTIONS", "OBSERVABLES", "OBSERVABLES_MULTI", "ConfigError", "Derived",

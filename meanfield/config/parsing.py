@@ -4,8 +4,8 @@ A run config names a model, an initial law, the dynamics, and a ``[pde]`` and/or
 ``[particles]`` section; a study adds ``[study]`` (SPEC section 7). The schema is data:
 :data:`SCHEMA` maps each section to its keys, each model adds its own keys through its registry
 entry (:mod:`meanfield.model.registry`; :data:`MODEL_SCHEMA` views the built-in ones), and
-every key is a frozen :class:`Field` (:mod:`meanfield.fields`). ``model.name`` may also name a
-model of your own, ``"package.module:Attribute"``, whose keys are checked the same way.
+every key is a frozen :class:`Field` (:mod:`meanfield.config.fields`). ``model.name`` may also
+name a model of your own, ``"package.module:Attribute"``, whose keys are checked the same way.
 :func:`parse_config` walks the schema once and returns a frozen :class:`Config` with every
 default filled in, or raises :class:`ConfigError` whose message is one line naming the key and
 what is allowed.
@@ -30,7 +30,7 @@ from typing import Any
 
 import tomli_w
 
-from .model.registry import builtin_entries, model_entry
+from ..model.registry import builtin_entries, model_entry
 from .schema import (
     MODEL_SCHEMA,
     REDUCED_DIM,

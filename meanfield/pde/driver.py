@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .builders import PDESetup, build_pde_setup
+from ..config.builders import PDESetup, build_pde_setup
+from ..io import create_file, last_checkpoint, truncate_frames, write_root_attrs
 from .controller import ResumePoint, RunSummary, integrate
-from .io import create_file, last_checkpoint, truncate_frames, write_root_attrs
 from .trackers import InvariantTracker, ProgressTracker, StorageTracker
 
 __all__ = ["run_pde", "run_pde_into", "pde_resume_point", "pde_is_complete", "SUMMARY_ATTRS"]
@@ -23,7 +23,7 @@ def run_pde(config: Any, output: str | Path, *, force: bool = False,
     """Integrate ``config``'s PDE and write group ``/pde`` of ``output``.
 
     Every output frame is flushed as it is written. An invariant violation raises
-    :class:`~meanfield.trackers.InvariantViolation` after the frames so far and the last good
+    :class:`~meanfield.pde.trackers.InvariantViolation` after the frames so far and the last good
     state (``/pde/last_good``) are on disk.
 
     Parameters

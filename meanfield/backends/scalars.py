@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .backend import Backend, to_numpy
+from .arrays import Backend, to_numpy
 
 __all__ = ["HostScalars", "DeviceScalars", "scalars_for"]
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, to_numpy
+from ..backends.arrays import Backend, to_numpy
+from ..grid import Grid
+from ..schedules import TimeChange
 from .controller import SYNC_EVERY, Loop
 from .equation import MeanFieldPDE, build_functionals, build_rhs
-from .grid import Grid
 from .operators import make_potential_fn
-from .schedules import TimeChange
 from .trackers import InvariantViolation
 
 __all__ = ["StackedPDE", "SweepResult", "integrate_sweep"]
@@ -123,7 +123,7 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
     rho0 : NumPy array of shape ``(S, *grid.shape)``
         Initial cell averages, one run per row.
     save_times, time_change, cfl, stepper, dtype, sync_every
-        As for :func:`~meanfield.controller.integrate`.
+        As for :func:`~meanfield.pde.controller.integrate`.
     on_frame : callable ``(t, density, [risk, free_energy, mass]) -> None``, optional
         Called with each frame as soon as it is computed (to stream it to a file).
 

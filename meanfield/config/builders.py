@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, BackendError, get_backend
-from .config import ConfigError
-from .equation import MeanFieldPDE
-from .grid import Grid
-from .model import GridTooSmallError, ReducedModel, initial_density, model_entry
-from .model.laws import OUTSIDE_MASS_TOL
-from .model.registry import ModelEntry
-from .schedules import TimeChange, time_change_from_spec
+from ..backends.arrays import Backend, BackendError, get_backend
+from ..grid import Grid
+from ..model import GridTooSmallError, ReducedModel, initial_density, model_entry
+from ..model.laws import OUTSIDE_MASS_TOL
+from ..model.registry import ModelEntry
+from ..pde.equation import MeanFieldPDE
+from ..schedules import TimeChange, time_change_from_spec
+from .parsing import ConfigError
 
 __all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup",
            "GridTooSmallConfigError", "naming", "model_from_config", "law_from_config"]
@@ -170,7 +170,7 @@ def _round_out(x: float, *, up: bool) -> float:
 
 @dataclass(frozen=True)
 class PDESetup:
-    """Everything :func:`~meanfield.controller.integrate` needs."""
+    """Everything :func:`~meanfield.pde.controller.integrate` needs."""
 
     pde: MeanFieldPDE
     rho0: np.ndarray

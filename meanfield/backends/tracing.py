@@ -3,7 +3,7 @@
 A GPU is rarely at hand when this code is written, so the device path is made checkable here:
 
 * :class:`TracingBackend` is the ``array_api_strict`` backend with the device path switched on
-  (scalars as 0-d arrays, :meth:`~meanfield.backend.Backend.fuse` in use). Its ``fuse`` runs
+  (scalars as 0-d arrays, :meth:`~meanfield.backends.Backend.fuse` in use). Its ``fuse`` runs
   each kernel on :class:`Traced` values that allow exactly what ``cupy.fuse`` compiles
   (arithmetic, comparison and logical operators, Python scalars, and the elementwise functions
   in :data:`ELEMENTWISE`) and raise :class:`NotFusable` on anything else (indexing, shapes,
@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from .backend import Backend
+from .arrays import Backend
 
 __all__ = ["TracingBackend", "Traced", "NotFusable", "ELEMENTWISE"]
 

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from ..backends.arrays import Backend, get_backend
+from ..schedules import TimeChange
 from .controller import integrate
 from .equation import MeanFieldPDE
-from .schedules import TimeChange
 from .trackers import MemoryTracker
 
 __all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation",
@@ -246,7 +246,7 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
     through the model's particle code (``forward``, ``backward``) with each input as its own
     replica, so the rate matches what one SGD step does.
     """
-    from .rng import CounterRNG
+    from ..rng import CounterRNG
 
     volume = grid.cell_volume
     masses = np.asarray(density, dtype=np.float64).reshape(-1) * volume

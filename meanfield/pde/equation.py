@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .backend import Backend
-from .grid import Grid
-from .model.base import ReducedModel
+from ..backends.arrays import Backend
+from ..grid import Grid
+from ..model.base import ReducedModel
 from .operators import make_noisy_transport_fn, make_potential_fn, make_transport_fn
 
 __all__ = ["MeanFieldPDE", "RhsValue", "Functionals", "build_rhs", "build_functionals"]
@@ -88,7 +88,7 @@ class MeanFieldPDE:
         """Return ``rhs(rho) -> RhsValue`` in the time-changed time (``xi = 1``).
 
         ``rho`` has shape ``grid.shape``, or ``(S, *grid.shape)`` for S runs stepped together:
-        they share the kernel products as extra columns (:mod:`~meanfield.sweep`).
+        they share the kernel products as extra columns (:mod:`~meanfield.pde.sweep`).
         """
         psi_fn, extra, _ = self._potential_parts(backend, dtype)
         return build_rhs(self.grid, self.transport_fn(backend), psi_fn, extra, backend.xp)
@@ -105,7 +105,7 @@ class MeanFieldPDE:
 
     def transport_fn(self, backend: Backend | None = None) -> Callable:
         """The flux divergence of this equation (noisy or noiseless), its elementwise kernels
-        fused by ``backend`` (:meth:`Backend.fuse <meanfield.backend.Backend.fuse>`)."""
+        fused by ``backend`` (:meth:`Backend.fuse <meanfield.backends.Backend.fuse>`)."""
         fuse = None if backend is None else backend.fuse
         return (make_noisy_transport_fn(self.grid, self.beta, fuse) if self.noisy
                 else make_transport_fn(self.grid, self.order, self.limiter, fuse))

@@ -2,7 +2,7 @@
 
 A key is a frozen :class:`Field` (accepted TOML types, a default or :data:`REQUIRED`, a check
 returning what is allowed, a conversion, a one-line doc). The shared sections live in
-:mod:`meanfield.schema`; each model declares its own keys in its module
+:mod:`meanfield.config.schema`; each model declares its own keys in its module
 (:class:`meanfield.model.registry.ModelEntry`) with the helpers here. This module imports nothing
 from the rest of the package at import time, so model modules and user models can use it.
 
@@ -167,7 +167,7 @@ def int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
 def reduced_dim(model: Mapping[str, Any]) -> int:
     """Number of axes of the PDE grid of a resolved ``[model]`` section (0: no PDE), from the
     model's registry entry."""
-    from .model.registry import model_entry  # noqa: PLC0415  (the registry imports this module)
+    from ..model.registry import model_entry  # noqa: PLC0415  (the registry imports this module)
 
     return model_entry(model["name"]).n_axes(model)
 

@@ -11,7 +11,7 @@ Everything a step decides (its size from the rate bound, the equal-step fit to t
 time, the snap onto it, the retry when the second stage moves faster) is computed on the
 device, as 0-d arrays of the backend: an *attempt* either commits a step or, when rejected,
 carries the larger rate into the next attempt, selected with ``where`` rather than a Python
-``if``. The time loop (:mod:`~meanfield.controller`) therefore reads the clock from the device
+``if``. The time loop (:mod:`~meanfield.pde.controller`) therefore reads the clock from the device
 only once every block of attempts, not once per step. Attempts made after the output time is
 reached are no-ops (``dt = 0``, nothing committed).
 
@@ -32,8 +32,8 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..backend import Backend
-from ..scalars import scalar_kernel, scalars_for
+from ...backends.arrays import Backend
+from ...backends.scalars import scalar_kernel, scalars_for
 
 __all__ = ["Carry", "Proposal", "make_heun_attempt", "initial_carry", "max_step",
            "MAX_RETRIES", "SNAP_RTOL"]
@@ -48,7 +48,7 @@ Array = Any
 
 class Carry(NamedTuple):
     """The loop's state between attempts: ``rho`` and scalars of the loop's namespace (0-d
-    device arrays, or Python numbers on NumPy: :mod:`~meanfield.scalars`).
+    device arrays, or Python numbers on NumPy: :mod:`~meanfield.backends.scalars`).
 
     Attributes
     ----------
@@ -106,8 +106,8 @@ def make_heun_attempt(rhs_fn: Callable, cfl: float, backend: Backend
     cfl : float
         Fraction (``0 < cfl <= 1``) of the forward-Euler positivity bound ``1 / rate`` used.
     backend : Backend
-        Decides where the scalars live (:func:`~meanfield.scalars.scalars_for`) and fuses the
-        elementwise pieces of the step (on a GPU: three scalar kernels and two array kernels).
+        Decides where the scalars live (:func:`~meanfield.backends.scalars.scalars_for`) and fuses
+        the elementwise pieces of the step (on a GPU: three scalar kernels and two array kernels).
 
     Notes
     -----

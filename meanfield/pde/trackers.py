@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .scalars import scalar_kernel, scalars_for
+from ..backends.scalars import scalar_kernel, scalars_for
 
 __all__ = [
     "Tracker",
@@ -51,7 +51,8 @@ class StepInfo:
     previous: Any  # Functionals of the old state (from the psi of the step's first stage)
     accepted: Any  # bool: the attempt makes a step (if every guarding tracker agrees)
     xp: Any
-    sx: Any = None  # scalar namespace of step, tau and accepted (:mod:`~meanfield.scalars`)
+    # scalar namespace of step, tau and accepted (:mod:`~meanfield.backends.scalars`)
+    sx: Any = None
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,8 @@ def _verdict(sx: Any, accepted: Any, step: Any, tau: Any, energy: Any, total: An
              mass_rtol: float, energy_rtol: float, negative_rtol: float) -> tuple:
     """The checks of one attempt: ``(passes, 4 records, first failure's code, its 8 details)``.
 
-    Scalar logic (:mod:`~meanfield.scalars`): the records are updated only by a step that is
-    made and passes; the first failure is kept.
+    Scalar logic (:mod:`~meanfield.backends.scalars`): the records are updated only by a step
+    that is made and passes; the first failure is kept.
     """
     both, where = sx.both, sx.where
     mass = total * cell_volume
@@ -299,7 +300,7 @@ class StorageTracker(Tracker):
     group: str = "pde"
 
     def initialize(self, run: dict[str, Any]) -> None:
-        from .io import FrameStore  # noqa: PLC0415
+        from ..io import FrameStore  # noqa: PLC0415
 
         grid = run["grid"]
         coords = {name: grid.centres(axis) for axis, name in enumerate(grid.names)}

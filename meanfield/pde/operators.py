@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .grid import Grid
-from .model.base import KernelFeatures
+from ..grid import Grid
+from ..model.base import KernelFeatures
 
 #: the factor 2 of ``2 xi``; xi itself is absorbed in the time change
 SPEED = 2.0
@@ -103,7 +103,7 @@ def _stacked_potential_fn(potentials: Array, kernels: list[KernelFeatures],
 # ---- elementwise kernels ----------------------------------------------------------------------
 #
 # Each kernel is a function ``(m, *arrays)`` of elementwise operations only, so that a backend can
-# fuse it into one GPU kernel (:meth:`~meanfield.backend.Backend.fuse`); the slicing and padding
+# fuse it into one GPU kernel (:meth:`~meanfield.backends.Backend.fuse`); the slicing and padding
 # around them stay array-API code. Without fusion a kernel is called with ``m = xp``.
 
 
@@ -240,7 +240,7 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
     order : {1, 2}
     limiter : {"mc", "minmod", "vanleer"}
     fuse : callable ``(kernel, name) -> function``, optional
-        :meth:`Backend.fuse <meanfield.backend.Backend.fuse>`: the elementwise kernels of the
+        :meth:`Backend.fuse <meanfield.backends.Backend.fuse>`: the elementwise kernels of the
         stencil are fused once, here (three launches per axis instead of some forty).
 
     Returns
