@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from meanfield.config import load_config
+from meanfield.config.driver import run_pde
 from meanfield.io import load
-from meanfield.pde.driver import run_pde
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "data" / "configs" / "mmn-isotropic.toml"

@@ -18,8 +18,8 @@ from typing import Any
 
 from meanfield.config import ConfigError
 from meanfield.config.builders import build_pde_setup
+from meanfield.config.driver import pde_is_complete, run_pde_into
 from meanfield.io import create_file, last_checkpoint, open_file, write_root_attrs
-from meanfield.pde.driver import pde_is_complete, run_pde_into
 from particles.run import build_particle_run, particles_are_complete, run_particles_into
 
 __all__ = ["run_config", "ResumeError", "first_difference"]

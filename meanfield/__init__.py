@@ -9,10 +9,10 @@ run a whole config with :func:`load_config` and :func:`run_pde`. Plotting lives 
 __version__ = "0.1.0"
 
 from .backends.arrays import Backend, available_backends, get_backend, to_numpy
+from .config.driver import run_pde
 from .config.parsing import Config, ConfigError, load_config, parse_config
 from .grid import Grid
 from .pde.controller import RunSummary, integrate
-from .pde.driver import run_pde
 from .pde.equation import MeanFieldPDE
 from .pde.trackers import InvariantTracker, InvariantViolation, MemoryTracker
 from .rng import CounterRNG

@@ -156,3 +156,13 @@ def test_modules_stay_small() -> None:
     big = [(p.relative_to(ROOT).as_posix(), n) for p in _sources("meanfield")
            if (n := len(p.read_text().splitlines())) > MAX_LINES]
     assert not big, big
+
+
+def test_the_pde_engine_never_imports_the_config_layer() -> None:
+    """``meanfield.config`` builds PDEs from configs on top of ``meanfield.pde``; the engine
+    itself knows nothing of configs (no cycle between the two subpackages)."""
+    for path in _sources("meanfield"):
+        if "pde" not in path.relative_to(ROOT / "meanfield").parts[:1]:
+            continue
+        bad = {m for m in _top_level_imports(path) if m.startswith("meanfield.config")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"

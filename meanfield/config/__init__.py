@@ -9,6 +9,9 @@
   :func:`apply_overrides` and the frozen :class:`Config`.
 - :mod:`~meanfield.config.builders`: from a :class:`Config` to a grid, model, law and
   :class:`~meanfield.pde.equation.MeanFieldPDE`.
+- :mod:`~meanfield.config.driver`: a config's PDE run into an HDF5 file (:func:`run_pde`).
+
+``config`` builds on :mod:`meanfield.pde`; ``pde`` imports nothing of ``config``.
 
 The names below stay importable from ``meanfield.config``. They are loaded on first use
 (PEP 562): the model modules import :mod:`meanfield.config.fields`, and parsing imports the

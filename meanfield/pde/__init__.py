@@ -5,7 +5,6 @@
 - :mod:`~meanfield.pde.solvers`: the steppers (Heun with step-size control).
 - :mod:`~meanfield.pde.controller`: the time loop, :func:`integrate`.
 - :mod:`~meanfield.pde.trackers`: invariants, progress, storage and memory trackers.
-- :mod:`~meanfield.pde.driver`: a whole run from a config (:func:`run_pde`).
 - :mod:`~meanfield.pde.sweep`: several runs stepped as one.
 - :mod:`~meanfield.pde.linearized`: the linearised equation (CLT predictions).
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from meanfield.config import load_config
+from meanfield.config.driver import run_pde
 from meanfield.io import load
-from meanfield.pde.driver import run_pde
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMES = [0.0, 1.0, 5.0, 10.0]

@@ -12,8 +12,8 @@ import pytest
 import xarray as xr
 
 from meanfield.config import load_config
+from meanfield.config.driver import run_pde
 from meanfield.io import load
-from meanfield.pde.driver import run_pde
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "data" / "configs" / "mmn-isotropic.toml"

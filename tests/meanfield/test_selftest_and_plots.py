@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from meanfield.config import load_config
-from meanfield.pde.driver import run_pde
+from meanfield.config.driver import run_pde
 from meanfield.plotting import plot_file
 from meanfield.selftest import run_selftest
 

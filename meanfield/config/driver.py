@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config.builders import PDESetup, build_pde_setup
 from ..io import create_file, last_checkpoint, truncate_frames, write_root_attrs
-from .controller import ResumePoint, RunSummary, integrate
-from .trackers import InvariantTracker, ProgressTracker, StorageTracker
+from ..pde.controller import ResumePoint, RunSummary, integrate
+from ..pde.trackers import InvariantTracker, ProgressTracker, StorageTracker
+from .builders import PDESetup, build_pde_setup
 
 __all__ = ["run_pde", "run_pde_into", "pde_resume_point", "pde_is_complete", "SUMMARY_ATTRS"]
 
