@@ -61,6 +61,7 @@ from ..config.fields import (
 from . import relu_selection_pairs
 from .anisotropic import (
     AnisotropicGaussians,
+    KernelColumns,
     circle_monomials,
     circle_weights,
     even_pairs,
@@ -101,38 +102,22 @@ _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
-class ReluColumns:
+class ReluColumns(KernelColumns):
     """The kept columns of the binomial Mehler expansion on one box of ``(a, b, r1, r2)``.
 
     Column ``p`` is ``a F_k(sig_c, b) (u s_j)^j (v s_m)^m`` with class ``c`` (``tau =
     taus[c]``), ``u = tau r1 / sig``, ``v = r2 / sig``, and weight
-    :func:`~.anisotropic.circle_weights` (see :class:`~.anisotropic.KernelColumns`).
+    :func:`~.anisotropic.circle_weights`; the attributes of
+    :class:`~.anisotropic.KernelColumns`, and
 
     Attributes
     ----------
-    order : int
-        Mehler truncation order ``K`` (even).
-    klass, k, j : int arrays of shape ``(n_features,)``
-    weights : array of shape ``(n_features,)``
-    tail_bound, dropped_bound : float
-        Bounds on the kernel error from ``k > K`` and from the dropped columns.
     scale : float
         ``a_max^2 max_c (sig_c,max^2 + b_max^2)``, at least ``U(q, q)`` on the box: the
         tolerance is relative to it.
     """
 
-    order: int
-    klass: np.ndarray
-    k: np.ndarray
-    j: np.ndarray
-    weights: np.ndarray
-    tail_bound: float
-    dropped_bound: float
     scale: float
-
-    @property
-    def n_features(self) -> int:
-        return int(self.weights.shape[0])
 
 
 def _remainders(k_max: int) -> np.ndarray:
@@ -252,7 +237,7 @@ class ReluSelection(ReducedModel):
         keep = keep[weights[keep] > 0.0]
         dropped = max(float(bounds_k.sum() - bounds_k[keep].sum()), 0.0)
         return ReluColumns(order, klass[keep], k[keep], j[keep], weights[keep], tail, dropped,
-                           scale)
+                           int(k.size), scale)
 
     def _tail_order(self, amplitude: float, budget: float) -> tuple[int, float]:
         """Smallest even ``K`` with ``amplitude * M_{K+2} * T*_K <= budget``, and that bound."""
