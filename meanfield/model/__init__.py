@@ -30,6 +30,7 @@ from .solvable import (
     ou_moments,
 )
 from .teacher_student import TeacherNetwork, TeacherStudent
+from .teacher_student_entry import ENTRY as _TEACHER_STUDENT_ENTRY  # noqa: F401 (registers)
 
 __all__ = [
     "ACTIVATIONS",
