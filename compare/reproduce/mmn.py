@@ -56,7 +56,7 @@ import numpy as np
 import tomli_w
 
 from meanfield.config import ConfigError, apply_overrides, parse_config
-from meanfield.config.builders import build_pde_setup
+from meanfield.config.builders import model_from_config
 from particles.run import build_particle_run, simulate
 
 from ..study import clt_predictions, pde_frames
@@ -246,9 +246,8 @@ def make_run(name: str, figure: Any) -> Any:
             pde, sgd = results[k], results[k + 1:k + n_jobs]
             k += n_jobs
             parsed = parse_config(tomllib.loads(v.config))
-            setup_model = build_pde_setup(parsed).pde
-            axes = setup_model.grid.names
-            r_rows, curves[v.label] = analyse(v, pde, sgd, setup_model.model.r_sharp, axes, name)
+            model = model_from_config(parsed)  # its axes and R_#; the grid is in the PDE job
+            r_rows, curves[v.label] = analyse(v, pde, sgd, model.r_sharp, model.axis_names, name)
             curves[v.label]["eps"] = float(parsed.particles["step"])
             rows += r_rows
             pde_s += float(pde["job_seconds"])
