@@ -23,16 +23,17 @@ from scipy import stats
 from meanfield.backends import to_numpy
 from meanfield.config import ConfigError, parse_config
 from meanfield.config.builders import build_pde_setup
+from meanfield.config.driver import PDEFrames, solve_in_memory
 from meanfield.io import FrameStore, attach_scales, create_file, write_root_attrs
 from meanfield.model import model_entry
-from meanfield.pde.controller import integrate
+from meanfield.pde.characteristics.clt import METHOD as CHARACTERISTICS_CLT
+from meanfield.pde.characteristics.clt import clt_variances
 from meanfield.pde.linearized import (
     first_variation,
     forward_path,
     has_full_space_data,
     sgd_step_variance,
 )
-from meanfield.pde.trackers import MemoryTracker
 from particles.run import build_particle_run, simulate
 
 from . import metrics, observables
@@ -81,6 +82,7 @@ class StudyResult:
     times: np.ndarray
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    clt_method: str = ""  # the method of every n_var_predicted ("grid adjoint", ...)
 
 
 def _job_params(config: Any) -> list[dict[str, Any]]:
@@ -95,13 +97,14 @@ def _job_params(config: Any) -> list[dict[str, Any]]:
     return params
 
 
-def pde_frames(config: Any) -> tuple[Any, MemoryTracker]:
+#: how the study names the predictions of the grid's linearised equation
+GRID_CLT = "grid adjoint"
+
+
+def pde_frames(config: Any) -> tuple[Any, PDEFrames]:
     """The PDE setup of ``config`` and its frames at the save times (in memory)."""
     setup = build_pde_setup(config)
-    mem = MemoryTracker()
-    integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
-              time_change=setup.time_change, cfl=setup.cfl, trackers=[mem])
-    return setup, mem
+    return setup, solve_in_memory(setup)
 
 
 def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
@@ -149,10 +152,11 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
     return study
 
 
-def _write_pde(f: Any, setup: Any, mem: MemoryTracker) -> None:
-    grid = setup.pde.grid
-    store = FrameStore(f.require_group("pde"),
-                       {name: grid.centres(a) for a, name in enumerate(grid.names)})
+def _write_pde(f: Any, setup: Any, mem: PDEFrames) -> None:
+    grid = setup.grid
+    group = f.require_group("pde")
+    group.attrs["method"] = setup.method
+    store = FrameStore(group, {name: grid.centres(a) for a, name in enumerate(grid.names)})
     for frame in mem.frames:
         store.append(frame.t, {"density": (frame.density, grid.names),
                                "risk": (frame.risk, ()), "mass": (frame.mass, ())})
@@ -167,7 +171,7 @@ def _stack_by_n(config: Any, results: list[JobResult], key: str) -> dict[int, np
     return {n: np.concatenate(v, axis=1) for n, v in out.items() if v}
 
 
-def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResult]
+def _assemble(config: Any, setup: Any, mem: PDEFrames, results: list[JobResult]
               ) -> StudyResult:
     reduced = _stack_by_n(config, results, "reduced")
     risks = _stack_by_n(config, results, "risk")
@@ -177,10 +181,11 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
     times = np.array([fr.t for fr in mem.frames])
     study = StudyResult(ns, times)
     predictions = clt_predictions(config, setup, mem)
-    if setup.pde.grid.ndim > 1:
-        _assemble_multi(config, setup.pde.grid, mem, reduced, risks, study, predictions)
+    study.clt_method = predictions.pop("method", "")
+    if setup.grid.ndim > 1:
+        _assemble_multi(config, setup.grid, mem, reduced, risks, study, predictions)
         return study
-    edges = setup.pde.grid.edges(0)
+    edges = setup.grid.edges(0)
     dens = [fr.density for fr in mem.frames]
     for name in config.study["observables"]:
         if name == "risk":
@@ -189,7 +194,7 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
         elif name in MOMENTS:
             values = {n: np.stack([observables.empirical(name, reduced[n][t])
                                    for t in range(len(times))], axis=1) for n in ns}
-            pde = np.array([observables.on_grid(name, edges, d) for d in dens])
+            pde = np.array([_moment(mem, i, name, edges) for i in range(len(dens))])
         else:
             fn = DISTANCES[name]
             values = {n: np.stack([fn(reduced[n][t], edges, dens[t]) for t in range(len(times))],
@@ -200,6 +205,15 @@ def _assemble(config: Any, setup: Any, mem: MemoryTracker, results: list[JobResu
     return study
 
 
+def _moment(mem: PDEFrames, index: int, name: str, edges: np.ndarray) -> float:
+    """``<f, rho_t>`` of a moment: exact on the grid's cell averages, the weighted sum over the
+    points of the characteristics solver."""
+    if mem.run is None:
+        return float(observables.on_grid(name, edges, mem.frames[index].density))
+    points, weights = mem.quadrature(index)
+    return float(np.sum(weights * observables.OBSERVABLES[name].fn(points[:, 0])))
+
+
 def _add_sgd_term(table: dict, name: str, ns: np.ndarray, predictions: dict) -> None:
     """Online SGD: ``N Var = Var_rho0(phi_0) + N x (step-size term)``."""
     if f"{name}/sgd" in predictions:
@@ -207,7 +221,7 @@ def _add_sgd_term(table: dict, name: str, ns: np.ndarray, predictions: dict) -> 
                                         + ns[:, None] * predictions[f"{name}/sgd"][None, :])
 
 
-def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, risks: dict,
+def _assemble_multi(config: Any, grid: Any, mem: PDEFrames, reduced: dict, risks: dict,
                     study: StudyResult, predictions: dict[str, Any]) -> None:
     """2-D and 3-D grids: the risk, the mean of each coordinate (``mean_<axis>``), both with
     their CLT predictions, and the sliced W1 distance to the PDE density."""
@@ -223,7 +237,10 @@ def _assemble_multi(config: Any, grid: Any, mem: MemoryTracker, reduced: dict, r
         elif name == "mean":
             for a, axis in enumerate(grid.names):
                 mesh = np.meshgrid(*centres, indexing="ij")[a]
-                pde = np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
+                pde = (np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
+                       if mem.run is None else np.array(
+                           [np.sum(w * p[:, a]) for p, w in map(mem.quadrature,
+                                                                range(n_times))]))
                 values = {n: reduced[n][..., a].mean(axis=-1).T for n in ns}  # (R, T)
                 study.tables[f"mean_{axis}"] = _table(ns, values, pde,
                                                       predictions.get(f"mean_{axis}"))
@@ -295,18 +312,37 @@ def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
     return (fit.slope, fit.lo, fit.hi)
 
 
-def clt_predictions(config: Any, setup: Any, mem: MemoryTracker,
+def clt_predictions(config: Any, setup: Any, mem: PDEFrames,
                     observables: Sequence[str] | None = None) -> dict[str, Any]:
     """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
     through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
     (key ``NAME/sgd``: models with ``sgd_noise_rate``, or whose particles live on the grid),
-    so that ``N Var = pred + N sgd``.
+    so that ``N Var = pred + N sgd``; key ``"method"`` names the method that produced them
+    (``"grid adjoint"`` or ``"characteristics adjoint"``).
 
     The first is the pure CLT limit of population GD (and of SGD as ``eps -> 0``); noisy runs
     get no prediction. Moments: ``mean_r``, ``second_moment_r`` on 1-D grids, ``mean_<axis>``
     on 2-D and 3-D grids. ``observables`` defaults to ``config.study["observables"]``.
     """
     observables = list(config.study["observables"] if observables is None else observables)
+    spec = config.particles
+    eps = float(spec["step"]) if spec["method"] == "online_sgd" else None
+    if mem.run is not None:
+        names = observables if setup.grid.ndim == 1 else (
+            [n for n in observables if n == "risk"]
+            + ([f"mean_{a}" for a in setup.grid.names] if "mean" in observables else []))
+        out: dict[str, Any] = dict(clt_variances(setup, mem.run, names, eps=eps,
+                                                 batch=int(spec["batch"]),
+                                                 n_samples=SGD_MC_SAMPLES))
+        return {**out, "method": CHARACTERISTICS_CLT}
+    out = _grid_clt(config, setup, mem, observables)
+    return {**out, "method": GRID_CLT} if out else out
+
+
+def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]
+              ) -> dict[str, Any]:
+    """:func:`clt_predictions` by the grid's linearised equation
+    (:mod:`meanfield.pde.linearized`)."""
     pde = setup.pde
     if pde.noisy:
         return {}
@@ -391,8 +427,11 @@ def _write_study(f: Any, study: StudyResult) -> None:
         grp.create_dataset("time", data=study.times).make_scale("time")
     for name, table in study.tables.items():
         sub = grp.require_group(name)
+        if "n_var_predicted" in table:
+            sub.attrs["clt_method"] = study.clt_method
         for key, value in table.items():
             _named_dataset(sub, key, value, TABLE_DIMS[key],
                            {"n": np.asarray(study.n), "time": np.asarray(study.times)})
     grp.attrs["failed_jobs"] = len(study.failures)
+    grp.attrs["clt_method"] = study.clt_method
     f.flush()

@@ -53,6 +53,7 @@ __all__ = [
     "open_file",
     "summary",
     "truncate_frames",
+    "write_points_layout",
     "write_root_attrs",
 ]
 
@@ -365,7 +366,8 @@ class FrameStore:
                 raise ValueError(f"field name {name!r} clashes with a coordinate")
             self._check_dims(name, frame, dims[name])
         for name, values in self.coords.items():
-            group.create_dataset(name, data=np.asarray(values)).make_scale(name)
+            if name not in group:  # a layout may have written it (write_points_layout)
+                group.create_dataset(name, data=np.asarray(values)).make_scale(name)
         time = group.create_dataset(
             TIME, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_SCALAR_CHUNK,)
         )
@@ -398,6 +400,30 @@ class FrameStore:
         for axis, dim in enumerate((TIME, *dims)):
             dset.dims[axis].attach_scale(self.group[dim])
             dset.dims[axis].label = dim
+
+
+def write_points_layout(group: h5py.Group, weights: np.ndarray, n_axes: int,
+                        quantiles: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The fixed part of a characteristics run in ``group``: the scales ``point`` and ``axis``,
+    the dataset ``weights`` (``point``) and, when given, ``quantiles`` (``point x axis``: the
+    initial law's CDF at each point), written once (kept when the group has them).
+
+    Returns the coordinates to give :class:`FrameStore` for the per-frame ``points``
+    (``time x point x axis``).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    coords = {"point": np.arange(weights.size), "axis": np.arange(n_axes)}
+    for name, values in coords.items():
+        if name not in group:
+            group.create_dataset(name, data=values).make_scale(name)
+    if "weights" not in group:
+        dset = group.create_dataset("weights", data=weights)
+        attach_scales(group, dset, ("point",))
+    if quantiles is not None and "quantiles" not in group:
+        dset = group.create_dataset("quantiles", data=np.asarray(quantiles, dtype=np.float64))
+        attach_scales(group, dset, ("point", "axis"))
+    group.file.flush()
+    return coords
 
 
 # ----------------------------------------------------------------------------- reading

@@ -15,10 +15,21 @@ clt_cells           cells of the (1-D) grid the CLT layer runs on; default: the 
 hist_times          times of the ``|w|`` histograms of the figure (1-D models); optional
 variants            ``{label = ["section.key=value", ...]}``: runs of the same protocol that
                     differ in a few keys (the two ``kappa`` of the non-monotone example)
+methods             the PDE methods run (``pde.method``): default ``["grid",
+                    "characteristics"]`` when ``dynamics.beta = inf``, else ``["grid"]``
+characteristics     ``["section.key=value", ...]`` applied to the characteristics solver's job
+                    only (a box that holds its points' tails, its number of points)
 ==================  ============================================================================
 
-Every variant is one PDE job and ``ceil(replicas / replicas_per_job)`` SGD jobs, cached in
-``DIR/runs`` (:func:`~compare.reproduce.base.run_cached`).
+Every variant is one PDE job per method and ``ceil(replicas / replicas_per_job)`` SGD jobs,
+cached in ``DIR/runs`` (:func:`~compare.reproduce.base.run_cached`).
+
+**Two PDE methods.** Where the dynamics is noiseless both the grid and the characteristics
+solver (docs/solver.md) run. The **reference** PDE (``risk_pde``, ``mean_<axis>_pde``, the
+agreement test, the figures) is the characteristics solver when its refinement converged
+(``reference_characteristics`` = 1), else the grid; every method's own numbers are reported as
+``risk_pde_<method>``, ``mean_<axis>_pde_<method>``, ``risk_spread_clt_<method>``, and
+``seconds_pde_<method>``.
 
 **What "agree" means.** At each saved time the gap ``mean_R R(mu_N) - R(rho_t)`` is compared
 with two predictions of the project's own finite-N layer:
@@ -112,41 +123,43 @@ def variants(raw: Mapping[str, Any]) -> list[Variant]:
     return out
 
 
-def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cells: int = 0
-            ) -> dict[str, np.ndarray]:
-    """One job: the PDE with its finite-N predictions (``part = "pde"``; the CLT layer on a
-    grid of ``clt_cells`` cells when > 0) or ``replicas`` replicas of SGD with seed ``seed``
-    (``part = "sgd"``)."""
+def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cells: int = 0,
+            method: str = "grid") -> dict[str, np.ndarray]:
+    """One job: the PDE of ``pde.method = method`` with its finite-N predictions (``part =
+    "pde"``; the grid's CLT layer on ``clt_cells`` cells when > 0) or ``replicas`` replicas of
+    SGD with seed ``seed`` (``part = "sgd"``)."""
     parsed = parse_config(tomllib.loads(config))
     if part == "sgd":
         frames = simulate(build_particle_run(parsed, replicas=replicas, seed=seed))
         return {"time": np.array([f.t for f in frames]),
                 "reduced": np.stack([f.reduced for f in frames]).astype(np.float32),
                 "risk": np.stack([f.risk for f in frames])}
+    parsed = parse_config(tomllib.loads(config), [f"pde.method={method!r}"])
     setup, mem = pde_frames(parsed)
-    grid, model = setup.pde.grid, setup.pde.model
-    points = grid.points()
-    volume = grid.cell_volume
-    diag, pot = model.self_interaction(points), model.potential(points)
-    out: dict[str, np.ndarray] = {"time": np.array([f.t for f in mem.frames]),
-                                  "risk": np.array([f.risk for f in mem.frames])}
+    grid, model = setup.grid, setup.model
+    out: dict[str, np.ndarray] = {"time": mem.series("t"), "risk": mem.series("risk")}
+    quadratures = [mem.quadrature(i) for i in range(len(mem.frames))]
+    out["self_term"] = np.array([np.sum(w * model.self_interaction(p)) for p, w in quadratures])
+    out["potential"] = np.array([np.sum(w * model.potential(p)) for p, w in quadratures])
     dens = [np.asarray(f.density) for f in mem.frames]
-    out["self_term"] = np.array([np.sum(d.ravel() * diag) * volume for d in dens])
-    out["potential"] = np.array([np.sum(d.ravel() * pot) * volume for d in dens])
     for a, name in enumerate(grid.names):
         others = tuple(b for b in range(grid.ndim) if b != a)
-        spacing = volume / grid.spacing[a]
-        marginals = np.stack([d.sum(axis=others) * spacing for d in dens]) if others else \
-            np.stack(dens)
+        spacing = grid.cell_volume / grid.spacing[a]
         out[f"centres_{name}"] = grid.centres(a)
-        out[f"marginal_{name}"] = marginals
-        out[f"mean_{name}"] = marginals @ grid.centres(a) * grid.spacing[a]
+        out[f"marginal_{name}"] = (np.stack([d.sum(axis=others) * spacing for d in dens])
+                                   if others else np.stack(dens))
+        out[f"mean_{name}"] = np.array([np.sum(w * p[:, a]) for p, w in quadratures])
+    if mem.run is not None:
+        out["converged"] = np.array(float(mem.run.converged))
+        out["n_points"] = np.array(float(mem.run.weights.size))
     if clt:
         observables = ["risk", "mean_r"] if grid.ndim == 1 else ["risk", "mean"]
-        if clt_cells:
+        if clt_cells and mem.run is None:
             parsed = parse_config(tomllib.loads(config), [f"pde.cells={clt_cells}"])
             setup, mem = pde_frames(parsed)
-        for key, value in clt_predictions(parsed, setup, mem, observables).items():
+        predictions = clt_predictions(parsed, setup, mem, observables)
+        predictions.pop("method", None)
+        for key, value in predictions.items():
             name = key.replace("/sgd", "_sgd").replace("mean_r", f"mean_{grid.names[0]}")
             out[f"clt_{name}"] = np.asarray(value)
     return out
@@ -159,22 +172,54 @@ def iid_bias(pde: Mapping[str, np.ndarray], r_sharp: float, n: int) -> np.ndarra
     return (pde["self_term"] - double) / n
 
 
-def _jobs(v: Variant, per_job: int, clt: bool, clt_cells: int) -> list[dict[str, Any]]:
+def _method_config(v: Variant, method: str, sets: Sequence[str]) -> str:
+    """The variant's config text for the PDE job of ``method`` (``sets`` applied to the
+    characteristics solver's), checked."""
+    if method != "characteristics" or not sets:
+        return v.config
+    run = apply_overrides(tomllib.loads(v.config), [*sets, "pde.method='characteristics'"])
+    parse_config(run)
+    return _toml(run)
+
+
+def _jobs(v: Variant, per_job: int, clt: bool, clt_cells: int, methods: Sequence[str],
+          sets: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The PDE jobs (one per method, in order), then the SGD jobs."""
     seed0 = int(tomllib.loads(v.config)["particles"].get("seed", 0))
-    jobs = [{"config": v.config, "part": "pde", "replicas": 0, "seed": 0, "clt": clt,
-             "clt_cells": clt_cells}]
+    jobs = [{"config": _method_config(v, m, sets), "part": "pde", "replicas": 0, "seed": 0,
+             "clt": clt, "clt_cells": clt_cells if m == "grid" else 0, "method": m}
+            for m in methods]
     left, j = v.replicas, 0
     while left > 0:
         k = min(per_job, left)
         jobs.append({"config": v.config, "part": "sgd", "replicas": k,
-                     "seed": seed0 + 1000 * j, "clt": False, "clt_cells": 0})
+                     "seed": seed0 + 1000 * j, "clt": False, "clt_cells": 0, "method": ""})
         left, j = left - k, j + 1
     return jobs
 
 
-def analyse(v: Variant, pde: Mapping[str, np.ndarray], sgd: Sequence[Mapping[str, np.ndarray]],
-            r_sharp: float, axes: Sequence[str], experiment: str) -> tuple[list[Row], dict]:
-    """The rows of one variant and the arrays its figure needs."""
+def reference_method(pdes: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+    """The characteristics solver where it ran and its refinement converged, else the grid."""
+    chars = pdes.get("characteristics")
+    if chars is not None and float(chars.get("converged", 0.0)) == 1.0:
+        return "characteristics"
+    return "grid" if "grid" in pdes else next(iter(pdes))
+
+
+def _spread_clt(pde: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """The CLT prediction of the spread of one network's risk (NaN without the CLT layer)."""
+    if "clt_risk" not in pde:
+        return np.full(len(pde["time"]), math.nan)
+    var = pde["clt_risk"] + (n * pde["clt_risk_sgd"] if "clt_risk_sgd" in pde else 0.0)
+    return np.sqrt(np.maximum(var, 0.0) / n)
+
+
+def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
+            sgd: Sequence[Mapping[str, np.ndarray]], r_sharp: float, axes: Sequence[str],
+            experiment: str) -> tuple[list[Row], dict]:
+    """The rows of one variant and the arrays its figure needs (``pdes``: method -> job)."""
+    reference = reference_method(pdes)
+    pde = pdes[reference]
     times = pde["time"]
     risk = np.concatenate([s["risk"] for s in sgd], axis=1)  # (T, R)
     reduced = np.concatenate([s["reduced"] for s in sgd], axis=1)  # (T, R, N, k)
@@ -183,11 +228,7 @@ def analyse(v: Variant, pde: Mapping[str, np.ndarray], sgd: Sequence[Mapping[str
         np.full(len(times), math.nan)
     se_meas = spread / math.sqrt(n_rep)
     bias = iid_bias(pde, r_sharp, v.n)
-    if "clt_risk" in pde:
-        var = pde["clt_risk"] + (v.n * pde["clt_risk_sgd"] if "clt_risk_sgd" in pde else 0.0)
-        spread_clt = np.sqrt(np.maximum(var, 0.0) / v.n)
-    else:
-        spread_clt = np.full(len(times), math.nan)
+    spread_clt = _spread_clt(pde, v.n)
     se = se_meas
     gap = mean - pde["risk"]
     agree = np.abs(gap) <= np.abs(bias) + AGREE_SE * se
@@ -205,6 +246,9 @@ def analyse(v: Variant, pde: Mapping[str, np.ndarray], sgd: Sequence[Mapping[str
         add("risk_spread_sgd", t, spread[i])
         add("risk_spread_clt", t, spread_clt[i])
         add("risk_agree", t, float(agree[i]))
+        for method, job in pdes.items():
+            add(f"risk_pde_{method}", t, job["risk"][i])
+            add(f"risk_spread_clt_{method}", t, _spread_clt(job, v.n)[i])
     means_sgd = reduced.astype(np.float64).mean(axis=2)  # (T, R, k)
     for a, name in enumerate(axes):
         m = means_sgd[..., a]
@@ -217,6 +261,12 @@ def analyse(v: Variant, pde: Mapping[str, np.ndarray], sgd: Sequence[Mapping[str
                 m_mean[i] + 2 * m_se[i])
             z = (m_mean[i] - pde[f"mean_{name}"][i]) / m_se[i] if m_se[i] > 0 else math.nan
             add(f"mean_{name}_z", t, z)
+            for method, job in pdes.items():
+                add(f"mean_{name}_pde_{method}", t, job[f"mean_{name}"][i])
+    add("reference_characteristics", None, float(reference == "characteristics"))
+    for method, job in pdes.items():
+        if "n_points" in job:
+            add(f"points_{method}", None, float(job["n_points"]))
     curves = {"time": times, "risk_pde": pde["risk"], "risk_sgd": risk, "bias": bias,
               "means_sgd": means_sgd, "reduced": reduced,
               **{k: pde[k] for k in pde if k.startswith(("mean_", "marginal_", "centres_"))}}
@@ -235,24 +285,32 @@ def make_run(name: str, figure: Any) -> Any:
             if "clt" in exp else True
         clt_cells = require(raw, "experiment", "clt_cells", int, lambda v: v >= 8,
                             "an integer >= 8") if "clt_cells" in exp else 0
-        params = [p for v in runs for p in _jobs(v, per_job, clt, clt_cells)]
+        methods = _methods(raw, runs)
+        sets = _string_list(exp, "characteristics")
+        params = [p for v in runs for p in _jobs(v, per_job, clt, clt_cells, methods, sets)]
         results = run_cached(run_job, params, out_dir / "runs", options)
         rows: list[Row] = []
         curves: dict[str, dict] = {}
-        pde_s, sgd_s = 0.0, 0.0
+        pde_s = dict.fromkeys(methods, 0.0)
+        sgd_s = 0.0
         k = 0
         for v in runs:
-            n_jobs = len(_jobs(v, per_job, clt, clt_cells))
-            pde, sgd = results[k], results[k + 1:k + n_jobs]
+            n_jobs = len(methods) + len(_jobs(v, per_job, clt, clt_cells, [], sets))
+            pdes = dict(zip(methods, results[k:k + len(methods)], strict=True))
+            sgd = results[k + len(methods):k + n_jobs]
             k += n_jobs
             parsed = parse_config(tomllib.loads(v.config))
             model = model_from_config(parsed)  # its axes and R_#; the grid is in the PDE job
-            r_rows, curves[v.label] = analyse(v, pde, sgd, model.r_sharp, model.axis_names, name)
+            r_rows, curves[v.label] = analyse(v, pdes, sgd, model.r_sharp, model.axis_names,
+                                              name)
             curves[v.label]["eps"] = float(parsed.particles["step"])
             rows += r_rows
-            pde_s += float(pde["job_seconds"])
+            for method, job in pdes.items():
+                pde_s[method] += float(job["job_seconds"])
             sgd_s += float(sum(s["job_seconds"] for s in sgd))
-        rows.append(Row(name, "seconds_pde", None, pde_s))
+        rows.append(Row(name, "seconds_pde", None, sum(pde_s.values())))
+        for method, seconds in pde_s.items():
+            rows.append(Row(name, f"seconds_pde_{method}", None, seconds))
         rows.append(Row(name, "seconds_sgd", None, sgd_s))
         write_results(rows, out_dir / "results.csv")
         for path in figure(curves, raw, out_dir):
@@ -263,6 +321,33 @@ def make_run(name: str, figure: Any) -> Any:
         return rows
 
     return run
+
+
+def _string_list(exp: Mapping[str, Any], key: str) -> list[str]:
+    """``experiment.KEY``: a list of ``"section.key=value"`` strings (default empty)."""
+    value = exp.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"experiment.{key} must be a list of 'section.key=value' strings")
+    return list(value)
+
+
+def _methods(raw: Mapping[str, Any], runs: Sequence[Variant]) -> list[str]:
+    """``experiment.methods``, checked; by default both where every variant is noiseless."""
+    exp = raw.get("experiment", {})
+    noiseless = all(math.isinf(parse_config(tomllib.loads(v.config)).dynamics["beta"])
+                    for v in runs)
+    if "methods" not in exp:
+        return ["grid", "characteristics"] if noiseless else ["grid"]
+    value = exp["methods"]
+    allowed = ("grid", "characteristics")
+    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
+            or any(m not in allowed for m in value)):
+        raise ConfigError(f"experiment.methods = {value!r} is invalid; expected a non-empty "
+                          "list of distinct names from 'grid', 'characteristics'")
+    if "characteristics" in value and not noiseless:
+        raise ConfigError("experiment.methods names 'characteristics' but dynamics.beta is "
+                          "finite: the characteristics solver is noiseless; allowed: ['grid']")
+    return list(value)
 
 
 def _experiments() -> dict[str, Experiment]:

@@ -16,12 +16,20 @@ from ..grid import Grid
 from ..model import GridTooSmallError, ReducedModel, initial_density, model_entry
 from ..model.laws import OUTSIDE_MASS_TOL
 from ..model.registry import ModelEntry
+from ..pde.characteristics import (
+    CellRule,
+    CharacteristicsPDE,
+    Refinement,
+    axis_laws_of,
+    ridge_is_euclidean,
+)
 from ..pde.equation import MeanFieldPDE
 from ..schedules import TimeChange, time_change_from_spec
 from .parsing import ConfigError
 
-__all__ = ["build_model", "build_law", "build_grid", "PDESetup", "build_pde_setup",
-           "GridTooSmallConfigError", "naming", "model_from_config", "law_from_config"]
+__all__ = ["build_model", "build_law", "build_grid", "PDESetup", "CharacteristicsSetup",
+           "build_pde_setup", "GridTooSmallConfigError", "naming", "model_from_config",
+           "law_from_config"]
 
 
 def build_model(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> Any:
@@ -180,9 +188,51 @@ class PDESetup:
     cfl: float
     dtype: Any
 
+    method = "grid"
 
-def build_pde_setup(config: Any) -> PDESetup:
-    """Build the PDE run described by ``config``.
+    @property
+    def model(self) -> Any:
+        return self.pde.model
+
+    @property
+    def grid(self) -> Grid:
+        """The grid the density lives on."""
+        return self.pde.grid
+
+
+@dataclass(frozen=True)
+class CharacteristicsSetup:
+    """Everything :func:`~meanfield.pde.characteristics.solve_with_refinement` needs.
+
+    Attributes
+    ----------
+    pde : CharacteristicsPDE
+    rule : CellRule
+        The initial rule (refined by the solver where the flow stretches).
+    grid : Grid
+        Where the densities of the output frames are deposited (``[pde] cells`` on the box).
+    save_times, time_change, backend : as :class:`PDESetup`'s
+    refinement : Refinement
+    """
+
+    pde: CharacteristicsPDE
+    rule: CellRule
+    grid: Grid
+    save_times: tuple[float, ...]
+    time_change: TimeChange
+    backend: Backend
+    refinement: Refinement
+
+    method = "characteristics"
+
+    @property
+    def model(self) -> Any:
+        return self.pde.model
+
+
+def build_pde_setup(config: Any) -> PDESetup | CharacteristicsSetup:
+    """Build the PDE run described by ``config`` (a :class:`CharacteristicsSetup` for
+    ``pde.method = "characteristics"``).
 
     Raises
     ------
@@ -211,6 +261,8 @@ def _build_pde_setup(config: Any) -> PDESetup:
     with naming(f"dynamics.beta = {beta:g}", "allowed: dynamics.beta = inf, or a finite model.d"):
         model.check_noise(beta)
     _check_on_grid(config, model, grid)
+    if spec.get("method", "grid") == "characteristics":
+        return _characteristics_setup(config, model, grid, backend)
     with naming("pde.order, pde.limiter, dynamics.l2"):
         pde = MeanFieldPDE(model, grid, beta=beta, l2=float(dyn.get("l2", 0.0)),
                            order=int(spec.get("order", 2)), limiter=spec.get("limiter", "mc"))
@@ -224,6 +276,62 @@ def _build_pde_setup(config: Any) -> PDESetup:
     dtype = getattr(backend.xp, spec.get("dtype", "float64"))
     return PDESetup(pde, rho0, tuple(dyn["save_times"]), time_change, backend,
                     float(spec.get("cfl", 0.8)), dtype)
+
+
+#: what the characteristics solver needs of a model besides the grid's methods
+POINT_METHODS = ("potential_gradient", "kernel_feature_gradients")
+
+
+def _characteristics_setup(config: Any, model: ReducedModel, grid: Grid, backend: Backend
+                           ) -> CharacteristicsSetup:
+    """The points of ``[pde]``'s initial rule, checked against the box."""
+    spec, dyn = config.pde, config.dynamics
+    missing = [name for name in POINT_METHODS if not callable(getattr(model, name, None))]
+    if missing:
+        raise ConfigError(f"pde.method = 'characteristics' with {_model_name(config)}: the "
+                          f"model has no {', '.join(missing)} (the velocity of a point needs the "
+                          "gradients of V and of the kernel features); allowed: pde.method = "
+                          "'grid'")
+    law = law_from_config(config)
+    with naming(f"pde.method = 'characteristics' with {_model_name(config)}",
+                "allowed: pde.method = 'grid'"):
+        laws = axis_laws_of(law, grid.ndim)
+    gauss, points = int(spec["gauss"]), tuple(int(p) for p in spec["points"])
+    rule = CellRule.uniform(laws, [p // gauss for p in points], gauss)
+    x0, w0 = rule.points()
+    l2 = float(dyn.get("l2", 0.0))
+    if l2 and not ridge_is_euclidean(model, x0):
+        raise ConfigError(f"dynamics.l2 = {l2:g} with pde.method = 'characteristics': model "
+                          f"{config.model['name']!r} has |theta|^2 other than |q|^2 on its "
+                          "reduced axes; allowed: dynamics.l2 = 0, or pde.method = 'grid'")
+    with naming("pde.scheme, pde.tol, pde.outside_tol, dynamics.l2"):
+        pde = CharacteristicsPDE(model, grid.bounds, l2=l2, scheme=spec["scheme"],
+                                 tol=float(spec["tol"]), box_name=_box_setting(config),
+                                 outside_tol=float(spec["outside_tol"]))
+    _check_points_in_box(config, pde, x0, w0)
+    refinement = Refinement(tol=float(spec["refine"]), risk_tol=float(spec["risk_tol"]),
+                            max_passes=int(spec["refine_passes"]),
+                            max_points=int(spec["max_points"]))
+    with naming("dynamics.xi"):
+        time_change = time_change_from_spec(dyn.get("xi", 1.0))
+    return CharacteristicsSetup(pde, rule, grid, tuple(dyn["save_times"]), time_change,
+                                backend, refinement)
+
+
+def _check_points_in_box(config: Any, pde: CharacteristicsPDE, points: np.ndarray,
+                         weights: np.ndarray) -> None:
+    """No more than ``pde.outside_tol`` of the initial weight outside the box (the kernel is
+    certified there only)."""
+    mass = pde.outside_mass(points, weights)
+    if mass > pde.outside_tol:
+        reach = [(float(points[:, a].min()), float(points[:, a].max()))
+                 for a in range(points.shape[1])]
+        raise GridTooSmallConfigError(
+            f"{_box_setting(config)}: weight {mass:.3g} of the initial points of pde.method = "
+            f"'characteristics' lies outside the box (allowed pde.outside_tol = "
+            f"{pde.outside_tol:g}); the points reach "
+            f"{', '.join(f'[{lo:.4g}, {hi:.4g}]' for lo, hi in reach)}; allowed: a larger box "
+            f"(or change {_entry(config).law_keys})")
 
 
 def _check_on_grid(config: Any, model: ReducedModel, grid: Grid) -> None:

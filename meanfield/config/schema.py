@@ -109,10 +109,52 @@ def _check_cells(value: Any, ctx: Context) -> str | None:
     return None if len(value) == n_axes and int_list(value, 2) else text
 
 
+def _check_method(value: Any, ctx: Context) -> str | None:
+    if value not in PDE_METHODS:
+        return "one of " + ", ".join(repr(m) for m in PDE_METHODS)
+    beta = ctx["dynamics"].get("beta", INF)
+    if value == "characteristics" and beta < INF:
+        return (f"'grid', since dynamics.beta = {beta:g}: the characteristics solver moves "
+                "points along the noiseless flow (dynamics.beta = inf)")
+    return None
+
+
+#: initial points per axis of the characteristics solver's rule, by number of axes
+DEFAULT_POINTS = {1: 128, 2: 48, 3: 20, 4: 12}
+
+
+def _default_points(ctx: Context) -> Any:
+    n_axes = reduced_dim(ctx["model"])
+    value = DEFAULT_POINTS.get(n_axes, 8) // ctx["pde"]["gauss"] * ctx["pde"]["gauss"]
+    return value if n_axes == 1 else [value] * n_axes
+
+
+def _check_points(value: Any, ctx: Context) -> str | None:
+    n_axes, gauss = reduced_dim(ctx["model"]), ctx["pde"]["gauss"]
+    text = (f"a positive multiple of pde.gauss = {gauss}, or an array of {n_axes} of them "
+            f"(one per axis of model {ctx['model']['name']!r})")
+    values = [value] if toml_kind(value) == "integer" else list(value)
+    if toml_kind(value) == "integer" and n_axes != 1:
+        return text
+    ok = len(values) == n_axes and int_list(values, gauss) and all(v % gauss == 0 for v in values)
+    return None if ok else text
+
+
+def _check_refine(value: Any, ctx: Context) -> str | None:
+    if not 0 <= value < 1:
+        return "a float with 0 <= refine < 1 (0: no refinement)"
+    if value > 0 and ctx["pde"]["gauss"] < 2:
+        return "0, since pde.gauss = 1 (a cell's stretch is measured between its Gauss nodes)"
+    return None
+
+
 def _check_study_n(value: Any, ctx: Context) -> str | None:
     ok = len(value) >= 1 and int_list(value, 1) and increasing(list(value))
     return None if ok else "a non-empty array of integers >= 1, strictly increasing"
 
+
+#: the discretisations of the DD (``pde.method``)
+PDE_METHODS = ("grid", "characteristics")
 
 OBSERVABLES = ("risk", "mean_r", "second_moment_r", "w1", "ks")
 #: the observables of models whose grid has 2 or more axes: "mean" gives one table per axis
@@ -161,8 +203,11 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
                     allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
     },
     "pde": {
-        "cells": Field(("integer", "array"), "cells per axis", check=_check_cells,
-                       convert=as_tuple),
+        "method": Field(_STR, "discretisation: 'grid' (finite volumes, any beta) or "
+                        "'characteristics' (weighted points moved along the noiseless flow)",
+                        "grid", _check_method),
+        "cells": Field(("integer", "array"), "cells per axis (characteristics: of the grid "
+                       "the density is reported on)", check=_check_cells, convert=as_tuple),
         "order": Field(_INT, "reconstruction order", 2, one_of(1, 2)),
         "limiter": Field(_STR, "slope limiter for order 2", "mc",
                          one_of("minmod", "mc", "vanleer")),
@@ -171,6 +216,27 @@ SCHEMA: Mapping[str, Mapping[str, Field]] = MappingProxyType({
                      allowed("a float with 0 < cfl <= 1", lambda v: 0 < v <= 1)),
         "dtype": Field(_STR, "floating-point type of the density", "float64",
                        one_of("float64", "float32")),
+        "gauss": Field(_INT, "characteristics: Gauss nodes per axis in each cell of the "
+                       "initial rule", 2, one_of(1, 2, 3, 4)),
+        "points": Field(("integer", "array"), "characteristics: initial points per axis "
+                        "(cells x gauss)", Derived(_default_points), _check_points, as_tuple),
+        "scheme": Field(_STR, "characteristics: embedded Runge-Kutta pair", "dp5",
+                        one_of("dp5", "bs3")),
+        "tol": Field(_FLOAT, "characteristics: local error of every point per step, relative "
+                     "to the box width", 1e-7,
+                     allowed("a float with 0 < tol <= 1e-2", lambda v: 0 < v <= 1e-2)),
+        "refine": Field(_FLOAT, "characteristics: largest stretch a cell of the initial rule "
+                        "may keep, relative to the box width (0: no refinement)", 0.01,
+                        _check_refine),
+        "refine_passes": int_at_least(1, "characteristics: most runs from t = 0 while "
+                                      "refining", 6),
+        "risk_tol": positive_float("characteristics: refinement stops once the risk at every "
+                                   "output time moves less than this between passes", 1e-6),
+        "max_points": int_at_least(1, "characteristics: most points of a refined rule",
+                                   1_000_000),
+        "outside_tol": Field(_FLOAT, "characteristics: most weight of the points allowed "
+                             "outside the box (the kernel is certified on the box)", 1e-4,
+                             allowed("a float with 0 <= outside_tol < 1", lambda v: 0 <= v < 1)),
     },
     "particles": {
         "n": int_at_least(1, "number of particles (network width)"),

@@ -48,7 +48,7 @@ from ..backends.arrays import Backend
 from ..config.fields import Field, positive_float
 from . import anisotropic_pairs
 from .activations import PiecewiseLinear, activation_from_spec
-from .base import KernelFeatures, ReducedModel
+from .base import KernelFeatures, ReducedModel, memoized
 from .hermite import CRAMER_BOUND, cosine_moments
 from .isotropic import IsotropicGaussians
 from .keys import (
@@ -152,6 +152,11 @@ class AnisotropicGaussians(ReducedModel):
     ndim = 2
     axis_names = ("r1", "r2")
 
+    @property
+    def domain_lower(self) -> tuple[float, ...]:
+        """The radii are at least 0 (:attr:`ReducedModel.domain_lower`)."""
+        return (0.0, 0.0)
+
     def __post_init__(self) -> None:
         if not (self.d >= 2 and (math.isinf(self.d) or float(self.d).is_integer())):
             raise ValueError(f"d must be an integer >= 2 or inf, got {self.d}")
@@ -215,6 +220,7 @@ class AnisotropicGaussians(ReducedModel):
         """
         return self.kernel_columns(r1_max, r2_max).order
 
+    @memoized
     def kernel_columns(self, r1_max: float, r2_max: float) -> KernelColumns:
         """The columns kept on the box ``[0, r1_max] x [0, r2_max]``.
 
@@ -316,6 +322,14 @@ class AnisotropicGaussians(ReducedModel):
         columns = self._columns_for(points, scale_points)
         _, grads = self._evaluate(*_coords(points), columns, gradients=True)
         return grads
+
+    def kernel_features_with_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> tuple[KernelFeatures, np.ndarray]:
+        """:meth:`kernel_features` and :meth:`kernel_feature_gradients` in one evaluation."""
+        columns = self._columns_for(points, scale_points)
+        features, grads = self._evaluate(*_coords(points), columns, gradients=True)
+        return KernelFeatures(features, columns.weights), grads
 
     def _columns_for(self, points: np.ndarray, scale_points: np.ndarray | None) -> KernelColumns:
         r1, r2 = _coords(points if scale_points is None else scale_points)

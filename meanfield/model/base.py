@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["KernelFeatures", "ReducedModel", "FullSpaceModel"]
+__all__ = ["KernelFeatures", "ReducedModel", "FullSpaceModel", "memoized"]
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def memoized(method: _Method) -> _Method:
+    """Cache a pure method of a frozen (hashable) model by its hashable arguments.
+
+    For the kernel's truncation on a box (an order search or a column selection, milliseconds
+    each), which every feature evaluation of the same box repeats: the characteristics solver
+    evaluates the features at moving points thousands of times on one box. The cached values
+    are shared: callers must not modify them.
+    """
+    cache = functools.lru_cache(maxsize=32)(method)
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        return cache(self, *args)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,14 @@ class ReducedModel(ABC):
         ``scale_points`` (default ``points``) fixes the truncation, so two calls with the same
         ``scale_points`` return compatible features (same columns and weights).
         """
+
+    @property
+    def domain_lower(self) -> tuple[float, ...]:
+        """The lowest value of each reduced coordinate: 0 for a radius (``r = |w|``), ``-inf``
+        (the default) for a coordinate of the full space. Units that reach a radius of 0 stay
+        there in the reduced flow: the characteristics solver holds its points at the bound,
+        as the grid's wall holds the mass."""
+        return (-math.inf,) * self.ndim
 
     def self_interaction(self, points: np.ndarray) -> np.ndarray:
         """``U(theta, theta) = E sigma_*(x; theta)^2`` at reduced points ``(M, ndim)``: the

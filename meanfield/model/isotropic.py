@@ -32,7 +32,7 @@ from ..backends.arrays import Backend
 from ..config.fields import positive_float
 from . import isotropic_pairs
 from .activations import NUMPY, PiecewiseLinear, activation_from_spec
-from .base import KernelFeatures, ReducedModel
+from .base import KernelFeatures, ReducedModel, memoized
 from .hermite import cosine_moments
 from .keys import KERNEL_TOL_HINT, MMN_INIT, finite_init_d, mmn_model_keys
 from .laws import ScaledChiLaw
@@ -67,6 +67,11 @@ class IsotropicGaussians(ReducedModel):
 
     ndim = 1
     axis_names = ("r",)
+
+    @property
+    def domain_lower(self) -> tuple[float, ...]:
+        """The radii are at least 0 (:attr:`ReducedModel.domain_lower`)."""
+        return (0.0,)
 
     def __post_init__(self) -> None:
         if not (self.d >= 2 and (math.isinf(self.d) or float(self.d).is_integer())):
@@ -106,6 +111,7 @@ class IsotropicGaussians(ReducedModel):
             out = out + sign * tau * self.activation.hermite_derivatives(coeffs, a, backend)[..., 0]
         return out
 
+    @memoized
     def truncation_order(self, r_max: float) -> int:
         """Smallest even ``K`` whose Mehler tail is provably below ``kernel_tol * max|s|^2``.
 
@@ -157,6 +163,25 @@ class IsotropicGaussians(ReducedModel):
             coeffs = act.hermite_coefficients(tau * r, order + 2)
             blocks.append(tau * act.hermite_derivatives(coeffs, tau * r)[:, ::2])
         return np.concatenate(blocks, axis=1)[..., None]
+
+    def kernel_features_with_gradients(self, points: np.ndarray,
+                                       scale_points: np.ndarray | None = None
+                                       ) -> tuple[KernelFeatures, np.ndarray]:
+        """:meth:`kernel_features` and :meth:`kernel_feature_gradients` from one table of
+        Mehler coefficients (what a moving point needs at every step)."""
+        r = _radii(points)
+        r_scale = _radii(points if scale_points is None else scale_points).max()
+        order = self.truncation_order(float(r_scale))
+        moments = cosine_moments(self.d, order)[::2]
+        act = self.activation
+        values, slopes = [], []
+        for tau in self.taus:
+            coeffs = act.hermite_coefficients(tau * r, order + 2)
+            values.append(coeffs[:, : order + 1:2])
+            slopes.append(tau * act.hermite_derivatives(coeffs, tau * r)[:, ::2])
+        features = KernelFeatures(np.concatenate(values, axis=1),
+                                  np.concatenate([0.5 * moments] * 2))
+        return features, np.concatenate(slopes, axis=1)[..., None]
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``v'(r)``, shape ``(M, 1)``."""
@@ -245,8 +270,9 @@ class IsotropicGaussians(ReducedModel):
         """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo.
 
         ``rho`` is the radial law of ``|w|`` given by cell averages on ``edges`` with uniform
-        directions, ``phi`` a radial function (cell values): ``grad sigma_* . grad phi =
-        s'(<w, x>) <x, w/|w|> phi'(|w|)``. ``n_samples`` units and inputs (NumPy, host).
+        directions, ``phi`` a radial function (cell values): ``n_samples`` radii are drawn from
+        the cells (uniform inside each) with the slope ``phi'`` of the cell values, then
+        :meth:`sgd_noise_rate_units`.
         """
         h = np.diff(edges)
         cdf = np.concatenate([[0.0], np.cumsum(density * h)])
@@ -254,6 +280,16 @@ class IsotropicGaussians(ReducedModel):
         cell = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, len(h) - 1)
         r = edges[cell] + (u - cdf[cell]) / np.maximum(density[cell], 1e-300)
         slope = np.interp(r, 0.5 * (edges[1:] + edges[:-1]), np.gradient(phi, h[0]))
+        return self.sgd_noise_rate_units(r, slope, rng)
+
+    def sgd_noise_rate_units(self, r: np.ndarray, slope: np.ndarray,
+                             rng: np.random.Generator) -> float:
+        """The rate of :meth:`sgd_noise_rate` for units already drawn from ``rho``: radii ``r``
+        ``(n,)`` with the slopes ``phi'(r)`` ``(n,)``; as many inputs as units (host NumPy).
+
+        With uniform directions ``u``, ``grad sigma_* . grad phi = s'(<w, x>) <x, u> phi'(|w|)``.
+        """
+        n_samples = int(np.asarray(r).size)
         d = int(self.d)
         units = rng.standard_normal((n_samples, d))
         units /= np.linalg.norm(units, axis=1, keepdims=True)
@@ -261,9 +297,9 @@ class IsotropicGaussians(ReducedModel):
         scale = np.where(y > 0, self.taus[0], self.taus[1])[:, None]
         x = rng.standard_normal((n_samples, d)) * scale
         along = x @ units.T  # <x, w/|w|>, (n_x, n_units)
-        z = along * r
+        z = along * np.asarray(r)
         residual = y - self.activation(z).mean(axis=1)
-        pushed = (self.activation.derivative(z) * along * slope).mean(axis=1)
+        pushed = (self.activation.derivative(z) * along * np.asarray(slope)).mean(axis=1)
         return float(np.var(residual * pushed, ddof=1))
 
     def pair_views(self) -> list[tuple[Any, np.ndarray | None]]:

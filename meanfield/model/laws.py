@@ -69,6 +69,22 @@ class ScaledChiLaw:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
         return (self.interval(0.5 * tol),)
 
+    def from_score(self, z: np.ndarray) -> np.ndarray:
+        """The ``r`` whose CDF equals ``Phi(z)``: the quantile at normal score ``z``.
+
+        The lower tail (``z <= 0``) inverts the lower incomplete gamma function at ``Phi(z)``,
+        the upper one the upper at ``Phi(-z)``, so neither tail loses digits to ``1 - u``.
+        """
+        z = np.asarray(z, dtype=np.float64)
+        a, scale = 0.5 * self.d, self.kappa * math.sqrt(2.0 / self.d)
+        lower = special.gammaincinv(a, special.ndtr(np.minimum(z, 0.0)))
+        upper = special.gammainccinv(a, special.ndtr(-np.maximum(z, 0.0)))
+        return scale * np.sqrt(np.where(z <= 0.0, lower, upper))
+
+    def axis_laws(self) -> tuple[ScaledChiLaw]:
+        """The independent one-axis laws of the reduced coordinates: ``r`` alone."""
+        return (self,)
+
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Draw ``w``, shape ``(*shape, d)`` (NumPy)."""
         return rng.standard_normal((*shape, self.d)) * (self.kappa / math.sqrt(self.d))
@@ -118,6 +134,10 @@ class ScaledChiPairLaw:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
         return tuple(law.interval(0.25 * tol) for law in self.marginals)
 
+    def axis_laws(self) -> tuple[ScaledChiLaw, ScaledChiLaw]:
+        """The independent laws of ``r1`` and ``r2``."""
+        return self.marginals
+
     def cell_masses(self, grid: Grid) -> tuple[np.ndarray, float]:
         """Exact probability of each cell of a 2-D grid, and the mass outside its box."""
         if grid.ndim != 2:
@@ -161,6 +181,16 @@ class NormalLaw:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
         z = -float(special.ndtri(0.5 * tol / len(self.mean)))
         return tuple((m - z * s, m + z * s) for m, s in zip(self.mean, self.std, strict=True))
+
+    def from_score(self, z: np.ndarray) -> np.ndarray:
+        """``mean + std z`` of a one-axis law: the quantile at normal score ``z``."""
+        if len(self.mean) != 1:
+            raise ValueError("from_score is defined for a one-axis law; use axis_laws()")
+        return self.mean[0] + self.std[0] * np.asarray(z, dtype=np.float64)
+
+    def axis_laws(self) -> tuple[NormalLaw, ...]:
+        """The independent one-axis laws ``N(mean_a, std_a^2)``."""
+        return tuple(NormalLaw((m,), (s,)) for m, s in zip(self.mean, self.std, strict=True))
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.standard_normal((*shape, len(self.mean))) * np.asarray(self.std) + self.mean
@@ -211,6 +241,11 @@ class ReluSelectionLaw:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
         ab = NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)).box(0.5 * tol)
         return ab + ScaledChiPairLaw(self.kappa, self.d, self.s0).box(0.5 * tol)
+
+    def axis_laws(self) -> tuple[Any, ...]:
+        """The independent laws of ``a``, ``b``, ``r1`` and ``r2``."""
+        return (NormalLaw((self.a_mean,), (self.a_std,)), NormalLaw((self.b_mean,), (self.b_std,)),
+                *ScaledChiPairLaw(self.kappa, self.d, self.s0).marginals)
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Draw ``theta = (a, b, w)``, shape ``(*shape, d + 2)`` (NumPy)."""

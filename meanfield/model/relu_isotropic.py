@@ -104,6 +104,11 @@ class ReluIsotropic(ReducedModel):
     ndim = 3
     axis_names = ("a", "b", "r")
 
+    @property
+    def domain_lower(self) -> tuple[float, ...]:
+        """The radii are at least 0 (:attr:`ReducedModel.domain_lower`)."""
+        return (-math.inf, -math.inf, 0.0)
+
     def __post_init__(self) -> None:
         IsotropicGaussians.__post_init__(self)  # the same d and delta checks
         if not self.kernel_tol > 0.0:
@@ -246,6 +251,11 @@ class ReluIsotropicLaw:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
         ab, r = self.factors()
         return ab.box(0.5 * tol) + r.box(0.5 * tol)
+
+    def axis_laws(self) -> tuple[Any, ...]:
+        """The independent laws of ``a``, ``b`` and ``r``."""
+        ab, r = self.factors()
+        return (*ab.axis_laws(), r)
 
     sample = ReluSelectionLaw.sample
     sample_streams = ReluSelectionLaw.sample_streams

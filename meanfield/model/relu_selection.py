@@ -67,7 +67,7 @@ from .anisotropic import (
     even_pairs,
     polar,
 )
-from .base import KernelFeatures, ReducedModel
+from .base import KernelFeatures, ReducedModel, memoized
 from .hermite import CRAMER_BOUND
 from .keys import (
     KERNEL_TOL_HINT,
@@ -162,6 +162,11 @@ class ReluSelection(ReducedModel):
     ndim = 4
     axis_names = ("a", "b", "r1", "r2")
 
+    @property
+    def domain_lower(self) -> tuple[float, ...]:
+        """The radii are at least 0 (:attr:`ReducedModel.domain_lower`)."""
+        return (-math.inf, -math.inf, 0.0, 0.0)
+
     def __post_init__(self) -> None:
         AnisotropicGaussians.__post_init__(self)  # the same d, s0, delta, kernel_tol checks
 
@@ -200,6 +205,7 @@ class ReluSelection(ReducedModel):
 
     # ---- the kernel ---------------------------------------------------------------------------
 
+    @memoized
     def kernel_columns(self, bounds: tuple[tuple[float, float], ...]) -> ReluColumns:
         """The columns kept on the box ``bounds`` = ``((a_lo, a_hi), (b_lo, b_hi), (r1_lo,
         r1_hi), (r2_lo, r2_hi))``.
@@ -272,6 +278,14 @@ class ReluSelection(ReducedModel):
         """``d/d(a, b, r1, r2)`` of the columns of :meth:`kernel_features`: ``(M, P, 4)``."""
         columns = self.kernel_columns(_box(points if scale_points is None else scale_points))
         return self._evaluate(points, columns, gradients=True)[1]
+
+    def kernel_features_with_gradients(self, points: np.ndarray,
+                                       scale_points: np.ndarray | None = None
+                                       ) -> tuple[KernelFeatures, np.ndarray]:
+        """:meth:`kernel_features` and :meth:`kernel_feature_gradients` in one evaluation."""
+        columns = self.kernel_columns(_box(points if scale_points is None else scale_points))
+        features, grads = self._evaluate(points, columns, gradients=True)
+        return KernelFeatures(features, columns.weights), grads
 
     def _evaluate(self, points: np.ndarray, columns: ReluColumns, gradients: bool
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,8 @@ from .equation import MeanFieldPDE
 from .trackers import MemoryTracker
 
 __all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation",
-           "sgd_step_variance", "full_space_noise_rate", "has_full_space_data"]
+           "sgd_step_variance", "full_space_noise_rate", "full_space_noise_rate_units",
+           "point_noise_rate", "has_full_space_data", "has_sgd_noise_rate"]
 
 
 @dataclass(frozen=True)
@@ -240,14 +241,10 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
     """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo, for
     a model whose particles live on the grid (teacher-student, linear unit).
 
-    ``n_samples`` units are drawn from the cell masses of ``density`` (uniform in each cell) and
-    ``n_samples`` inputs from the model's own data sampler; ``grad phi`` is the centred
-    difference of ``phi`` on the grid, taken in the unit's cell. The projected gradient goes
-    through the model's particle code (``forward``, ``backward``) with each input as its own
-    replica, so the rate matches what one SGD step does.
+    ``n_samples`` units are drawn from the cell masses of ``density`` (uniform in each cell);
+    ``grad phi`` is the centred difference of ``phi`` on the grid, taken in the unit's cell;
+    then :func:`full_space_noise_rate_units`.
     """
-    from ..rng import CounterRNG
-
     volume = grid.cell_volume
     masses = np.asarray(density, dtype=np.float64).reshape(-1) * volume
     cells = rng.choice(masses.size, size=n_samples, p=masses / masses.sum())
@@ -257,6 +254,19 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
     grads = np.gradient(np.asarray(phi, dtype=np.float64).reshape(grid.shape), *grid.spacing)
     grads = [grads] if grid.ndim == 1 else grads
     grad_phi = np.stack([g[index] for g in grads], axis=-1)  # (n, D)
+    return full_space_noise_rate_units(model, theta, grad_phi, rng)
+
+
+def full_space_noise_rate_units(model: Any, theta: np.ndarray, grad_phi: np.ndarray,
+                                rng: np.random.Generator) -> float:
+    """The rate of :func:`full_space_noise_rate` for units ``theta`` ``(n, D)`` already drawn
+    from ``rho``, with ``grad phi`` there ``(n, D)``, and as many inputs from the model's own
+    data sampler. The projected gradient goes through the model's particle code (``forward``,
+    ``backward``) with each input as its own replica, so the rate matches what one SGD step
+    does."""
+    from ..rng import CounterRNG
+
+    n_samples = theta.shape[0]
     stream = CounterRNG.from_seed(int(rng.integers(2**31)), 1, np, np.asarray)
     x, y = model.sample_data(stream, 0, n_samples, np)  # (1, n, k), (1, n)
     kicks = []
@@ -268,3 +278,22 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
         pushed = model.backward(xs, units, cache, residual[:, None, None], np)  # (C, n, D)
         kicks.append(np.mean(np.sum(pushed * grad_phi, axis=-1), axis=-1))
     return float(np.var(np.concatenate(kicks), ddof=1))
+
+
+def point_noise_rate(model: Any, points: np.ndarray, grad_phi: np.ndarray,
+                     weights: np.ndarray, rng: np.random.Generator, n_samples: int = 4000
+                     ) -> float:
+    """The rate of :func:`sgd_step_variance` for a law of weighted points (the characteristics
+    solver): ``n_samples`` units drawn from the points with probabilities ``weights``, with
+    ``grad phi`` at them ``(M, D)``."""
+    index = rng.choice(weights.size, size=n_samples, p=weights / weights.sum())
+    if hasattr(model, "sgd_noise_rate_units"):
+        return float(model.sgd_noise_rate_units(points[index, 0], grad_phi[index, 0], rng))
+    return full_space_noise_rate_units(model, points[index], grad_phi[index], rng)
+
+
+def has_sgd_noise_rate(model: Any, n_axes: int) -> bool:
+    """Whether the SGD step-size term can be computed for ``model`` on ``n_axes`` reduced axes:
+    a model with its own ``sgd_noise_rate`` (radial), or whose particles live on the axes."""
+    return hasattr(model, "sgd_noise_rate") or (
+        hasattr(model, "sample_data") and int(getattr(model, "dim", -1)) == n_axes)

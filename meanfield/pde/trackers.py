@@ -69,6 +69,7 @@ class Frame:
     mass: float
     tau: float = math.nan  # integrated time change int_0^t xi of the loop at the frame
     state: dict[str, float] = field(default_factory=dict)  # tracker states (``get_state``)
+    points: np.ndarray | None = None  # (M, D): the characteristics solver's points
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,11 @@ class Tracker:
     def check(self) -> None:
         """Called when the run halted: raise :class:`InvariantViolation` if this tracker
         refused a step (with a message naming the step, time and quantity)."""
+
+    def handle_point_step(self, info: Any) -> None:
+        """Called on every accepted step of the characteristics solver with a
+        :class:`~meanfield.pde.characteristics.solver.PointStep`; raise
+        :class:`InvariantViolation` to stop the run before that step."""
 
     def handle_frame(self, frame: Frame) -> None:
         """Called at every output time."""
@@ -252,6 +258,7 @@ class ProgressTracker(Tracker):
 
     enabled: bool = True
     mininterval: float = 0.5
+    desc: str = "pde"
 
     def initialize(self, run: dict[str, Any]) -> None:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -259,7 +266,7 @@ class ProgressTracker(Tracker):
         disable = not (self.enabled and sys.stderr.isatty())
         self._t = float(run.get("t_start", 0.0))  # later than 0 for a resumed run
         self._bar = tqdm(total=float(run["t_end"]), initial=self._t, unit="t", disable=disable,
-                         mininterval=self.mininterval, desc="pde", bar_format=None)
+                         mininterval=self.mininterval, desc=self.desc, bar_format=None)
 
     def handle_frame(self, frame: Frame) -> None:
         self._bar.update(frame.t - self._t)
@@ -302,21 +309,31 @@ class StorageTracker(Tracker):
     def initialize(self, run: dict[str, Any]) -> None:
         from ..io import FrameStore  # noqa: PLC0415
 
+        from ..io import write_points_layout  # noqa: PLC0415
+
         grid = run["grid"]
         coords = {name: grid.centres(axis) for axis, name in enumerate(grid.names)}
         self._names = grid.names
         self._group = self.file.require_group(self.group)
+        if "n_points" in run:  # the characteristics solver: its points, their weights and
+            # the refinement's report (flushed with the layout, before any frame)
+            self._group.attrs.update(run.get("report") or {})
+            coords.update(write_points_layout(self._group, run["weights"], grid.ndim,
+                                              run.get("quantiles")))
         self._store = FrameStore(self._group, coords)
 
     def handle_frame(self, frame: Frame) -> None:
-        self._store.append(frame.t, {
+        fields = {
             "density": (frame.density, self._names),
             "risk": (frame.risk, ()),
             "free_energy": (frame.free_energy, ()),
             "mass": (frame.mass, ()),
             "step": (frame.step, ()),
             "dt": (frame.dt, ()),
-        }, state={"tau": frame.tau, **frame.state})
+        }
+        if frame.points is not None:
+            fields["points"] = (frame.points, ("point", "axis"))
+        self._store.append(frame.t, fields, state={"tau": frame.tau, **frame.state})
 
     def handle_failure(self, last_good: LastGood) -> None:
         group = self._group.require_group("last_good")
