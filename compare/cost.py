@@ -48,8 +48,15 @@ def estimate_cost(config: Any) -> list[str]:
     return lines
 
 
+#: point-sized arrays a Runge-Kutta step of the characteristics solver holds at once (state,
+#: seven stages, the error estimate); each stage's features and their gradients besides
+POINT_WORK_ARRAYS = 9
+
+
 def _pde_cost(config: Any, frames: int) -> str:
     setup = build_pde_setup(config)
+    if setup.method == "characteristics":
+        return _points_cost(setup, frames)
     grid, model = setup.pde.grid, setup.pde.model
     rhs = setup.pde.make_rhs(setup.backend, setup.dtype)
     rate = float(to_numpy(rhs(setup.backend.asarray(setup.rho0, setup.dtype)).rate))
@@ -63,6 +70,24 @@ def _pde_cost(config: Any, frames: int) -> str:
             f"{features} kernel features, about {max(1, math.ceil(steps)):,} steps (from the "
             f"step size at t = 0), memory ~{format_bytes(memory)}, output "
             f"~{format_bytes(output)}")
+
+
+def _points_cost(setup: Any, frames: int) -> str:
+    """The characteristics solver: points of the initial rule, features, memory, output."""
+    grid, rule = setup.grid, setup.rule
+    field = setup.pde.field(setup.backend)
+    features = setup.model.kernel_features(field.scale_points[:1],
+                                           field.scale_points).n_features
+    n_points, n_axes = rule.n_points, rule.n_axes
+    memory = n_points * n_axes * (POINT_WORK_ARRAYS + 7 * features) * BYTES
+    output = frames * (grid.n_cells + n_points * n_axes) * BYTES
+    refine = setup.refinement
+    passes = (f"refined up to {refine.max_passes} passes and {refine.max_points:,} points"
+              if refine.enabled else "no refinement")
+    return (f"pde: characteristics, {n_points:,} initial points ({rule.n_cells:,} cells x "
+            f"{rule.points_per_cell}), {passes}, {features} kernel features, memory "
+            f"~{format_bytes(memory)} at the initial points, output ~{format_bytes(output)} "
+            f"(densities on {grid.n_cells:,} cells and the points)")
 
 
 def _particle_cost(config: Any, frames: int, *, n: int | None = None,

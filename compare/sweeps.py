@@ -63,6 +63,10 @@ def build_sweep(config_path: str | Path, key: str, values: Sequence[float],
     configs = [load_config(config_path, [*overrides, f"{key}={v!r}"]) for v in values]
     if configs[0].pde is None:
         raise ConfigError("meanfield sweep runs the PDE: the config needs a [pde] section")
+    if any(c.pde.get("method", "grid") != "grid" for c in configs):
+        raise ConfigError("pde.method = 'characteristics' with meanfield sweep: a sweep steps "
+                          "grid PDEs together; allowed: pde.method = 'grid' (run each "
+                          "characteristics config with meanfield run)")
     setups = [build_pde_setup(c) for c in configs]
     first = setups[0]
     for setup, value in zip(setups[1:], values[1:], strict=True):

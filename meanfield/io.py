@@ -57,7 +57,7 @@ __all__ = [
     "write_root_attrs",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIME = "time"
 #: subgroup holding the double-buffered resume state of a frame group
 CHECKPOINT = "checkpoint"

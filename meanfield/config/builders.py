@@ -307,7 +307,7 @@ def _characteristics_setup(config: Any, model: ReducedModel, grid: Grid, backend
     with naming("pde.scheme, pde.tol, pde.outside_tol, dynamics.l2"):
         pde = CharacteristicsPDE(model, grid.bounds, l2=l2, scheme=spec["scheme"],
                                  tol=float(spec["tol"]), box_name=_box_setting(config),
-                                 outside_tol=float(spec["outside_tol"]))
+                                 outside_tol=float(spec["outside_tol"]), scale_grid=grid)
     _check_points_in_box(config, pde, x0, w0)
     refinement = Refinement(tol=float(spec["refine"]), risk_tol=float(spec["risk_tol"]),
                             max_passes=int(spec["refine_passes"]),

@@ -307,9 +307,7 @@ class StorageTracker(Tracker):
     group: str = "pde"
 
     def initialize(self, run: dict[str, Any]) -> None:
-        from ..io import FrameStore  # noqa: PLC0415
-
-        from ..io import write_points_layout  # noqa: PLC0415
+        from ..io import FrameStore, write_points_layout  # noqa: PLC0415
 
         grid = run["grid"]
         coords = {name: grid.centres(axis) for axis, name in enumerate(grid.names)}

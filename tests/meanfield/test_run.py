@@ -53,7 +53,7 @@ def test_shipped_config_risk_decreases_monotonically(shipped_run: Path) -> None:
 
 def test_shipped_run_file_is_self_describing(shipped_run: Path) -> None:
     data = load(shipped_run)
-    assert data.attrs["schema_version"] == 1
+    assert data.attrs["schema_version"] == 2
     assert "[model]" in data.attrs["config"] and data.attrs["backend"] in ("numpy", "cupy")
     np.testing.assert_array_equal(data.groups["pde"]["time"],
                                   load_config(SHIPPED).dynamics["save_times"])

@@ -20,7 +20,8 @@ cotangent of ``X'``,
 
     \\kappa_i = h b_i \\lambda + \\sum_{j > i} h a_{ji} \\nu_j, \\qquad
     (\\nu_i, \\delta w_i) = \\kappa_i^\\top \\partial_{(Y, w)} K(Y_i; w), \\qquad
-    \\lambda \\leftarrow \\lambda + \\sum_i \\nu_i, \\quad \\mu \\leftarrow \\mu + \\sum_i \\delta w_i .
+    \\lambda \\leftarrow \\lambda + \\sum_i \\nu_i, \\quad
+    \\mu \\leftarrow \\mu + \\sum_i \\delta w_i .
 
 The vector-Jacobian product of the velocity ``K_j = -2 (grad V(Y_j) + lambda Y_j + G_j^T c)``,
 ``c = Lambda m``, ``m = F^T w``, is exact linear algebra on the model's features ``F`` and their

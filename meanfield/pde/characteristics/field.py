@@ -71,19 +71,24 @@ class ModelAtPoints:
         With ``potential``, ``potential_gradient``, ``kernel_features`` and
         ``kernel_feature_gradients``.
     bounds : tuple of (lo, hi) per axis
-        The box on which the model's kernel truncation is certified; its corners are the
-        ``scale_points`` of every call, so the columns stay the same wherever the points are.
+        The box on which the model's kernel truncation is certified.
     backend : Backend
+    scale_points : array ``(S, D)``, optional
+        The ``scale_points`` of every call, so the columns stay the same wherever the points
+        are: the grid's cell centres make them the grid solver's own columns (a model that
+        compresses its kernel on the points it is given, the teacher-student one, needs a
+        set that covers the box). Default: the box's two corners.
     """
 
     model: Any
     bounds: tuple[tuple[float, float], ...]
     backend: Backend
+    scale_points: np.ndarray | None = None
 
-    @property
-    def scale_points(self) -> np.ndarray:
-        """The box's low and high corners, ``(2, D)``."""
-        return np.array([[lo for lo, _ in self.bounds], [hi for _, hi in self.bounds]])
+    def __post_init__(self) -> None:
+        if self.scale_points is None:
+            corners = np.array([[lo for lo, _ in self.bounds], [hi for _, hi in self.bounds]])
+            object.__setattr__(self, "scale_points", corners)
 
     def kernel_weights(self) -> Array:
         """``lambda_p``, ``(P,)``, on the backend."""

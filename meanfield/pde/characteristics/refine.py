@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,15 @@ from .solver import CharacteristicsPDE, StepRecord, integrate_points
 __all__ = ["Refinement", "PassReport", "CharacteristicsRun", "stretch", "neighbour_pairs",
            "plan_split", "solve_with_refinement", "refinement_report", "SINGLE_PASS"]
 
+
+#: a cell is split only where the flow stretches it unevenly: its own growth factor, or the
+#: gap across one of its faces, at least this many times that of a neighbour (a smooth map
+#: stretches neighbours alike, and the cell's Gauss rule integrates a smooth map to its order)
+UNEVEN = 2.0
+#: how often a pass may halve ``tol`` to find cells to split while the risk still moves
+MAX_HALVINGS = 6
+#: separations below this (box widths) count as this in the growth factors
+TINY = 1e-12
 
 #: the reason of a solve without refinement
 SINGLE_PASS = "one pass: refinement is off (nothing checked)"
@@ -161,7 +170,12 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
     since ``t = 0``; a neighbour pair's counts for both cells (the front may sit in either, or
     between a node and the face). A cell that is only moved, turned or contracted (into an
     atom, say) has none, however coarse it is: the two tail cells of an axis are wide and carry
-    little mass, and the flow, not their width, decides.
+    little mass, and the flow, not their width, decides. And it counts only where the
+    stretching is uneven (:data:`UNEVEN`): where a cell's growth factor, or that of the gap
+    across one of its faces, is at least twice a neighbour's. A smooth expansion stretches
+    neighbours alike and the cells' Gauss rules integrate it to their order; a front (units
+    on either side of a separatrix parting) stretches one cell or one face far more than the
+    next.
 
     Parameters
     ----------
@@ -198,15 +212,40 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
     start = separations(points0)
     inside = np.zeros((n_cells, n_axes))
     across = [np.zeros(len(pairs[b][0])) for b in range(n_axes)]
+    uneven = np.zeros((n_cells, n_axes))
     for points in frames_points:
         for b, (own, between) in enumerate(separations(points)):
             inside[:, b] = np.maximum(inside[:, b], own - start[b][0])
             across[b] = np.maximum(across[b], between - start[b][1])
+            uneven[:, b] = np.maximum(uneven[:, b], _unevenness(
+                own / np.maximum(start[b][0], TINY), between / np.maximum(start[b][1], TINY),
+                pairs[b], n_cells))
     worst = inside.copy()
     for b, (lower, upper) in enumerate(pairs):
         np.maximum.at(worst[:, b], lower, across[b])
         np.maximum.at(worst[:, b], upper, across[b])
+    worst = np.where(uneven >= UNEVEN, worst, 0.0)
     return worst.max(axis=1), worst.argmax(axis=1)
+
+
+def _unevenness(own: np.ndarray, between: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
+                n_cells: int) -> np.ndarray:
+    """Per cell, the largest ratio of growth factors it takes part in: its own against a
+    neighbour's, and the gap across a shared face against the larger of the two cells'
+    (``inf`` for a cell with no neighbour along the axis: the growth alone decides)."""
+    lower, upper = pairs
+    out = np.full(n_cells, np.inf)
+    if lower.size == 0:
+        return out
+    own_l, own_u = own[lower], own[upper]
+    ratio = np.maximum(np.maximum(own_l / own_u, own_u / own_l),
+                       between / np.maximum(own_l, own_u))
+    seen = np.zeros(n_cells)
+    np.maximum.at(seen, lower, ratio)
+    np.maximum.at(seen, upper, ratio)
+    has = np.zeros(n_cells, dtype=bool)
+    has[lower] = has[upper] = True
+    return np.where(has, seen, out)
 
 
 def neighbour_pairs(rule: CellRule, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,53 +307,68 @@ def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: S
     save_times = list(save_times)
     passes: list[PassReport] = []
     converged, reason = False, SINGLE_PASS
-    p = 0
     while True:
-        p += 1
         points0, weights, quantiles = rule.tabulate()
         record = StepRecord(every=record_every)
         memory = MemoryTracker()
         invariants = pde.invariants()
         observers = [invariants, memory, *(() if refinement.enabled else trackers)]
-        extra = list(pass_trackers(p)) if pass_trackers is not None else []
+        extra = list(pass_trackers(len(passes) + 1)) if pass_trackers is not None else []
         wall = time.perf_counter()
         summary = integrate_points(pde, points0, weights, save_times, backend, output_grid,
                                    time_change=time_change, trackers=[*observers, *extra],
                                    record=record, quantiles=quantiles)
         risk = memory.series("risk")
         change = float(np.max(np.abs(risk - passes[-1].risk))) if passes else math.nan
-
-        def report(n_marked: int) -> PassReport:
-            return PassReport(rule.n_points, summary.n_steps, risk, change, n_marked,
-                              time.perf_counter() - wall, invariants.max_free_energy_rise,
-                              invariants.max_outside_mass)
-
-        if not refinement.enabled:
-            passes.append(report(0))
-            break
         marks: dict[int, tuple[int, int]] = {}
-        if passes and change <= refinement.risk_tol:
-            converged, reason = True, f"the risk moved by {change:.2e} <= risk_tol"
-        else:
-            amount, axis = stretch(rule, points0, [f.points for f in memory.frames],
-                                   pde.widths)
-            marks = plan_split(rule, amount, axis, refinement)
-            if not marks:
-                over = int(np.sum(amount > refinement.tol))
-                converged = over == 0
-                reason = ("no cell stretches beyond tol" if converged else
-                          f"{over} cells stretch beyond tol but max_points is reached")
-            elif p >= refinement.max_passes:
-                converged, marks = False, {}
-                reason = f"max_passes = {refinement.max_passes} reached"
-        passes.append(report(len(marks)))
+        if refinement.enabled:
+            marks, converged, reason = _next_split(rule, points0, memory.frames, pde.widths,
+                                                   refinement, change, len(passes) + 1)
+        passes.append(PassReport(rule.n_points, summary.n_steps, risk, change, len(marks),
+                                 time.perf_counter() - wall, invariants.max_free_energy_rise,
+                                 invariants.max_outside_mass))
         if not marks:
-            _replay(trackers, memory.frames, output_grid, backend, weights, quantiles,
-                    save_times, refinement_report(passes, converged, reason))
             break
         rule = rule.split(marks)
+    if refinement.enabled:
+        _replay(trackers, memory.frames, output_grid, backend, weights, quantiles,
+                save_times, refinement_report(passes, converged, reason))
     return CharacteristicsRun(summary, memory.frames, rule, points0, weights, quantiles,
                               record, passes, converged, reason)
+
+
+def _next_split(rule: CellRule, points0: np.ndarray, frames: Sequence[Frame],
+                widths: np.ndarray, refinement: Refinement, change: float, n_pass: int
+                ) -> tuple[dict[int, tuple[int, int]], bool, str]:
+    """After pass ``n_pass``: the cells to split (none when refinement stops), whether it
+    converged, and why it stopped.
+
+    Refinement converges when the risk moves less than ``risk_tol``, or when nothing
+    stretches after the first pass. Once passes have moved the risk, stopping needs the risk
+    criterion: if no cell stretches beyond ``tol``, the tolerance is halved (down to
+    ``tol / 64``) until some do, so that the last pass is checked against the one before.
+    """
+    if change <= refinement.risk_tol:  # False for the first pass (NaN)
+        return {}, True, f"the risk moved by {change:.2e} <= risk_tol"
+    amount, axis = stretch(rule, points0, [f.points for f in frames], widths)
+    scales = [1.0] if math.isnan(change) else [2.0**-i for i in range(MAX_HALVINGS + 1)]
+    for scale in scales:
+        tightened = replace(refinement, tol=refinement.tol * scale)
+        marks = plan_split(rule, amount, axis, tightened)
+        if marks:
+            break
+    if not marks:
+        if math.isnan(change) and not np.any(amount > refinement.tol):
+            return {}, True, "no cell stretches beyond tol"
+        over = int(np.sum(amount > refinement.tol * scales[-1]))
+        if over:
+            return {}, False, (f"{over} cells stretch beyond tol but max_points is reached "
+                               f"(the risk moved by {change:.2e} in the last pass)")
+        return {}, False, (f"the risk moved by {change:.2e} > risk_tol in the last pass, and "
+                           f"no cell stretches beyond tol / {2**MAX_HALVINGS}")
+    if n_pass >= refinement.max_passes:
+        return {}, False, f"max_passes = {refinement.max_passes} reached"
+    return marks, False, ""
 
 
 def _replay(trackers: Sequence[Tracker], frames: list[Frame], grid: Grid, backend: Backend,

@@ -81,6 +81,10 @@ class CharacteristicsPDE:
     outside_tol : float
         Largest total weight of the points allowed outside the box
         (:class:`PointInvariantTracker`).
+    scale_grid : Grid, optional
+        Whose cell centres fix the model's kernel columns (:class:`~.field.ModelAtPoints`):
+        the grid the same problem would run on, so both methods use one kernel. Default: the
+        box's corners.
     """
 
     model: Any
@@ -90,6 +94,7 @@ class CharacteristicsPDE:
     tol: float = 1e-8
     box_name: str = "the box"
     outside_tol: float = 1e-4
+    scale_grid: Grid | None = None
 
     def __post_init__(self) -> None:
         if self.scheme not in TABLEAUS:
@@ -117,7 +122,9 @@ class CharacteristicsPDE:
         return np.array([hi - lo for lo, hi in self.bounds])
 
     def field(self, backend: Backend) -> ModelAtPoints:
-        return ModelAtPoints(self.model, tuple(self.bounds), backend)
+        """The model at moving points, its kernel columns fixed by :attr:`scale_grid`."""
+        scale = None if self.scale_grid is None else self.scale_grid.points()
+        return ModelAtPoints(self.model, tuple(self.bounds), backend, scale)
 
     @property
     def lower(self) -> np.ndarray | None:
