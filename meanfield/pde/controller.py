@@ -26,7 +26,7 @@ from ..schedules import TimeChange
 from .equation import MeanFieldPDE
 from .solvers import STEPPERS
 from .solvers.heun import initial_carry
-from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker
+from .trackers import Frame, InvariantViolation, LastGood, StepInfo, Tracker, observed
 
 __all__ = ["integrate", "Loop", "RunSummary", "ResumePoint", "SYNC_EVERY"]
 
@@ -123,22 +123,17 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
         _restore(trackers, resume.tracker_states)
         loop.dt = float(resume.dt)
         frame = _frame(resume.index, save_times[resume.index], loop, trackers)
-    try:
+    def last_good() -> LastGood:
+        return LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
+                        to_numpy(loop.carry.rho))
+
+    with observed(trackers, last_good):
         for index in range(first, len(save_times)):
             t_out = save_times[index]
             loop.advance(float(time_change.tau(t_out)), trackers)
             frame = _frame(index, t_out, loop, trackers)
             for tracker in trackers:
                 tracker.handle_frame(frame)
-    except InvariantViolation:
-        last_good = LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
-                             to_numpy(loop.carry.rho))
-        for tracker in trackers:
-            tracker.handle_failure(last_good)
-        raise
-    finally:
-        for tracker in trackers:
-            tracker.finalize()
     return RunSummary(loop.step, save_times[-1], time.perf_counter() - wall, frame)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "ProgressTracker",
     "StorageTracker",
     "MemoryTracker",
+    "observed",
 ]
 
 
@@ -70,6 +73,23 @@ class Frame:
     tau: float = math.nan  # integrated time change int_0^t xi of the loop at the frame
     state: dict[str, float] = field(default_factory=dict)  # tracker states (``get_state``)
     points: np.ndarray | None = None  # (M, D): the characteristics solver's points
+
+
+@contextmanager
+def observed(trackers: Sequence[Any], last_good: Callable[[], Any]) -> Iterator[None]:
+    """The end of a time loop as its trackers see it: on an :class:`InvariantViolation`, every
+    tracker gets ``last_good()`` (:meth:`Tracker.handle_failure`) before the error goes on; in
+    every case each tracker is finalized."""
+    try:
+        yield
+    except InvariantViolation:
+        good = last_good()
+        for tracker in trackers:
+            tracker.handle_failure(good)
+        raise
+    finally:
+        for tracker in trackers:
+            tracker.finalize()
 
 
 @dataclass(frozen=True)

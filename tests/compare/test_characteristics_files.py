@@ -19,6 +19,7 @@ from compare.cli import main
 from compare.runner import run_config
 from meanfield.config import parse_config
 from meanfield.io import FrameStore, truncate_frames
+from tests.compare.test_resume import _crash_after_flush, _Killed
 from tests.conftest import assert_every_group_opens_in_xarray
 
 #: the brief's small 1-D run (about 0.2 s)
@@ -172,22 +173,10 @@ def test_plot_and_info_read_the_file(small_run, tmp_path, capsys) -> None:
 # ----------------------------------------------------------------------------- C.2
 
 
-class _Killed(BaseException):
-    """Stands for a kill: raised right after the n-th flush of the run file."""
-
-
 def _run_killed_after_flush(monkeypatch, config, path: Path, n: int) -> None:
-    flush = h5py.File.flush
-    count = {"n": 0}
-
-    def counting(self):
-        flush(self)
-        count["n"] += 1
-        if count["n"] == n:
-            raise _Killed
-
+    """Run ``config`` into ``path``, killed right after the ``n``-th flush of the file."""
     with monkeypatch.context() as patch:
-        patch.setattr(h5py.File, "flush", counting)
+        _crash_after_flush(patch, n)
         with pytest.raises(_Killed):
             run_config(config, path, progress=False)
 

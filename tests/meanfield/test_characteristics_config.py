@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import tomli_w
 
 from compare.cli import main
 from meanfield.config import ConfigError, load_config, parse_config
 from meanfield.config.builders import CharacteristicsSetup, build_pde_setup
-from meanfield.model.base import FullSpaceModel, KernelFeatures
 from tests.plugin_models import toy_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,31 +54,12 @@ def config_with(base: dict = SMALL, **keys: Any) -> dict:
 
 
 @dataclass(frozen=True)
-class GridOnlyLinear(FullSpaceModel):
+class GridOnlyLinear(toy_model.ToyLinear):
     """The toy linear unit with the grid's methods only: no ``potential_gradient``, no
-    ``kernel_feature_gradients``."""
+    ``kernel_feature_gradients`` (a plug-in model written for the grid)."""
 
-    teacher: tuple[float, ...]
-    noise: float = 0.0
-
-    @property
-    def ndim(self) -> int:  # type: ignore[override]
-        return len(self.teacher)
-
-    @property
-    def axis_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return tuple(f"t{i}" for i in range(self.ndim))
-
-    @property
-    def r_sharp(self) -> float:
-        return float(np.sum(np.square(self.teacher))) + self.noise
-
-    def potential(self, points: np.ndarray) -> np.ndarray:
-        return -np.asarray(points, dtype=np.float64) @ np.asarray(self.teacher)
-
-    def kernel_features(self, points: np.ndarray, scale_points: Any = None) -> KernelFeatures:
-        features = np.array(points, dtype=np.float64).reshape(-1, self.ndim)
-        return KernelFeatures(features, np.ones(self.ndim))
+    potential_gradient = None
+    kernel_feature_gradients = None
 
 
 GRID_ONLY = dataclasses.replace(

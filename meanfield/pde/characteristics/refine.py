@@ -218,8 +218,8 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
             inside[:, b] = np.maximum(inside[:, b], own - start[b][0])
             across[b] = np.maximum(across[b], between - start[b][1])
             uneven[:, b] = np.maximum(uneven[:, b], _unevenness(
-                own / np.maximum(start[b][0], TINY), between / np.maximum(start[b][1], TINY),
-                pairs[b], n_cells))
+                np.maximum(own, TINY) / np.maximum(start[b][0], TINY),
+                np.maximum(between, TINY) / np.maximum(start[b][1], TINY), pairs[b], n_cells))
     worst = inside.copy()
     for b, (lower, upper) in enumerate(pairs):
         np.maximum.at(worst[:, b], lower, across[b])

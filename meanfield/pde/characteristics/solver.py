@@ -42,13 +42,13 @@ from ...backends.arrays import Backend, to_numpy
 from ...grid import Grid
 from ...schedules import TimeChange
 from ..controller import RunSummary
-from ..trackers import Frame, InvariantViolation, LastGood, Tracker
+from ..trackers import Frame, InvariantViolation, LastGood, Tracker, observed
 from .density import deposit
 from .field import ModelAtPoints, feature_means, psi_gradient, risk_and_energy
 from .stepper import TABLEAUS, combine, next_step_size, stages
 
 __all__ = ["CharacteristicsPDE", "PointStep", "PointResume", "StepRecord", "integrate_points",
-           "make_rate", "PointInvariantTracker", "MIN_STEP"]
+           "PointLoop", "make_rate", "blocked", "PointInvariantTracker", "MIN_STEP"]
 
 Array = Any
 
@@ -336,22 +336,6 @@ def integrate_points(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.n
     save_times = [float(t) for t in save_times]
     if any(b <= a for a, b in zip(save_times, save_times[1:], strict=False)) or save_times[0] < 0:
         raise ValueError("save_times must be increasing and non-negative")
-    xp = backend.xp
-    tableau = TABLEAUS[pde.scheme]
-    w = backend.asarray(weights)
-    field_ = pde.field(backend)
-    rate = make_rate(field_, w, pde.l2, pde.lower)
-    project = pde.projection(backend)
-    kernel_weights = field_.kernel_weights()
-    scale = backend.asarray(pde.tol * pde.widths)
-    r_sharp = float(pde.model.r_sharp)
-
-    def energy_of(x: Array, aux: Any) -> tuple[float, float]:
-        values, _ = aux
-        risk, energy = risk_and_energy(x, w, values.potential, values.features, kernel_weights,
-                                       r_sharp, pde.l2, xp)
-        return float(risk), float(energy)
-
     first_index = 0 if resume is None else resume.index + 1
     run = {"grid": output_grid, "t_end": save_times[-1], "backend": backend, "mass0": 1.0,
            "t_start": save_times[first_index - 1] if first_index > 0 else 0.0,
@@ -361,83 +345,122 @@ def integrate_points(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.n
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
-    start = points0 if resume is None else resume.points
-    x = backend.asarray(start)
-    first = rate(x)
-    tau = 0.0 if resume is None else resume.tau
-    step = 0 if resume is None else resume.step
-    dt_last = 0.0 if resume is None else resume.dt
-    h = _first_step(first[0], backend.asarray(pde.widths), xp) if resume is None else resume.h
-    energy = energy_of(x, first[1])[1]
-    if record is not None:
-        record.checkpoints[step] = x
+    loop = PointLoop(pde, points0, weights, backend, time_change, record, resume)
 
-    def frame_at(index: int, t: float) -> Frame:
-        risk, free = energy_of(x, first[1])
-        host = np.asarray(to_numpy(x), dtype=np.float64).copy()
-        return Frame(index, t, step, dt_last, deposit(host, weights, output_grid, quantiles),
-                     risk, free,
-                     float(np.sum(weights)), tau, {"h": h, **_states(trackers)}, host)
+    def last_good() -> LastGood:
+        return LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
+                        deposit(loop.host_points(), weights, output_grid, quantiles))
 
     frame = None
-    try:
+    with observed(trackers, last_good):
         for index in range(first_index, len(save_times)):
-            t_out = save_times[index]
-            tau_out = float(time_change.tau(t_out))
-            while tau < tau_out:
-                remaining = tau_out - tau
-                last = h >= remaining * (1.0 - 1e-9)
-                h_try = remaining if last else h
-                if h_try <= MIN_STEP * max(tau_out, 1.0):
-                    raise InvariantViolation(
-                        f"step {step + 1} (t = {time_change.t_of_tau(tau):.6g}): the step size "
-                        f"fell to {h_try:.3g}; tighten nothing, report this (pde.tol = "
-                        f"{pde.tol:g})")
-                staged = stages(rate, x, first, h_try, tableau, project)
-                x_new = staged[-1][0] if tableau.fsal else combine(x, staged, h_try, tableau.b)
-                if project is not None and not tableau.fsal:
-                    x_new = project(x_new)
-                error = combine(0.0, staged, h_try, tableau.error)
-                norm = float(xp.max(xp.abs(error) / scale))
-                if norm <= 1.0:
-                    first_new = staged[-1][1:] if tableau.fsal else rate(x_new)
-                    energy_new = energy_of(x_new, first_new[1])[1]
-                    speed = xp.sqrt(xp.sum(first_new[0] * first_new[0], axis=1))
-                    slack = float(xp.sum(w * 0.5 * speed * xp.sqrt(xp.sum(error * error,
-                                                                          axis=1))))
-                    t_new = float(time_change.t_of_tau(tau_out if last else tau + h_try))
-                    info = PointStep(step + 1, t_new, x_new, energy_new, energy, slack, xp)
-                    for tracker in trackers:
-                        tracker.handle_point_step(info)
-                    if record is not None:
-                        record.taus.append(tau)
-                        record.sizes.append(h_try)
-                    dt_last = t_new - float(time_change.t_of_tau(tau))
-                    x, first, energy = x_new, first_new, energy_new
-                    tau = tau_out if last else tau + h_try
-                    step += 1
-                    if record is not None and step % record.every == 0:
-                        record.checkpoints[step] = x
-                    h_next = next_step_size(h_try, norm, tableau.order)
-                    h = max(h, h_next) if last else h_next
-                else:
-                    h = next_step_size(h_try, norm, tableau.order)
-            frame = frame_at(index, t_out)
+            loop.advance(float(time_change.tau(save_times[index])), trackers)
+            risk, free = loop.functionals()
+            host = loop.host_points()
+            frame = Frame(index, save_times[index], loop.step, loop.dt,
+                          deposit(host, weights, output_grid, quantiles), risk, free,
+                          float(np.sum(weights)), loop.tau, {"h": loop.h, **_states(trackers)},
+                          host)
             if record is not None:
-                record.frame_steps.append(step)
-                record.checkpoints[step] = x
+                record.frame_steps.append(loop.step)
+                record.checkpoints[loop.step] = loop.x
             for tracker in trackers:
                 tracker.handle_frame(frame)
-    except InvariantViolation:
-        last_good = LastGood(float(time_change.t_of_tau(tau)), step,
-                             deposit(np.asarray(to_numpy(x)), weights, output_grid, quantiles))
+    return RunSummary(loop.step, save_times[-1], time.perf_counter() - wall, frame)
+
+
+class PointLoop:
+    """The stepping state of :func:`integrate_points`: the points on the backend, the clock,
+    the next step size and the last stage (an FSAL pair's next first stage).
+
+    Attributes
+    ----------
+    x : array ``(M, D)``
+    tau, step : ``int xi`` and the accepted steps so far
+    h : the next step size (in ``tau``) the controller chose
+    dt : the last accepted step in physical time (0 before the first)
+    energy : the free energy of ``x``
+    """
+
+    def __init__(self, pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarray,
+                 backend: Backend, time_change: TimeChange, record: StepRecord | None,
+                 resume: PointResume | None) -> None:
+        self.pde, self.backend, self.xp = pde, backend, backend.xp
+        self.time_change, self.record = time_change, record
+        self.tableau = TABLEAUS[pde.scheme]
+        self.w = backend.asarray(weights)
+        field_ = pde.field(backend)
+        self.rate = make_rate(field_, self.w, pde.l2, pde.lower)
+        self.project = pde.projection(backend)
+        self.kernel_weights = field_.kernel_weights()
+        self.scale = backend.asarray(pde.tol * pde.widths)
+        self.x = backend.asarray(points0 if resume is None else resume.points)
+        self.first = self.rate(self.x)
+        self.tau = 0.0 if resume is None else resume.tau
+        self.step = 0 if resume is None else resume.step
+        self.dt = 0.0 if resume is None else resume.dt
+        self.h = (_first_step(self.first[0], backend.asarray(pde.widths), self.xp)
+                  if resume is None else resume.h)
+        self.energy = self.functionals()[1]
+        if record is not None:
+            record.checkpoints[self.step] = self.x
+
+    def functionals(self, x: Array | None = None, aux: Any = None) -> tuple[float, float]:
+        """Risk and free energy of ``x`` (default: the current state)."""
+        x, aux = (self.x, self.first[1]) if x is None else (x, aux)
+        values, _ = aux
+        risk, energy = risk_and_energy(x, self.w, values.potential, values.features,
+                                       self.kernel_weights, float(self.pde.model.r_sharp),
+                                       self.pde.l2, self.xp)
+        return float(risk), float(energy)
+
+    def host_points(self) -> np.ndarray:
+        return np.asarray(to_numpy(self.x), dtype=np.float64).copy()
+
+    def advance(self, tau_out: float, trackers: Sequence[Tracker]) -> None:
+        """Step until ``tau`` equals ``tau_out`` exactly (the last step is cut to land on it)."""
+        while self.tau < tau_out:
+            remaining = tau_out - self.tau
+            last = self.h >= remaining * (1.0 - 1e-9)
+            h_try = remaining if last else self.h
+            if h_try <= MIN_STEP * max(tau_out, 1.0):
+                raise InvariantViolation(
+                    f"step {self.step + 1} (t = {self.time_change.t_of_tau(self.tau):.6g}): "
+                    f"the step size fell to {h_try:.3g} at pde.tol = {self.pde.tol:g}: the "
+                    "velocity changes faster than the controller can follow (check the "
+                    "model's gradients where the points are)")
+            norm = self._attempt(h_try, tau_out if last else self.tau + h_try, trackers)
+            h_next = next_step_size(h_try, norm, self.tableau.order)
+            self.h = max(self.h, h_next) if last and norm <= 1.0 else h_next
+
+    def _attempt(self, h: float, tau_new: float, trackers: Sequence[Tracker]) -> float:
+        """One step of size ``h``, committed if its error norm is at most 1; the norm."""
+        xp, tableau = self.xp, self.tableau
+        staged = stages(self.rate, self.x, self.first, h, tableau, self.project)
+        x_new = staged[-1][0] if tableau.fsal else combine(self.x, staged, h, tableau.b)
+        if self.project is not None and not tableau.fsal:
+            x_new = self.project(x_new)
+        error = combine(0.0, staged, h, tableau.error)
+        norm = float(xp.max(xp.abs(error) / self.scale))
+        if not norm <= 1.0:
+            return norm
+        first_new = staged[-1][1:] if tableau.fsal else self.rate(x_new)
+        energy_new = self.functionals(x_new, first_new[1])[1]
+        speed = xp.sqrt(xp.sum(first_new[0] * first_new[0], axis=1))
+        slack = float(xp.sum(self.w * 0.5 * speed * xp.sqrt(xp.sum(error * error, axis=1))))
+        t_new = float(self.time_change.t_of_tau(tau_new))
+        info = PointStep(self.step + 1, t_new, x_new, energy_new, self.energy, slack, xp)
         for tracker in trackers:
-            tracker.handle_failure(last_good)
-        raise
-    finally:
-        for tracker in trackers:
-            tracker.finalize()
-    return RunSummary(step, save_times[-1], time.perf_counter() - wall, frame)
+            tracker.handle_point_step(info)
+        if self.record is not None:
+            self.record.taus.append(self.tau)
+            self.record.sizes.append(h)
+        self.dt = t_new - float(self.time_change.t_of_tau(self.tau))
+        self.x, self.first, self.energy, self.tau = x_new, first_new, energy_new, tau_new
+        self.step += 1
+        if self.record is not None and self.step % self.record.every == 0:
+            self.record.checkpoints[self.step] = self.x
+        return norm
 
 
 def _first_step(velocity: Array, widths: Array, xp: Any) -> float:
