@@ -15,10 +15,10 @@ import time
 import tomllib
 from pathlib import Path
 
+from compare.study import clt_predictions
 from meanfield.config import parse_config
 from meanfield.config.builders import build_pde_setup
 from meanfield.config.driver import solve_in_memory
-from compare.study import clt_predictions
 
 CONFIG = Path(__file__).resolve().parents[1] / "data/configs/reproduce/mmn-fig1.paper.toml"
 TIMES = [0.0, 2.0, 5.0, 10.0, 20.0]

@@ -1,6 +1,7 @@
 """``meanfield info --selftest``: the same short runs on NumPy and on every other backend.
 
-With a GPU this checks CuPy against NumPy on every model, and reports whether each fused kernel
+The grid PDE on every model, and the characteristics solver (forward, and its reverse pass for
+the CLT) on three. With a GPU this checks CuPy against NumPy, and reports whether each fused kernel
 compiled (a kernel that did not runs unfused: slower, same numbers). Without one it still runs
 the GPU code path on the array-API-strict backend
 (:class:`~meanfield.backends.tracing.TracingBackend`),
@@ -34,6 +35,8 @@ from .model import (
     TeacherStudent,
     initial_density,
 )
+from .pde.characteristics import CellRule, CharacteristicsPDE, StepRecord, integrate_points
+from .pde.characteristics.adjoint import reverse_pass, risk_functional
 from .pde.controller import integrate
 from .pde.equation import MeanFieldPDE
 from .pde.trackers import InvariantTracker, MemoryTracker
@@ -101,6 +104,45 @@ def _multidimensional_cases() -> dict[str, tuple[MeanFieldPDE, np.ndarray, list[
     }
 
 
+def _point_cases() -> dict[str, tuple[CharacteristicsPDE, CellRule, Grid, list[float]]]:
+    """The characteristics solver, forward and reverse (the CLT's phi_0 of the risk)."""
+    radial = Grid(((0.0, 8.0),), (100,), ("r",))
+    square = Grid(((-3.0, 3.0),) * 2, (20, 20), ("t0", "t1"))
+    plane = ((-1.5, 2.5), (-2.0, 2.0))
+    student = TeacherStudent(k=1, input_law="uniform", trained=("w", "b"), bounds=plane,
+                             target=TeacherNetwork(a=(1.0,), w=((2.0,),), b=(0.5,)))
+    plane_grid = Grid(plane, (20, 20), student.axis_names)
+    return {
+        "points: isotropic d=40 (mmn)": (
+            CharacteristicsPDE(IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"]), radial.bounds,
+                               scale_grid=radial),
+            CellRule.uniform(ScaledChiLaw(0.8, 40).axis_laws(), [16]), radial, [0.0, 1.0]),
+        "points: teacher-student 2-D (w, b)": (
+            CharacteristicsPDE(student, plane, scale_grid=plane_grid),
+            CellRule.uniform(NormalLaw((0.5, 0.0), (0.25, 0.25)).axis_laws(), [4, 4]),
+            plane_grid, [0.0, 0.5]),
+        "points: linear unit 2-D (l2=0.1)": (
+            CharacteristicsPDE(LinearUnit(theta_star=(1.0, -0.5)), square.bounds, l2=0.1),
+            CellRule.uniform(NormalLaw((-0.5, 0.5), (0.3, 0.3)).axis_laws(), [4, 4]), square,
+            [0.0, 0.3]),
+    }
+
+
+def _point_final(pde: CharacteristicsPDE, rule: CellRule, grid: Grid, times: list[float],
+                 name: str) -> tuple:
+    """Final points and ``phi_0`` of the risk at the last time, stacked; the risk; wall."""
+    backend = TracingBackend() if name == "array_api_strict" else get_backend(name)
+    points, weights = rule.points()
+    mem, record = MemoryTracker(), StepRecord(every=8)
+    start = time.perf_counter()
+    integrate_points(pde, points, weights, times, backend, grid, record=record,
+                     trackers=[pde.invariants(), mem])
+    phi0 = reverse_pass(pde, points, weights, record, [risk_functional()], backend,
+                        frames=[len(times) - 1]).phi0["risk"][0]
+    values = np.concatenate([mem.frames[-1].points.ravel(), phi0])
+    return values, mem.frames[-1].risk, time.perf_counter() - start
+
+
 def _final(pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], name: str) -> tuple:
     mem = MemoryTracker()
     start = time.perf_counter()
@@ -140,10 +182,12 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
     if "cupy" not in available_backends():
         print_fn("CuPy: not available (no CuPy or no visible GPU); checking array_api_strict")
     ok = True
-    for label, (pde, rho0, times) in _cases().items():
-        reference, ref_risk, ref_wall = _final(pde, rho0, times, "numpy")
+    runs = [(label, _final, case) for label, case in _cases().items()]
+    runs += [(label, _point_final, case) for label, case in _point_cases().items()]
+    for label, final, case in runs:
+        reference, ref_risk, ref_wall = final(*case, "numpy")
         for name in others:
-            density, risk, wall = _final(pde, rho0, times, name)
+            density, risk, wall = final(*case, name)
             error = float(np.max(np.abs(density - reference)) / np.max(np.abs(reference)))
             passed = error <= SELFTEST_RTOL and abs(risk - ref_risk) <= SELFTEST_RTOL
             ok &= passed
