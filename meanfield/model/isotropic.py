@@ -282,25 +282,39 @@ class IsotropicGaussians(ReducedModel):
         slope = np.interp(r, 0.5 * (edges[1:] + edges[:-1]), np.gradient(phi, h[0]))
         return self.sgd_noise_rate_units(r, slope, rng)
 
-    def sgd_noise_rate_units(self, r: np.ndarray, slope: np.ndarray,
-                             rng: np.random.Generator) -> float:
-        """The rate of :meth:`sgd_noise_rate` for units already drawn from ``rho``: radii ``r``
-        ``(n,)`` with the slopes ``phi'(r)`` ``(n,)``; as many inputs as units (host NumPy).
+    def sgd_noise_rate_units(self, r: np.ndarray, slope: np.ndarray, rng: np.random.Generator,
+                             weights: np.ndarray | None = None, n_inputs: int | None = None
+                             ) -> float:
+        """The rate of :meth:`sgd_noise_rate` for a law of units given as radii ``r`` ``(n,)``
+        with weights (default equal) and the slopes ``phi'(r)`` ``(n,)``, on ``n_inputs``
+        inputs (default ``n``), host NumPy.
 
         With uniform directions ``u``, ``grad sigma_* . grad phi = s'(<w, x>) <x, u> phi'(|w|)``.
+        The directions are Monte Carlo, one per unit; two independent sets give two estimates
+        ``g_1(x), g_2(x)`` of ``<grad sigma_* . grad phi, rho>``, and the rate is their
+        covariance over the inputs: unbiased, where the variance of one estimate would add its
+        own Monte Carlo noise (large when a few light units carry large slopes, as units near a
+        separatrix do).
         """
-        n_samples = int(np.asarray(r).size)
+        r, slope = np.asarray(r, dtype=np.float64), np.asarray(slope, dtype=np.float64)
+        weights = (np.full(r.size, 1.0 / r.size) if weights is None
+                   else np.asarray(weights, dtype=np.float64) / np.sum(weights))
+        n_inputs = r.size if n_inputs is None else int(n_inputs)
         d = int(self.d)
-        units = rng.standard_normal((n_samples, d))
-        units /= np.linalg.norm(units, axis=1, keepdims=True)
-        y = np.where(rng.random(n_samples) < 0.5, 1.0, -1.0)
+        y = np.where(rng.random(n_inputs) < 0.5, 1.0, -1.0)
         scale = np.where(y > 0, self.taus[0], self.taus[1])[:, None]
-        x = rng.standard_normal((n_samples, d)) * scale
-        along = x @ units.T  # <x, w/|w|>, (n_x, n_units)
-        z = along * np.asarray(r)
-        residual = y - self.activation(z).mean(axis=1)
-        pushed = (self.activation.derivative(z) * along * np.asarray(slope)).mean(axis=1)
-        return float(np.var(residual * pushed, ddof=1))
+        x = rng.standard_normal((n_inputs, d)) * scale
+        estimates = []
+        for _ in range(2):
+            units = rng.standard_normal((r.size, d))
+            units /= np.linalg.norm(units, axis=1, keepdims=True)
+            along = x @ units.T  # <x, w/|w|>, (n_inputs, n_units)
+            z = along * r
+            residual = y - self.activation(z) @ weights
+            estimates.append(residual * ((self.activation.derivative(z) * along) @ (weights
+                                                                                   * slope)))
+        first, second = (e - e.mean() for e in estimates)
+        return float(np.sum(first * second) / (n_inputs - 1))
 
     def pair_views(self) -> list[tuple[Any, np.ndarray | None]]:
         """The exact pair kernel as a sum of isotropic views: here the model itself.

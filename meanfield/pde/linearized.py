@@ -258,38 +258,55 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
 
 
 def full_space_noise_rate_units(model: Any, theta: np.ndarray, grad_phi: np.ndarray,
-                                rng: np.random.Generator) -> float:
-    """The rate of :func:`full_space_noise_rate` for units ``theta`` ``(n, D)`` already drawn
-    from ``rho``, with ``grad phi`` there ``(n, D)``, and as many inputs from the model's own
-    data sampler. The projected gradient goes through the model's particle code (``forward``,
-    ``backward``) with each input as its own replica, so the rate matches what one SGD step
-    does."""
+                                rng: np.random.Generator, weights: np.ndarray | None = None,
+                                n_inputs: int | None = None) -> float:
+    """The rate of :func:`full_space_noise_rate` for a law of units ``theta`` ``(n, D)`` with
+    weights (default equal) and ``grad phi`` there ``(n, D)``, on ``n_inputs`` inputs (default
+    ``n``) from the model's own data sampler. The projected gradient goes through the model's
+    particle code (``forward``, ``backward``) with each input as its own replica, so the rate
+    matches what one SGD step does; the units enter exactly, so only the inputs are Monte
+    Carlo."""
     from ..rng import CounterRNG
 
-    n_samples = theta.shape[0]
+    n_units = theta.shape[0]
+    weights = (np.full(n_units, 1.0 / n_units) if weights is None
+               else np.asarray(weights, dtype=np.float64) / np.sum(weights))
+    n_inputs = n_units if n_inputs is None else int(n_inputs)
     stream = CounterRNG.from_seed(int(rng.integers(2**31)), 1, np, np.asarray)
-    x, y = model.sample_data(stream, 0, n_samples, np)  # (1, n, k), (1, n)
+    x, y = model.sample_data(stream, 0, n_inputs, np)  # (1, n, k), (1, n)
     kicks = []
-    for lo in range(0, n_samples, _INPUT_CHUNK):
+    for lo in range(0, n_inputs, _INPUT_CHUNK):
         xs = np.swapaxes(x[:, lo:lo + _INPUT_CHUNK], 0, 1)  # (C, 1, k): one input per replica
         units = np.broadcast_to(theta, (xs.shape[0], *theta.shape))
         values, cache = model.forward(xs, units, np)
-        residual = y[0, lo:lo + _INPUT_CHUNK] - values.mean(axis=-1)[:, 0]  # (C,)
+        residual = y[0, lo:lo + _INPUT_CHUNK] - values[:, 0] @ weights  # (C,)
         pushed = model.backward(xs, units, cache, residual[:, None, None], np)  # (C, n, D)
-        kicks.append(np.mean(np.sum(pushed * grad_phi, axis=-1), axis=-1))
+        kicks.append(np.sum(pushed * grad_phi, axis=-1) @ weights)
     return float(np.var(np.concatenate(kicks), ddof=1))
+
+
+#: most points a point law's noise rate sums over exactly (beyond, it samples this many)
+POINT_UNITS = 4000
 
 
 def point_noise_rate(model: Any, points: np.ndarray, grad_phi: np.ndarray,
                      weights: np.ndarray, rng: np.random.Generator, n_samples: int = 4000
                      ) -> float:
     """The rate of :func:`sgd_step_variance` for a law of weighted points (the characteristics
-    solver): ``n_samples`` units drawn from the points with probabilities ``weights``, with
-    ``grad phi`` at them ``(M, D)``."""
-    index = rng.choice(weights.size, size=n_samples, p=weights / weights.sum())
+    solver), with ``grad phi`` at the points ``(M, D)`` and ``n_samples`` inputs.
+
+    Every point enters with its weight (up to :data:`POINT_UNITS` points; a larger law is
+    sampled with probabilities ``weights``). Sampling the points instead would add the Monte
+    Carlo noise of ``sum_j w_j grad phi_j ...`` to the variance over inputs, large where light
+    points carry large ``grad phi`` (near a separatrix, after MMN's split).
+    """
+    if points.shape[0] > POINT_UNITS:
+        index = rng.choice(weights.size, size=POINT_UNITS, p=weights / weights.sum())
+        points, grad_phi, weights = points[index], grad_phi[index], None
     if hasattr(model, "sgd_noise_rate_units"):
-        return float(model.sgd_noise_rate_units(points[index, 0], grad_phi[index, 0], rng))
-    return full_space_noise_rate_units(model, points[index], grad_phi[index], rng)
+        return float(model.sgd_noise_rate_units(points[:, 0], grad_phi[:, 0], rng, weights,
+                                                n_samples))
+    return full_space_noise_rate_units(model, points, grad_phi, rng, weights, n_samples)
 
 
 def has_sgd_noise_rate(model: Any, n_axes: int) -> bool:
