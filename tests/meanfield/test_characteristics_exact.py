@@ -369,7 +369,9 @@ def _double_well() -> CharacteristicsPDE:
     """V = x^4/4 - x^2/2, U = 0: starts below 0 go to -1, above 0 to +1 (risk 2 <V, rho>)."""
     model = FeatureModel(lambda q: q[:, 0] ** 4 / 4 - q[:, 0] ** 2 / 2, ndim=1,
                          potential_grad_fn=lambda q: q**3 - q)
-    return CharacteristicsPDE(model, DOUBLE_WELL_BOX)
+    # a step tolerance well below the risk tolerance of the refinement tests: the risk of two
+    # passes differs by their time errors too (about 1e-6 at the default 1e-8 here)
+    return CharacteristicsPDE(model, DOUBLE_WELL_BOX, tol=1e-10)
 
 
 def _double_well_flow(x0, tau: float):
@@ -402,8 +404,8 @@ def test_refinement_resolves_the_front_of_a_double_well() -> None:
     rule = CellRule.uniform(DOUBLE_WELL_LAW.axis_laws(), [16], 2)
     plain = solve_with_refinement(pde, rule, times, backend, grid)
     # risk_tol above the floor the step tolerance leaves between two passes (their steps
-    # differ: measured 1e-7 to 2e-7 here)
-    refinement = Refinement(tol=0.01, risk_tol=1e-6, max_passes=6)
+    # differ)
+    refinement = Refinement(tol=0.01, risk_tol=1e-6, max_passes=8)
     refined = solve_with_refinement(pde, rule, times, backend, grid, refinement=refinement)
     assert len(plain.passes) == 1 and plain.weights.size == 32
 
@@ -477,7 +479,7 @@ def test_refinement_splits_only_the_cell_across_the_front() -> None:
     assert np.all(np.delete(amount, pair) < 0.02)
 
     run = solve_with_refinement(pde, rule, times, backend, grid,
-                                refinement=Refinement(tol=0.02, risk_tol=1e-6, max_passes=8))
+                                refinement=Refinement(tol=0.02, risk_tol=1e-6, max_passes=12))
     assert run.converged, run.reason
     new = _new_cells(rule, run.rule)
     assert new.size > 0
@@ -489,12 +491,14 @@ def test_refinement_splits_only_the_cell_across_the_front() -> None:
         for c in range(rule.n_cells)])
     np.testing.assert_allclose(run.rule.masses()[new].sum(), rule.masses()[~kept].sum(),
                                rtol=1e-12)
-    # the cell that ends around 0 was split at every pass that split something
+    # the cell that ends around 0 was halved again and again (measured 6 times in 9 passes
+    # that split something; the others split its neighbours, the front sitting between
+    # their facing nodes)
     splits = sum(p.n_marked > 0 for p in run.passes)
     front = np.nonzero((run.rule.u_lo[:, 0] <= u0) & (run.rule.u_hi[:, 0] >= u0))[0]
-    assert splits >= 2  # measured 2 passes with splits, 3 in all
+    assert splits >= 2
     width = rule.u_hi[holder, 0] - rule.u_lo[holder, 0]
-    assert run.rule.masses()[front].max() <= width / 2**splits * (1 + 1e-12)
+    assert run.rule.masses()[front].max() <= width / 2**5 * (1 + 1e-12)
     err = abs(run.weights @ run.frames[-1].points[:, 0] - _double_well_exact(2.0))
     assert err < 1e-5  # measured 1.2e-6 (the plain rule: 1.2e-2)
 
@@ -509,7 +513,7 @@ def test_refinement_with_the_initial_frame_leaves_smooth_cells_alone() -> None:
     u0 = special.ndtr(-0.1)
     holder = int(np.nonzero((rule.u_lo[:, 0] < u0) & (rule.u_hi[:, 0] > u0))[0][0])
     run = solve_with_refinement(pde, rule, [0.0, 1.0, 2.0], get_backend("numpy"), grid,
-                                refinement=Refinement(tol=0.02, risk_tol=1e-6, max_passes=8))
+                                refinement=Refinement(tol=0.02, risk_tol=1e-6, max_passes=12))
     assert run.converged, run.reason
     new = _new_cells(rule, run.rule)
     # the same flow as above: only the cell across the front (or its neighbours) should split

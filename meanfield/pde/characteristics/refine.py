@@ -13,8 +13,9 @@ largest over the output frames (:func:`stretch`).
 :func:`solve_with_refinement` runs the whole problem on the rule, splits every cell whose
 stretch exceeds ``tol`` along its worst axis into ``2^l`` equal-mass pieces (``l =
 ceil(log2(stretch / tol))``, at most ``max_level``), and runs again from ``t = 0`` with the
-refined rule, until the risk at every output time changes by less than ``risk_tol`` between
-two passes (or no cell stretches beyond ``tol``, or the budget of passes or points is spent).
+refined rule, until the risk at every output time changes by less than ``risk_tol`` in each
+of two passes in a row (or no cell stretches beyond ``tol`` after the first pass, or the budget
+of passes or points is spent).
 Rerunning from ``t = 0`` keeps every pass one fixed system of weighted points, so the final
 pass is an ordinary run: its frames are the result, and the reverse pass (:mod:`.adjoint`)
 differentiates exactly it. The last change of the risk is reported as the refinement's error
@@ -320,10 +321,14 @@ def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: S
                                    record=record, quantiles=quantiles)
         risk = memory.series("risk")
         change = float(np.max(np.abs(risk - passes[-1].risk))) if passes else math.nan
+        # two passes in a row must agree: one quiet pass may have split cells that do not
+        # matter while the front's cell kept its error
+        settled = max(change, passes[-1].risk_change) if len(passes) > 1 else math.nan
         marks: dict[int, tuple[int, int]] = {}
         if refinement.enabled:
             marks, converged, reason = _next_split(rule, points0, memory.frames, pde.widths,
-                                                   refinement, change, len(passes) + 1)
+                                                   refinement, change, settled,
+                                                   len(passes) + 1)
         passes.append(PassReport(rule.n_points, summary.n_steps, risk, change, len(marks),
                                  time.perf_counter() - wall, invariants.max_free_energy_rise,
                                  invariants.max_outside_mass))
@@ -338,18 +343,20 @@ def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: S
 
 
 def _next_split(rule: CellRule, points0: np.ndarray, frames: Sequence[Frame],
-                widths: np.ndarray, refinement: Refinement, change: float, n_pass: int
-                ) -> tuple[dict[int, tuple[int, int]], bool, str]:
+                widths: np.ndarray, refinement: Refinement, change: float, settled: float,
+                n_pass: int) -> tuple[dict[int, tuple[int, int]], bool, str]:
     """After pass ``n_pass``: the cells to split (none when refinement stops), whether it
     converged, and why it stopped.
 
-    Refinement converges when the risk moves less than ``risk_tol``, or when nothing
-    stretches after the first pass. Once passes have moved the risk, stopping needs the risk
-    criterion: if no cell stretches beyond ``tol``, the tolerance is halved (down to
-    ``tol / 64``) until some do, so that the last pass is checked against the one before.
+    Refinement converges when the risk has moved less than ``risk_tol`` in each of the last
+    two passes (``settled``, the larger of the two changes), or when nothing stretches after
+    the first pass. Once passes have moved the risk, stopping needs the risk criterion: if no
+    cell stretches beyond ``tol``, the tolerance is halved (down to ``tol / 64``) until some
+    do, so that the last passes are checked against each other.
     """
-    if change <= refinement.risk_tol:  # False for the first pass (NaN)
-        return {}, True, f"the risk moved by {change:.2e} <= risk_tol"
+    if settled <= refinement.risk_tol:  # False before the third pass (NaN)
+        return {}, True, (f"the risk moved by {change:.2e} and {settled:.2e} <= risk_tol in "
+                          "the last two passes")
     amount, axis = stretch(rule, points0, [f.points for f in frames], widths)
     scales = [1.0] if math.isnan(change) else [2.0**-i for i in range(MAX_HALVINGS + 1)]
     for scale in scales:
