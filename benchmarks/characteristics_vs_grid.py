@@ -110,13 +110,19 @@ def main() -> None:
     reverse_pass(setup.pde, run.points0, run.weights, run.record, funs, setup.backend)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    state = run.weights.size * 8
-    print(f"\nreverse pass ({run.weights.size} points, {run.record.n_steps} steps, "
-          f"{len(funs)} functionals x {len(run.frames)} frames, checkpoint every "
-          f"{run.record.every} steps): {seconds:.1f} s against the final pass's "
-          f"{run.passes[-1].seconds:.1f} s forward; peak memory {peak / 2**20:.1f} MiB "
-          f"({peak / state:.0f} states of M x D floats; storing every step would take "
-          f"{run.record.n_steps + 1})")
+    n_points, n_axes = run.points0.shape
+    features = setup.model.kernel_features(run.points0[:1], setup.pde.field(
+        setup.backend).scale_points).n_features
+    stage_values = 7 * n_points * (features * (n_axes + 1) + n_axes + 1) * 8
+    states = run.record.n_steps // run.record.every + run.record.every
+    checkpoints = states * n_points * n_axes * 8
+    adjoint = 2 * len(funs) * len(run.frames) * n_points * (n_axes + 1) * 8
+    print(f"\nreverse pass ({n_points} points, {run.record.n_steps} steps, {len(funs)} "
+          f"functionals x {len(run.frames)} frames, checkpoint every {run.record.every} steps): "
+          f"{seconds:.1f} s against the final pass's {run.passes[-1].seconds:.1f} s forward; "
+          f"peak memory {peak / 2**20:.2f} MiB; of which the checkpoints and one segment's "
+          f"states {checkpoints / 2**20:.2f} MiB, one step's stages (model values) "
+          f"{stage_values / 2**20:.2f} MiB, the adjoints {adjoint / 2**20:.2f} MiB")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ What the model object (``entry.build(model_spec, pde_spec)``) must provide:
   ``ndim``, ``axis_names``, ``r_sharp``, ``potential(points)`` and
   ``kernel_features(points, scale_points)`` (a low-rank ``U``), optionally ``norm_sq``,
   ``log_jacobian``, ``self_interaction``, ``check_noise(beta)`` and ``validate(grid)``. For the
-  CLT predictions of a study, also ``potential_gradient(points)`` and
-  ``kernel_feature_gradients(points, scale_points)``. A model whose grid is its parameter space
-  subclasses :class:`~meanfield.model.base.FullSpaceModel` (``dim = ndim``, ``reduce`` = identity).
+  CLT predictions of a study and for ``pde.method = "characteristics"``, also
+  ``potential_gradient(points)`` and ``kernel_feature_gradients(points, scale_points)``
+  (optionally ``kernel_features_with_gradients``, both from one evaluation, and
+  ``domain_lower``, 0 on radial axes). A model whose grid is its parameter space subclasses
+  :class:`~meanfield.model.base.FullSpaceModel` (``dim = ndim``, ``reduce`` = identity).
 * for the particles (``entry.particles = True``; see :mod:`particles.methods`):
   ``dim`` (parameters per unit), ``axis_names``, ``reduce(theta, xp)`` (``(R, N, dim)`` to the
   reduced coordinates ``(R, N, k)``) and ``population_risk(theta, order, backend)`` (``(R,)``),
@@ -44,8 +46,9 @@ What the model object (``entry.build(model_spec, pde_spec)``) must provide:
   compiled engine is used only for models that also describe themselves with the ``*_pieces``
   methods of :mod:`meanfield.model.pieces`; any other model runs on the NumPy path.
 * the initial law (``entry.law(model_spec, init_spec)``): ``cell_masses(grid) -> (masses,
-  outside)`` and ``box(tol)`` for the PDE, ``sample_streams(rng, n) -> (R, n, dim)`` for the
-  particles (:class:`~meanfield.model.laws.NormalLaw` of :func:`meanfield.model.keys.normal_law`
+  outside)`` and ``box(tol)`` for the PDE, ``axis_laws()`` (independent one-axis laws with
+  ``from_score(z)``, the quantile at normal score ``z``) for the characteristics solver,
+  ``sample_streams(rng, n) -> (R, n, dim)`` for the particles (:class:`~meanfield.model.laws.NormalLaw` of :func:`meanfield.model.keys.normal_law`
   serves every model whose grid is its parameter space).
 
 Examples

@@ -302,10 +302,14 @@ def point_noise_rate(model: Any, points: np.ndarray, grad_phi: np.ndarray,
     """
     if points.shape[0] > POINT_UNITS:
         index = rng.choice(weights.size, size=POINT_UNITS, p=weights / weights.sum())
-        points, grad_phi, weights = points[index], grad_phi[index], None
+        points, grad_phi, weights = points[index], grad_phi[index], np.ones(POINT_UNITS)
     if hasattr(model, "sgd_noise_rate_units"):
-        return float(model.sgd_noise_rate_units(points[:, 0], grad_phi[:, 0], rng, weights,
-                                                n_samples))
+        # a radial law: each point stands for a sphere of units, its directions Monte Carlo;
+        # about n_samples directions in all, each point's weight shared by its copies
+        copies = max(1, n_samples // points.shape[0])
+        return float(model.sgd_noise_rate_units(
+            np.repeat(points[:, 0], copies), np.repeat(grad_phi[:, 0], copies), rng,
+            np.repeat(weights / copies, copies), n_samples))
     return full_space_noise_rate_units(model, points, grad_phi, rng, weights, n_samples)
 
 
