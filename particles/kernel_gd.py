@@ -1,15 +1,27 @@
-"""Population gradient descent of Gaussian-kernel units on the sphere (RVE eq. (4.5)).
+"""Population gradient flows of Gaussian-kernel units on the sphere (RVE eq. (4.5)).
 
 The units ``(c_i, y_i)`` of :class:`meanfield.model.sphere_kernel.SphereKernel` follow the
-gradient flow of ``N L`` in mean-field time (a rate independent of ``N``), with the exact
-population loss of the model (no data batches, cost ``(N d)^2`` per step):
+gradient flow of ``N J`` in mean-field time (a rate independent of ``N``) for one of two
+objectives ``J`` (no data batches, cost ``(N d)^2`` per step), chosen by name:
 
-.. math::
+* ``"collocation"`` (the default): RVE's (4.5) as printed, ``J = E`` the collocation energy,
 
-    \\dot c_i = F_i - \\frac1N \\sum_j c_j K_{ij}, \\qquad
-    \\dot y_i = P_{y_i}\\, c_i \\Big(\\nabla F_i - \\frac1N \\sum_j c_j \\nabla_{y_i} K_{ij}\\Big),
+  .. math::
 
-``P_y = I - y y^T / |y|^2`` the tangent projector of the sphere at ``y``.
+      \\dot c_i = f(y_i) - \\frac1N \\sum_j c_j \\varphi(y_i, y_j), \\qquad
+      \\dot y_i = P_{y_i}\\Big[c_i \\nabla f(y_i) - \\frac1N \\sum_j c_i c_j
+      \\nabla_{y_i} \\varphi(y_i, y_j)\\Big];
+
+* ``"l2"``: ``J = L`` the ``L^2(mu)`` loss, with ``K_ij = E phi_i phi_j``, ``F_i = E f phi_i``,
+
+  .. math::
+
+      \\dot c_i = F_i - \\frac1N \\sum_j c_j K_{ij}, \\qquad
+      \\dot y_i = P_{y_i}\\, c_i \\Big(\\nabla F_i
+      - \\frac1N \\sum_j c_j \\nabla_{y_i} K_{ij}\\Big),
+
+``P_y = I - y y^T / |y|^2`` the tangent projector of the sphere at ``y``. The gradients are
+:meth:`SphereKernelTask.objective_gradient`; the loss recorded is ``L`` for both.
 
 Scheme (explicit Euler, step ``step``; step ``k`` is time ``k * step``):
 
@@ -26,10 +38,12 @@ Scheme (explicit Euler, step ``step``; step ``k`` is time ``k * step``):
   no gain at first order.
 
 The noise ``sqrt(2 step / beta)`` matches a Langevin dynamics at temperature ``1/beta`` for
-``N L``; it is a device for leaving poor configurations early, and it is switched off for the
+``N J``; it is a device for leaving poor configurations early, and it is switched off for the
 second half so that the final loss is the gradient-descent minimum, not a thermal average.
+:func:`run_until_flat` runs on in chunks until the loss is flat.
 
-Math code takes ``xp`` and uses array-API calls only; shapes: ``R`` replicas, ``N`` units.
+Math code takes ``xp`` and uses array-API calls only; shapes: ``R`` replicas, ``N`` units. The
+numba twins are in :mod:`particles.kernel_gd_compiled`.
 
 References
 ----------
@@ -44,15 +58,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from meanfield.backends import to_numpy
-from meanfield.model.sphere_kernel import SphereKernelTask
+from meanfield.model.sphere_kernel import OBJECTIVES, SphereKernelTask
 
-__all__ = ["KernelState", "KernelRun", "NOISE_BLOCK", "init_state", "make_advance",
-           "make_compiled_advance", "make_kernel_gd", "noise_block", "record_schedule", "retract",
-           "run_kernel_gd", "tangent"]
+from .kernel_gd_compiled import collocation_steps, l2_steps
+
+__all__ = ["FlatRun", "KernelRun", "KernelState", "NOISE_BLOCK", "OBJECTIVES", "TREND_FRACTION",
+           "init_state", "make_advance", "make_compiled_advance", "make_kernel_gd", "noise_block",
+           "record_schedule", "retract", "run_kernel_gd", "run_until_flat", "tangent",
+           "trend_at_end"]
 
 #: purpose tags of the counter-based generator: noise (counter = block of steps), initial
 #: centres and initial output weights (counter 0); 4 is the model's test points
@@ -62,6 +78,8 @@ PURPOSE_NOISE = 2
 NOISE_BLOCK = 512
 PURPOSE_INIT_Y = 3
 PURPOSE_INIT_C = 5
+#: the final fraction of the steps over which :func:`trend_at_end` measures the loss change
+TREND_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -136,7 +154,8 @@ def retract(y: Any, d: int, xp: Any) -> Any:
 
 
 def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, beta: float,
-                   noise_steps: int) -> Callable[[KernelState], KernelState]:
+                   noise_steps: int, objective: str = "collocation"
+                   ) -> Callable[[KernelState], KernelState]:
     """One explicit Euler step of the mean-field gradient flow, noisy for the first steps.
 
     Parameters
@@ -152,11 +171,14 @@ def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, be
         Inverse temperature of the noise, ``> 0`` (``inf``: no noise).
     noise_steps : int
         Steps ``k < noise_steps`` add the noise.
+    objective : {"collocation", "l2"}
+        The energy whose flow is run: (4.5) as printed, or the ``L^2(mu)`` loss.
 
     Returns
     -------
     callable ``state -> state``
     """
+    gradient_fn = task.objective_gradient(objective)
     amplitude = _noise_amplitude(step, beta)
     d = task.model.d
     drawn: dict[int, Any] = {}  # the current block of noise; a cache, never part of the state
@@ -164,7 +186,7 @@ def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, be
     def step_fn(state: KernelState) -> KernelState:
         c, y = state.c, state.y
         n = c.shape[-1]
-        _, grad_c, grad_y = task.loss_gradient(c, y, xp)
+        _, grad_c, grad_y = gradient_fn(c, y, xp)
         c_new = c - (step * n) * grad_c
         move = -(step * n) * grad_y
         if state.step < noise_steps and amplitude > 0:
@@ -261,28 +283,110 @@ def make_advance(step_fn: Callable[[KernelState], KernelState]
     return advance
 
 
+@dataclass(frozen=True)
+class FlatRun(KernelRun):
+    """Outcome of :func:`run_until_flat`: a :class:`KernelRun` and its convergence check.
+
+    Attributes
+    ----------
+    final_trend : ndarray of shape ``(R,)``
+        :func:`trend_at_end` of the records.
+    converged : bool
+        ``|final_trend| <= flat_tolerance`` for every replica (else ``max_steps`` was reached).
+    """
+
+    final_trend: np.ndarray
+    converged: bool
+
+
+def trend_at_end(record_steps: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """``(L(s) - L(T)) / L(T)``: the relative fall over (at least) the last 20 % of the steps.
+
+    ``T`` is the last record and ``s`` the last record at or before ``(1 - TREND_FRACTION) T``.
+
+    Parameters
+    ----------
+    record_steps : array of shape ``(T,)``, increasing
+    loss : array of shape ``(R, T)``
+
+    Returns
+    -------
+    ndarray of shape ``(R,)``
+    """
+    record_steps = np.asarray(record_steps)
+    at = int(np.flatnonzero(record_steps <= (1.0 - TREND_FRACTION) * record_steps[-1])[-1])
+    loss = np.asarray(loss)
+    return (loss[:, at] - loss[:, -1]) / loss[:, -1]
+
+
+def run_until_flat(task: SphereKernelTask, state: KernelState, xp: Any, *,
+                   advance_fn: Callable[[KernelState, int], KernelState], first_steps: int,
+                   max_steps: int, flat_tolerance: float, n_records: int = 60,
+                   extra: Sequence[int] = ()) -> FlatRun:
+    """Advance until the loss is flat or ``max_steps`` steps are taken.
+
+    The first chunk is ``first_steps`` steps, recorded at ``record_schedule(first_steps,
+    n_records, extra)`` and at ``floor(0.8 first_steps)``. Then, while some replica has
+    ``|trend_at_end| > flat_tolerance``, the run is lengthened from ``T`` to
+    ``min(ceil(T / 0.8), max_steps)`` steps (recorded at its end), so that the previous end is
+    the start of the last 20 %: the check then compares the loss ``T / 0.8`` steps in with the
+    loss at ``T``. ``state.step`` should be 0 (step counts are absolute).
+
+    Returns
+    -------
+    FlatRun
+    """
+    if not 1 <= first_steps <= max_steps:
+        raise ValueError(f"need 1 <= first_steps <= max_steps, got {first_steps}, {max_steps}")
+    trend_step = int(math.floor((1.0 - TREND_FRACTION) * first_steps))
+    out = run_kernel_gd(task, state, xp, n_steps=first_steps, advance_fn=advance_fn,
+                        record_steps=record_schedule(first_steps, n_records,
+                                                     [*extra, trend_step]))
+    steps, losses, state, total = [out.record_steps], [out.loss], out.state, first_steps
+    while True:
+        trend = trend_at_end(np.concatenate(steps), np.concatenate(losses, axis=-1))
+        if np.all(np.abs(trend) <= flat_tolerance) or total >= max_steps:
+            break
+        count = min(math.ceil(total / (1.0 - TREND_FRACTION)), max_steps) - total
+        chunk = run_kernel_gd(task, state, xp, n_steps=count, advance_fn=advance_fn,
+                              record_steps=[count])
+        steps.append(chunk.record_steps + total)
+        losses.append(chunk.loss)
+        state, total = chunk.state, total + count
+    return FlatRun(record_steps=np.concatenate(steps), loss=np.concatenate(losses, axis=-1),
+                   state=state, final_trend=trend,
+                   converged=bool(np.all(np.abs(trend) <= flat_tolerance)))
+
+
 # ---------------------------------------------------------------------- compiled twin (NumPy)
 
 def make_compiled_advance(task: SphereKernelTask, rng: Any, *, step: float, beta: float,
-                          noise_steps: int) -> Callable[[KernelState, int], KernelState]:
+                          noise_steps: int, objective: str = "collocation"
+                          ) -> Callable[[KernelState, int], KernelState]:
     """The same steps as ``make_advance(make_kernel_gd(...))``, compiled with numba (NumPy only).
 
-    One pass over the pairs ``i <= j`` per step (``K`` is symmetric), the series summed in
-    rows, no ``N x N`` array. The noise is drawn by :func:`noise_block` exactly as in
-    :func:`make_kernel_gd` (same counters, same numbers), one block of steps per call.
-    Agrees with the reference to round-off (tested).
+    One pass over the pairs ``i <= j`` per step (the pair functions are symmetric), no
+    ``N x N`` array (:mod:`particles.kernel_gd_compiled`). The noise is drawn by
+    :func:`noise_block` exactly as in :func:`make_kernel_gd` (same counters, same numbers), one
+    block of steps per call. Agrees with the reference to round-off (tested).
     """
+    task.objective_gradient(objective)  # checks the name
     model = task.model
     d, alpha = model.d, model.alpha
     tensor = np.asarray(to_numpy(task.tensor), dtype=np.float64)
     gradient_tensor = (tensor + np.transpose(tensor, (1, 0, 2)) + np.transpose(tensor, (2, 0, 1)))
-    pair_scale = math.exp(-2.0 * alpha * d)
-    coef_k = np.asarray(task.coefficients[0]) * pair_scale
-    coef_q = np.asarray(task.coefficients[1]) * (pair_scale * alpha ** 2)
-    coef_unit = np.asarray(task.coefficients[2:5]) * math.exp(-alpha * d)
-    trace = np.asarray(to_numpy(task.trace), dtype=np.float64)
     amplitude = _noise_amplitude(step, beta)
-    constants = (gradient_tensor, trace, coef_k, coef_q, coef_unit, float(alpha), float(step))
+    if objective == "collocation":
+        constants: tuple = (gradient_tensor, float(alpha), float(step))
+        kernel = collocation_steps
+    else:
+        pair_scale = math.exp(-2.0 * alpha * d)
+        constants = (gradient_tensor, np.asarray(to_numpy(task.trace), dtype=np.float64),
+                     np.asarray(task.coefficients[0]) * pair_scale,
+                     np.asarray(task.coefficients[1]) * (pair_scale * alpha ** 2),
+                     np.asarray(task.coefficients[2:5]) * math.exp(-alpha * d),
+                     float(alpha), float(step))
+        kernel = l2_steps
 
     def advance(state: KernelState, count: int) -> KernelState:
         c = np.array(state.c, dtype=np.float64)  # copies: the kernel works in place
@@ -294,149 +398,11 @@ def make_compiled_advance(task: SphereKernelTask, rng: Any, *, step: float, beta
                 todo = min(end, noise_steps, (block + 1) * NOISE_BLOCK) - k
                 noise = np.asarray(noise_block(rng, block, c.shape[-1], d))
                 noise = amplitude * noise[:, offset:offset + todo]
-                _euler_steps(c, y, *constants, todo, noise, True)
+                kernel(c, y, *constants, todo, noise, True)
             else:
                 todo = end - k
-                _euler_steps(c, y, *constants, todo, np.zeros((1, 1, 1, 1)), False)
+                kernel(c, y, *constants, todo, np.zeros((1, 1, 1, 1)), False)
             k += todo
         return KernelState(c=c, y=y, step=k)
 
     return advance
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _horner(coefficients, z):
-    out = coefficients[-1]
-    for m in range(coefficients.shape[0] - 2, -1, -1):
-        out = out * z + coefficients[m]
-    return out
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _euler_steps(c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, step, count,
-                 noise, noisy):
-    """``count`` Euler steps of every replica in place; ``c (R, N)``, ``y (R, N, d)``.
-
-    ``noise (R, count, N, d + 1)`` (already scaled) is added when ``noisy``.
-    ``coef_k``, ``coef_q``: series of ``K`` and ``Q`` (constants folded in); ``coef_unit``: of
-    ``e^{-alpha d} h^(k)``, ``k = 2, 3, 4``; ``gradient_tensor = a + a^(102) + a^(201)``.
-    """
-    n_rep, n, d = y.shape
-    pair_z = d * alpha * alpha / 4.0
-    kc = np.empty(n)
-    qc = np.empty(n)
-    qcy = np.empty((d, n))
-    yt = np.empty((d, n))
-    zrow = np.empty(n)
-    krow = np.empty(n)
-    qrow = np.empty(n)
-    g = np.empty(d)
-    move = np.empty(d)
-    for t in range(count):
-        for r in range(n_rep):
-            for a in range(d):
-                for i in range(n):
-                    yt[a, i] = y[r, i, a]
-            _pair_sums(c[r], yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow)
-            for i in range(n):
-                _unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step,
-                             kc[i] / n, qc[i] / n, qcy[:, i] / n, g, move, noise, t, noisy)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _pair_sums(c, yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow):
-    """``kc_i = sum_j K_ij c_j``, ``qc_i = sum_j Q_ij c_j``, ``qcy_i = sum_j Q_ij c_j y_j``.
-
-    Pairs ``j >= i`` only (``K``, ``Q`` symmetric); the loops over ``j`` are unit-stride on
-    ``yt (d, N)`` so that they vectorise, the series summed for a whole row at once.
-    """
-    d, n = yt.shape
-    kc[:] = 0.0
-    qc[:] = 0.0
-    qcy[:, :] = 0.0
-    top = coef_k.shape[0] - 1
-    for i in range(n):
-        for j in range(i, n):
-            zrow[j] = 0.0
-        for a in range(d):
-            yi = yt[a, i]
-            for j in range(i, n):
-                s = yi + yt[a, j]
-                zrow[j] += s * s
-        for j in range(i, n):
-            zrow[j] *= pair_z
-            krow[j] = coef_k[top]
-            qrow[j] = coef_q[top]
-        for m in range(top - 1, -1, -1):
-            ck = coef_k[m]
-            cq = coef_q[m]
-            for j in range(i, n):
-                krow[j] = krow[j] * zrow[j] + ck
-                qrow[j] = qrow[j] * zrow[j] + cq
-        ci = c[i]
-        krow[i] *= 0.5  # the diagonal pair is met once but added to both ends below
-        qrow[i] *= 0.5
-        sk = 0.0
-        sq = 0.0
-        for j in range(i, n):
-            sk += krow[j] * c[j]
-            sq += qrow[j] * c[j]
-            kc[j] += krow[j] * ci
-            qc[j] += qrow[j] * ci
-        kc[i] += sk
-        qc[i] += sq
-        for a in range(d):
-            sa = 0.0
-            yi = yt[a, i]
-            for j in range(i, n):
-                sa += qrow[j] * c[j] * yt[a, j]
-                qcy[a, j] += qrow[j] * ci * yi
-            qcy[a, i] += sa
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step, kc, qc, qcy, g,
-                 move, noise, t, noisy):
-    """Euler update of unit ``i`` of replica ``r`` from its pair sums (divided by ``N``)."""
-    d = y.shape[2]
-    sq = 0.0
-    lin = 0.0
-    for a in range(d):
-        sq += y[r, i, a] * y[r, i, a]
-        lin += trace[a] * y[r, i, a]
-    u = alpha * alpha * sq / 2.0
-    z = u * d / 2.0
-    h2 = _horner(coef_unit[0], z)
-    h3 = _horner(coef_unit[1], z)
-    h4 = _horner(coef_unit[2], z)
-    lin *= alpha / d  # <b, v> / d
-    cubic = 0.0
-    for k in range(d):
-        acc = 0.0
-        for p in range(d):
-            for q in range(d):
-                acc += gradient_tensor[k, p, q] * y[r, i, p] * y[r, i, q]
-        g[k] = acc * alpha * alpha / d  # grad f(v)
-        cubic += g[k] * y[r, i, k] * alpha
-    cubic /= 3.0  # f(v) = <v, grad f(v)> / 3 for a cubic form
-    value = h3 * cubic + h2 * lin
-    ci = c[r, i]
-    radial = h4 * cubic + h3 * lin
-    dot = 0.0
-    for a in range(d):
-        grad_f = alpha * (radial * alpha * y[r, i, a] + h3 * g[a] + h2 * trace[a] / d)
-        move[a] = step * ci * (grad_f - (qc * y[r, i, a] + qcy[a]))
-        if noisy:
-            move[a] += noise[r, t, i, a + 1]
-        dot += move[a] * y[r, i, a]
-    c_new = ci + step * (value - kc)
-    if noisy:
-        c_new += noise[r, t, i, 0]
-    norm = 0.0
-    for a in range(d):
-        move[a] = y[r, i, a] + move[a] - dot / sq * y[r, i, a]
-        norm += move[a] * move[a]
-    norm = math.sqrt(d / norm)
-    for a in range(d):
-        y[r, i, a] = move[a] * norm
-    c[r, i] = c_new

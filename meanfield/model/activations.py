@@ -136,13 +136,17 @@ class PiecewiseLinear:
             first = sum(jump * bk.ndtr(-t / safe) for t, jump in self._knot_jumps())
             cols.append(xp.where(positive, safe * first, zero))
         if k_max >= 2:
-            sums = [zero] * (k_max - 1)
-            for t, jump in self._knot_jumps():
-                psi = hermite_functions(t / safe, k_max - 2, xp)
-                sums = [acc + jump * p for acc, p in zip(sums, psi, strict=True)]
-            for k in range(2, k_max + 1):
-                value = safe * sums[k - 2] / math.sqrt(k * (k - 1.0))
-                cols.append(xp.where(positive, value, zero))
+            # every knot in one recurrence: psi_n at t_i / a for all i at once, shape
+            # (n_knots, ...), then the jump-weighted sum over the knots for all orders at once
+            knots, jumps = zip(*self._knot_jumps(), strict=True)
+            t = xp.reshape(xp.asarray(knots, dtype=safe.dtype), (len(knots),) + (1,) * safe.ndim)
+            psi = xp.stack(hermite_functions(t / safe, k_max - 2, xp), axis=-1)
+            weights = xp.asarray(jumps, dtype=safe.dtype)
+            sums = xp.tensordot(weights, psi, axes=([0], [0]))  # (..., k_max - 1)
+            k = xp.asarray([float(i) for i in range(2, k_max + 1)], dtype=safe.dtype)
+            value = safe[..., None] * sums / xp.sqrt(k * (k - 1.0))
+            high = xp.where(positive[..., None], value, 0.0 * value)
+            return xp.concat([xp.stack(cols, axis=-1), high], axis=-1)
         return xp.stack(cols, axis=-1)
 
     def hermite_derivatives(self, coeffs: Any, a: Any, backend: Backend | None = None) -> Any:

@@ -55,6 +55,30 @@ equal), and checked there (:meth:`SphereKernel.series_coefficients`).
   ``R = sqrt d``, ``E[x_i1 ... x_i6] = R^6 / (d (d+2) (d+4))`` times the sum over the 15
   pairings of the six indices of products of Kronecker deltas.
 
+Two objectives
+--------------
+The flow (4.5) as the paper prints it moves the units with ``f`` and ``phi`` themselves,
+
+.. math::
+
+    \\dot c_i = f(y_i) - \\frac1n \\sum_j c_j \\varphi(y_i, y_j), \\qquad
+    \\dot y_i = P_{y_i}\\Big[c_i \\nabla f(y_i) - \\frac1n \\sum_j c_i c_j
+    \\nabla_{y_i} \\varphi(y_i, y_j)\\Big],
+
+the gradient flow of ``n E`` for the *collocation* energy (:meth:`SphereKernelTask.collocation`)
+
+.. math::
+
+    E(c, y) = -\\frac1n \\sum_i c_i f(y_i) + \\frac1{2n^2} \\sum_{ij} c_i c_j \\varphi(y_i, y_j)
+    = \\tfrac12 \\|f - f_n\\|_H^2 - \\tfrac12 \\|f\\|_H^2
+
+(``H`` the RKHS of ``phi``, when ``f`` lies in it). The ``"l2"`` objective is the loss ``L``
+above, whose minimiser is the best ``L^2`` fit. Both are selected by name,
+:meth:`SphereKernelTask.objective_gradient`; the test loss reported is ``L`` in both. As
+``alpha -> infinity`` the two meet: ``E_x[g(x) phi(x, y)]`` concentrates at ``y``, so
+``F_i / m_alpha -> f(y_i)`` and ``K_ij / m_{2 alpha} -> exp(-alpha |y_i - y_j|^2 / 4)`` with
+``m_alpha = E_x phi(x, y)`` (:meth:`SphereKernelTask.unit_mass`).
+
 The functions of ``y`` are written for ``|y_i| = sqrt d`` (the factor ``e^{-2 alpha d}``); their
 gradients are those of that extension to ``R^d``, whose tangential part is the gradient on the
 sphere. Math code takes an array namespace ``xp`` and uses array-API standard calls only, so it
@@ -81,7 +105,7 @@ from scipy.special import gammaln
 
 from .pspin import PSpin
 
-__all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER"]
+__all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER", "OBJECTIVES"]
 
 #: highest derivative ``h^(k)`` needed: ``k = 4`` for the gradient of ``F``
 MAX_ORDER = 4
@@ -89,6 +113,8 @@ MAX_ORDER = 4
 SERIES_TAIL = 1e-17
 #: purpose tag of the Monte Carlo test points (0-3 are taken by the particle methods)
 PURPOSE_TEST = 4
+#: the objectives a flow can descend, by name: (4.5) as printed first, then the L2(mu) loss
+OBJECTIVES = ("collocation", "l2")
 
 
 @dataclass(frozen=True)
@@ -332,6 +358,91 @@ class SphereKernelTask:
         grad_y = (c / n)[..., None] * (pull / n - grad_value)
         return loss, grad_c, grad_y
 
+    # ------------------------------------------------------------------ collocation (4.5)
+
+    def unit_mass(self, alpha: float) -> float:
+        """``m_alpha = E_x exp(-alpha |x - y|^2 / 2) = e^{-alpha d} h(alpha^2 d / 2)``, any ``y``.
+
+        Host float, for the ``alpha`` given (not the model's): the narrow-unit limit of
+        ``F`` divides by ``m_alpha`` and that of ``K`` by ``m_{2 alpha}``. Summed by the model's
+        series, so ``alpha <= 2 model.alpha``.
+        """
+        model = self.model
+        if not 0 < alpha <= 2 * model.alpha:
+            raise ValueError(f"alpha must lie in (0, {2 * model.alpha}], got {alpha!r}")
+        z = np.asarray([(alpha * model.d) ** 2 / 4])  # z = d u / 2 at u = alpha^2 d / 2
+        return float(_horner(z, self.coefficients[0], math.exp(-alpha * model.d), np)[0])
+
+    def unit_kernel(self, y: Any, xp: Any) -> Any:
+        """``phi(y_i, y_j) = exp(-alpha |y_i - y_j|^2 / 2)``: shape ``(..., N, N)``, symmetric.
+
+        Parameters
+        ----------
+        y : array of shape ``(..., N, d)``
+        xp : array namespace
+        """
+        return self.predict_units(y, y, xp)
+
+    def collocation(self, c: Any, y: Any, xp: Any) -> Any:
+        """``E = -(1/N) sum_i c_i f(y_i) + (1/(2 N^2)) sum_ij c_i c_j phi(y_i, y_j)``: ``(...)``.
+
+        Parameters
+        ----------
+        c : array of shape ``(..., N)``
+        y : array of shape ``(..., N, d)``
+        xp : array namespace
+        """
+        return self.collocation_gradient(c, y, xp)[0]
+
+    def collocation_gradient(self, c: Any, y: Any, xp: Any) -> tuple[Any, Any, Any]:
+        """The collocation energy and its gradients in ``c`` and (ambient) ``y``.
+
+        With ``Phi_ij = phi(y_i, y_j)`` and ``nabla_{y_i} phi(y_i, y_j) = -alpha (y_i - y_j)
+        Phi_ij`` (the Gaussian form, a function on all of ``R^d``):
+
+        .. math::
+
+            \\partial_{c_i} E = -\\frac{f(y_i)}{N} + \\frac{(\\Phi c)_i}{N^2}, \\qquad
+            \\nabla_{y_i} E = -\\frac{c_i}{N}\\Big(\\nabla f(y_i) + \\frac{\\alpha}{N}
+            \\big[(\\Phi c)_i\\, y_i - (\\Phi (c y))_i\\big]\\Big),
+
+        so that ``-N grad E`` is the right-hand side of (4.5) before the tangent projection.
+
+        Parameters
+        ----------
+        c : array of shape ``(..., N)``
+        y : array of shape ``(..., N, d)``
+        xp : array namespace
+
+        Returns
+        -------
+        energy : array of shape ``(...)``
+        grad_c : array of shape ``(..., N)``
+        grad_y : array of shape ``(..., N, d)``
+        """
+        n = c.shape[-1]
+        pspin = self.model.pspin
+        units = self.unit_kernel(y, xp)
+        value = pspin.target(y, self.tensor, xp)
+        units_c = (units @ c[..., None])[..., 0]
+        pull = units_c[..., None] * y - units @ (c[..., None] * y)  # sum_j c_j Phi_ij (y_i - y_j)
+        energy = (xp.sum(c * units_c, axis=-1) / (2 * n) - xp.sum(c * value, axis=-1)) / n
+        grad_c = (units_c / n - value) / n
+        grad_y = -(c / n)[..., None] * (pspin.target_gradient(y, self.tensor, xp)
+                                        + (self.model.alpha / n) * pull)
+        return energy, grad_c, grad_y
+
+    def objective_gradient(self, name: str) -> Callable[[Any, Any, Any], tuple[Any, Any, Any]]:
+        """``(c, y, xp) -> (value, grad_c, grad_y)`` of the objective ``name`` (:data:`OBJECTIVES`).
+
+        ``"collocation"``: :meth:`collocation_gradient`, the energy whose flow is (4.5) as printed;
+        ``"l2"``: :meth:`loss_gradient`, the ``L^2(mu)`` loss.
+        """
+        methods = {"collocation": self.collocation_gradient, "l2": self.loss_gradient}
+        if name not in methods:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {name!r}")
+        return methods[name]
+
     # ------------------------------------------------------------------ network on points
 
     def predict(self, x: Any, c: Any, y: Any, xp: Any) -> Any:
@@ -348,10 +459,13 @@ class SphereKernelTask:
         -------
         array of shape ``(..., B)``
         """
+        return (self.predict_units(x, y, xp) @ c[..., None])[..., 0] / c.shape[-1]
+
+    def predict_units(self, x: Any, y: Any, xp: Any) -> Any:
+        """``exp(-alpha |x_b - y_i|^2 / 2)``: shape ``(..., B, N)`` for ``x (..., B, d)``."""
         dist = (xp.sum(x * x, axis=-1)[..., :, None] + xp.sum(y * y, axis=-1)[..., None, :]
                 - 2.0 * (x @ xp.matrix_transpose(y)))
-        units = xp.exp(-0.5 * self.model.alpha * xp.maximum(dist, 0.0))
-        return (units @ c[..., None])[..., 0] / c.shape[-1]
+        return xp.exp(-0.5 * self.model.alpha * xp.maximum(dist, 0.0))
 
     def test_loss(self, c: Any, y: Any, rng: Any, n_points: int, xp: Any,
                   chunk: int = 1 << 14) -> dict[str, Any]:

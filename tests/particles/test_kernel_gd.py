@@ -1,4 +1,7 @@
-"""Population gradient descent of Gaussian-kernel units on the sphere (particles.kernel_gd)."""
+"""Population gradient descent of Gaussian-kernel units on the sphere (particles.kernel_gd).
+
+The L2(mu) flow here; the collocation flow (4.5) in test_kernel_gd_collocation.py.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def test_plain_gd_decreases_the_loss_monotonically_and_keeps_centres_on_the_sphe
     task = _task(1)
     rng, state = _start(task, 16)
     advance = make_advance(make_kernel_gd(task, rng, XP, step=0.02, beta=math.inf,
-                                          noise_steps=0))
+                                          noise_steps=0, objective="l2"))
     out = run_kernel_gd(task, state, XP, n_steps=400, advance_fn=advance,
                         record_steps=range(0, 401, 4))
     drops = np.diff(out.loss[0])
@@ -76,7 +79,8 @@ def test_one_euler_step_descends_along_the_exact_gradient() -> None:
     loss, grad_c, grad_y = task.loss_gradient(state.c, state.y, XP)
     rate = -n * (np.sum(grad_c ** 2) + np.sum(tangent(state.y, grad_y, XP) ** 2))
     for step in (1e-5, 1e-6):
-        after = make_kernel_gd(task, rng, XP, step=step, beta=math.inf, noise_steps=0)(state)
+        after = make_kernel_gd(task, rng, XP, step=step, beta=math.inf, noise_steps=0,
+                               objective="l2")(state)
         numeric = (float(task.loss(after.c, after.y, XP)[0]) - float(loss[0])) / step
         # first-order error O(step * |Hessian| |gradient|^2 / |rate|) ~ 1e-4 relative here
         assert numeric == pytest.approx(rate, rel=1e-3)
@@ -101,10 +105,10 @@ def test_noise_off_is_deterministic_and_noise_follows_the_seed() -> None:
 
 
 def test_compiled_steps_match_the_reference() -> None:
-    """numba twin against the xp reference: noisy then plain, across a noise block boundary."""
+    """The L2 flow's numba twin against the xp reference: noisy then plain, across a noise block boundary."""
     task = _task(3)
     rng, state = _start(task, 9, replicas=2)
-    kwargs = {"step": 0.05, "beta": 200.0, "noise_steps": NOISE_BLOCK + 20}
+    kwargs = {"step": 0.05, "beta": 200.0, "noise_steps": NOISE_BLOCK + 20, "objective": "l2"}
     reference = make_advance(make_kernel_gd(task, rng, XP, **kwargs))
     compiled = make_compiled_advance(task, rng, **kwargs)
     a, b = state, state
@@ -118,7 +122,8 @@ def test_compiled_steps_match_the_reference() -> None:
     assert np.max(np.abs(a.c - state.c)) > 0.1
 
 
-def test_reference_steps_run_on_array_api_strict() -> None:
+@pytest.mark.parametrize("objective", ["collocation", "l2"])
+def test_reference_steps_run_on_array_api_strict(objective: str) -> None:
     strict = get_backend("array_api_strict")
     model = SphereKernel(D, 1.0, 0)
     out = []
@@ -128,7 +133,7 @@ def test_reference_steps_run_on_array_api_strict() -> None:
         rng = CounterRNG.from_seed(4, 2, xp, backend.asarray)
         state = init_state(task, rng, 6, 1.0, xp)
         advance = make_advance(make_kernel_gd(task, rng, xp, step=0.05, beta=100.0,
-                                              noise_steps=3))
+                                              noise_steps=3, objective=objective))
         run = run_kernel_gd(task, state, xp, n_steps=6, advance_fn=advance,
                             record_steps=[0, 6])
         out.append((to_numpy(run.state.c), to_numpy(run.state.y), run.loss))
