@@ -10,7 +10,10 @@ The protocol of the paper (CPAM 2022, arXiv:1805.00915, section 4), at every wid
 for ``study.teachers`` coupling tensors ``a_pqr`` per width (one network each; a list gives
 one count per width). Each (n, teacher) is
 one job of :func:`simulate_teacher`; the jobs are cached in ``DIR/runs`` (an interrupted run
-continues). The step size is not published; the shipped configs state the one chosen and why.
+continues). The time step is not published; the configs give it in the paper's convention,
+``protocol.dt`` (their ``Z <- Z - dt grad L_P``), and the engine runs ``particles.step = dt / 2``
+(:func:`meanfield.model.pspin.engine_step`; a ``particles.step`` in the config is an error, so
+that one number states the step). The shipped configs say which ``dt`` was chosen and why.
 
 Before the quench, the loss is recorded every ``sgd_steps / 20`` steps over the second half of
 the phase; :func:`pre_quench_trend` fits a line through those records and reports the relative
@@ -40,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.config import parse_config
-from meanfield.model.pspin import PSpin
+from meanfield.config import ConfigError, parse_config
+from meanfield.model.pspin import PSpin, engine_step, protocol_batches
 from particles.run import build_particle_run, simulate
 
 from ..fits import loglog_slope
@@ -64,11 +67,6 @@ CIRCLES = ((0, 1), (2, 3))
 CIRCLE_POINTS = 361
 #: purpose tag of the test points of the final evaluation (independent of the frames' ones)
 PURPOSE_FINAL = 5
-
-
-def protocol_batches(n: int, divisor: int) -> tuple[int, int]:
-    """``(floor(n / divisor), floor((n / divisor)^2))``, each at least 1."""
-    return max(1, math.floor(n / divisor)), max(1, math.floor((n / divisor) ** 2))
 
 
 def _record_steps(sgd_steps: int, quench_steps: int, log_records: int) -> list[int]:
@@ -170,7 +168,14 @@ def _check(raw: dict) -> dict[str, Any]:
 
     widths = require(raw, "study", "n", list, lambda v: len(v) >= 1 and all(
         positive_int(x) and x >= 5 for x in v), "a non-empty list of widths n >= 5")
+    if "step" in raw.get("particles", {}):
+        raise ConfigError("invalid key 'particles.step': this reproduction takes its time step "
+                          "in the paper's convention, protocol.dt (the engine runs "
+                          "particles.step = dt / 2)")
     return {
+        "dt": float(require(raw, "protocol", "dt", (int, float),
+                            lambda v: 0 < v < math.inf,
+                            "RVE's time step dt (Z <- Z - dt grad L_P), > 0")),
         "d": require(raw, "model", "d", int, lambda v: v >= 1, "the input dimension, >= 1"),
         "n": [int(v) for v in widths],
         "teachers": _teachers(raw, len(widths)),
@@ -203,6 +208,7 @@ def make_run(name: str) -> Any:
 def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
     """Run the experiment of config table ``raw``; write figures and ``results.csv``."""
     proto = _check(raw)
+    raw.setdefault("particles", {})["step"] = engine_step(proto["dt"])
     raw.setdefault("dynamics", {})
     raw["dynamics"].update({"t_end": 1.0, "save_times": [0.0]})  # placeholders, set per job
     parse_config({k: v for k, v in raw.items() if k not in ("study", "protocol")})  # checks
@@ -214,7 +220,8 @@ def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
               for n, count in sorted(zip(proto["n"], proto["teachers"], strict=True),
                                      reverse=True) for k in range(count)]
     options.report(f"{name}: d = {d}, n = {proto['n']}, teachers {proto['teachers']}, "
-                   f"{proto['sgd_steps']:g} + {proto['quench_steps']:g} steps")
+                   f"{proto['sgd_steps']:g} + {proto['quench_steps']:g} steps of dt = "
+                   f"{proto['dt']:g} (particles.step = {raw['particles']['step']:g})")
     results = run_cached(simulate_teacher, params, out_dir / "runs", options)
     table = _tabulate(proto, params, results)
     rows = _rows(name, table, d)

@@ -22,8 +22,9 @@ Initial law (:meth:`PSpin.init_theta`): ``a ~ N(0, I_d / d)``, ``b ~ N(0, 1)``, 
 independent. ``a ~ N(0, I_d/d)`` makes the pre-activation ``<a, x> ~ N(0, 1)`` for every
 ``|x| = sqrt(d)``. This is a documented default chosen here, not the paper's: its initial law for
 ``(a, b, c)`` could not be found in the sources available when this module was written. The
-paper's protocol (batch ``P = n/5``, then a quench at ``P = (n/5)^2``) lives in the particle
-runner, not here.
+paper's protocol (batch ``P = n/5``, then a quench at ``P = (n/5)^2``) is run by the particle
+runner; its batch rule (:func:`protocol_batches`) and the conversion between their time step and
+the engine's (:func:`rve_dt`, :func:`engine_step`) are here, one place for every caller.
 
 Math code takes an array namespace ``xp`` and uses array-API standard calls only; shapes use
 ``R`` replicas, ``B`` samples, ``N`` units, ``D = d + 2``.
@@ -47,7 +48,8 @@ from ..config.fields import int_at_least
 from .pieces import ActivationPieces, DataPieces, UnitPieces
 from .registry import ModelEntry, register
 
-__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "sphere_sixth_moment_pairings"]
+__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "BATCH_DIVISOR", "engine_step", "protocol_batches",
+           "rve_dt", "sphere_sixth_moment_pairings"]
 
 #: standard deviation of the initial bias ``b`` (documented default, see the module docstring)
 INIT_STD_B = 1.0
@@ -425,6 +427,39 @@ class PSpinTask:
                 "residual_pos": out["residual_pos"], "residual_neg": out["residual_neg"]}
 
 
+# ----------------------------------------------------------------------------- RVE's protocol
+
+#: RVE's batch divisor: ``P = n / 5`` points per step, ``(n / 5)^2`` during the quench
+BATCH_DIVISOR = 5
+
+
+def protocol_batches(n: int, divisor: int = BATCH_DIVISOR) -> tuple[int, int]:
+    """RVE's batches at width ``n``: ``(floor(n / divisor), floor((n / divisor)^2))``, each >= 1.
+
+    The quench batch squares ``n / divisor`` before the floor, as the paper writes it
+    (``P = (n/5)^2``): at ``n = 32`` the batches are 6 and 40 (not ``6^2 = 36``). The reproduction
+    and ``meanfield study`` of a p-spin config both take their batches from here.
+    """
+    return max(1, math.floor(n / divisor)), max(1, math.floor((n / divisor) ** 2))
+
+
+def rve_dt(step: float) -> float:
+    """RVE's time step ``dt`` of the particle engine's ``particles.step``: ``2 step``.
+
+    Their update is ``Z <- Z - dt grad_Z L_P`` with ``L_P = (n / 2P) sum_p (f - f_n)^2`` over
+    the batch, so unit ``i`` moves by ``(dt / P) sum_p (f - f_n)(x_p) grad sigma_*(x_p;
+    theta_i)`` (``f_n`` carries ``1/n``). The engine's online SGD moves it by ``(2 step / B)
+    sum_b (y_b - f_n(x_b)) grad sigma_*`` (the gradient of the risk ``E (y - f_n)^2`` in
+    mean-field time), hence ``dt = 2 step`` (tested on one step of the engine).
+    """
+    return 2.0 * step
+
+
+def engine_step(dt: float) -> float:
+    """``particles.step`` of RVE's time step ``dt``: ``dt / 2`` (the inverse of :func:`rve_dt`)."""
+    return dt / 2.0
+
+
 # ----------------------------------------------------------------------------- the config entry
 
 
@@ -439,12 +474,12 @@ def _particle_setup(model: PSpin, backend: Any) -> tuple[PSpinTask, PSpinTask]:
 
 
 def _study_protocol(config: Any, n: int) -> list[str]:
-    """Rotskoff and Vanden-Eijnden's batches at width ``n``: ``P = n/5``, and ``(n/5)^2`` after
-    ``quench_time`` when the config quenches."""
-    batch = max(1, n // 5)
+    """Rotskoff and Vanden-Eijnden's batches at width ``n`` (:func:`protocol_batches`): ``P =
+    n/5``, and ``(n/5)^2`` after ``quench_time`` when the config quenches."""
+    batch, quench_batch = protocol_batches(n)
     out = [f"particles.batch={batch}"]
     if config.particles.get("quench_batch", 0) > 0:
-        out.append(f"particles.quench_batch={batch * batch}")
+        out.append(f"particles.quench_batch={quench_batch}")
     return out
 
 

@@ -12,9 +12,9 @@ import pytest
 from compare.cli import main
 from compare.reproduce import EXPERIMENTS, Options, read_results, reproduce
 from compare.reproduce.base import COLUMNS, CONFIG_DIR, SCALES, Row, write_results
-from compare.reproduce.rve_pspin import post_quench_change, pre_quench_trend, protocol_batches
+from compare.reproduce.rve_pspin import post_quench_change, pre_quench_trend
 from meanfield.config import ConfigError
-from meanfield.model.pspin import PSpin
+from meanfield.model.pspin import PSpin, protocol_batches
 
 #: RVE Experiment 2 in a few seconds: the protocol's shape (SGD, quench, records) at toy size
 TINY = ["study.n=[10, 20]", "study.teachers=2", "protocol.sgd_steps=400",
@@ -43,6 +43,17 @@ def test_protocol_batches_follow_the_paper() -> None:
     assert protocol_batches(256, 5) == (51, 2621)
     assert protocol_batches(512, 5) == (102, 10485)
     assert protocol_batches(3, 5) == (1, 1)
+    assert protocol_batches(32) == (6, 40)  # the divisor 5 is the default
+
+
+def test_study_of_a_pspin_config_takes_the_same_quench_batch() -> None:
+    # one rule for the reproduction and `meanfield study`: n = 32 quenches at 40 points, not 36
+    from meanfield.config import load_config  # noqa: PLC0415
+    from meanfield.model.registry import model_entry  # noqa: PLC0415
+
+    config = load_config(CONFIG_DIR.parent / "rve-pspin-d10.toml")
+    assert model_entry("pspin").study_overrides(config, 32) == [
+        "particles.batch=6", "particles.quench_batch=40"]
 
 
 def test_pre_quench_trend_measures_the_relative_change_of_a_line() -> None:
@@ -165,7 +176,9 @@ def test_a_rerun_reuses_the_jobs_and_other_widths_reuse_theirs(tiny_run) -> None
     ("study.teachers=[2, 2, 2]", "study.teachers"),
     ("study.n=[2, 10]", "study.n"),
     ("protocol.flat_tolerance=-1.0", "protocol.flat_tolerance"),
-    ("particles.step=-1.0", "particles.step"),
+    ("particles.step=0.01", "particles.step"),  # the step is protocol.dt, one number
+    ("protocol.dt=-1.0", "protocol.dt"),
+    ("protocol.dt=0", "protocol.dt"),
 ])
 def test_bad_values_name_their_key(tmp_path, override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

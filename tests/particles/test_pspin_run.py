@@ -40,3 +40,51 @@ def test_quench_changes_the_batch_only_after_quench_time() -> None:
 def test_pspin_rejects_a_pde_section() -> None:
     with pytest.raises(ConfigError, match="no PDE"):
         load_config(CONFIG, ["pde.cells=100"])
+
+
+def test_one_engine_step_is_rve_dt_times_the_gradient_of_their_batch_loss() -> None:
+    """RVE's update ``Z <- Z - dt grad L_P``, ``L_P = (n / 2P) sum_p (f - f_n)^2`` over the batch,
+    against one step of the engine's online SGD at ``particles.step = engine_step(dt)``."""
+    from meanfield.backends import get_backend  # noqa: PLC0415
+    from meanfield.model.pspin import PSpin, PSpinTask, engine_step, rve_dt  # noqa: PLC0415
+    from meanfield.schedules import TimeChange  # noqa: PLC0415
+    from particles.methods import make_online_sgd  # noqa: PLC0415
+    from particles.state import EnsembleState  # noqa: PLC0415
+
+    d, n, batch, dt = 5, 7, 4, 0.02
+    model = PSpin(d, teacher_seed=1)
+    task = PSpinTask(model, model.teacher())
+    gen = np.random.default_rng(3)
+    x = gen.standard_normal((1, batch, d))
+    x *= np.sqrt(d) / np.linalg.norm(x, axis=-1, keepdims=True)
+    f = model.target(x, task.tensor, np)
+    theta = np.concatenate([gen.standard_normal((1, n, d)) / np.sqrt(d),
+                            gen.standard_normal((1, n, 2))], axis=-1)
+
+    class FixedBatch:  # the p-spin units, fed this one batch at every step
+        dim = task.dim
+
+        def sample_data(self, rng, counter, size, xp):
+            reps = size // batch
+            return np.tile(x, (1, reps, 1)), np.tile(f, (1, reps))
+
+        forward, backward = task.forward, task.backward
+
+    step = make_online_sgd(FixedBatch(), None, get_backend("numpy"), eps=engine_step(dt),
+                           batch=batch, time_change=TimeChange())
+    moved = step(EnsembleState(theta=theta, step=0, t=0.0)).theta - theta
+
+    def paper_loss(th: np.ndarray) -> float:  # L_P with f_n = (1/n) sum_i sigma_*
+        return float(n / (2 * batch) * np.sum((f - model.predict(x, th, np)) ** 2))
+
+    grad = np.zeros_like(theta)
+    h = 1e-6
+    for idx in np.ndindex(theta.shape):
+        up, down = theta.copy(), theta.copy()
+        up[idx] += h
+        down[idx] -= h
+        grad[idx] = (paper_loss(up) - paper_loss(down)) / (2 * h)
+    # central differences of a smooth function at h = 1e-6: error ~ h^2 |L'''| + 1e-16 L / h,
+    # about 1e-10 here against moves of order 1e-3
+    np.testing.assert_allclose(moved, -dt * grad, rtol=1e-6, atol=1e-10)
+    assert rve_dt(engine_step(dt)) == dt
