@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.fields import int_at_least
+from ..config.fields import Field, allowed, int_at_least
 from .pieces import ActivationPieces, DataPieces, UnitPieces
 from .registry import ModelEntry, register
 
@@ -70,6 +70,9 @@ class PSpin:
         Input dimension, ``d >= 1``; the parameter dimension is ``D = d + 2``.
     teacher_seed : int
         Seed of :func:`numpy.random.default_rng` that draws the coupling tensor ``a_pqr``.
+    c_std : float
+        Standard deviation of the initial output weights ``c`` (default :data:`INIT_STD_C`;
+        the paper does not publish it: ``model.c_std`` in a config, for the sensitivity study).
 
     References
     ----------
@@ -78,11 +81,14 @@ class PSpin:
 
     d: int
     teacher_seed: int = 0
+    c_std: float = INIT_STD_C
 
     def __post_init__(self) -> None:
         if isinstance(self.d, bool) or not isinstance(self.d, int | np.integer) or self.d < 1:
             raise ValueError(f"d must be an integer >= 1, got {self.d!r}")
         object.__setattr__(self, "d", int(self.d))
+        if not (math.isfinite(self.c_std) and self.c_std >= 0):
+            raise ValueError(f"c_std must be a finite number >= 0, got {self.c_std!r}")
 
     @property
     def dim(self) -> int:
@@ -204,7 +210,7 @@ class PSpin:
     def init_theta(self, rng: Any, counter: int, n: int, xp: Any) -> Any:
         """Draw ``n`` units per replica from the initial law, from the ``purpose = 3`` stream.
 
-        The law is ``a ~ N(0, I_d / d)``, ``b ~ N(0, INIT_STD_B^2)``, ``c ~ N(0, INIT_STD_C^2)``
+        The law is ``a ~ N(0, I_d / d)``, ``b ~ N(0, INIT_STD_B^2)``, ``c ~ N(0, c_std^2)``
         (a documented default; see the module docstring).
 
         Parameters
@@ -222,7 +228,7 @@ class PSpin:
         g = xp.asarray(rng.normal(counter, (n, self.dim), purpose=PURPOSE_INIT),
                        dtype=xp.float64)
         scale = np.concatenate([np.full(self.d, 1.0 / math.sqrt(self.d)),
-                                [INIT_STD_B, INIT_STD_C]])
+                                [INIT_STD_B, self.c_std]])
         return g * xp.asarray(scale, dtype=xp.float64)
 
     # ------------------------------------------------------------------ network
@@ -464,7 +470,8 @@ def engine_step(dt: float) -> float:
 
 
 def _build(spec: Any, pde: Any = None) -> PSpin:
-    return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)))
+    return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)),
+                 c_std=float(spec.get("c_std", INIT_STD_C)))
 
 
 def _particle_setup(model: PSpin, backend: Any) -> tuple[PSpinTask, PSpinTask]:
@@ -489,6 +496,9 @@ ENTRY = register(ModelEntry(
     keys={"model": {
         "d": int_at_least(2, "input dimension d (x uniform on the sphere of radius sqrt(d))"),
         "teacher_seed": int_at_least(0, "seed of the teacher tensor a_pqr", 0),
+        "c_std": Field(("float",), "standard deviation of the initial output weights c (not "
+                       "published by RVE)", INIT_STD_C,
+                       allowed("a finite float >= 0", lambda v: math.isfinite(v) and v >= 0)),
     }},
     build=_build, reduced_dim=0, pde=False,
     no_pde_reason="its D = d + 2 parameters are too many for a grid",

@@ -150,6 +150,12 @@ def test_init_theta_law_and_reproducibility() -> None:
     expected_std = np.r_[np.full(8, 1 / math.sqrt(8)), 1.0, 1.0]
     # 40 000 draws per column: relative std error of a std is 1/sqrt(2 * 40 000) = 0.0035
     np.testing.assert_allclose(theta.reshape(-1, 10).std(axis=0), expected_std, rtol=0.02)
+    # model.c_std scales the output weights only, from the same draws (the sensitivity study)
+    wide = PSpin(8, c_std=30.0).init_theta(rng, 0, 20_000, XP)
+    np.testing.assert_array_equal(wide[..., :-1], theta[..., :-1])
+    np.testing.assert_allclose(wide[..., -1], 30.0 * theta[..., -1], rtol=1e-15)
+    with pytest.raises(ValueError, match="c_std"):
+        PSpin(8, c_std=-1.0)
 
 
 def test_test_loss_of_the_zero_network_and_its_residuals() -> None:
