@@ -65,8 +65,7 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="one more override for every setting (KEY=VALUE, repeatable)")
     args = parser.parse_args()
-    common = [f"study.n={args.n!r}", f"study.teachers={args.teachers}",
-              f"protocol.figure_n={max(args.n)}", *args.sets]
+    common = [f"study.n={args.n!r}", f"study.teachers={args.teachers}", *args.sets]
     options = Options(workers=args.workers, progress=False)
     table = []
     for label, sets in SETTINGS:

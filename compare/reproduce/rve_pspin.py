@@ -213,7 +213,10 @@ def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
     raw["dynamics"].update({"t_end": 1.0, "save_times": [0.0]})  # placeholders, set per job
     parse_config({k: v for k, v in raw.items() if k not in ("study", "protocol")})  # checks
     # the jobs' text leaves out [study]: another list of widths or teachers reuses the jobs done
-    text = _dump({k: v for k, v in raw.items() if k != "study"})
+    # ... nor protocol.figure_n, which only picks the width the figures show
+    job_raw = {k: v for k, v in raw.items() if k != "study"}
+    job_raw["protocol"] = {k: v for k, v in raw["protocol"].items() if k != "figure_n"}
+    text = _dump(job_raw)
     d = int(raw["model"]["d"])
     params = [{"config_toml": text, "n": n, "teacher": k,
                "seed": proto["seed"] + 1000 * k + n}

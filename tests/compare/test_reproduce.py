@@ -163,6 +163,9 @@ def test_a_rerun_reuses_the_jobs_and_other_widths_reuse_theirs(tiny_run) -> None
     fewer = reproduce("rve-pspin", out, overrides=[*TINY, "study.n=[20]"], options=options)
     assert not any("jobs to run" in line for line in lines)  # [study] is not in the jobs' key
     assert [r for r in fewer if r.x == 20] == [r for r in rows if r.x == 20]
+    # the width the figures show is not in the key either
+    reproduce("rve-pspin", out, overrides=[*TINY, "protocol.figure_n=10"], options=options)
+    assert not any("jobs to run" in line for line in lines)
     # one teacher count per width: the jobs of teacher 0 only at n = 10, both at n = 20
     mixed = reproduce("rve-pspin", out, overrides=[*TINY, "study.teachers=[1, 2]"],
                       options=options)
