@@ -48,8 +48,9 @@ What the model object (``entry.build(model_spec, pde_spec)``) must provide:
 * the initial law (``entry.law(model_spec, init_spec)``): ``cell_masses(grid) -> (masses,
   outside)`` and ``box(tol)`` for the PDE, ``axis_laws()`` (independent one-axis laws with
   ``from_score(z)``, the quantile at normal score ``z``) for the characteristics solver,
-  ``sample_streams(rng, n) -> (R, n, dim)`` for the particles (:class:`~meanfield.model.laws.NormalLaw` of :func:`meanfield.model.keys.normal_law`
-  serves every model whose grid is its parameter space).
+  ``sample_streams(rng, n) -> (R, n, dim)`` for the particles
+  (:class:`~meanfield.model.laws.NormalLaw` of :func:`meanfield.model.keys.normal_law` serves
+  every model whose grid is its parameter space).
 
 Examples
 --------
