@@ -12,8 +12,9 @@ from compare.reproduce import rve_kernel
 from compare.reproduce.base import COLUMNS, Options, load_raw, read_results
 from meanfield.config import ConfigError
 
-TINY = ("study.n=[4, 8]", "study.teachers=2", "protocol.steps=300",
+TINY = ("study.n=[4, 8]", "study.teachers=2", "protocol.steps=300", "protocol.max_steps=600",
         "protocol.test_points=2000", "protocol.records=12")
+SUFFIXES = ("", "_l2")  # (4.5) as printed, then the L2(mu) flow
 
 
 def test_tiny_run_writes_results_and_figures_and_reuses_its_jobs(tmp_path: Path) -> None:
@@ -25,55 +26,103 @@ def test_tiny_run_writes_results_and_figures_and_reuses_its_jobs(tmp_path: Path)
     assert list(table[0]) == list(COLUMNS)
     assert len(table) == len(rows)
     quantities = [r["quantity"] for r in table]
-    for quantity in ("loss", "loss_exact", "final_trend", "stability"):
-        assert [r["x"] for r in table if r["quantity"] == quantity] == [4.0, 8.0]
-    assert quantities.count("slope") == 1
     by = {(r["quantity"], r["x"]): r for r in table}
-    for n in (4.0, 8.0):
-        loss = by["loss", n]
-        assert loss["ours_low"] <= loss["ours"] <= loss["ours_high"]
-        # the 2,000-point test loss and the closed form agree to Monte Carlo accuracy
-        assert by["loss_exact", n]["ours"] == pytest.approx(loss["ours"], rel=0.2)
-        assert by["stability", n]["ours"] < 2.0
+    for tag in SUFFIXES:
+        for quantity in ("loss", "loss_exact", "final_trend", "stability", "steps", "converged",
+                         "seconds"):
+            assert [r["x"] for r in table if r["quantity"] == quantity + tag] == [4.0, 8.0]
+        assert quantities.count("slope" + tag) == 1
+        for n in (4.0, 8.0):
+            loss = by["loss" + tag, n]
+            assert loss["ours_low"] <= loss["ours"] <= loss["ours_high"]
+            # the 2,000-point test loss and the closed form agree to Monte Carlo accuracy
+            assert by["loss_exact" + tag, n]["ours"] == pytest.approx(loss["ours"], rel=0.2)
+            assert by["stability" + tag, n]["ours"] < 2.0
+            steps = by["steps" + tag, n]
+            assert 300 <= steps["ours_low"] <= steps["ours_high"] <= 600
+            converged = by["converged" + tag, n]["ours"]
+            assert converged in (0.0, 0.5, 1.0)
+            # a run stops short of max_steps only when it is flat
+            assert converged == 1.0 or steps["ours_high"] == 600
+            trend = by["final_trend" + tag, n]
+            assert trend["ours"] == max(abs(trend["ours_low"]), abs(trend["ours_high"]))
+    # the paper's values belong to (4.5) only
     assert by["loss", 8.0]["paper_low"] == pytest.approx(0.1 / 3)
-    assert by["loss", 4.0]["paper_low"] is None
+    assert by["loss", 4.0]["paper_low"] is None and by["loss_l2", 8.0]["paper_low"] is None
     assert by["slope", None]["paper_high"] == -1.0 and by["slope", None]["paper_low"] is None
-    for name in ("levelsets", "loss", "training"):
+    assert by["slope_l2", None]["paper_high"] is None
+    for name in ("levelsets", "levelsets-l2", "loss", "training"):
         assert (tmp_path / f"rve-kernel-{name}.png").stat().st_size > 10_000
-    assert any("4 of 4 jobs to run" in line for line in lines)
+    assert any("8 of 8 jobs to run" in line for line in lines)
 
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.npz")}
-    assert len(stamps) == 4
+    assert len(stamps) == 8
     lines.clear()
     again = rve_kernel.run(raw, "small", tmp_path, options)
     assert not any("jobs to run" in line for line in lines)  # nothing recomputed
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert again == rows
+    # one objective alone reuses its jobs: the job config holds only that objective's settings
+    lines.clear()
+    alone = load_raw(rve_kernel.EXPERIMENT, "small", [*TINY, "protocol.objective='l2'"])
+    rows_l2 = rve_kernel.run(alone, "small", tmp_path / "l2", options)
+    assert {r.quantity for r in rows_l2} == {r.quantity for r in rows if r.quantity.endswith("_l2")}
+    # and the same numbers as in the run of both
+    assert [r for r in rows_l2 if r.quantity != "seconds_l2"] == [
+        r for r in rows if r.quantity.endswith("_l2") and r.quantity != "seconds_l2"]
 
 
 def test_config_errors_name_the_key() -> None:
     raw = load_raw(rve_kernel.EXPERIMENT, "small")
-    del raw["protocol"]["step"]
-    with pytest.raises(ConfigError, match=r"protocol\.step is missing"):
-        rve_kernel.settings(raw)
+    del raw["protocol"]["step_collocation"]
+    with pytest.raises(ConfigError, match=r"protocol\.step_collocation is missing"):
+        rve_kernel.settings(raw, "collocation")
+    rve_kernel.settings(raw, "l2")  # the other objective's step is not needed there
     for override, key in (("model.name='pspin'", "model.name"), ("protocol.beta=-1", "beta"),
                           ("study.n=[0, 8]", "study.n"), ("particles.engine='cuda'", "engine"),
-                          ("protocol.noise_fraction=1.5", "noise_fraction")):
+                          ("protocol.noise_fraction=1.5", "noise_fraction"),
+                          ("protocol.max_steps=10", "protocol.max_steps"),
+                          ("protocol.flat_tolerance=0", "protocol.flat_tolerance"),
+                          ("protocol.step_l2=0", "protocol.step_l2")):
         bad = load_raw(rve_kernel.EXPERIMENT, "small", [override])
-        check = rve_kernel.study if key.startswith("study") else rve_kernel.settings
+        check = rve_kernel.study if key.startswith("study") else (
+            lambda r: [rve_kernel.settings(r, name) for name in rve_kernel.objectives(r)])
         with pytest.raises(ConfigError, match=key):
             check(bad)
 
 
+@pytest.mark.parametrize("value", ["'L2'", "['collocation', 'rkhs']", "[]",
+                                   "['l2', 'l2']", "3"])
+def test_a_bad_objective_is_a_clear_error_naming_the_key(value: str) -> None:
+    bad = load_raw(rve_kernel.EXPERIMENT, "small", [f"protocol.objective={value}"])
+    with pytest.raises(ConfigError, match=r"protocol\.objective = .* is invalid; expected one "
+                                          r"of 'collocation', 'l2'"):
+        rve_kernel.objectives(bad)
+    with pytest.raises(ConfigError, match=r"protocol\.objective"):
+        rve_kernel.run(bad, "small", Path("/nonexistent"), Options(progress=False))
+
+
+def test_objectives_default_to_both_with_the_paper_s_first() -> None:
+    raw = load_raw(rve_kernel.EXPERIMENT, "small")
+    del raw["protocol"]["objective"]
+    assert rve_kernel.objectives(raw) == ["collocation", "l2"]
+    single = load_raw(rve_kernel.EXPERIMENT, "small", ["protocol.objective='collocation'"])
+    assert rve_kernel.objectives(single) == ["collocation"]
+    assert (rve_kernel.suffix("collocation"), rve_kernel.suffix("l2")) == ("", "_l2")
+
+
 def test_shipped_configs() -> None:
     paper = load_raw(rve_kernel.EXPERIMENT, "paper")
-    s = rve_kernel.settings(paper)
+    assert rve_kernel.objectives(paper) == ["collocation", "l2"]
+    s = rve_kernel.settings(paper, "collocation")
     widths, teachers = rve_kernel.study(paper)
     assert widths == [8, 16, 32, 64, 128, 256] and len(teachers) >= 3
     assert (s.d, s.alpha, s.steps, s.test_points) == (5, 1.0, 200_000, 1_000_000)
-    assert s.noise_steps == 100_000 and s.trend_step == 160_000
+    assert s.noise_steps == 100_000 and s.max_steps > s.steps and s.flat_tolerance <= 1e-3
+    assert rve_kernel.settings(paper, "l2").step == 0.1
     small = load_raw(rve_kernel.EXPERIMENT, "small")
     assert rve_kernel.settings(small).d == 5 and rve_kernel.study(small)[0] == [8, 16, 32]
+    assert rve_kernel.objectives(small) == ["collocation", "l2"]
 
 
 def test_median_slope_recovers_a_power_law() -> None:

@@ -105,7 +105,8 @@ def test_noise_off_is_deterministic_and_noise_follows_the_seed() -> None:
 
 
 def test_compiled_steps_match_the_reference() -> None:
-    """The L2 flow's numba twin against the xp reference: noisy then plain, across a noise block boundary."""
+    """The L2 flow's numba twin against the xp reference: noisy then plain, across a noise
+    block boundary."""
     task = _task(3)
     rng, state = _start(task, 9, replicas=2)
     kwargs = {"step": 0.05, "beta": 200.0, "noise_steps": NOISE_BLOCK + 20, "objective": "l2"}
