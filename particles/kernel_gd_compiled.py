@@ -77,6 +77,14 @@ def _retract(y, r, i, move):
 # ---------------------------------------------------------------------- the L2(mu) flow
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _transpose(y, r, yt):
+    """``yt[a, i] = y[r, i, a]``: replica ``r``'s centres, unit-stride along the units."""
+    for a in range(yt.shape[0]):
+        for i in range(yt.shape[1]):
+            yt[a, i] = y[r, i, a]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def l2_steps(c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, step, count,
              noise, noisy):
     """``count`` Euler steps of the ``L^2(mu)`` flow of every replica, in place.
@@ -97,9 +105,7 @@ def l2_steps(c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, ste
     move = np.empty(d)
     for t in range(count):
         for r in range(n_rep):
-            for a in range(d):
-                for i in range(n):
-                    yt[a, i] = y[r, i, a]
+            _transpose(y, r, yt)
             _l2_pair_sums(c[r], yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow)
             for i in range(n):
                 _l2_unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step,
@@ -211,9 +217,7 @@ def collocation_steps(c, y, gradient_tensor, alpha, step, count, noise, noisy):
     move = np.empty(d)
     for t in range(count):
         for r in range(n_rep):
-            for a in range(d):
-                for i in range(n):
-                    yt[a, i] = y[r, i, a]
+            _transpose(y, r, yt)
             _collocation_pair_sums(c[r], yt, alpha, pc, pcy, row)
             for i in range(n):
                 ci = c[r, i]
