@@ -27,7 +27,7 @@ import numpy as np
 
 from meanfield.backends import get_backend
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, ScaledChiLaw
-from meanfield.model.isotropic_pairs import MAX_PAIR_ORDER, max_pair_cosine, pair_order
+from meanfield.model.mmn.isotropic_pairs import MAX_PAIR_ORDER, max_pair_cosine, pair_order
 from meanfield.rng import CounterRNG
 from particles.engine.population import pair_population_risk
 

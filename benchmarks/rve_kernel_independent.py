@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield.model.pspin import PSpin
+from meanfield.model.rve.pspin import PSpin
 
 CONFIG = (Path(__file__).resolve().parents[1] / "data" / "configs" / "reproduce"
           / "rve-kernel.paper.toml")

@@ -6,10 +6,10 @@ import; importing this package imports them all, which fills the registry
 """
 
 from .activations import ACTIVATIONS, PiecewiseLinear, activation_from_spec
-from .anisotropic import AnisotropicGaussians
+from .mmn.anisotropic import AnisotropicGaussians
 from .base import KernelFeatures, ReducedModel
 from .cosine import CosineInteraction
-from .isotropic import IsotropicGaussians
+from .mmn.isotropic import IsotropicGaussians
 from .laws import (
     GridTooSmallError,
     NormalLaw,
@@ -18,10 +18,10 @@ from .laws import (
     ScaledChiPairLaw,
     initial_density,
 )
-from .pspin import PSpin, PSpinTask
+from .rve.pspin import PSpin, PSpinTask
 from .registry import ModelEntry, Tolerance, builtin_entries, model_entry, register
-from .relu_isotropic import ReluIsotropic, ReluIsotropicLaw
-from .relu_selection import ReluSelection
+from .mmn.relu_isotropic import ReluIsotropic, ReluIsotropicLaw
+from .mmn.relu_selection import ReluSelection
 from .solvable import (
     FeatureModel,
     LinearUnit,
@@ -29,8 +29,8 @@ from .solvable import (
     linear_unit_moments,
     ou_moments,
 )
-from .teacher_student import TeacherNetwork, TeacherStudent
-from .teacher_student_entry import ENTRY as _TEACHER_STUDENT_ENTRY  # noqa: F401 (registers)
+from .teacher_student.model import TeacherNetwork, TeacherStudent
+from .teacher_student.entry import ENTRY as _TEACHER_STUDENT_ENTRY  # noqa: F401 (registers)
 
 __all__ = [
     "ACTIVATIONS",

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.arrays import Backend, get_backend
-from .hermite import hermite_functions
+from .integrals.hermite import hermite_functions
 from .pieces import ActivationPieces
 
 NUMPY = get_backend("numpy")
@@ -124,7 +124,7 @@ class PiecewiseLinear:
         Notes
         -----
         For ``k >= 2``, ``F_k(a) = a sum_i J_i psi_{k-2}(t_i / a) / sqrt(k (k - 1))`` with the
-        bounded Hermite functions ``psi_n`` of :func:`~meanfield.model.hermite.hermite_functions`.
+        bounded Hermite functions ``psi_n`` of :func:`~meanfield.model.integrals.hermite.hermite_functions`.
         At ``a = 0``, ``s(aG) = s(0)`` is constant: ``F_0 = s(0)`` and ``F_k = 0``.
         """
         bk = backend or NUMPY

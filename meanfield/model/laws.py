@@ -206,7 +206,7 @@ class NormalLaw:
 class ReluSelectionLaw:
     """Law of ``(a, b, r1, r2)`` for ``a ~ N(a_mean, a_std^2)``, ``b ~ N(b_mean, b_std^2)`` and
     ``w ~ N(0, kappa^2 I_d / d)``, independent; units ``theta = (a, b, w)`` (the ReLU selection
-    model, :mod:`~meanfield.model.relu_selection`).
+    model, :mod:`~meanfield.model.mmn.relu_selection`).
 
     On a 4-D grid the cell masses are the product of the two normal laws' and of
     :class:`ScaledChiPairLaw`'s.

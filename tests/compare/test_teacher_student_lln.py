@@ -16,7 +16,7 @@ from compare.metrics import sliced_w1_to_grid
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import NormalLaw, initial_density
-from meanfield.model.teacher_student import TeacherNetwork, TeacherStudent
+from meanfield.model.teacher_student.model import TeacherNetwork, TeacherStudent
 from meanfield.pde.controller import integrate
 from meanfield.pde.equation import MeanFieldPDE
 from meanfield.pde.trackers import InvariantTracker, MemoryTracker

@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate, special
 
 from meanfield.model import ACTIVATIONS, PiecewiseLinear
-from meanfield.model.hermite import CRAMER_BOUND, cosine_moments, hermite_functions
+from meanfield.model.integrals.hermite import CRAMER_BOUND, cosine_moments, hermite_functions
 
 # quad warns of round-off once it reaches its 1e-14 target; the tolerances below allow for it
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")

@@ -12,7 +12,7 @@ from scipy import special, stats
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians
-from meanfield.model.anisotropic import AnisotropicGaussians
+from meanfield.model.mmn.anisotropic import AnisotropicGaussians
 from meanfield.model.laws import GridTooSmallError, ScaledChiPairLaw, initial_density
 from meanfield.rng import CounterRNG
 

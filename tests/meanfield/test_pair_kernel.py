@@ -19,8 +19,8 @@ from scipy import integrate, special
 
 from meanfield.backends import get_backend, to_numpy
 from meanfield.model import ACTIVATIONS, AnisotropicGaussians, IsotropicGaussians
-from meanfield.model.bivariate import orthant, pair_moments
-from meanfield.model.isotropic_pairs import pair_order
+from meanfield.model.integrals.bivariate import orthant, pair_moments
+from meanfield.model.mmn.isotropic_pairs import pair_order
 
 NUMPY = get_backend("numpy")
 CORRELATIONS = (-0.99999, -0.999, -0.99, -0.95, -0.93, -0.9, -0.5, -0.1, 0.0, 0.2, 0.7, 0.92,
@@ -209,8 +209,8 @@ def test_orthant_at_extreme_arguments(c: float) -> None:
 @pytest.mark.parametrize("c", [-0.999, 0.3, 0.9999])
 def test_smooth_pair_moments_match_erf_closed_form(c: float) -> None:
     """``E[erf(aX) erf(bY)] = (2/pi) asin(2abc / sqrt((1 + 2a^2)(1 + 2b^2)))`` (Williams)."""
-    from meanfield.model.bivariate import smooth_pair_moments
-    from meanfield.model.smooth import SMOOTH_ACTIVATIONS
+    from meanfield.model.integrals.bivariate import smooth_pair_moments
+    from meanfield.model.integrals.smooth import SMOOTH_ACTIVATIONS
 
     act = SMOOTH_ACTIVATIONS["erf"]
     for a, b in ((0.5, 1.0), (1.0, 0.7), (1.0, 1.0)):
@@ -234,8 +234,8 @@ def test_smooth_pair_moments_match_erf_closed_form(c: float) -> None:
 def test_smooth_pair_moments_match_quadrature(name: str, scale: float, n_nodes: int) -> None:
     """The node counts that reach 1e-12 at every correlation for units up to ``scale``
     (tanh's poles at +-i pi/2 make it the slowest of the three)."""
-    from meanfield.model.bivariate import smooth_pair_moments
-    from meanfield.model.smooth import SMOOTH_ACTIVATIONS
+    from meanfield.model.integrals.bivariate import smooth_pair_moments
+    from meanfield.model.integrals.smooth import SMOOTH_ACTIVATIONS
 
     act = SMOOTH_ACTIVATIONS[name]
     for a, b, c in ((0.5 * scale, scale, 0.3), (scale, scale, 0.9999),

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from meanfield.backends import get_backend, to_numpy
-from meanfield.model.pspin import PSpin
+from meanfield.model.rve.pspin import PSpin
 
 XP = get_backend("numpy").xp
 

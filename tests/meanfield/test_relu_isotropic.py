@@ -14,10 +14,10 @@ from scipy import special
 
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
-from meanfield.model.bivariate import orthant, ramp_pair
+from meanfield.model.integrals.bivariate import orthant, ramp_pair
 from meanfield.model.laws import ScaledChiLaw, initial_density
 from meanfield.model.registry import model_entry
-from meanfield.model.relu_isotropic import ReluIsotropic, ReluIsotropicLaw
+from meanfield.model.mmn.relu_isotropic import ReluIsotropic, ReluIsotropicLaw
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from particles.engine import make_advance

@@ -15,8 +15,8 @@ from scipy import integrate, special
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ReluSelection, ReluSelectionLaw, initial_density
-from meanfield.model.bivariate import orthant, ramp_pair
-from meanfield.model.ramp import (
+from meanfield.model.integrals.bivariate import orthant, ramp_pair
+from meanfield.model.integrals.ramp import (
     ramp_hermite_coefficients,
     ramp_hermite_slopes,
     ramp_mean,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from meanfield.backends import get_backend, to_numpy
-from meanfield.model.sphere_kernel import OBJECTIVES, SphereKernel
+from meanfield.model.rve.sphere_kernel import OBJECTIVES, SphereKernel
 
 D, ALPHA = 5, 1.0
 NUMPY = get_backend("numpy")

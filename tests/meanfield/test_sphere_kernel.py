@@ -14,8 +14,8 @@ import pytest
 from scipy import special
 
 from meanfield.backends import get_backend, to_numpy
-from meanfield.model.pspin import sphere_sixth_moment_pairings
-from meanfield.model.sphere_kernel import MAX_ORDER, SphereKernel
+from meanfield.model.rve.pspin import sphere_sixth_moment_pairings
+from meanfield.model.rve.sphere_kernel import MAX_ORDER, SphereKernel
 from meanfield.rng import CounterRNG
 
 D, ALPHA = 5, 1.0

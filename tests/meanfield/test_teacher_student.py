@@ -13,9 +13,9 @@ from scipy import special
 
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
-from meanfield.model.quadrature import gauss_rule
-from meanfield.model.smooth import SMOOTH_ACTIVATIONS, erf
-from meanfield.model.teacher_student import TARGETS, TeacherNetwork, TeacherStudent
+from meanfield.model.integrals.quadrature import gauss_rule
+from meanfield.model.integrals.smooth import SMOOTH_ACTIVATIONS, erf
+from meanfield.model.teacher_student.model import TARGETS, TeacherNetwork, TeacherStudent
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from particles.methods import make_online_sgd

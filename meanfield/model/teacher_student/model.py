@@ -8,11 +8,11 @@ function of :data:`TARGETS`. The unit is
 
     \\sigma_*(x; \\theta) = a\\, s(\\langle w, x\\rangle + b),
 
-with a smooth activation ``s`` (:mod:`~meanfield.model.smooth`) and any subset of
+with a smooth activation ``s`` (:mod:`~meanfield.model.integrals.smooth`) and any subset of
 ``(a, w_1, .., w_k, b)`` trained: those form ``theta in R^D``, ``D = 1, 2`` or ``3``, in the
 order given by ``trained``; the others stay at their fixed values. No reduction: the PDE grid
 is the ``theta`` space itself. With a tensor-product Gauss rule ``(x_q, omega_q)`` of the input
-law (:mod:`~meanfield.model.quadrature`),
+law (:mod:`~meanfield.model.integrals.quadrature`),
 
 .. math::
 
@@ -59,10 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.arrays import Backend
-from .base import KernelFeatures, ReducedModel
-from .pieces import ActivationPieces, DataPieces, NodePieces, UnitPieces
-from .quadrature import (
+from ...backends.arrays import Backend
+from ..base import KernelFeatures, ReducedModel
+from ..pieces import ActivationPieces, DataPieces, NodePieces, UnitPieces
+from ..integrals.quadrature import (
     INPUT_LAWS,
     GaussRule,
     QuadratureTables,
@@ -73,8 +73,8 @@ from .quadrature import (
     order_ladder,
     point_chunks,
 )
-from .smooth import SmoothActivation, smooth_activation
-from .teacher_targets import TARGETS, TeacherNetwork
+from ..integrals.smooth import SmoothActivation, smooth_activation
+from .targets import TARGETS, TeacherNetwork
 
 __all__ = ["TeacherStudent", "TeacherNetwork", "TARGETS", "QuadratureTables"]
 
@@ -106,7 +106,7 @@ class TeacherStudent(ReducedModel):
     target : str or TeacherNetwork
         A name of :data:`TARGETS` or a teacher network with ``k`` inputs.
     activation : str
-        ``"tanh"``, ``"erf"`` or ``"softplus"`` (:mod:`~meanfield.model.smooth`).
+        ``"tanh"``, ``"erf"`` or ``"softplus"`` (:mod:`~meanfield.model.integrals.smooth`).
     trained : tuple of str
         The trained parameters, in the order of the ``theta`` coordinates: a subset of
         ``("a", "w", "b")`` (``k = 1``) or ``("a", "w1", "w2", "b")`` (``k = 2``), 1 to 3 names.

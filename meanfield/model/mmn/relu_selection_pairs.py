@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .bivariate import C_CLIP, orthant, ramp_pair, shifted
-from .ramp import ramp_mean, ramp_second_moment
+from ..integrals.bivariate import C_CLIP, orthant, ramp_pair, shifted
+from ..integrals.ramp import ramp_mean, ramp_second_moment
 
 __all__ = ["population_risk", "population_gradient"]
 

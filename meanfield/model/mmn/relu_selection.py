@@ -1,6 +1,6 @@
 """MMN's variable-selection example as published: ReLU units with trained output weight and offset.
 
-Data as :mod:`~meanfield.model.anisotropic`: ``y = +-1`` with probability 1/2,
+Data as :mod:`~meanfield.model.mmn.anisotropic`: ``y = +-1`` with probability 1/2,
 ``x | y ~ N(0, diag(tau_y^2 I_s0, I_{d-s0}))``, ``tau_+- = 1 +- Delta``. Unit
 ``sigma_*(x; theta) = a (<w, x> + b)_+`` with ``theta = (a, b, w) in R^{d+2}``, all trained.
 Reduced coordinates ``q = (a, b, r1, r2)``, ``r1 = |w_{1..s0}|``, ``r2 = |w_{s0+1..d}|``: a 4-D
@@ -8,7 +8,7 @@ grid. Given ``y``, ``<w, x> ~ N(0, sig^2)`` with ``sig = sqrt(tau^2 r1^2 + r2^2)
 are jointly Gaussian with correlation ``rho = alpha c1 + beta c2`` (``alpha = tau^2 r1 r1' /
 (sig sig')``, ``beta = r2 r2' / (sig sig')``, ``c1, c2`` independent cosines of uniform
 directions in ``R^s0`` and ``R^(d-s0)``). With the normalised Mehler coefficients ``F_k`` of
-``z -> (sig z + b)_+`` (:mod:`.ramp`):
+``z -> (sig z + b)_+`` (:mod:`..integrals.ramp`):
 
 .. math::
 
@@ -21,7 +21,7 @@ of the features ``a F_k(sig, b) (tau r1 / sig)^j (r2 / sig)^(k-j)`` (``k, j`` ev
 exact at finite ``(s0, d - s0)``; ``d = inf`` keeps ``k = 0``.
 
 ``F_k(sig, b)``, the normalised Mehler coefficients of the ramp, have closed forms in the Gaussian
-density and its derivatives at ``t = -b/sig`` (:mod:`.ramp`): ``F_0 = b Phi(b/sig) + sig
+density and its derivatives at ``t = -b/sig`` (:mod:`..integrals.ramp`): ``F_0 = b Phi(b/sig) + sig
 phi(b/sig)``, ``F_1 = sig Phi(b/sig)``, ``F_k = sig He_{k-2}(t) phi(t) / sqrt(k!)``.
 
 **Choices where MMN publish none** (they give d = 320, s0 = 60, N = 800,
@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.arrays import Backend
-from ..config.fields import (
+from ...backends.arrays import Backend
+from ...config.fields import (
     Context,
     Field,
     allowed,
@@ -67,9 +67,9 @@ from .anisotropic import (
     even_pairs,
     polar,
 )
-from .base import KernelFeatures, ReducedModel, memoized
-from .hermite import CRAMER_BOUND
-from .keys import (
+from ..base import KernelFeatures, ReducedModel, memoized
+from ..integrals.hermite import CRAMER_BOUND
+from ..keys import (
     KERNEL_TOL_HINT,
     MMN_INIT,
     check_dimension,
@@ -78,10 +78,10 @@ from .keys import (
     finite_init_d,
     to_dimension,
 )
-from .laws import ReluSelectionLaw
-from .pieces import ActivationPieces, UnitPieces
-from .ramp import ramp_hermite_coefficients, ramp_hermite_slopes, ramp_mean, ramp_second_moment
-from .registry import ModelEntry, Tolerance, register
+from ..laws import ReluSelectionLaw
+from ..pieces import ActivationPieces, UnitPieces
+from ..integrals.ramp import ramp_hermite_coefficients, ramp_hermite_slopes, ramp_mean, ramp_second_moment
+from ..registry import ModelEntry, Tolerance, register
 
 __all__ = ["ReluSelection", "ReluColumns", "RELU"]
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends.arrays import Backend
-from .activations import NUMPY
+from ...backends.arrays import Backend
+from ..activations import NUMPY
 from .hermite import hermite_functions
 
 __all__ = ["ramp_mean", "ramp_second_moment", "ramp_hermite_coefficients",

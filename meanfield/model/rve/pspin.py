@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config.fields import Field, allowed, int_at_least
-from .pieces import ActivationPieces, DataPieces, UnitPieces
-from .registry import ModelEntry, register
+from ...config.fields import Field, allowed, int_at_least
+from ..pieces import ActivationPieces, DataPieces, UnitPieces
+from ..registry import ModelEntry, register
 
 __all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "BATCH_DIVISOR", "engine_step", "protocol_batches",
            "rve_dt", "sphere_sixth_moment_pairings"]

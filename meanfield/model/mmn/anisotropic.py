@@ -44,14 +44,14 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ..backends.arrays import Backend
-from ..config.fields import Field, positive_float
+from ...backends.arrays import Backend
+from ...config.fields import Field, positive_float
 from . import anisotropic_pairs
-from .activations import PiecewiseLinear, activation_from_spec
-from .base import KernelFeatures, ReducedModel, memoized
-from .hermite import CRAMER_BOUND, cosine_moments
+from ..activations import PiecewiseLinear, activation_from_spec
+from ..base import KernelFeatures, ReducedModel, memoized
+from ..integrals.hermite import CRAMER_BOUND, cosine_moments
 from .isotropic import IsotropicGaussians
-from .keys import (
+from ..keys import (
     KERNEL_TOL_HINT,
     MMN_INIT,
     check_s0,
@@ -59,9 +59,9 @@ from .keys import (
     finite_init_d,
     mmn_model_keys,
 )
-from .laws import ScaledChiPairLaw
-from .pieces import DataPieces
-from .registry import ModelEntry, Tolerance, register
+from ..laws import ScaledChiPairLaw
+from ..pieces import DataPieces
+from ..registry import ModelEntry, Tolerance, register
 
 __all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments", "circle_weights",
            "circle_monomials", "even_pairs", "polar"]
@@ -80,7 +80,7 @@ def block_cosine_moments(n: float, k_max: int) -> np.ndarray:
 
     For ``n = 1`` the "direction" is a random sign: ``c = +-1``, even moments 1, odd moments 0
     (the limit of ``prod_{j<m} (2j+1)/(n+2j)`` at ``n = 1``). Otherwise
-    :func:`~meanfield.model.hermite.cosine_moments`.
+    :func:`~meanfield.model.integrals.hermite.cosine_moments`.
     """
     if n == 1:
         out = np.zeros(k_max + 1)

@@ -1,11 +1,11 @@
-"""The config entry of :mod:`.teacher_student`: its ``[model]`` keys, how the model is built
+"""The config entry of :mod:`.model`: its ``[model]`` keys, how the model is built
 from them, and the quadrature order certified on the ``[pde]`` box (registered at import)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config.fields import (
+from ...config.fields import (
     ConfigError,
     Context,
     Field,
@@ -16,11 +16,11 @@ from ..config.fields import (
     one_of,
     vector,
 )
-from .keys import FULL_GRID_SECTIONS, normal_law
-from .registry import ModelEntry, Tolerance, register
-from .smooth import SMOOTH_ACTIVATIONS
-from .teacher_student import TeacherStudent
-from .teacher_targets import TeacherNetwork, convert_target, target_problem
+from ..keys import FULL_GRID_SECTIONS, normal_law
+from ..registry import ModelEntry, Tolerance, register
+from ..integrals.smooth import SMOOTH_ACTIVATIONS
+from .model import TeacherStudent
+from .targets import TeacherNetwork, convert_target, target_problem
 
 __all__ = ["ENTRY"]
 

@@ -3,7 +3,7 @@
 :data:`TARGETS` maps a name to ``f(x, xp)`` (``x`` of shape ``(..., k)``) and the least input
 dimension ``k`` it needs; a :class:`TeacherNetwork` is a fixed smooth two-layer network.
 :func:`target_problem` says what a config's ``model.target`` may be (used by the key check of
-:mod:`~meanfield.model.teacher_student`).
+:mod:`~meanfield.model.teacher_student.model`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config.fields import is_finite_number, toml_kind
-from .smooth import smooth_activation
+from ...config.fields import is_finite_number, toml_kind
+from ..integrals.smooth import smooth_activation
 
 __all__ = ["TARGETS", "TeacherNetwork", "target_problem", "convert_target"]
 
@@ -58,7 +58,7 @@ class TeacherNetwork:
     w : sequence of ``m`` sequences of ``k`` floats
     b : sequence of float, length ``m``
     activation : str
-        A name of :data:`~meanfield.model.smooth.SMOOTH_ACTIVATIONS`.
+        A name of :data:`~meanfield.model.integrals.smooth.SMOOTH_ACTIVATIONS`.
     """
 
     a: tuple[float, ...]

@@ -1,12 +1,12 @@
 """MMN's isotropic-Gaussian data learnt by ReLU units with trained output weight and offset.
 
-Data as :mod:`~meanfield.model.isotropic`: ``y = +-1`` with probability 1/2,
+Data as :mod:`~meanfield.model.mmn.isotropic`: ``y = +-1`` with probability 1/2,
 ``x | y ~ N(0, tau_y^2 I_d)``, ``tau_+- = 1 +- Delta``. Unit
 ``sigma_*(x; theta) = a (<w, x> + b)_+`` with ``theta = (a, b, w) in R^{d+2}``, all trained.
 Reduced coordinates ``q = (a, b, r)``, ``r = |w|``: a 3-D grid. Given ``y``,
 ``<w, x> ~ N(0, tau^2 r^2)``, and two units are jointly Gaussian with correlation ``c``, the
 cosine of two independent uniform directions in ``R^d``. With the normalised Mehler
-coefficients ``F_k`` of ``z -> (sig z + b)_+`` (:mod:`.ramp`):
+coefficients ``F_k`` of ``z -> (sig z + b)_+`` (:mod:`..integrals.ramp`):
 
 .. math::
 
@@ -44,17 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.arrays import Backend
-from ..config.fields import Context, Field, check_bounds, float_pairs
-from ..grid import Grid
+from ...backends.arrays import Backend
+from ...config.fields import Context, Field, check_bounds, float_pairs
+from ...grid import Grid
 from . import relu_selection_pairs
-from .base import KernelFeatures, ReducedModel
-from .hermite import cosine_moments
+from ..base import KernelFeatures, ReducedModel
+from ..integrals.hermite import cosine_moments
 from .isotropic import IsotropicGaussians
-from .keys import KERNEL_TOL_HINT, finite_init_d
-from .laws import NormalLaw, ReluSelectionLaw, ScaledChiLaw
-from .pieces import DataPieces
-from .registry import ModelEntry, Tolerance, register
+from ..keys import KERNEL_TOL_HINT, finite_init_d
+from ..laws import NormalLaw, ReluSelectionLaw, ScaledChiLaw
+from ..pieces import DataPieces
+from ..registry import ModelEntry, Tolerance, register
 from .relu_selection import (
     RELU_INIT,
     RELU_LAW_KEYS,

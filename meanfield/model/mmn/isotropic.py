@@ -28,16 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.arrays import Backend
-from ..config.fields import positive_float
+from ...backends.arrays import Backend
+from ...config.fields import positive_float
 from . import isotropic_pairs
-from .activations import NUMPY, PiecewiseLinear, activation_from_spec
-from .base import KernelFeatures, ReducedModel, memoized
-from .hermite import cosine_moments
-from .keys import KERNEL_TOL_HINT, MMN_INIT, finite_init_d, mmn_model_keys
-from .laws import ScaledChiLaw
-from .pieces import DataPieces, UnitPieces
-from .registry import ModelEntry, Tolerance, register
+from ..activations import NUMPY, PiecewiseLinear, activation_from_spec
+from ..base import KernelFeatures, ReducedModel, memoized
+from ..integrals.hermite import cosine_moments
+from ..keys import KERNEL_TOL_HINT, MMN_INIT, finite_init_d, mmn_model_keys
+from ..laws import ScaledChiLaw
+from ..pieces import DataPieces, UnitPieces
+from ..registry import ModelEntry, Tolerance, register
 
 __all__ = ["IsotropicGaussians"]
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import isotropic_pairs
-from .activations import PiecewiseLinear
+from ..activations import PiecewiseLinear
 
 __all__ = ["ClassView", "population_risk", "population_gradient", "max_pair_cosine",
            "pair_views"]

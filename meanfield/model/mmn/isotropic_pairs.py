@@ -16,7 +16,7 @@ whichever form is cheaper at its cosine:
   the largest such cosine; by Cauchy-Schwarz and Parseval the tail is at most
   ``|c|^(K+1) max s^2``), so ``K <= pair_order(MEHLER_SPLIT, tol)``: 33 terms at
   ``tol = 1e-10``;
-* ``|c| > MEHLER_SPLIT``: the closed form of :mod:`.bivariate` (bivariate normal orthant
+* ``|c| > MEHLER_SPLIT``: the closed form of :mod:`..integrals.bivariate` (bivariate normal orthant
   probabilities), whose cost does not depend on ``c``.
 
 The cost per pair is therefore bounded whatever the alignment of the units. An explicit
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .bivariate import pair_moments
+from ..integrals.bivariate import pair_moments
 
 __all__ = ["pair_order", "population_risk", "population_gradient", "max_pair_cosine",
            "MEHLER_SPLIT"]
