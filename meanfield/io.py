@@ -41,6 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ._version import __version__
+
 __all__ = [
     "SCHEMA_VERSION",
     "Checkpoint",
@@ -131,8 +133,6 @@ def write_root_attrs(
     backend, device : str
         Array backend name and a description of the device it ran on.
     """
-    from meanfield import __version__
-
     f.attrs["schema_version"] = SCHEMA_VERSION
     f.attrs["package_version"] = __version__
     f.attrs["created_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()

@@ -1,10 +1,14 @@
-"""The import DAG: meanfield imports neither particles nor compare; particles never imports
-compare; cupy is imported only in meanfield/backends/arrays.py; math code never branches on a
-backend; no module imports itself back through a cycle; no module is over 600 lines."""
+"""The import DAG: meanfield imports neither particles nor compare (its facade resolves the
+notebook API lazily, by name); particles never imports compare, nor meanfield's config layer;
+cupy is imported only in meanfield/backends/arrays.py; math code never branches on a backend; no
+module imports itself back through a cycle, at import time or inside a function; no module of
+any package is over 600 lines."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +18,24 @@ PACKAGES = ("meanfield", "particles", "compare")
 FORBIDDEN = {"meanfield": {"particles", "compare"}, "particles": {"compare"}, "compare": set()}
 
 
+def _walk_runtime(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` that can run: all but the bodies of ``if TYPE_CHECKING:``."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def _imports(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` can import (at import time or in a function)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names = set()
-    for node in ast.walk(tree):
+    for node in _walk_runtime(tree):
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -68,13 +86,27 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """Modules of this repository that ``path`` imports when it is imported (module body only,
-    not inside functions or ``if TYPE_CHECKING``), as dotted names."""
+def _module_imports(path: Path, *, in_functions: bool = False) -> set[str]:
+    """Modules of this repository that ``path`` imports, as dotted names: when it is imported
+    (module body only, not inside functions or ``if TYPE_CHECKING``), or, ``in_functions``,
+    anywhere it can run (function bodies too)."""
     name = _module_name(path)
     package = name if _is_package(path) else name.rpartition(".")[0]
     known = {_module_name(p) for pkg in PACKAGES for p in _sources(pkg)}
     found: set[str] = set()
+
+    def add(node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+            return
+        if node.level:
+            base = package.split(".")
+            base = base[: len(base) - (node.level - 1)]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        found.add(module)
+        found.update(f"{module}.{alias.name}" for alias in node.names)
 
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
@@ -84,23 +116,24 @@ def _top_level_imports(path: Path) -> set[str]:
                     visit(node.orelse)
             elif isinstance(node, ast.Try):
                 visit(node.body)
-            elif isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    module = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    module = node.module or ""
-                found.add(module)
-                found.update(f"{module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                add(node)
 
-    visit(ast.parse(path.read_text(), filename=str(path)).body)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    if in_functions:
+        for node in _walk_runtime(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                add(node)
+    else:
+        visit(tree.body)
     return {m for m in found if m in known}
 
 
-def _graph(package: str) -> dict[str, set[str]]:
+def _top_level_imports(path: Path) -> set[str]:
+    return _module_imports(path)
+
+
+def _graph(package: str, *, in_functions: bool = False) -> dict[str, set[str]]:
     """Import edges, with the packages a submodule import runs (``a.b.c`` runs ``a.b``), except
     the root package (the facade) and the importer's own packages (already running)."""
     graph = {}
@@ -108,31 +141,76 @@ def _graph(package: str) -> dict[str, set[str]]:
         name = _module_name(path)
         own = {".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)}
         edges = set()
-        for target in _top_level_imports(path):
+        for target in _module_imports(path, in_functions=in_functions):
             parts = target.split(".")
             edges |= {".".join(parts[:k]) for k in range(2, len(parts) + 1)} - own
         graph[name] = edges - {name}
     return graph
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_no_import_cycles(package: str) -> None:
-    graph = _graph(package)
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a list of modules (first == last), or None."""
     state: dict[str, int] = {}
 
-    def visit(node: str, trail: list[str]) -> None:
+    def visit(node: str, trail: list[str]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph.get(node, set())):
             if state.get(nxt) == 1:
-                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
-                raise AssertionError("import cycle: " + " -> ".join(cycle))
-            if nxt not in state:
-                visit(nxt, [*trail, nxt])
+                return [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+            if nxt not in state and (found := visit(nxt, [*trail, nxt])) is not None:
+                return found
         state[node] = 2
+        return None
 
     for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+        if node not in state and (found := visit(node, [node])) is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize("in_functions", [False, True], ids=["at-import", "in-functions"])
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles(package: str, in_functions: bool) -> None:
+    """No cycle among the modules, counting the imports inside functions too: a lazy import
+    that closes a cycle hides a layering fault (it only moves the failure to run time)."""
+    cycle = _find_cycle(_graph(package, in_functions=in_functions))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_sees_a_cycle_inside_a_function(tmp_path: Path, monkeypatch) -> None:
+    """The check above can fail: in a toy package, ``a`` imports ``b`` at import time and ``b``
+    imports ``a`` back inside a function: no cycle at import time, one counting functions."""
+    package = tmp_path / "meanfield"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from .b import helper\n")
+    (package / "b.py").write_text("def helper():\n    from meanfield.a import helper\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _find_cycle(_graph("meanfield")) is None
+    assert _find_cycle(_graph("meanfield", in_functions=True)) == [
+        "meanfield.a", "meanfield.b", "meanfield.a"]
+
+
+def test_particles_never_import_the_config_layer() -> None:
+    """The config layer builds the run (model, backend, options) once; the particles take the
+    built objects and never read a config themselves."""
+    for path in _sources("particles"):
+        bad = {m for m in _module_imports(path, in_functions=True)
+               if m.startswith("meanfield.config")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_import_meanfield_loads_neither_particles_nor_compare() -> None:
+    """The facade resolves the notebook API by name, on first use only."""
+    code = ("import sys, meanfield; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'particles', 'compare'})); "
+            "import compare.api; print(meanfield.run is compare.api.run, "
+            "meanfield.study is compare.api.study, meanfield.read is compare.api.read, "
+            "meanfield.plot is compare.api.plot)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.split("\n")
+    assert out[0] == "[]", out
+    assert out[1] == "True True True True", out
 
 
 def test_subpackages_never_import_the_facade() -> None:
@@ -153,7 +231,7 @@ def test_subpackages_never_import_the_facade() -> None:
 
 
 def test_modules_stay_small() -> None:
-    big = [(p.relative_to(ROOT).as_posix(), n) for p in _sources("meanfield")
+    big = [(p.relative_to(ROOT).as_posix(), n) for pkg in PACKAGES for p in _sources(pkg)
            if (n := len(p.read_text().splitlines())) > MAX_LINES]
     assert not big, big
 

@@ -4,7 +4,7 @@ A run config names a model, an initial law, the dynamics, and a ``[pde]`` and/or
 ``[particles]`` section; a study adds ``[study]`` (SPEC section 7). The schema is data:
 :data:`SCHEMA` maps each section to its keys, each model adds its own keys through its registry
 entry (:mod:`meanfield.model.registry`; :data:`MODEL_SCHEMA` views the built-in ones), and
-every key is a frozen :class:`Field` (:mod:`meanfield.config.fields`). ``model.name`` may also
+every key is a frozen :class:`Field` (:mod:`meanfield.fields`). ``model.name`` may also
 name a model of your own, ``"package.module:Attribute"``, whose keys are checked the same way.
 :func:`parse_config` walks the schema once and returns a frozen :class:`Config` with every
 default filled in, or raises :class:`ConfigError` whose message is one line naming the key and
@@ -31,6 +31,7 @@ from typing import Any
 import tomli_w
 
 from ..model.registry import builtin_entries, model_entry
+from ..fields import AXES
 from .schema import (
     MODEL_SCHEMA,
     REDUCED_DIM,
@@ -249,12 +250,13 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
                           f"{', '.join(builtin_entries())}, or 'package.module:Attribute')")
     model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
     _check_offers(model_name, data)
-    ctx: Context = {}
+    ctx: Context = {AXES: {"count": model_entry(model_name).n_axes}}
     for section in SECTION_ORDER:
         if section in data:
             _resolve_section(section, data[section], model_name, ctx)
     _check_combinations(ctx)
-    return Config(**{name: _section_proxy(values) for name, values in ctx.items()})
+    return Config(**{name: _section_proxy(values) for name, values in ctx.items()
+                     if name != AXES})
 
 
 def _check_offers(model_name: str, data: Mapping) -> None:

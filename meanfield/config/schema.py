@@ -3,7 +3,7 @@
 :data:`SCHEMA` maps each section to the keys every model shares; each model adds its own keys
 in its module (its :class:`~meanfield.model.registry.ModelEntry`), so :data:`MODEL_SCHEMA` and
 :data:`REDUCED_DIM` are read-only views of the registry's built-in models. Every key is a frozen
-:class:`Field` (:mod:`meanfield.config.fields`): accepted TOML types, a default or
+:class:`Field` (:mod:`meanfield.fields`): accepted TOML types, a default or
 :data:`REQUIRED`, a check returning what is allowed, a conversion, a one-line doc.
 :mod:`meanfield.config` walks it.
 """
@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..model.registry import ModelEntry, builtin_entries, entry_point_names, model_entry
-from .fields import (
+from ..fields import (
     INF,
     REQUIRED,
     ConfigError,
@@ -30,7 +30,7 @@ from .fields import (
     is_finite_number,
     one_of,
     positive_float,
-    reduced_dim,
+    axis_count,
     short_repr,
     toml_kind,
 )
@@ -41,6 +41,12 @@ __all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "SECTION_ORDER",
            "describe_models"]
 
 MAX_SAVE_COUNT = 1_000_000
+
+
+def reduced_dim(model: Mapping[str, Any]) -> int:
+    """Number of axes of the PDE grid of a resolved ``[model]`` section (0: no PDE), from the
+    model's registry entry."""
+    return model_entry(model["name"]).n_axes(model)
 SECTION_ORDER = ("model", "init", "dynamics", "pde", "particles", "study")
 REQUIRED_SECTIONS = ("model", "init", "dynamics")
 
@@ -101,7 +107,7 @@ def _convert_xi(value: Any, ctx: Context) -> Any:
 
 
 def _check_cells(value: Any, ctx: Context) -> str | None:
-    n_axes = reduced_dim(ctx["model"])
+    n_axes = axis_count(ctx)
     text = (f"an integer >= 2, or an array of {n_axes} integers >= 2 "
             f"(one per axis of model {ctx['model']['name']!r})")
     if toml_kind(value) == "integer":
@@ -124,13 +130,13 @@ DEFAULT_POINTS = {1: 128, 2: 48, 3: 20, 4: 12}
 
 
 def _default_points(ctx: Context) -> Any:
-    n_axes = reduced_dim(ctx["model"])
+    n_axes = axis_count(ctx)
     value = DEFAULT_POINTS.get(n_axes, 8) // ctx["pde"]["gauss"] * ctx["pde"]["gauss"]
     return value if n_axes == 1 else [value] * n_axes
 
 
 def _check_points(value: Any, ctx: Context) -> str | None:
-    n_axes, gauss = reduced_dim(ctx["model"]), ctx["pde"]["gauss"]
+    n_axes, gauss = axis_count(ctx), ctx["pde"]["gauss"]
     text = (f"a positive multiple of pde.gauss = {gauss}, or an array of {n_axes} of them "
             f"(one per axis of model {ctx['model']['name']!r})")
     values = [value] if toml_kind(value) == "integer" else list(value)
@@ -162,7 +168,7 @@ OBSERVABLES_MULTI = ("risk", "mean", "sliced_w1")
 
 
 def _observables_for(ctx: Context) -> tuple[str, ...]:
-    return OBSERVABLES if reduced_dim(ctx["model"]) <= 1 else OBSERVABLES_MULTI
+    return OBSERVABLES if axis_count(ctx) <= 1 else OBSERVABLES_MULTI
 
 
 def _check_observables(value: Any, ctx: Context) -> str | None:
@@ -174,7 +180,7 @@ def _check_observables(value: Any, ctx: Context) -> str | None:
 
 
 def _default_observables(ctx: Context) -> tuple[str, ...]:
-    return ("risk", "mean_r", "w1") if reduced_dim(ctx["model"]) <= 1 else OBSERVABLES_MULTI
+    return ("risk", "mean_r", "w1") if axis_count(ctx) <= 1 else OBSERVABLES_MULTI
 
 
 # ----------------------------------------------------------------------------- the schema

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.fields import Field, allowed, finite_float, one_of
+from ..fields import Field, allowed, finite_float, one_of
 from ..grid import Grid
 from .base import FullSpaceModel, KernelFeatures
 from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..config.fields import (
+from ..fields import (
     INF,
     ConfigError,
     Context,
@@ -25,10 +25,10 @@ from ..config.fields import (
     increasing,
     pairs,
     positive_float,
-    reduced_dim,
     vector,
 )
 from .laws import NormalLaw
+from .registry import model_entry
 
 __all__ = ["FULL_GRID_AXES", "FULL_GRID_SECTIONS", "normal_law", "mmn_model_keys", "MMN_INIT",
            "check_dimension", "to_dimension", "check_s0", "check_s0_init_d", "finite_init_d",
@@ -145,6 +145,6 @@ def _per_axis(value: Any, n: int) -> tuple[float, ...]:
 def normal_law(model_spec: Mapping[str, Any], init: Mapping[str, Any]) -> NormalLaw:
     """The law of :data:`FULL_GRID_SECTIONS`' ``[init]``: ``theta_a ~ N(mean_a, std_a^2)``
     on every axis of the model's grid."""
-    n_axes = reduced_dim(model_spec)
+    n_axes = model_entry(model_spec["name"]).n_axes(model_spec)
     return NormalLaw(mean=_per_axis(init.get("mean", 0.0), n_axes),
                      std=_per_axis(init["std"], n_axes))

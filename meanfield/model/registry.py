@@ -1,7 +1,7 @@
 """The model registry: each model declares, in its own module, everything a config needs of it.
 
 A :class:`ModelEntry` holds a model's name, its config keys per section (the
-:class:`~meanfield.config.fields.Field` objects: types, defaults, checks, help text), how the
+:class:`~meanfield.fields.Field` objects: types, defaults, checks, help text), how the
 model and its initial law are built from the parsed sections, its number of grid axes, what it
 offers (a PDE grid, particles), the keys that error messages name, and optional hooks (rules across
 sections, a tolerance certified on the grid's box, a particle-side wrapper, a study protocol).
@@ -20,7 +20,7 @@ is looked up among the entry points of the group ``meanfield.models`` (a package
 this package needs to change; ``meanfield info --models NAME`` prints the keys of such a model.
 The config checker validates its keys like a built-in model's (unknown key, wrong type, bad
 value, all naming ``model.KEY``); a module that fails to import is a
-:class:`~meanfield.config.fields.ConfigError` naming ``model.name`` and the module.
+:class:`~meanfield.fields.ConfigError` naming ``model.name`` and the module.
 
 What the model object (``entry.build(model_spec, pde_spec)``) must provide:
 
@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..config.fields import ConfigError, Context, Field, short_repr
+from ..fields import ConfigError, Context, Field, short_repr
 
 __all__ = ["ModelEntry", "Tolerance", "register", "model_entry", "builtin_entries",
            "entry_point_names", "ENTRY_POINT_GROUP"]

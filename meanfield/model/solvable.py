@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.fields import INF, Field, allowed, is_finite_number, one_of, vector
+from ..fields import INF, Field, allowed, is_finite_number, one_of, vector
 from .base import FullSpaceModel, KernelFeatures
 from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law
 from .pieces import ActivationPieces, DataPieces, SeparablePieces, UnitPieces

@@ -45,7 +45,7 @@ import numpy as np
 from scipy import special
 
 from ...backends.arrays import Backend
-from ...config.fields import Field, positive_float
+from ...fields import Field, positive_float
 from . import anisotropic_pairs
 from ..activations import PiecewiseLinear, activation_from_spec
 from ..base import KernelFeatures, ReducedModel, memoized

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...backends.arrays import Backend
-from ...config.fields import positive_float
+from ...fields import positive_float
 from . import isotropic_pairs
 from ..activations import NUMPY, PiecewiseLinear, activation_from_spec
 from ..base import KernelFeatures, ReducedModel, memoized

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ...backends.arrays import Backend
-from ...config.fields import Context, Field, check_bounds, float_pairs
+from ...fields import Context, Field, check_bounds, float_pairs
 from ...grid import Grid
 from . import relu_selection_pairs
 from ..base import KernelFeatures, ReducedModel
@@ -266,7 +266,7 @@ class ReluIsotropicLaw:
 
 
 def _check_bounds(value: Any, ctx: Context) -> str | None:
-    """:func:`~meanfield.config.fields.check_bounds`, and the radius ``r`` (the last axis) >= 0."""
+    """:func:`~meanfield.fields.check_bounds`, and the radius ``r`` (the last axis) >= 0."""
     text = ("an array of 3 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
             "(a, b, r), with lo >= 0 on the r axis")
     if check_bounds(value, ctx) is not None:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ...backends.arrays import Backend
-from ...config.fields import (
+from ...fields import (
     Context,
     Field,
     allowed,
@@ -407,7 +407,7 @@ def _coords(points: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _check_relu_bounds(value: Any, ctx: Context) -> str | None:
-    """:func:`~meanfield.config.fields.check_bounds`, and the radii r1, r2 (the last two axes) start
+    """:func:`~meanfield.fields.check_bounds`, and the radii r1, r2 (the last two axes) start
     at r >= 0."""
     text = ("an array of 4 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
             "(a, b, r1, r2), with lo >= 0 on the r1 and r2 axes")

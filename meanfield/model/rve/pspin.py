@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config.fields import Field, allowed, int_at_least
+from ...fields import Field, allowed, int_at_least
 from ..pieces import ActivationPieces, DataPieces, UnitPieces
 from ..registry import ModelEntry, register
 

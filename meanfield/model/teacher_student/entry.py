@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config.fields import (
+from ...fields import (
     ConfigError,
     Context,
     Field,

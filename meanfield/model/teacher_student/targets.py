@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config.fields import is_finite_number, toml_kind
+from ...fields import is_finite_number, toml_kind
 from ..integrals.smooth import smooth_activation
 
 __all__ = ["TARGETS", "TeacherNetwork", "target_problem", "convert_target"]

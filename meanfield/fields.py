@@ -4,7 +4,8 @@ A key is a frozen :class:`Field` (accepted TOML types, a default or :data:`REQUI
 returning what is allowed, a conversion, a one-line doc). The shared sections live in
 :mod:`meanfield.config.schema`; each model declares its own keys in its module
 (:class:`meanfield.model.registry.ModelEntry`) with the helpers here. This module imports nothing
-from the rest of the package at import time, so model modules and user models can use it.
+of the package: it is the floor both the model layer and the config layer build on. What a check
+needs of a model (its grid axes) comes through the parse context (:data:`AXES`).
 
 Examples
 --------
@@ -24,7 +25,7 @@ from typing import Any
 __all__ = ["INF", "REQUIRED", "ConfigError", "Context", "Derived", "Field", "allowed", "one_of",
            "as_tuple", "float_pairs", "toml_kind", "short_repr", "is_finite_number", "pairs",
            "increasing", "int_list", "positive_float", "finite_float", "int_at_least", "vector",
-           "check_bounds", "reduced_dim"]
+           "check_bounds", "AXES", "axis_count"]
 
 Context = dict[str, dict[str, Any]]
 """Sections resolved so far (the section being resolved holds the keys done so far)."""
@@ -164,12 +165,16 @@ def int_at_least(lo: int, doc: str, default: Any = REQUIRED) -> Field:
     return Field(("integer",), doc, default, allowed(f"an integer >= {lo}", lambda v: v >= lo))
 
 
-def reduced_dim(model: Mapping[str, Any]) -> int:
-    """Number of axes of the PDE grid of a resolved ``[model]`` section (0: no PDE), from the
-    model's registry entry."""
-    from ..model.registry import model_entry  # noqa: PLC0415  (the registry imports this module)
+#: the parse context's entry that carries the model's grid: ``ctx[AXES]["count"](model_section)``
+#: is the number of PDE grid axes (the parser puts the model entry's ``n_axes`` there)
+AXES = "axes"
 
-    return model_entry(model["name"]).n_axes(model)
+
+def axis_count(ctx: Context) -> int:
+    """Number of axes of the PDE grid of the model being parsed (0: no PDE), through the parse
+    context (``ctx["model"]`` may still be partly resolved: the count reads only the keys its
+    model's entry needs, which come first)."""
+    return int(ctx[AXES]["count"](ctx["model"]))
 
 
 def vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool = True,
@@ -184,7 +189,7 @@ def vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool 
         return lo is None or (v > lo if strict else v >= lo)
 
     def check(value: Any, ctx: Context) -> str | None:
-        n = length(ctx) if length is not None else reduced_dim(ctx["model"])
+        n = length(ctx) if length is not None else axis_count(ctx)
         text = f"a finite float{bound}, or an array of {n} of them (one per axis)"
         if toml_kind(value) == "array":
             return None if len(value) == n and all(map(ok, value)) else text
@@ -198,7 +203,7 @@ def vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool 
 
 def check_bounds(value: Any, ctx: Context) -> str | None:
     """``pde.bounds``: one pair ``[lo, hi]`` with ``lo < hi`` per axis of the model's grid."""
-    n_axes = reduced_dim(ctx["model"])
+    n_axes = axis_count(ctx)
     text = f"an array of {n_axes} pairs [lo, hi] of finite numbers with lo < hi (one per axis)"
     ok = len(value) == n_axes and pairs(value) and all(lo < hi for lo, hi in value)
     return None if ok else text
