@@ -28,30 +28,43 @@ from meanfield.config.driver import solve_in_memory
 ROOT = Path(__file__).resolve().parents[1] / "data/configs"
 RELU_BOX = "pde.bounds=[[-13.0, 14.0], [-4.0, 13.0], [0.0, 14.0], [0.0, 3.0]]"
 PROBLEMS = {
-    "fig1": (ROOT / "reproduce/mmn-fig1.paper.toml",
-             ["dynamics.save_times=[0.0, 2.0, 5.0, 10.0, 20.0]", "pde.cells=800"],
-             [(["pde.points=64", "pde.refine=0.0"], "64 points"),
-              (["pde.points=128", "pde.refine=0.0"], "128 points"),
-              (["pde.points=256", "pde.refine=0.0"], "256 points"),
-              (["pde.points=512", "pde.refine=0.0"], "512 points"),
-              (["pde.points=64"], "64, refined"),
-              (["pde.points=128"], "128, refined"),
-              (["pde.points=256", "pde.refine=0.005"], "256, refined (0.005)")]),
-    "anisotropic": (ROOT / "mmn-anisotropic.toml",
-                    ["dynamics.save_times=[0.0, 2.0, 5.0, 10.0]"],
-                    [(["pde.points=[16, 16]", "pde.refine=0.0"], "16^2"),
-                     (["pde.points=[32, 32]", "pde.refine=0.0"], "32^2"),
-                     (["pde.points=[64, 64]", "pde.refine=0.0"], "64^2"),
-                     (["pde.points=[16, 16]"], "16^2, refined"),
-                     (["pde.points=[32, 32]"], "32^2, refined")]),
-    "relu": (ROOT / "reproduce/mmn-relu-selection.paper.toml",
-             ["dynamics.t_end=20.0", "dynamics.save_times=[0.0, 2.0, 5.0, 10.0, 20.0]",
-              RELU_BOX],
-             [(["pde.points=[8, 8, 8, 8]", "pde.refine=0.0"], "8^4"),
-              (["pde.points=[12, 12, 12, 12]", "pde.refine=0.0"], "12^4"),
-              (["pde.points=[16, 16, 16, 16]", "pde.refine=0.0"], "16^4"),
-              (["pde.points=[8, 8, 8, 8]", "pde.refine=0.02", "pde.risk_tol=1e-3"],
-               "8^4, refined (0.02)")]),
+    "fig1": (
+        ROOT / "reproduce/mmn-fig1.paper.toml",
+        ["dynamics.save_times=[0.0, 2.0, 5.0, 10.0, 20.0]", "pde.cells=800"],
+        [
+            (["pde.points=64", "pde.refine=0.0"], "64 points"),
+            (["pde.points=128", "pde.refine=0.0"], "128 points"),
+            (["pde.points=256", "pde.refine=0.0"], "256 points"),
+            (["pde.points=512", "pde.refine=0.0"], "512 points"),
+            (["pde.points=64"], "64, refined"),
+            (["pde.points=128"], "128, refined"),
+            (["pde.points=256", "pde.refine=0.005"], "256, refined (0.005)"),
+        ],
+    ),
+    "anisotropic": (
+        ROOT / "mmn-anisotropic.toml",
+        ["dynamics.save_times=[0.0, 2.0, 5.0, 10.0]"],
+        [
+            (["pde.points=[16, 16]", "pde.refine=0.0"], "16^2"),
+            (["pde.points=[32, 32]", "pde.refine=0.0"], "32^2"),
+            (["pde.points=[64, 64]", "pde.refine=0.0"], "64^2"),
+            (["pde.points=[16, 16]"], "16^2, refined"),
+            (["pde.points=[32, 32]"], "32^2, refined"),
+        ],
+    ),
+    "relu": (
+        ROOT / "reproduce/mmn-relu-selection.paper.toml",
+        ["dynamics.t_end=20.0", "dynamics.save_times=[0.0, 2.0, 5.0, 10.0, 20.0]", RELU_BOX],
+        [
+            (["pde.points=[8, 8, 8, 8]", "pde.refine=0.0"], "8^4"),
+            (["pde.points=[12, 12, 12, 12]", "pde.refine=0.0"], "12^4"),
+            (["pde.points=[16, 16, 16, 16]", "pde.refine=0.0"], "16^4"),
+            (
+                ["pde.points=[8, 8, 8, 8]", "pde.refine=0.02", "pde.risk_tol=1e-3"],
+                "8^4, refined (0.02)",
+            ),
+        ],
+    ),
 }
 
 
@@ -81,9 +94,14 @@ def table(name: str) -> None:
         points, weights = result.quadrature(len(times) - 1)
         means = [float(np.sum(weights * points[:, a])) for a in range(len(axes))]
         run_ = result.run
-        print(f"| {label} | {run_.weights.size} | {len(run_.passes)} | {wall:.1f} | "
-              + " | ".join(f"{r:.6f}" for r in result.series("risk")[1:]) + " | "
-              + " | ".join(f"{m:.4f}" for m in means) + " |", flush=True)
+        print(
+            f"| {label} | {run_.weights.size} | {len(run_.passes)} | {wall:.1f} | "
+            + " | ".join(f"{r:.6f}" for r in result.series("risk")[1:])
+            + " | "
+            + " | ".join(f"{m:.4f}" for m in means)
+            + " |",
+            flush=True,
+        )
 
 
 def main() -> None:

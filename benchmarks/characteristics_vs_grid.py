@@ -32,10 +32,21 @@ GRID_CELLS = (2400, 4800, 9600)
 #: (initial points, refine, step tol, risk_tol) of the characteristics ladder: the first two
 #: rungs set the refinement's stopping rule (risk_tol) at the scale of a 1e-4 target, the others
 #: keep the default (1e-6) and show how far the accuracy goes
-LADDER = ((32, 0.05, 1e-5, 2e-5), (32, 0.02, 1e-6, 1e-5), (32, 0.02, 1e-6, 1e-6),
-          (64, 0.01, 1e-7, 1e-6), (128, 0.01, 1e-7, 1e-6), (256, 0.005, 1e-8, 1e-6))
-REFERENCE = ["pde.points=512", "pde.refine=0.005", "pde.risk_tol=1e-8", "pde.tol=1e-10",
-             "pde.refine_passes=10"]
+LADDER = (
+    (32, 0.05, 1e-5, 2e-5),
+    (32, 0.02, 1e-6, 1e-5),
+    (32, 0.02, 1e-6, 1e-6),
+    (64, 0.01, 1e-7, 1e-6),
+    (128, 0.01, 1e-7, 1e-6),
+    (256, 0.005, 1e-8, 1e-6),
+)
+REFERENCE = [
+    "pde.points=512",
+    "pde.refine=0.005",
+    "pde.risk_tol=1e-8",
+    "pde.tol=1e-10",
+    "pde.refine_passes=10",
+]
 
 
 def _config(sets: list[str]):
@@ -68,41 +79,70 @@ def main() -> None:
         wall, res = _run([f"pde.cells={cells}"], args.repeat)
         grid_risks[cells] = res.frames[-1].risk
         steps = res.frames[-1].step
-        rows.append(("grid", f"{cells} cells", wall, res.frames[-1].risk, steps,
-                     cells * steps / wall))
+        rows.append(
+            ("grid", f"{cells} cells", wall, res.frames[-1].risk, steps, cells * steps / wall)
+        )
     fine, finer = grid_risks[GRID_CELLS[-2]], grid_risks[GRID_CELLS[-1]]
     richardson = finer + (finer - fine) / 3.0
     for points, refine, tol, risk_tol in LADDER:
-        sets = ["pde.method='characteristics'", "pde.cells=800", f"pde.points={points}",
-                f"pde.refine={refine}", f"pde.tol={tol}", f"pde.risk_tol={risk_tol}"]
+        sets = [
+            "pde.method='characteristics'",
+            "pde.cells=800",
+            f"pde.points={points}",
+            f"pde.refine={refine}",
+            f"pde.tol={tol}",
+            f"pde.risk_tol={risk_tol}",
+        ]
         wall, res = _run(sets, args.repeat)
         final = res.run.passes[-1]
-        rows.append(("characteristics", f"{points} points, refine {refine}, tol {tol:g}, "
-                     f"risk_tol {risk_tol:g} ({final.n_points} points, "
-                     f"{len(res.run.passes)} passes)", wall,
-                     res.frames[-1].risk, final.n_steps,
-                     final.n_points * final.n_steps / final.seconds))
-    print(f"R*(20) = {r_star:.8f} (characteristics, {ref.run.weights.size} points, "
-          f"{ref.run.reason}); grid "
-          f"Richardson from {GRID_CELLS[-2]} and {GRID_CELLS[-1]} cells: {richardson:.8f} "
-          f"(difference {abs(richardson - r_star):.1e})\n")
-    print("| method | resolution | wall (s) | R(20) | error | steps | points or cells x steps "
-          "per s |")
+        rows.append(
+            (
+                "characteristics",
+                f"{points} points, refine {refine}, tol {tol:g}, "
+                f"risk_tol {risk_tol:g} ({final.n_points} points, "
+                f"{len(res.run.passes)} passes)",
+                wall,
+                res.frames[-1].risk,
+                final.n_steps,
+                final.n_points * final.n_steps / final.seconds,
+            )
+        )
+    print(
+        f"R*(20) = {r_star:.8f} (characteristics, {ref.run.weights.size} points, "
+        f"{ref.run.reason}); grid "
+        f"Richardson from {GRID_CELLS[-2]} and {GRID_CELLS[-1]} cells: {richardson:.8f} "
+        f"(difference {abs(richardson - r_star):.1e})\n"
+    )
+    print(
+        "| method | resolution | wall (s) | R(20) | error | steps | points or cells x steps per s |"
+    )
     print("|---|---|---|---|---|---|---|")
     best = {}
     for method, label, wall, risk, steps, rate in rows:
         error = abs(risk - r_star)
         if error <= args.target:
             best[method] = min(best.get(method, np.inf), wall)
-        print(f"| {method} | {label} | {wall:.1f} | {risk:.8f} | {error:.1e} | {steps} | "
-              f"{rate:.3g} |")
-    print(f"\ntime to |error| <= {args.target:g}: " + ", ".join(
-        f"{m} {w:.1f} s" for m, w in best.items()))
+        print(
+            f"| {method} | {label} | {wall:.1f} | {risk:.8f} | {error:.1e} | {steps} | {rate:.3g} |"
+        )
+    print(
+        f"\ntime to |error| <= {args.target:g}: "
+        + ", ".join(f"{m} {w:.1f} s" for m, w in best.items())
+    )
     if len(best) == 2:
         print(f"ratio characteristics / grid: {best['characteristics'] / best['grid']:.3f}")
     # the reverse pass (CLT) of the 128-point run, with peak memory
-    setup = build_pde_setup(_config(["pde.method='characteristics'", "pde.cells=800",
-                                     "pde.points=128", "pde.refine=0.01", "pde.tol=1e-7"]))
+    setup = build_pde_setup(
+        _config(
+            [
+                "pde.method='characteristics'",
+                "pde.cells=800",
+                "pde.points=128",
+                "pde.refine=0.01",
+                "pde.tol=1e-7",
+            ]
+        )
+    )
     res = solve_in_memory(setup)
     run = res.run
     funs = [risk_functional(), moment("mean_r", 0), moment("second_moment_r", 0, 2)]
@@ -114,18 +154,21 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     n_points, n_axes = run.points0.shape
-    features = setup.model.kernel_features(run.points0[:1], setup.pde.field(
-        setup.backend).scale_points).n_features
+    features = setup.model.kernel_features(
+        run.points0[:1], setup.pde.field(setup.backend).scale_points
+    ).n_features
     stage_values = 7 * n_points * (features * (n_axes + 1) + n_axes + 1) * 8
     states = run.record.n_steps // run.record.every + run.record.every
     checkpoints = states * n_points * n_axes * 8
     adjoint = 2 * len(funs) * len(run.frames) * n_points * (n_axes + 1) * 8
-    print(f"\nreverse pass ({n_points} points, {run.record.n_steps} steps, {len(funs)} "
-          f"functionals x {len(run.frames)} frames, checkpoint every {run.record.every} steps): "
-          f"{seconds:.1f} s against the final pass's {run.passes[-1].seconds:.1f} s forward; "
-          f"peak memory {peak / 2**20:.2f} MiB; of which the checkpoints and one segment's "
-          f"states {checkpoints / 2**20:.2f} MiB, one step's stages (model values) "
-          f"{stage_values / 2**20:.2f} MiB, the adjoints {adjoint / 2**20:.2f} MiB")
+    print(
+        f"\nreverse pass ({n_points} points, {run.record.n_steps} steps, {len(funs)} "
+        f"functionals x {len(run.frames)} frames, checkpoint every {run.record.every} steps): "
+        f"{seconds:.1f} s against the final pass's {run.passes[-1].seconds:.1f} s forward; "
+        f"peak memory {peak / 2**20:.2f} MiB; of which the checkpoints and one segment's "
+        f"states {checkpoints / 2**20:.2f} MiB, one step's stages (model values) "
+        f"{stage_values / 2**20:.2f} MiB, the adjoints {adjoint / 2**20:.2f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -28,12 +28,20 @@ def main(path: str) -> None:
                 continue
             table = study[name]
             values = table["values"][()]  # (n, replica, time)
-            pred = table["n_var_predicted_sgd"][()] if "n_var_predicted_sgd" in table else \
-                np.broadcast_to(table["n_var_predicted"][()], (len(ns), len(times)))
+            pred = (
+                table["n_var_predicted_sgd"][()]
+                if "n_var_predicted_sgd" in table
+                else np.broadcast_to(table["n_var_predicted"][()], (len(ns), len(times)))
+            )
             pure = table["n_var_predicted"][()]
             print(f"**{name}**\n")
-            print("| t | Var(phi_0) | " + " | ".join(
-                f"N = {n}: N Var measured [95 %] | predicted | ratio [95 %]" for n in ns) + " |")
+            print(
+                "| t | Var(phi_0) | "
+                + " | ".join(
+                    f"N = {n}: N Var measured [95 %] | predicted | ratio [95 %]" for n in ns
+                )
+                + " |"
+            )
             print("|---|---|" + "---|---|---|" * len(ns))
             for k, t in enumerate(times):
                 cells = [f"{t:g}", f"{pure[k]:.3g}"]
@@ -45,8 +53,11 @@ def main(path: str) -> None:
                     lo = var * (r - 1) / stats.chi2.ppf(0.975, r - 1)
                     hi = var * (r - 1) / stats.chi2.ppf(0.025, r - 1)
                     p = pred[i, k]
-                    cells += [f"{var:.3g} [{lo:.3g}, {hi:.3g}]", f"{p:.3g}",
-                              f"{var / p:.2f} [{lo / p:.2f}, {hi / p:.2f}]" if p > 0 else "-"]
+                    cells += [
+                        f"{var:.3g} [{lo:.3g}, {hi:.3g}]",
+                        f"{p:.3g}",
+                        f"{var / p:.2f} [{lo / p:.2f}, {hi / p:.2f}]" if p > 0 else "-",
+                    ]
                 print("| " + " | ".join(cells) + " |")
             print()
 

@@ -31,8 +31,14 @@ TIMES = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
 
 def run_risk(out_dir: Path, d: str, cells: int, order: int) -> tuple[np.ndarray, float]:
     """Risk at TIMES for one grid; returns (risk, wall seconds)."""
-    overrides = [f"model.d={d}", "init.d=40", f"pde.cells={cells}", f"pde.order={order}",
-                 "pde.backend=\"numpy\"", f"dynamics.save_times={TIMES}"]
+    overrides = [
+        f"model.d={d}",
+        "init.d=40",
+        f"pde.cells={cells}",
+        f"pde.order={order}",
+        'pde.backend="numpy"',
+        f"dynamics.save_times={TIMES}",
+    ]
     path = out_dir / f"iso-d{d}-n{cells}-o{order}.h5"
     start = time.perf_counter()
     run_pde(load_config(CONFIG, overrides), path, force=True, progress=False)
@@ -44,19 +50,30 @@ def table(d: str, cells: list[int], out_dir: Path) -> list[str]:
     for n in cells:
         risks[n], walls[n] = run_risk(out_dir, d, n, 2)
     first, first_wall = run_risk(out_dir, d, cells[-1], 1)
-    header = "| t | " + " | ".join(f"{n} cells" for n in cells) + \
-        f" | order p | {cells[-1]} cells, 1st order |"
-    lines = [f"**d = {d}** (kernel), second-order MUSCL (MC limiter) unless stated", "",
-             header, "|" + "---|" * (len(cells) + 3)]
+    header = (
+        "| t | "
+        + " | ".join(f"{n} cells" for n in cells)
+        + f" | order p | {cells[-1]} cells, 1st order |"
+    )
+    lines = [
+        f"**d = {d}** (kernel), second-order MUSCL (MC limiter) unless stated",
+        "",
+        header,
+        "|" + "---|" * (len(cells) + 3),
+    ]
     for i, t in enumerate(TIMES):
         r = [risks[n][i] for n in cells]
         diffs = [abs(r[k] - r[k + 1]) for k in range(len(r) - 1)]
         p = math.log2(diffs[-2] / diffs[-1]) if diffs[-1] > 0 and len(diffs) > 1 else math.nan
-        lines.append(f"| {t:g} | " + " | ".join(f"{v:.8f}" for v in r) +
-                     f" | {p:.2f} | {first[i]:.8f} |")
+        lines.append(
+            f"| {t:g} | " + " | ".join(f"{v:.8f}" for v in r) + f" | {p:.2f} | {first[i]:.8f} |"
+        )
     lines.append("")
-    lines.append("wall time (s): " + ", ".join(f"{n}: {walls[n]:.0f}" for n in cells) +
-                 f", first order {cells[-1]}: {first_wall:.0f}")
+    lines.append(
+        "wall time (s): "
+        + ", ".join(f"{n}: {walls[n]:.0f}" for n in cells)
+        + f", first order {cells[-1]}: {first_wall:.0f}"
+    )
     return lines
 
 

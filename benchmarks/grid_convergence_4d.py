@@ -30,14 +30,15 @@ from meanfield.config.driver import run_pde
 from meanfield.io import load
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"small": ROOT / "data" / "configs" / "mmn-relu-selection.toml",
-           "full": ROOT / "data" / "configs" / "full" / "mmn-relu-selection.toml"}
+CONFIGS = {
+    "small": ROOT / "data" / "configs" / "mmn-relu-selection.toml",
+    "full": ROOT / "data" / "configs" / "full" / "mmn-relu-selection.toml",
+}
 
 
-def run_one(config_path: Path, cells: list[int], out_dir: Path, extra: list[str]
-            ) -> dict:
+def run_one(config_path: Path, cells: list[int], out_dir: Path, extra: list[str]) -> dict:
     """Risk and mean coordinates at the save times of one grid, and the wall time."""
-    overrides = [f"pde.cells={cells}", "pde.backend=\"numpy\"", *extra]
+    overrides = [f"pde.cells={cells}", 'pde.backend="numpy"', *extra]
     path = out_dir / f"relu-{'x'.join(map(str, cells))}.h5"
     start, cpu = time.perf_counter(), time.process_time()
     run_pde(load_config(config_path, overrides), path, force=True, progress=False)
@@ -49,24 +50,48 @@ def run_one(config_path: Path, cells: list[int], out_dir: Path, extra: list[str]
     means = []
     for rho in pde["density"]:
         mass = rho * volume
-        means.append([float(np.sum(mass.sum(axis=tuple(b for b in range(4) if b != a))
-                                   * pde[n])) for a, n in enumerate(names)])
-    return {"time": np.asarray(pde["time"]), "risk": np.asarray(pde["risk"]),
-            "means": np.array(means), "wall": wall, "cpu": cpu, "steps": int(attrs["n_steps"])}
+        means.append(
+            [
+                float(np.sum(mass.sum(axis=tuple(b for b in range(4) if b != a)) * pde[n]))
+                for a, n in enumerate(names)
+            ]
+        )
+    return {
+        "time": np.asarray(pde["time"]),
+        "risk": np.asarray(pde["risk"]),
+        "means": np.array(means),
+        "wall": wall,
+        "cpu": cpu,
+        "steps": int(attrs["n_steps"]),
+    }
 
 
-def table(config_path: Path, scales: list[float], out_dir: Path, extra: list[str],
-          grids: list[list[int]] | None = None) -> list[str]:
+def table(
+    config_path: Path,
+    scales: list[float],
+    out_dir: Path,
+    extra: list[str],
+    grids: list[list[int]] | None = None,
+) -> list[str]:
     base = list(load_config(config_path, extra).pde["cells"])
     grids = grids or [[max(2, round(n * s)) for n in base] for s in scales]
     runs = []
     for cells in grids:  # each run reported as it ends (long tables survive an interruption)
         runs.append(run_one(config_path, cells, out_dir, extra))
-        print(cells, "risk", np.round(runs[-1]["risk"], 5).tolist(), "CPU s",
-              round(runs[-1]["cpu"]), file=sys.stderr, flush=True)
+        print(
+            cells,
+            "risk",
+            np.round(runs[-1]["risk"], 5).tolist(),
+            "CPU s",
+            round(runs[-1]["cpu"]),
+            file=sys.stderr,
+            flush=True,
+        )
     labels = ["x".join(map(str, c)) for c in grids]
-    lines = ["| t | " + " | ".join(labels) + " | order p (last three) |",
-             "|" + "---|" * (len(grids) + 2)]
+    lines = [
+        "| t | " + " | ".join(labels) + " | order p (last three) |",
+        "|" + "---|" * (len(grids) + 2),
+    ]
     sizes = [c[0] for c in grids]
     for i, t in enumerate(runs[0]["time"]):
         r = [run["risk"][i] for run in runs]
@@ -78,13 +103,21 @@ def table(config_path: Path, scales: list[float], out_dir: Path, extra: list[str
             if geometric and d1 > 0 and d2 > 0:
                 p = math.log(d1 / d2) / math.log(ratio)
         lines.append(f"| {t:g} | " + " | ".join(f"{v:.5f}" for v in r) + f" | {p:.2f} |")
-    lines += ["", "mean (a, b, r1) at the last time: " + "; ".join(
-        f"{lab}: ({', '.join(f'{v:.3f}' for v in run['means'][-1][:3])})"
-        for lab, run in zip(labels, runs, strict=True)),
-        "", "CPU time, wall time (s) and steps: " + ", ".join(
+    lines += [
+        "",
+        "mean (a, b, r1) at the last time: "
+        + "; ".join(
+            f"{lab}: ({', '.join(f'{v:.3f}' for v in run['means'][-1][:3])})"
+            for lab, run in zip(labels, runs, strict=True)
+        ),
+        "",
+        "CPU time, wall time (s) and steps: "
+        + ", ".join(
             f"{lab}: {run['cpu']:.0f}, {run['wall']:.0f}, {run['steps']}"
-            for lab, run in zip(labels, runs, strict=True)),
-        f"machine: {platform.processor() or platform.machine()}, NumPy backend"]
+            for lab, run in zip(labels, runs, strict=True)
+        ),
+        f"machine: {platform.processor() or platform.machine()}, NumPy backend",
+    ]
     return lines
 
 
@@ -92,18 +125,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
     parser.add_argument("--scale", type=float, nargs="+", default=[0.75, 1.0, 1.5, 2.0])
-    parser.add_argument("--cells", type=str, nargs="+", default=None,
-                        help="explicit grids instead of --scale, e.g. 24,12,12,12 36,18,18,18")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="extra config overrides, e.g. dynamics.t_end=20.0")
+    parser.add_argument(
+        "--cells",
+        type=str,
+        nargs="+",
+        default=None,
+        help="explicit grids instead of --scale, e.g. 24,12,12,12 36,18,18,18",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="extra config overrides, e.g. dynamics.t_end=20.0",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the run files here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.out or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         grids = [[int(v) for v in c.split(",")] for c in args.cells] if args.cells else None
-        print("\n".join(table(CONFIGS[args.config], args.scale, out_dir, args.overrides,
-                               grids)))
+        print("\n".join(table(CONFIGS[args.config], args.scale, out_dir, args.overrides, grids)))
 
 
 if __name__ == "__main__":

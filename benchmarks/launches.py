@@ -50,8 +50,7 @@ def cases() -> dict[str, tuple]:
     }
 
 
-def operations_per_step(pde: MeanFieldPDE, rho0, t_end: float, fused: bool,
-                        checks: bool) -> float:
+def operations_per_step(pde: MeanFieldPDE, rho0, t_end: float, fused: bool, checks: bool) -> float:
     backend = TracingBackend(fused=fused)
     trackers = [InvariantTracker()] if checks else []
     with backend.count_operators():
@@ -59,11 +58,21 @@ def operations_per_step(pde: MeanFieldPDE, rho0, t_end: float, fused: bool,
     return backend.operations() / summary.n_steps
 
 
-def reads_per_step(pde: MeanFieldPDE, rho0, t_end: float, sync_every: int
-                   ) -> tuple[float, int, int]:
+def reads_per_step(
+    pde: MeanFieldPDE, rho0, t_end: float, sync_every: int
+) -> tuple[float, int, int]:
     backend = TracingBackend()
-    loop = Loop(backend.asarray(rho0), 0.0, 0, pde.make_rhs(backend), 0.8,
-                pde.make_functionals(backend), TimeChange(), backend, sync_every=sync_every)
+    loop = Loop(
+        backend.asarray(rho0),
+        0.0,
+        0,
+        pde.make_rhs(backend),
+        0.8,
+        pde.make_functionals(backend),
+        TimeChange(),
+        backend,
+        sync_every=sync_every,
+    )
     for t in (t_end / 2, t_end):
         loop.advance(t)
     return loop.syncs / loop.step, loop.attempts - loop.step, loop.step
@@ -76,12 +85,17 @@ def main() -> None:
     print("|---|---|---|---|---|")
     table = cases()
     for name, (pde, rho0, t_end) in table.items():
-        counts = [operations_per_step(pde, rho0, t_end, fused, checks)
-                  for checks in (True, False) for fused in (True, False)]
+        counts = [
+            operations_per_step(pde, rho0, t_end, fused, checks)
+            for checks in (True, False)
+            for fused in (True, False)
+        ]
         print(f"| {name} | " + " | ".join(f"{c:.0f}" for c in counts) + " |", flush=True)
     print()
-    print("Host reads of device values per committed step (two frames; wasted attempts past an "
-          "output time in brackets)")
+    print(
+        "Host reads of device values per committed step (two frames; wasted attempts past an "
+        "output time in brackets)"
+    )
     print()
     print("| case | steps | sync_every = 1 | 8 | 32 |")
     print("|---|---|---|---|---|")

@@ -16,10 +16,16 @@ import tomllib
 from pathlib import Path
 
 from meanfield.config import parse_config
+from meanfield.config.builders import build_particle_setup
 from particles.run import build_particle_run, simulate
 
-CONFIG = (Path(__file__).resolve().parents[1] / "data" / "configs" / "reproduce"
-          / "mmn-nonmonotone.paper.toml")
+CONFIG = (
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "configs"
+    / "reproduce"
+    / "mmn-nonmonotone.paper.toml"
+)
 
 
 def main() -> None:
@@ -33,12 +39,22 @@ def main() -> None:
     print("|---|---|---|---|")
     for eps in args.steps:
         start = time.perf_counter()
-        config = parse_config(run, ["init.kappa=0.1", f"particles.step={eps}",
-                                    "particles.replicas=2", "dynamics.t_end=2.0",
-                                    "dynamics.save_times=[0.0, 1.0, 2.0]"])
-        last = simulate(build_particle_run(config))[-1]
-        print(f"| {eps:g} | {last.reduced[..., 0].mean():.4f} | {last.risk.mean():.4f} | "
-              f"{time.perf_counter() - start:.0f} |", flush=True)
+        config = parse_config(
+            run,
+            [
+                "init.kappa=0.1",
+                f"particles.step={eps}",
+                "particles.replicas=2",
+                "dynamics.t_end=2.0",
+                "dynamics.save_times=[0.0, 1.0, 2.0]",
+            ],
+        )
+        last = simulate(build_particle_run(build_particle_setup(config)))[-1]
+        print(
+            f"| {eps:g} | {last.reduced[..., 0].mean():.4f} | {last.risk.mean():.4f} | "
+            f"{time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

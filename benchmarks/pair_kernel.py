@@ -73,26 +73,29 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=40)
     parser.add_argument("--trained", default=None)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-series", action="store_true",
-                        help="skip the pure series (minutes per frame at 64 x 800)")
+    parser.add_argument(
+        "--skip-series",
+        action="store_true",
+        help="skip the pure series (minutes per frame at 64 x 800)",
+    )
     args = parser.parse_args()
     model = IsotropicGaussians(args.d, 0.8, ACTIVATIONS["mmn"])
-    print(f"R = {args.replicas}, N = {args.n}, d = {args.d}, kernel_tol = {model.kernel_tol:g}"
-          "\n")
-    print("| units | max pair cosine | pairs above 1/2 | compiled s | NumPy s | "
-          "pure series order | pure series s |")
+    print(f"R = {args.replicas}, N = {args.n}, d = {args.d}, kernel_tol = {model.kernel_tol:g}\n")
+    print(
+        "| units | max pair cosine | pairs above 1/2 | compiled s | NumPy s | "
+        "pure series order | pure series s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, theta in unit_sets(args).items():
         c_max = max_pair_cosine(theta, np)
         r = np.linalg.norm(theta, axis=-1)
         cos = np.einsum("rik,rjk->rij", theta / r[..., None], theta / r[..., None])
         above = (np.sum(np.abs(cos) > 0.5) - np.prod(cos.shape[:2])) / (
-            cos.size - np.prod(cos.shape[:2]))
+            cos.size - np.prod(cos.shape[:2])
+        )
         pair_population_risk(model, theta[:1])  # compile or load the kernels
-        compiled = median_time(lambda theta=theta: pair_population_risk(model, theta),
-                               args.repeats)
-        reference = median_time(lambda theta=theta: model.population_risk(theta, None, NUMPY),
-                                1)
+        compiled = median_time(lambda theta=theta: pair_population_risk(model, theta), args.repeats)
+        reference = median_time(lambda theta=theta: model.population_risk(theta, None, NUMPY), 1)
         try:
             order = pair_order(c_max, model.kernel_tol)
         except ValueError:  # above MAX_PAIR_ORDER: the previous implementation refused
@@ -103,11 +106,14 @@ def main() -> None:
             series, shown = "skipped", str(order)
         else:
             series_fn = lambda theta=theta, order=order: model.population_risk(  # noqa: E731
-                theta, order, NUMPY)
+                theta, order, NUMPY
+            )
             series = f"{median_time(series_fn, 1):.1f}"
             shown = str(order)
-        print(f"| {name} | {c_max:.4f} | {100 * above:.3f} % | {compiled:.2f} | "
-              f"{reference:.1f} | {shown} | {series} |")
+        print(
+            f"| {name} | {c_max:.4f} | {100 * above:.3f} % | {compiled:.2f} | "
+            f"{reference:.1f} | {shown} | {series} |"
+        )
 
 
 if __name__ == "__main__":

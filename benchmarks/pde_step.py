@@ -54,8 +54,12 @@ def heun_step_fn(rhs: Callable, backend: object, rho: object) -> Callable[[], ob
     return lambda: commit(carry, propose(carry, target)).rho
 
 
-def median_time(fn: Callable[[], object], sync: Callable[[object], object], batches: int = 7,
-                min_seconds: float = 0.2) -> float:
+def median_time(
+    fn: Callable[[], object],
+    sync: Callable[[object], object],
+    batches: int = 7,
+    min_seconds: float = 0.2,
+) -> float:
     """Median seconds per call over ``batches`` batches of enough calls to last min_seconds."""
     sync(fn())
     n, start = 0, time.perf_counter()
@@ -82,8 +86,14 @@ def isotropic_case(cells: int, d: float) -> tuple:
 def teacher_student_case(side: int) -> tuple:
     """A 2-D full grid: tanh units with (w, b) trained, Gaussian inputs, target sin(pi x)."""
     bounds = ((-3.0, 3.0), (-3.0, 3.0))
-    model = TeacherStudent(k=1, input_law="gaussian", target="sin", activation="tanh",
-                           trained=("w", "b"), bounds=bounds)
+    model = TeacherStudent(
+        k=1,
+        input_law="gaussian",
+        target="sin",
+        activation="tanh",
+        trained=("w", "b"),
+        bounds=bounds,
+    )
     grid = Grid(bounds, (side, side), model.axis_names)
     return model, grid, initial_density(NormalLaw((0.5, 0.0), (0.3, 0.3)), grid)
 
@@ -108,10 +118,15 @@ def bench(case: tuple, backend_name: str) -> dict[str, float]:
     t_step = median_time(step, sync)
     t_nonlocal = median_time(lambda: psi_fn(m), sync)
     t_stencil = median_time(lambda: transport(rho, psi, xp)[0], sync)
-    return {"cells": " x ".join(map(str, grid.shape)), "features": kernel.n_features,
-            "step": t_step, "nonlocal": t_nonlocal, "stencil": t_stencil,
-            "bytes": compulsory_bytes(grid.n_cells, kernel.n_features),
-            "flops": 8.0 * grid.n_cells * kernel.n_features}
+    return {
+        "cells": " x ".join(map(str, grid.shape)),
+        "features": kernel.n_features,
+        "step": t_step,
+        "nonlocal": t_nonlocal,
+        "stencil": t_stencil,
+        "bytes": compulsory_bytes(grid.n_cells, kernel.n_features),
+        "flops": 8.0 * grid.n_cells * kernel.n_features,
+    }
 
 
 def compulsory_bytes(cells: int, features: int) -> float:
@@ -144,22 +159,38 @@ def to_numpy_first(x: object) -> object:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, nargs="+", default=[2400, 9600, 38400],
-                        help="1-D grids (isotropic model)")
-    parser.add_argument("--side", type=int, nargs="*", default=[256, 512],
-                        help="2-D grids side x side (teacher-student, (w, b) trained)")
+    parser.add_argument(
+        "--cells",
+        type=int,
+        nargs="+",
+        default=[2400, 9600, 38400],
+        help="1-D grids (isotropic model)",
+    )
+    parser.add_argument(
+        "--side",
+        type=int,
+        nargs="*",
+        default=[256, 512],
+        help="2-D grids side x side (teacher-student, (w, b) trained)",
+    )
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--d", type=float, default=40.0)
     args = parser.parse_args()
     backend = get_backend(args.backend)
     bandwidth, flops = machine_peaks(args.backend)
-    print(f"backend: {backend.name} ({backend.device}); 1-D: isotropic_gaussians d = {args.d:g}; "
-          "2-D: teacher_student")
-    print(f"measured here: copy {bandwidth / 1e9:.0f} GB/s, FP64 matrix product "
-          f"{flops / 1e9:.0f} GFLOP/s")
+    print(
+        f"backend: {backend.name} ({backend.device}); 1-D: isotropic_gaussians d = {args.d:g}; "
+        "2-D: teacher_student"
+    )
+    print(
+        f"measured here: copy {bandwidth / 1e9:.0f} GB/s, FP64 matrix product "
+        f"{flops / 1e9:.0f} GFLOP/s"
+    )
     print()
-    print("| cells | features P | steps/s | us/step | nonlocal us | stencil us | "
-          "step / (2 x (nonlocal + stencil)) | bandwidth roofline | FP64 peak |")
+    print(
+        "| cells | features P | steps/s | us/step | nonlocal us | stencil us | "
+        "step / (2 x (nonlocal + stencil)) | bandwidth roofline | FP64 peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     cases = [isotropic_case(c, args.d) for c in args.cells]
     cases += [teacher_student_case(side) for side in args.side]
@@ -168,9 +199,12 @@ def main() -> None:
         floor = 2 * (r["nonlocal"] + r["stencil"])
         roofline = r["bytes"] / r["step"] / bandwidth
         peak = r["flops"] / r["step"] / flops
-        print(f"| {r['cells']} | {r['features']} | {1 / r['step']:.0f} | {r['step'] * 1e6:.0f} | "
-              f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {r['step'] / floor:.2f} | "
-              f"{roofline:.1%} | {peak:.2%} |", flush=True)
+        print(
+            f"| {r['cells']} | {r['features']} | {1 / r['step']:.0f} | {r['step'] * 1e6:.0f} | "
+            f"{r['nonlocal'] * 1e6:.0f} | {r['stencil'] * 1e6:.0f} | {r['step'] / floor:.2f} | "
+            f"{roofline:.1%} | {peak:.2%} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ import numpy as np
 
 from meanfield.model.rve.pspin import PSpin
 
-CONFIG = (Path(__file__).resolve().parents[1] / "data" / "configs" / "reproduce"
-          / "rve-kernel.paper.toml")
+CONFIG = (
+    Path(__file__).resolve().parents[1] / "data" / "configs" / "reproduce" / "rve-kernel.paper.toml"
+)
 
 
 def _contract(tensor: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -62,8 +63,11 @@ def target_gradient(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def network(c: np.ndarray, y: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
     """``f_n(x) = (1/n) sum_i c_i phi(x, y_i)``: ``(T, B)``."""
-    sq = (np.sum(x * x, -1)[..., :, None] + np.sum(y * y, -1)[..., None, :]
-          - 2 * x @ y.transpose(0, 2, 1))
+    sq = (
+        np.sum(x * x, -1)[..., :, None]
+        + np.sum(y * y, -1)[..., None, :]
+        - 2 * x @ y.transpose(0, 2, 1)
+    )
     return np.einsum("tbi,ti->tb", np.exp(-0.5 * alpha * np.maximum(sq, 0.0)), c) / c.shape[-1]
 
 
@@ -71,7 +75,7 @@ def half_square_error(a, c, y, x, alpha, chunk=50_000) -> np.ndarray:
     """``(1/2) mean_b (f_n(x_b) - f(x_b))^2`` per teacher, over points ``x (T, B, d)``."""
     total = np.zeros(x.shape[0])
     for start in range(0, x.shape[1], chunk):
-        part = x[:, start:start + chunk]
+        part = x[:, start : start + chunk]
         total += 0.5 * np.sum((network(c, y, part, alpha) - target(a, part)) ** 2, axis=-1)
     return total / x.shape[1]
 
@@ -132,8 +136,12 @@ def train(n: int, teachers: list[int], p: dict, seed: int) -> dict:
             break
         target_steps = min(math.ceil(done / 0.8), p["max_steps"])
     x_test = sphere(gen, (len(teachers), p["test_points"]), d)
-    return {"test": half_square_error(a, c, y, x_test, alpha), "steps": done, "trend": trend,
-            "converged": bool(np.all(np.abs(trend) <= p["flat_tolerance"]))}
+    return {
+        "test": half_square_error(a, c, y, x_test, alpha),
+        "steps": done,
+        "trend": trend,
+        "converged": bool(np.all(np.abs(trend) <= p["flat_tolerance"])),
+    }
 
 
 def main() -> None:
@@ -148,12 +156,18 @@ def main() -> None:
     with CONFIG.open("rb") as fh:
         raw = tomllib.load(fh)
     proto = raw["protocol"]
-    p = {"d": raw["model"]["d"], "alpha": raw["model"]["alpha"], "c_std": raw["particles"]["c_std"],
-         "step": args.step or proto["step_collocation"], "beta": proto["beta"],
-         "steps": proto["steps"], "noise_fraction": proto["noise_fraction"],
-         "max_steps": args.max_steps or proto["max_steps"],
-         "flat_tolerance": proto["flat_tolerance"],
-         "test_points": args.test_points or proto["test_points"]}
+    p = {
+        "d": raw["model"]["d"],
+        "alpha": raw["model"]["alpha"],
+        "c_std": raw["particles"]["c_std"],
+        "step": args.step or proto["step_collocation"],
+        "beta": proto["beta"],
+        "steps": proto["steps"],
+        "noise_fraction": proto["noise_fraction"],
+        "max_steps": args.max_steps or proto["max_steps"],
+        "flat_tolerance": proto["flat_tolerance"],
+        "test_points": args.test_points or proto["test_points"],
+    }
     print(f"protocol: {p}")
     teachers = list(range(args.teachers))
     print("| n | median | range | per teacher | steps | max abs trend | converged | wall (s) |")
@@ -162,10 +176,13 @@ def main() -> None:
         start = time.perf_counter()
         out = train(n, teachers, p, args.seed)
         test = out["test"]
-        print(f"| {n} | {np.median(test):.4g} | {test.min():.4g} - {test.max():.4g} | "
-              f"{', '.join(f'{v:.4g}' for v in test)} | {out['steps']} | "
-              f"{np.max(np.abs(out['trend'])):.2g} | {out['converged']} | "
-              f"{time.perf_counter() - start:.0f} |", flush=True)
+        print(
+            f"| {n} | {np.median(test):.4g} | {test.min():.4g} - {test.max():.4g} | "
+            f"{', '.join(f'{v:.4g}' for v in test)} | {out['steps']} | "
+            f"{np.max(np.abs(out['trend'])):.2g} | {out['converged']} | "
+            f"{time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scale", default="paper", help="small: a smoke test of the script")
     parser.add_argument("--only", nargs="+", help="labels of the settings to run")
-    parser.add_argument("--set", dest="sets", action="append", default=[],
-                        help="one more override for every setting (KEY=VALUE, repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        help="one more override for every setting (KEY=VALUE, repeatable)",
+    )
     args = parser.parse_args()
     common = [f"study.n={args.n!r}", f"study.teachers={args.teachers}", *args.sets]
     options = Options(workers=args.workers, progress=False)
@@ -71,13 +76,17 @@ def main() -> None:
     for label, sets in SETTINGS:
         if args.only and label not in args.only:
             continue
-        rows = reproduce("rve-pspin", args.out / label, scale=args.scale,
-                         overrides=[*common, *sets], options=options)
+        rows = reproduce(
+            "rve-pspin",
+            args.out / label,
+            scale=args.scale,
+            overrides=[*common, *sets],
+            options=options,
+        )
         table.append((label, {(r.quantity, r.x): r for r in rows}))
     widths = sorted(args.n)
     head = " | ".join(f"loss, n = {n} (range) | / paper band" for n in widths)
-    print(f"\n| setting | {head} | slope | flat before the quench | change over the late "
-          "quench |")
+    print(f"\n| setting | {head} | slope | flat before the quench | change over the late quench |")
     print("|---|" + "---|---|" * len(widths) + "---|---|---|")
     for label, rows in table:
         cells = []
@@ -89,14 +98,25 @@ def main() -> None:
         slope = rows.get(("slope_loss", None))
         flat = [rows[("pre_quench_flat_fraction", n)].ours for n in widths]
         post = [rows[("post_quench_change", n)].ours for n in widths]
-        print(f"| {label} | " + " | ".join(cells) + " | "
-              + (f"{slope.ours:.2f} [{slope.ours_low:.2f}, {slope.ours_high:.2f}]" if slope
-                 else "") + " | " + ", ".join(f"{f:.0%}" for f in flat) + " | "
-              + ", ".join(f"{p:+.0%}" for p in post) + " |")
-    print("\nloss / paper band: the median over the geometric middle of the band "
-          f"{PAPER_N256} x 256 / n; the factor the shipped protocol misses is its value.")
-    print(f"widths {widths}, teachers {args.teachers}, scale {args.scale}; "
-          f"{np.sum([len(r) for _, r in table])} rows read")
+        print(
+            f"| {label} | "
+            + " | ".join(cells)
+            + " | "
+            + (f"{slope.ours:.2f} [{slope.ours_low:.2f}, {slope.ours_high:.2f}]" if slope else "")
+            + " | "
+            + ", ".join(f"{f:.0%}" for f in flat)
+            + " | "
+            + ", ".join(f"{p:+.0%}" for p in post)
+            + " |"
+        )
+    print(
+        "\nloss / paper band: the median over the geometric middle of the band "
+        f"{PAPER_N256} x 256 / n; the factor the shipped protocol misses is its value."
+    )
+    print(
+        f"widths {widths}, teachers {args.teachers}, scale {args.scale}; "
+        f"{np.sum([len(r) for _, r in table])} rows read"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from meanfield.pde.equation import MeanFieldPDE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pde_step import heun_step_fn, median_time  # noqa: E402
-from sgd_step import meanfield_rate  # noqa: E402
+from sgd_step import numpy_rate  # noqa: E402
 
 
 def pde_step_time(backend: object, cells: int, kernel_tol: float) -> tuple[float, int]:
@@ -61,15 +61,17 @@ def main() -> None:
         t, k = pde_step_time(backend, 4800, tol)
         rows.append((f"K = {k} (kernel_tol {tol:g})", t, k))
     table("PDE step against the kernel rank K (M = 4,800; size ratio: K)", "K", rows)
-    base = argparse.Namespace(replicas=16, n=400, d=40, batch=1, steps=100, backend=args.backend)
+    base = argparse.Namespace(
+        model="isotropic", replicas=16, n=400, d=40, batch=1, numpy_steps=100, backend=args.backend
+    )
     rows = []
     for n in (100, 200, 400, 800, 1600):
-        rate = meanfield_rate(argparse.Namespace(**{**vars(base), "n": n}))
+        rate = numpy_rate(argparse.Namespace(**{**vars(base), "n": n}), args.backend)
         rows.append((f"N = {n}", 1 / rate, n))
     table("SGD step against the units N (R = 16, d = 40, B = 1)", "N", rows)
     rows = []
     for r in (4, 16, 64, 256):
-        rate = meanfield_rate(argparse.Namespace(**{**vars(base), "replicas": r}))
+        rate = numpy_rate(argparse.Namespace(**{**vars(base), "replicas": r}), args.backend)
         rows.append((f"R = {r}", 1 / rate, r))
     table("SGD step against the replicas R (N = 400, d = 40, B = 1)", "R", rows)
 

@@ -65,8 +65,11 @@ def shape_gemm_rate(batch: int, n_inputs: int, n_units: int, repeats: int = 7) -
     """FP64 flops per second of the two products of a batched step, ``X W`` (``B x k`` by
     ``k x N``) and ``X^T G`` (``k x B`` by ``B x N``): BLAS's own rate at this shape."""
     rng = np.random.default_rng(0)
-    x, w, g = (rng.random((batch, n_inputs)), rng.random((n_inputs, n_units)),
-               rng.random((batch, n_units)))
+    x, w, g = (
+        rng.random((batch, n_inputs)),
+        rng.random((n_inputs, n_units)),
+        rng.random((batch, n_units)),
+    )
     x @ w
     times = []
     for _ in range(repeats):
@@ -80,19 +83,21 @@ def shape_gemm_rate(batch: int, n_inputs: int, n_units: int, repeats: int = 7) -
 def _model_and_units(args: argparse.Namespace, rng: CounterRNG) -> tuple[object, object]:
     if args.model == "pspin":
         model = PSpin(args.d, teacher_seed=0)
-        task = PSpinTask(model, rng.xp.asarray(model.teacher()) if args.backend == "cupy"
-                         else model.teacher())
+        task = PSpinTask(
+            model, rng.xp.asarray(model.teacher()) if args.backend == "cupy" else model.teacher()
+        )
         return task, task.sample_streams(rng, args.n)
-    return (IsotropicGaussians(args.d, 0.8, ACTIVATIONS["mmn"]),
-            ScaledChiLaw(0.8, args.d).sample_streams(rng, args.n))
+    return (
+        IsotropicGaussians(args.d, 0.8, ACTIVATIONS["mmn"]),
+        ScaledChiLaw(0.8, args.d).sample_streams(rng, args.n),
+    )
 
 
 def numpy_rate(args: argparse.Namespace, backend_name: str = "numpy") -> float:
     backend = get_backend(backend_name)
     rng = CounterRNG.from_seed(0, args.replicas, backend.xp, backend.asarray)
     model, theta = _model_and_units(args, rng)
-    step = make_online_sgd(model, rng, backend, eps=EPS, batch=args.batch,
-                           time_change=TimeChange())
+    step = make_online_sgd(model, rng, backend, eps=EPS, batch=args.batch, time_change=TimeChange())
     holder = {"state": EnsembleState(theta)}
 
     def run(k: int) -> None:
@@ -109,8 +114,15 @@ def compiled_rate(args: argparse.Namespace) -> float:
     backend = get_backend(args.backend)
     rng = CounterRNG.from_seed(0, args.replicas, backend.xp, backend.asarray)
     model, theta = _model_and_units(args, rng)
-    advance = make_advance(model, rng, method="online_sgd", eps=EPS, batch=args.batch,
-                           time_change=TimeChange(), backend=backend)
+    advance = make_advance(
+        model,
+        rng,
+        method="online_sgd",
+        eps=EPS,
+        batch=args.batch,
+        time_change=TimeChange(),
+        backend=backend,
+    )
     holder = {"state": EnsembleState(theta)}
 
     def run(k: int) -> None:
@@ -163,21 +175,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=800)
     parser.add_argument("--d", type=int, default=40)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=2000, help="steps per timed batch "
-                        "(compiled engine)")
-    parser.add_argument("--numpy-steps", type=int, default=100,
-                        help="steps per timed batch of the NumPy and PyTorch updates")
+    parser.add_argument(
+        "--steps", type=int, default=2000, help="steps per timed batch (compiled engine)"
+    )
+    parser.add_argument(
+        "--numpy-steps",
+        type=int,
+        default=100,
+        help="steps per timed batch of the NumPy and PyTorch updates",
+    )
     parser.add_argument("--backend", default="numpy")
-    parser.add_argument("--reference-threads", type=int, default=0,
-                        help="time the NumPy step with this many BLAS threads (the 2-core "
-                             "reference of a GPU run)")
+    parser.add_argument(
+        "--reference-threads",
+        type=int,
+        default=0,
+        help="time the NumPy step with this many BLAS threads (the 2-core reference of a GPU run)",
+    )
     args = parser.parse_args()
     dim = args.d + 2 if args.model == "pspin" else args.d
     flops = 4.0 * args.replicas * args.n * dim * args.batch  # per step
     gemm = gemm_rate()
     name = get_backend(args.backend).name
-    rows = [(f"compiled engine ({'GPU' if name == 'cupy' else 'numba, CPU'})",
-             compiled_rate(args))]
+    rows = [(f"compiled engine ({'GPU' if name == 'cupy' else 'numba, CPU'})", compiled_rate(args))]
     threads = args.reference_threads
     limit = contextlib.nullcontext
     if threads:
@@ -188,8 +207,12 @@ def main() -> None:
         except ImportError:  # pip install threadpoolctl; without it BLAS uses every core
             pass
     with limit():
-        rows.append((f"NumPy step (reference{f', {threads} BLAS threads' if threads else ''})",
-                     numpy_rate(args)))
+        rows.append(
+            (
+                f"NumPy step (reference{f', {threads} BLAS threads' if threads else ''})",
+                numpy_rate(args),
+            )
+        )
     if name == "cupy":
         rows.append(("NumPy step on CuPy", numpy_rate(args, "cupy")))
         peer = torch_rate(args, "cuda")
@@ -199,18 +222,24 @@ def main() -> None:
     if peer is not None:
         rows.append(("PyTorch bmm, same update (CPU)", peer))
     reference = rows[1][1]
-    print(f"{args.model}: R = {args.replicas}, N = {args.n}, d = {args.d}, B = {args.batch}, "
-          f"float64; FP64 GEMM (1024^3, same process): {gemm / 1e9:.1f} GFLOP/s")
+    print(
+        f"{args.model}: R = {args.replicas}, N = {args.n}, d = {args.d}, B = {args.batch}, "
+        f"float64; FP64 GEMM (1024^3, same process): {gemm / 1e9:.1f} GFLOP/s"
+    )
     if args.batch >= 16:
         shape = shape_gemm_rate(args.batch, args.d, args.n)
-        print(f"the step's two products at this shape in BLAS (X W and X^T G, one replica): "
-              f"{shape / 1e9:.1f} GFLOP/s, {100 * shape / gemm:.0f} % of the square GEMM")
+        print(
+            f"the step's two products at this shape in BLAS (X W and X^T G, one replica): "
+            f"{shape / 1e9:.1f} GFLOP/s, {100 * shape / gemm:.0f} % of the square GEMM"
+        )
     print()
     print("| implementation | steps/s | GFLOP/s (4 N D B R) | % of GEMM | ratio to NumPy |")
     print("|---|---|---|---|---|")
     for label, rate in rows:
-        print(f"| {label} | {rate:.1f} | {rate * flops / 1e9:.2f} | "
-              f"{100 * rate * flops / gemm:.1f} | {rate / reference:.2f} |")
+        print(
+            f"| {label} | {rate:.1f} | {rate * flops / 1e9:.2f} | "
+            f"{100 * rate * flops / gemm:.1f} | {rate / reference:.2f} |"
+        )
 
 
 if __name__ == "__main__":

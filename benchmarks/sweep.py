@@ -40,23 +40,33 @@ def main() -> None:
         return median_time(heun_step_fn(rhs_owner.make_rhs(backend), backend, rho), to_numpy)
 
     solo = step_time(pde, initial_density(ScaledChiLaw(0.8, 40), grid))
-    print(f"backend: {backend.name} ({backend.device}); isotropic d = 40, {args.cells} cells; "
-          f"solo step {solo * 1e6:.0f} us\n")
-    print("| runs S | kappa sweep: us per run-step | vs solo | Delta sweep (stacked): "
-          "us per run-step | vs solo |")
+    print(
+        f"backend: {backend.name} ({backend.device}); isotropic d = 40, {args.cells} cells; "
+        f"solo step {solo * 1e6:.0f} us\n"
+    )
+    print(
+        "| runs S | kappa sweep: us per run-step | vs solo | Delta sweep (stacked): "
+        "us per run-step | vs solo |"
+    )
     print("|---|---|---|---|---|")
     for s in args.runs:
         kappas = np.linspace(0.4, 1.2, s)
         rho0 = np.stack([initial_density(ScaledChiLaw(k, 40), grid) for k in kappas])
         t_kappa = step_time(pde, rho0) / s
         deltas = np.linspace(0.5, 0.9, s)
-        stacked = StackedPDE(tuple(MeanFieldPDE(IsotropicGaussians(40, float(d),
-                                                                   ACTIVATIONS["mmn"]), grid)
-                                   for d in deltas))
+        stacked = StackedPDE(
+            tuple(
+                MeanFieldPDE(IsotropicGaussians(40, float(d), ACTIVATIONS["mmn"]), grid)
+                for d in deltas
+            )
+        )
         same = np.stack([initial_density(ScaledChiLaw(0.8, 40), grid)] * s)
         t_delta = step_time(stacked, same) / s
-        print(f"| {s} | {t_kappa * 1e6:.0f} | {t_kappa / solo:.2f} | {t_delta * 1e6:.0f} | "
-              f"{t_delta / solo:.2f} |", flush=True)
+        print(
+            f"| {s} | {t_kappa * 1e6:.0f} | {t_kappa / solo:.2f} | {t_delta * 1e6:.0f} | "
+            f"{t_delta / solo:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

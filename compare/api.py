@@ -31,7 +31,7 @@ import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from meanfield.config import Config, ConfigError, load_config, parse_config
 
@@ -41,14 +41,19 @@ if TYPE_CHECKING:  # xarray is imported when a function needs it: `meanfield --h
 __all__ = ["run", "study", "read", "plot"]
 
 #: the engine that reads our files: HDF5 dimension scales become named dimensions
-ENGINE = "h5netcdf"
+ENGINE: Final = "h5netcdf"
 #: groups left out of the returned objects (the resume state of a group of frames)
 CHECKPOINT = "checkpoint"
 
 
-def run(config: str | os.PathLike | Mapping | Config, overrides: Iterable[str] = (),
-        output: str | os.PathLike | None = None, *, force: bool = False,
-        progress: bool = False) -> xr.DataTree | xr.Dataset:
+def run(
+    config: str | os.PathLike | Mapping | Config,
+    overrides: Iterable[str] = (),
+    output: str | os.PathLike | None = None,
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> xr.DataTree | xr.Dataset:
     """Run the PDE and the particles of ``config`` (``meanfield run``) and return the results.
 
     Parameters
@@ -90,10 +95,16 @@ def run(config: str | os.PathLike | Mapping | Config, overrides: Iterable[str] =
     return _write_and_read(write, output, force, "run.h5")
 
 
-def study(config: str | os.PathLike | Mapping | Config, overrides: Iterable[str] = (),
-          output: str | os.PathLike | None = None, *, workers: int | None = None,
-          scheduler: str | None = None, force: bool = False,
-          progress: bool = False) -> xr.DataTree | xr.Dataset:
+def study(
+    config: str | os.PathLike | Mapping | Config,
+    overrides: Iterable[str] = (),
+    output: str | os.PathLike | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> xr.DataTree | xr.Dataset:
     """Run the LLN/CLT study of ``config`` (``meanfield study``) and return the results.
 
     Parameters
@@ -123,14 +134,19 @@ def study(config: str | os.PathLike | Mapping | Config, overrides: Iterable[str]
     failures: list[str] = []
 
     def write(path: Path, replace: bool) -> None:
-        result = run_study(resolved, path, scheduler=scheduler, workers=workers,
-                           force=replace, progress=progress)
+        result = run_study(
+            resolved, path, scheduler=scheduler, workers=workers, force=replace, progress=progress
+        )
         failures.extend(result.failures)
 
     result = _write_and_read(write, output, force, "study.h5")
     if failures:
-        warnings.warn(f"{len(failures)} study job(s) failed (attrs['failures'] of study/raw); "
-                      f"the first: {failures[0]}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(failures)} study job(s) failed (attrs['failures'] of study/raw); "
+            f"the first: {failures[0]}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return result
 
 
@@ -185,7 +201,7 @@ def plot(result: xr.DataTree | xr.Dataset, out_dir: str | os.PathLike) -> list[P
     with tempfile.TemporaryDirectory(prefix="meanfield-plot-") as tmp:
         path = Path(tmp) / f"{stem}.h5"
         tree.to_netcdf(path, engine=ENGINE)
-        return plot_any(path, out_dir)
+        return plot_any(path, Path(out_dir))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -208,12 +224,15 @@ def _resolve(config: Any, overrides: Iterable[str]) -> Config:
         return parse_config(data, overrides)
     if isinstance(config, str | os.PathLike):
         return load_config(config, overrides)
-    raise TypeError("config must be a path, TOML text, a mapping or a meanfield.config.Config, "
-                    f"got {type(config).__name__}")
+    raise TypeError(
+        "config must be a path, TOML text, a mapping or a meanfield.config.Config, "
+        f"got {type(config).__name__}"
+    )
 
 
-def _write_and_read(write: Callable[[Path, bool], None], output: Any, force: bool,
-                    name: str) -> xr.DataTree | xr.Dataset:
+def _write_and_read(
+    write: Callable[[Path, bool], None], output: Any, force: bool, name: str
+) -> xr.DataTree | xr.Dataset:
     """Call ``write(path, force)`` on ``output`` (or a temporary file) and read the file back."""
     if output is None:
         with tempfile.TemporaryDirectory(prefix="meanfield-") as tmp:
@@ -221,8 +240,9 @@ def _write_and_read(write: Callable[[Path, bool], None], output: Any, force: boo
             return _simplify(_load(Path(tmp) / name))  # in memory: the file goes next
     output = Path(output)
     if output.exists() and not force:
-        raise FileExistsError(f"{output} exists; pass force=True to overwrite it (nothing is "
-                              "overwritten silently)")
+        raise FileExistsError(
+            f"{output} exists; pass force=True to overwrite it (nothing is overwritten silently)"
+        )
     write(output, force)
     return read(output)
 
@@ -249,8 +269,11 @@ def _simplify(tree: xr.DataTree) -> xr.DataTree | xr.Dataset:
     group = groups[0]
     dataset = group.to_dataset()
     source = tree.attrs.get("source")
-    dataset.attrs = {**{k: v for k, v in tree.attrs.items() if k != "source"}, **group.attrs,
-                     "group": group.name}
+    dataset.attrs = {
+        **{k: v for k, v in tree.attrs.items() if k != "source"},
+        **group.attrs,
+        "group": group.name,
+    }
     if source is not None:
         dataset.attrs["source"] = source
     return dataset
@@ -262,13 +285,16 @@ def _as_tree(result: Any) -> xr.DataTree:
 
     if isinstance(result, xr.Dataset):
         if "group" not in result.attrs:
-            raise ValueError("a Dataset to plot needs attrs['group'] (the group it was read "
-                             "from), as compare.run, compare.study and compare.read set it")
+            raise ValueError(
+                "a Dataset to plot needs attrs['group'] (the group it was read "
+                "from), as compare.run, compare.study and compare.read set it"
+            )
         attrs = {k: v for k, v in result.attrs.items() if k not in ("group", "source")}
         group = result.drop_encoding()
         group.attrs = attrs
-        return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs),
-                                      str(result.attrs["group"]): group})
+        return xr.DataTree.from_dict(
+            {"/": xr.Dataset(attrs=attrs), str(result.attrs["group"]): group}
+        )
     if isinstance(result, xr.DataTree):
         tree = result.map_over_datasets(lambda ds: ds.drop_encoding())
         tree.attrs = {k: v for k, v in result.attrs.items() if k != "source"}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from meanfield.backends import to_numpy
-from meanfield.config.builders import build_pde_setup
+from meanfield.config.builders import build_run_setup
 from meanfield.pde.solvers.heun import max_step
 
 __all__ = ["estimate_cost", "format_bytes"]
@@ -37,14 +37,17 @@ def estimate_cost(config: Any) -> list[str]:
     """One line per part of the run: ``[pde]``, then ``[particles]`` (a study: one line per N)."""
     lines = []
     frames = len(config.dynamics["save_times"])
-    if config.pde is not None:
-        lines.append(_pde_cost(config, frames))
+    run = build_run_setup(config)
+    if run.pde is not None:
+        lines.append(_pde_cost(run.pde, frames))
     if config.study is not None:
         study = config.study
         for n in study["n"]:
-            lines.append(_particle_cost(config, frames, n=n, replicas=study["replicas"]))
-    elif config.particles is not None:
-        lines.append(_particle_cost(config, frames))
+            lines.append(
+                _particle_cost(config, run.particles, frames, n=n, replicas=study["replicas"])
+            )
+    elif run.particles is not None:
+        lines.append(_particle_cost(config, run.particles, frames))
     return lines
 
 
@@ -53,8 +56,7 @@ def estimate_cost(config: Any) -> list[str]:
 POINT_WORK_ARRAYS = 9
 
 
-def _pde_cost(config: Any, frames: int) -> str:
-    setup = build_pde_setup(config)
+def _pde_cost(setup: Any, frames: int) -> str:
     if setup.method == "characteristics":
         return _points_cost(setup, frames)
     grid, model = setup.pde.grid, setup.pde.model
@@ -66,46 +68,55 @@ def _pde_cost(config: Any, frames: int) -> str:
     features = model.kernel_features(grid.points()).n_features
     memory = grid.n_cells * (PDE_WORK_ARRAYS + 2 * features) * BYTES
     output = frames * grid.n_cells * BYTES
-    return (f"pde: {grid.n_cells:,} cells ({' x '.join(map(str, grid.shape))}), "
-            f"{features} kernel features, about {max(1, math.ceil(steps)):,} steps (from the "
-            f"step size at t = 0), memory ~{format_bytes(memory)}, output "
-            f"~{format_bytes(output)}")
+    return (
+        f"pde: {grid.n_cells:,} cells ({' x '.join(map(str, grid.shape))}), "
+        f"{features} kernel features, about {max(1, math.ceil(steps)):,} steps (from the "
+        f"step size at t = 0), memory ~{format_bytes(memory)}, output "
+        f"~{format_bytes(output)}"
+    )
 
 
 def _points_cost(setup: Any, frames: int) -> str:
     """The characteristics solver: points of the initial rule, features, memory, output."""
     grid, rule = setup.grid, setup.rule
     field = setup.pde.field(setup.backend)
-    features = setup.model.kernel_features(field.scale_points[:1],
-                                           field.scale_points).n_features
+    features = setup.model.kernel_features(field.scale_points[:1], field.scale_points).n_features
     n_points, n_axes = rule.n_points, rule.n_axes
     memory = n_points * n_axes * (POINT_WORK_ARRAYS + 7 * features) * BYTES
     output = frames * (grid.n_cells + n_points * n_axes) * BYTES
     refine = setup.refinement
-    passes = (f"refined up to {refine.max_passes} passes and {refine.max_points:,} points"
-              if refine.enabled else "no refinement")
-    return (f"pde: characteristics, {n_points:,} initial points ({rule.n_cells:,} cells x "
-            f"{rule.points_per_cell}), {passes}, {features} kernel features, memory "
-            f"~{format_bytes(memory)} at the initial points, output ~{format_bytes(output)} "
-            f"(densities on {grid.n_cells:,} cells and the points)")
+    passes = (
+        f"refined up to {refine.max_passes} passes and {refine.max_points:,} points"
+        if refine.enabled
+        else "no refinement"
+    )
+    return (
+        f"pde: characteristics, {n_points:,} initial points ({rule.n_cells:,} cells x "
+        f"{rule.points_per_cell}), {passes}, {features} kernel features, memory "
+        f"~{format_bytes(memory)} at the initial points, output ~{format_bytes(output)} "
+        f"(densities on {grid.n_cells:,} cells and the points)"
+    )
 
 
-def _particle_cost(config: Any, frames: int, *, n: int | None = None,
-                   replicas: int | None = None) -> str:
+def _particle_cost(
+    config: Any, particles: Any, frames: int, *, n: int | None = None, replicas: int | None = None
+) -> str:
     spec = dict(config.particles)
     spec["n"] = spec["n"] if n is None else n
     spec["replicas"] = spec["replicas"] if replicas is None else replicas
     steps = round(config.dynamics["t_end"] / spec["step"])
     from particles.run import build_particle_run  # noqa: PLC0415 (heavy, only here)
 
-    run = build_particle_run(config, n=1, replicas=1)
+    run = build_particle_run(particles, n=1, replicas=1)
     dim = int(np.prod(run.state.theta.shape[2:]))
     size = spec["replicas"] * spec["n"] * dim
     reduced = int(np.prod(run.record_fn(run.state).reduced.shape[2:])) or 1
     output = frames * spec["replicas"] * spec["n"] * reduced * BYTES
     if spec.get("keep_theta"):
         output += frames * size * BYTES
-    return (f"particles: {spec['replicas']} replicas x {spec['n']:,} units x {dim} parameters, "
-            f"{steps:,} steps of {spec['method']} ({run.engine} engine), memory ~"
-            f"{format_bytes(size * PARTICLE_WORK_ARRAYS * BYTES)}, output "
-            f"~{format_bytes(output)}")
+    return (
+        f"particles: {spec['replicas']} replicas x {spec['n']:,} units x {dim} parameters, "
+        f"{steps:,} steps of {spec['method']} ({run.engine} engine), memory ~"
+        f"{format_bytes(size * PARTICLE_WORK_ARRAYS * BYTES)}, output "
+        f"~{format_bytes(output)}"
+    )

@@ -122,9 +122,9 @@ class SerialExecutor(cf.Executor):
         self._shut_down = True
 
 
-def make_executor(scheduler: str | None = None,
-                  max_workers: int | None = None
-                  ) -> contextlib.AbstractContextManager[cf.Executor]:
+def make_executor(
+    scheduler: str | None = None, max_workers: int | None = None
+) -> contextlib.AbstractContextManager[cf.Executor]:
     """Open the executor a study runs on, as a context manager that closes it on exit.
 
     Parameters
@@ -179,8 +179,7 @@ def _import_dask_client() -> type:
     try:
         from distributed import Client  # noqa: PLC0415
     except ImportError as exc:
-        raise ImportError(f"a dask scheduler needs the 'distributed' package: {DASK_HINT}"
-                          ) from exc
+        raise ImportError(f"a dask scheduler needs the 'distributed' package: {DASK_HINT}") from exc
     return Client
 
 
@@ -232,8 +231,12 @@ def _params_repr(params: Mapping[str, Any]) -> str:
 
 def _failed(params: Mapping[str, Any], description: str, seconds: float) -> JobResult:
     """Build the result of a failed job: the description, then the parameters."""
-    return JobResult(params=params, value=None, seconds=seconds,
-                     error=f"{description} | params: {_params_repr(params)}")
+    return JobResult(
+        params=params,
+        value=None,
+        seconds=seconds,
+        error=f"{description} | params: {_params_repr(params)}",
+    )
 
 
 def _to_result(future: cf.Future, params: Mapping[str, Any]) -> JobResult:
@@ -249,8 +252,7 @@ def _to_result(future: cf.Future, params: Mapping[str, Any]) -> JobResult:
     return JobResult(params=params, value=value, error=None, seconds=seconds)
 
 
-def _submit(executor: cf.Executor, fn: Callable[..., Any],
-            params: Mapping[str, Any]) -> cf.Future:
+def _submit(executor: cf.Executor, fn: Callable[..., Any], params: Mapping[str, Any]) -> cf.Future:
     """Submit one job; a submission that raises gives a future holding that exception."""
     try:
         return executor.submit(_call_job, fn, dict(params))
@@ -260,10 +262,14 @@ def _submit(executor: cf.Executor, fn: Callable[..., Any],
         return future
 
 
-def run_jobs(executor: cf.Executor, fn: Callable[..., Any],
-             params_list: Sequence[Mapping[str, Any]], *,
-             on_result: Callable[[JobResult], None] | None = None,
-             progress: bool = False) -> list[JobResult]:
+def run_jobs(
+    executor: cf.Executor,
+    fn: Callable[..., Any],
+    params_list: Sequence[Mapping[str, Any]],
+    *,
+    on_result: Callable[[JobResult], None] | None = None,
+    progress: bool = False,
+) -> list[JobResult]:
     """Run ``fn(**params)`` for every ``params`` on ``executor``; never raise for a failed job.
 
     Parameters
@@ -300,8 +306,13 @@ def run_jobs(executor: cf.Executor, fn: Callable[..., Any],
 
     params_list = list(params_list)
     results: list[JobResult | None] = [None] * len(params_list)
-    bar = tqdm(total=len(params_list), unit="job", desc="jobs", mininterval=0.5,
-               disable=not (progress and sys.stderr.isatty()))
+    bar = tqdm(
+        total=len(params_list),
+        unit="job",
+        desc="jobs",
+        mininterval=0.5,
+        disable=not (progress and sys.stderr.isatty()),
+    )
 
     def report(index: int, future: cf.Future) -> None:
         results[index] = result = _to_result(future, params_list[index])
@@ -327,9 +338,13 @@ def run_jobs(executor: cf.Executor, fn: Callable[..., Any],
     return results  # type: ignore[return-value]  # every slot is filled by now
 
 
-def _submit_all(executor: cf.Executor, fn: Callable[..., Any],
-                params_list: list[Mapping[str, Any]], pending: dict[cf.Future, int],
-                report: Callable[[int, cf.Future], None]) -> None:
+def _submit_all(
+    executor: cf.Executor,
+    fn: Callable[..., Any],
+    params_list: list[Mapping[str, Any]],
+    pending: dict[cf.Future, int],
+    report: Callable[[int, cf.Future], None],
+) -> None:
     """Submit every job into ``pending``; a job already done when submitted is reported now.
 
     With :class:`SerialExecutor` every job is done on submission, so its result reaches

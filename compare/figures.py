@@ -63,8 +63,13 @@ def plot_particles(data: Any, out_dir: Path, stem: str) -> Path:
     the signed residuals on f > 0 and f < 0 when the model records them."""
     part = data.groups["particles"]
     residuals = "residual_pos" in part
-    fig, axes = plt.subplots(1, 2 if residuals else 1, figsize=(11 if residuals else 5.5, 4),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        2 if residuals else 1,
+        figsize=(11 if residuals else 5.5, 4),
+        constrained_layout=True,
+        squeeze=False,
+    )
     ax = axes[0, 0]
     risk, t = part["risk"], part["time"]
     ax.fill_between(t, risk.min(axis=1), risk.max(axis=1), alpha=0.3, label="replica range")
@@ -74,8 +79,10 @@ def plot_particles(data: Any, out_dir: Path, stem: str) -> Path:
     ax.legend(frameon=False)
     if residuals:
         ax = axes[0, 1]
-        for key, label in (("residual_pos", r"$\langle (f - f_n) 1_{f > 0}\rangle$"),
-                           ("residual_neg", r"$\langle (f_n - f) 1_{f < 0}\rangle$")):
+        for key, label in (
+            ("residual_pos", r"$\langle (f - f_n) 1_{f > 0}\rangle$"),
+            ("residual_neg", r"$\langle (f_n - f) 1_{f < 0}\rangle$"),
+        ):
             ax.plot(t, part[key].mean(axis=1), "o-", ms=3, label=label)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xlabel("$t$")
@@ -91,8 +98,13 @@ def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:
     fig, (ax_r, ax_d) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     ax_r.semilogy(pde["time"], pde["risk"], "k-", lw=1.5, label="PDE")
     risk = part["risk"]  # (T, R)
-    ax_r.fill_between(part["time"], risk.min(axis=1), risk.max(axis=1), alpha=0.3,
-                      label="particles, replica range")
+    ax_r.fill_between(
+        part["time"],
+        risk.min(axis=1),
+        risk.max(axis=1),
+        alpha=0.3,
+        label="particles, replica range",
+    )
     ax_r.semilogy(part["time"], risk.mean(axis=1), "o", ms=4, label="particles, mean")
     ax_r.set_xlabel("$t$")
     ax_r.set_ylabel("risk")
@@ -106,8 +118,7 @@ def plot_particles_vs_pde(data: Any, out_dir: Path, stem: str) -> list[Path]:
     for c, i in zip(colours, picks, strict=True):
         t = part["time"][i]
         j = int(np.argmin(np.abs(pde["time"] - t)))
-        ax_d.hist(part["reduced"][i, ..., 0].ravel(), bins=80, density=True, color=c,
-                  alpha=0.35)
+        ax_d.hist(part["reduced"][i, ..., 0].ravel(), bins=80, density=True, color=c, alpha=0.35)
         ax_d.plot(pde[coord], pde["density"][j], color=c, lw=1.5, label=f"t = {t:g}")
     ax_d.set_xlabel(f"${coord}$")
     ax_d.set_ylabel("density (PDE lines, particle histograms)")
@@ -122,16 +133,25 @@ def _plot_particles_over_density(data: Any, out_dir: Path, stem: str) -> Path:
     names = data.dims["pde"]["density"][1:]
     x, y, marginals = density_planes(pde, names)
     picks = pick_times(len(part["time"]), 4)
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.8 * len(picks), 3.6),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(picks), figsize=(3.8 * len(picks), 3.6), constrained_layout=True, squeeze=False
+    )
     window = _support_window(x, y, marginals)
     for ax, i in zip(axes[0], picks, strict=True):
         t = part["time"][i]
         j = int(np.argmin(np.abs(pde["time"] - t)))
         image = plot_density_2d(ax, x, y, marginals[j], labels=names[:2])
         points = part["reduced"][i, 0, :MAX_SCATTER]  # replica 0, (<= MAX_SCATTER, k)
-        ax.plot(points[:, 0], points[:, 1], ".", color="tab:cyan", ms=2.5, mew=0, alpha=0.8,
-                label=f"particles (replica 0, {len(points)} shown)")
+        ax.plot(
+            points[:, 0],
+            points[:, 1],
+            ".",
+            color="tab:cyan",
+            ms=2.5,
+            mew=0,
+            alpha=0.8,
+            label=f"particles (replica 0, {len(points)} shown)",
+        )
         ax.set_xlim(window[0])
         ax.set_ylim(window[1])
         ax.set_title(f"t = {t:g}", fontsize="small")
@@ -151,22 +171,32 @@ def _support_window(x: np.ndarray, y: np.ndarray, densities: list) -> tuple:
         mask |= rho > 1e-3 * rho.max()
     ix, iy = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     pad_x, pad_y = 0.1 * (x[ix[-1]] - x[ix[0]]), 0.1 * (y[iy[-1]] - y[iy[0]])
-    return ((max(x[0], x[ix[0]] - pad_x), min(x[-1], x[ix[-1]] + pad_x)),
-            (max(y[0], y[iy[0]] - pad_y), min(y[-1], y[iy[-1]] + pad_y)))
+    return (
+        (max(x[0], x[ix[0]] - pad_x), min(x[-1], x[ix[-1]] + pad_x)),
+        (max(y[0], y[iy[0]] - pad_y), min(y[-1], y[iy[-1]] + pad_y)),
+    )
 
 
 def plot_study(data: Any, out_dir: Path, stem: str) -> list[Path]:
     """Log-log errors with fitted slopes, N Var with its prediction, and a QQ plot."""
     study = data.groups["study"]
     n, times = study["n"], study["time"]
-    found = {k.split("/")[1] for k in data.groups if k.startswith("study/") and
-             k.count("/") == 1 and k != "study/raw"}
+    found = {
+        k.split("/")[1]
+        for k in data.groups
+        if k.startswith("study/") and k.count("/") == 1 and k != "study/raw"
+    }
     order = ("risk", "mean_r", "second_moment_r", "w1", "ks")
     names = [k for k in order if k in found] + sorted(found - set(order))
     # a second row (N Var against its CLT prediction) only where some observable has N Var
     rows = 2 if any("n_var" in data.groups[f"study/{k}"] for k in names) else 1
-    fig, axes = plt.subplots(rows, len(names), figsize=(4 * len(names), 3.9 * rows),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows,
+        len(names),
+        figsize=(4 * len(names), 3.9 * rows),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for col, name in enumerate(names):
         table = data.groups[f"study/{name}"]
         _plot_errors(axes[0, col], n, times, table, name)
@@ -175,8 +205,9 @@ def plot_study(data: Any, out_dir: Path, stem: str) -> list[Path]:
     written = [_save(fig, out_dir / f"{stem}-study.png")]
     moments = [k for k in names if "pde" in data.groups[f"study/{k}"]]
     if moments:
-        fig, axes = plt.subplots(1, len(moments), figsize=(4 * len(moments), 3.8),
-                                 squeeze=False, constrained_layout=True)
+        fig, axes = plt.subplots(
+            1, len(moments), figsize=(4 * len(moments), 3.8), squeeze=False, constrained_layout=True
+        )
         for ax, name in zip(axes[0], moments, strict=True):
             _plot_qq(ax, data.groups[f"study/{name}"], n, times, name)
         written.append(_save(fig, out_dir / f"{stem}-qq.png"))
@@ -187,14 +218,24 @@ def _plot_errors(ax: Any, n: np.ndarray, times: np.ndarray, table: dict, name: s
     values = table["values"]  # (K, R, T)
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(times)))
     for t, c in enumerate(colours):
-        y = np.nanmean(values[..., t] if "pde" not in table else
-                       np.abs(values[..., t] - table["pde"][t]), axis=1)
+        y = np.nanmean(
+            values[..., t] if "pde" not in table else np.abs(values[..., t] - table["pde"][t]),
+            axis=1,
+        )
         slope, (lo, hi) = table["slope"][t], table["slope_ci"][t]
-        ax.loglog(n, y, "o-", color=c, ms=4,
-                  label=f"t = {times[t]:g}: slope {slope:.2f} [{lo:.2f}, {hi:.2f}]")
+        ax.loglog(
+            n,
+            y,
+            "o-",
+            color=c,
+            ms=4,
+            label=f"t = {times[t]:g}: slope {slope:.2f} [{lo:.2f}, {hi:.2f}]",
+        )
     for power, style in ((-0.5, "--"), (-1.0, ":")):
-        ref = np.nanmean(values[..., -1] if "pde" not in table else
-                         np.abs(values[..., -1] - table["pde"][-1]), axis=1)[0]
+        ref = np.nanmean(
+            values[..., -1] if "pde" not in table else np.abs(values[..., -1] - table["pde"][-1]),
+            axis=1,
+        )[0]
         ax.loglog(n, ref * (n / n[0]) ** power, "k" + style, lw=1, label=f"$N^{{{power}}}$")
     _n_axis(ax, n)
     ax.set_ylabel(name if "pde" not in table else f"E |error of {name}|")

@@ -27,8 +27,14 @@ def _fit(log_n: np.ndarray, means: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def loglog_slope(n: np.ndarray, values: list[np.ndarray] | np.ndarray, *, n_boot: int = 2000,
-                 level: float = 0.95, rng: np.random.Generator | None = None) -> SlopeFit:
+def loglog_slope(
+    n: np.ndarray,
+    values: list[np.ndarray] | np.ndarray,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> SlopeFit:
     """Fit the mean over replicas of positive ``values`` against ``n`` on log-log axes.
 
     Parameters

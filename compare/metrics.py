@@ -180,9 +180,7 @@ def w1_to_grid(samples: np.ndarray, edges: np.ndarray, density: np.ndarray) -> n
     edges, cdf = _cdf_at_edges(edges, density)
     n_replicas, n = samples.shape
     points = np.concatenate([samples, np.broadcast_to(edges, (n_replicas, edges.size))], axis=1)
-    is_sample = np.concatenate(
-        [np.ones(n, dtype=np.int64), np.zeros(edges.size, dtype=np.int64)]
-    )
+    is_sample = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(edges.size, dtype=np.int64)])
     order = np.argsort(points, axis=1, kind="stable")
     x = np.take_along_axis(points, order, axis=1)
     # F_n on the open interval (x_j, x_{j+1}): the fraction of samples at or left of x_j
@@ -394,8 +392,12 @@ def sliced_w1_to_grid(
     sample_proj = samples @ directions.T  # (R, n, L)
     out = np.empty(samples.shape[0])
     for rep in range(samples.shape[0]):
-        out[rep] = np.mean([
-            stats.wasserstein_distance(sample_proj[rep, :, j], grid_proj[:, j], None, weights[keep])
-            for j in range(directions.shape[0])
-        ])
+        out[rep] = np.mean(
+            [
+                stats.wasserstein_distance(
+                    sample_proj[rep, :, j], grid_proj[:, j], None, weights[keep]
+                )
+                for j in range(directions.shape[0])
+            ]
+        )
     return out

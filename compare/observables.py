@@ -112,9 +112,7 @@ def _get(name: str) -> Observable:
     try:
         return OBSERVABLES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown observable {name!r}; known: {sorted(OBSERVABLES)}"
-        ) from None
+        raise ValueError(f"unknown observable {name!r}; known: {sorted(OBSERVABLES)}") from None
 
 
 def empirical(name: str, samples: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ uninterrupted run on the same backend.
 
 from __future__ import annotations
 
-import datetime
 import math
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from meanfield.config import ConfigError
-from meanfield.config.builders import build_pde_setup
+from meanfield.config.builders import build_run_setup
 from meanfield.config.driver import pde_is_complete, run_pde_into
-from meanfield.io import create_file, last_checkpoint, open_file, write_root_attrs
+from meanfield.io import create_file, last_checkpoint, mark_resumed, open_file, write_root_attrs
 from particles.run import build_particle_run, particles_are_complete, run_particles_into
 
 __all__ = ["run_config", "ResumeError", "first_difference"]
@@ -29,9 +28,15 @@ class ResumeError(ConfigError):
     """A file that ``--resume`` cannot continue with this config (exit status 2)."""
 
 
-def run_config(config: Any, output: str | Path, *, force: bool = False,
-               progress: bool = True, resume: bool = False,
-               report: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_config(
+    config: Any,
+    output: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    resume: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run every part of ``config`` (``[pde]``, ``[particles]``) into ``output``.
 
     Everything is built (and so checked) before the file is created: a config error leaves
@@ -64,9 +69,10 @@ def run_config(config: Any, output: str | Path, *, force: bool = False,
         With ``resume``, when ``output`` is not a run of this config and backend, or holds
         frames it cannot resume; nothing is changed then.
     """
-    setup = build_pde_setup(config) if config.pde is not None else None
-    ensemble = build_particle_run(config) if config.particles is not None else None
-    backend = setup.backend if setup is not None else ensemble.backend
+    run = build_run_setup(config)  # the model and the backends, once for both parts
+    setup = run.pde
+    ensemble = build_particle_run(run.particles) if run.particles is not None else None
+    backend = run.backend
     report = report or (lambda line: None)
     if resume and Path(output).exists():
         if not _is_empty(output):
@@ -78,8 +84,9 @@ def run_config(config: Any, output: str | Path, *, force: bool = False,
     seed = ensemble.seed if ensemble is not None else None
     results: dict[str, Any] = {}
     with create_file(output, force=force) as f:
-        write_root_attrs(f, config_toml=config.to_toml(), seed=seed, backend=backend.name,
-                         device=backend.device)
+        write_root_attrs(
+            f, config_toml=config.to_toml(), seed=seed, backend=backend.name, device=backend.device
+        )
         if setup is not None:
             results["pde"] = run_pde_into(f, setup, progress=progress)
         if ensemble is not None:
@@ -96,8 +103,14 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-def _resume(config: Any, output: Path, setup: Any, ensemble: Any, progress: bool,
-            report: Callable[[str], None]) -> dict[str, Any]:
+def _resume(
+    config: Any,
+    output: Path,
+    setup: Any,
+    ensemble: Any,
+    progress: bool,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
     """Check ``output`` against the run (read only), then continue what is unfinished."""
     try:
         with open_file(output) as f:
@@ -112,20 +125,20 @@ def _resume(config: Any, output: Path, setup: Any, ensemble: Any, progress: bool
         report(line)
     results: dict[str, Any] = {}
     with open_file(output, "r+") as f:
-        f.attrs["resumed_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        mark_resumed(f)
         if "pde" in todo:
             results["pde"] = run_pde_into(f, setup, progress=progress, resume=True)
         if "particles" in todo:
-            results["particles"] = run_particles_into(f, ensemble, progress=progress,
-                                                      resume=True)
+            results["particles"] = run_particles_into(f, ensemble, progress=progress, resume=True)
     return results
 
 
 def _check_same_run(f: Any, output: Path, config: Any, setup: Any, ensemble: Any) -> None:
     """Refuse a file that is not a run of ``config`` on the backends this run would use."""
     if "config" not in f.attrs or "study" in f:
-        raise ResumeError(f"{output} is not the file of a 'meanfield run' (no run config); "
-                          "--force overwrites it")
+        raise ResumeError(
+            f"{output} is not the file of a 'meanfield run' (no run config); --force overwrites it"
+        )
     stored = tomllib.loads(str(f.attrs["config"]))
     difference = first_difference(tomllib.loads(config.to_toml()), stored)
     if difference is not None:
@@ -133,28 +146,35 @@ def _check_same_run(f: Any, output: Path, config: Any, setup: Any, ensemble: Any
         raise ResumeError(
             f"{output} was written with a different config: {key} is {_show(then)} in the "
             f"file, {_show(now)} now; --resume needs the same config and --set values "
-            "(--force starts over)")
+            "(--force starts over)"
+        )
     checks = [(f.attrs, (setup or ensemble).backend.name)]
     if ensemble is not None and "particles" in f:
         checks.append((f["particles"].attrs, ensemble.backend.name))
     for attrs, name in checks:
         if str(attrs.get("backend", name)) != name:
-            raise ResumeError(f"{output} was computed on backend {attrs['backend']!r}, this "
-                              f"run would use {name!r}; name the backend in the config, or "
-                              "--force to start over")
+            raise ResumeError(
+                f"{output} was computed on backend {attrs['backend']!r}, this "
+                f"run would use {name!r}; name the backend in the config, or "
+                "--force to start over"
+            )
     if ensemble is not None and "particles" in f:
         engine = str(f["particles"].attrs.get("engine", "numpy"))
         if engine != ensemble.engine:
-            raise ResumeError(f"{output} was computed with the {engine} particle engine, this "
-                              f"run would use the {ensemble.engine} one; set particles.engine "
-                              f"= {engine!r}, or --force to start over")
+            raise ResumeError(
+                f"{output} was computed with the {engine} particle engine, this "
+                f"run would use the {ensemble.engine} one; set particles.engine "
+                f"= {engine!r}, or --force to start over"
+            )
 
 
 def _unfinished(f: Any, output: Path, setup: Any, ensemble: Any) -> dict[str, str]:
     """For each unfinished part: a line saying where it resumes from."""
     todo: dict[str, str] = {}
-    parts = [("pde", setup, lambda: pde_is_complete(f, setup.save_times)),
-             ("particles", ensemble, lambda: particles_are_complete(f, ensemble))]
+    parts = [
+        ("pde", setup, lambda: pde_is_complete(f, setup.save_times)),
+        ("particles", ensemble, lambda: particles_are_complete(f, ensemble)),
+    ]
     for name, part, complete in parts:
         if part is None or complete():
             continue
@@ -162,17 +182,22 @@ def _unfinished(f: Any, output: Path, setup: Any, ensemble: Any) -> dict[str, st
         point = last_checkpoint(f[name], times) if name in f else None
         if point is None:
             if name in f and "time" in f[name] and len(f[name]["time"]) > 0:
-                raise ResumeError(f"/{name} of {output} holds frames but no resume checkpoint "
-                                  "(written by an older meanfield?); --force starts it over")
+                raise ResumeError(
+                    f"/{name} of {output} holds frames but no resume checkpoint "
+                    "(written by an older meanfield?); --force starts it over"
+                )
             todo[name] = f"/{name}: starting from t = {times[0]:g}"
         else:
-            todo[name] = (f"/{name}: resuming after frame {point.index + 1} of {len(times)} "
-                          f"(t = {times[point.index]:g})")
+            todo[name] = (
+                f"/{name}: resuming after frame {point.index + 1} of {len(times)} "
+                f"(t = {times[point.index]:g})"
+            )
     return todo
 
 
-def first_difference(now: Mapping[str, Any], then: Mapping[str, Any], prefix: str = ""
-                     ) -> tuple[str, Any, Any] | None:
+def first_difference(
+    now: Mapping[str, Any], then: Mapping[str, Any], prefix: str = ""
+) -> tuple[str, Any, Any] | None:
     """The first dotted key whose value differs between two parsed configs.
 
     Keys are visited in the order of ``now``, then those only in ``then``; an absent key

@@ -22,9 +22,9 @@ from scipy import stats
 
 from meanfield.backends import to_numpy
 from meanfield.config import ConfigError, parse_config
-from meanfield.config.builders import build_pde_setup
+from meanfield.config.builders import build_particle_setup, build_pde_setup, build_run_setup
 from meanfield.config.driver import PDEFrames, solve_in_memory
-from meanfield.io import FrameStore, attach_scales, create_file, write_root_attrs
+from meanfield.io import FrameStore, attach_scales, create_file, write_group_attrs, write_root_attrs
 from meanfield.model import model_entry
 from meanfield.pde.characteristics.clt import METHOD as CHARACTERISTICS_CLT
 from meanfield.pde.characteristics.clt import clt_variances
@@ -59,7 +59,9 @@ def simulate_chunk(config_toml: str, n: int, replicas: int, seed: int) -> dict[s
     overrides for width ``n``.
     """
     config = _protocol_config(tomllib.loads(config_toml), n)
-    frames = simulate(build_particle_run(config, n=n, replicas=replicas, seed=seed))
+    frames = simulate(
+        build_particle_run(build_particle_setup(config), n=n, replicas=replicas, seed=seed)
+    )
     reduced = np.stack([f.reduced for f in frames])
     if reduced.shape[-1] == 1 or config.pde is None:  # 1-D grid, or no PDE: first axis only
         reduced = reduced[..., 0]
@@ -107,22 +109,34 @@ def pde_frames(config: Any) -> tuple[Any, PDEFrames]:
     return setup, solve_in_memory(setup)
 
 
-def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
-              workers: int | None = None, force: bool = False, progress: bool = True
-              ) -> StudyResult:
+def run_study(
+    config: Any,
+    output: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> StudyResult:
     """Run the study of ``config`` (needs ``[pde]``, ``[particles]`` and ``[study]``)."""
     with_pde = model_entry(config.model["name"]).pde
     needed = ("pde", "particles", "study") if with_pde else ("particles", "study")
     missing = [s for s in needed if getattr(config, s) is None]
     if missing:
         raise ConfigError(f"a study needs the sections {', '.join(f'[{s}]' for s in missing)}")
-    probe = build_particle_run(config, n=2, replicas=1)  # check the particles before any work
-    setup, mem = pde_frames(config) if config.pde is not None else (None, None)
+    run = build_run_setup(config)  # the model and the backends, once
+    probe = build_particle_run(run.particles, n=2, replicas=1)  # check them before any work
+    setup, mem = (run.pde, solve_in_memory(run.pde)) if run.pde is not None else (None, None)
     toml_text = config.to_toml()
     backend = probe.backend if setup is None else setup.backend
     with create_file(output, force=force) as f:
-        write_root_attrs(f, config_toml=toml_text, seed=int(config.particles["seed"]),
-                         backend=backend.name, device=backend.device)
+        write_root_attrs(
+            f,
+            config_toml=toml_text,
+            seed=int(config.particles["seed"]),
+            backend=backend.name,
+            device=backend.device,
+        )
         if setup is not None:
             _write_pde(f, setup, mem)
         times = np.asarray(config.dynamics["save_times"], dtype=np.float64)
@@ -133,20 +147,23 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
         def keep(result: JobResult) -> None:
             if result.error is not None:
                 failures.append(result.error)
-                raw.attrs["failures"] = "\n".join(failures)
+                write_group_attrs(raw, {"failures": "\n".join(failures)})
             else:
                 p = result.params
                 grp = raw.require_group(f"n{p['n']}_seed{p['seed']}")
                 for key, value in result.value.items():
-                    dims = RAW_DIMS[key][:np.ndim(value)]  # 1-D grids store r alone
+                    dims = RAW_DIMS[key][: np.ndim(value)]  # 1-D grids store r alone
                     _named_dataset(grp, key, value, dims, {"time": times})
             f.flush()
 
         jobs = [{"config_toml": toml_text, **p} for p in _job_params(config)]
         with make_executor(scheduler, workers) as executor:
             results = run_jobs(executor, simulate_chunk, jobs, on_result=keep, progress=progress)
-        study = (_assemble(config, setup, mem, results) if setup is not None
-                 else _assemble_scaling(config, results))
+        study = (
+            _assemble(config, setup, mem, results)
+            if setup is not None
+            else _assemble_scaling(config, results)
+        )
         study.failures = failures
         _write_study(f, study)
     return study
@@ -155,11 +172,17 @@ def run_study(config: Any, output: str | Path, *, scheduler: str | None = None,
 def _write_pde(f: Any, setup: Any, mem: PDEFrames) -> None:
     grid = setup.grid
     group = f.require_group("pde")
-    group.attrs["method"] = setup.method
+    write_group_attrs(group, {"method": setup.method})
     store = FrameStore(group, {name: grid.centres(a) for a, name in enumerate(grid.names)})
     for frame in mem.frames:
-        store.append(frame.t, {"density": (frame.density, grid.names),
-                               "risk": (frame.risk, ()), "mass": (frame.mass, ())})
+        store.append(
+            frame.t,
+            {
+                "density": (frame.density, grid.names),
+                "risk": (frame.risk, ()),
+                "mass": (frame.mass, ()),
+            },
+        )
 
 
 def _stack_by_n(config: Any, results: list[JobResult], key: str) -> dict[int, np.ndarray]:
@@ -171,8 +194,7 @@ def _stack_by_n(config: Any, results: list[JobResult], key: str) -> dict[int, np
     return {n: np.concatenate(v, axis=1) for n, v in out.items() if v}
 
 
-def _assemble(config: Any, setup: Any, mem: PDEFrames, results: list[JobResult]
-              ) -> StudyResult:
+def _assemble(config: Any, setup: Any, mem: PDEFrames, results: list[JobResult]) -> StudyResult:
     reduced = _stack_by_n(config, results, "reduced")
     risks = _stack_by_n(config, results, "risk")
     ns = np.array(sorted(reduced))
@@ -192,13 +214,19 @@ def _assemble(config: Any, setup: Any, mem: PDEFrames, results: list[JobResult]
             values = {n: risks[n].T for n in ns}  # (R, T)
             pde = np.array([fr.risk for fr in mem.frames])
         elif name in MOMENTS:
-            values = {n: np.stack([observables.empirical(name, reduced[n][t])
-                                   for t in range(len(times))], axis=1) for n in ns}
+            values = {
+                n: np.stack(
+                    [observables.empirical(name, reduced[n][t]) for t in range(len(times))], axis=1
+                )
+                for n in ns
+            }
             pde = np.array([_moment(mem, i, name, edges) for i in range(len(dens))])
         else:
             fn = DISTANCES[name]
-            values = {n: np.stack([fn(reduced[n][t], edges, dens[t]) for t in range(len(times))],
-                                  axis=1) for n in ns}
+            values = {
+                n: np.stack([fn(reduced[n][t], edges, dens[t]) for t in range(len(times))], axis=1)
+                for n in ns
+            }
             pde = None
         study.tables[name] = _table(ns, values, pde, predictions.get(name))
         _add_sgd_term(study.tables[name], name, ns, predictions)
@@ -217,12 +245,20 @@ def _moment(mem: PDEFrames, index: int, name: str, edges: np.ndarray) -> float:
 def _add_sgd_term(table: dict, name: str, ns: np.ndarray, predictions: dict) -> None:
     """Online SGD: ``N Var = Var_rho0(phi_0) + N x (step-size term)``."""
     if f"{name}/sgd" in predictions:
-        table["n_var_predicted_sgd"] = (table["n_var_predicted"][None, :]
-                                        + ns[:, None] * predictions[f"{name}/sgd"][None, :])
+        table["n_var_predicted_sgd"] = (
+            table["n_var_predicted"][None, :] + ns[:, None] * predictions[f"{name}/sgd"][None, :]
+        )
 
 
-def _assemble_multi(config: Any, grid: Any, mem: PDEFrames, reduced: dict, risks: dict,
-                    study: StudyResult, predictions: dict[str, Any]) -> None:
+def _assemble_multi(
+    config: Any,
+    grid: Any,
+    mem: PDEFrames,
+    reduced: dict,
+    risks: dict,
+    study: StudyResult,
+    predictions: dict[str, Any],
+) -> None:
     """2-D and 3-D grids: the risk, the mean of each coordinate (``mean_<axis>``), both with
     their CLT predictions, and the sliced W1 distance to the PDE density."""
     ns, n_times = study.n, len(study.times)
@@ -231,24 +267,36 @@ def _assemble_multi(config: Any, grid: Any, mem: PDEFrames, reduced: dict, risks
     for name in config.study["observables"]:
         if name == "risk":
             pde = np.array([fr.risk for fr in mem.frames])
-            study.tables["risk"] = _table(ns, {n: risks[n].T for n in ns}, pde,
-                                          predictions.get("risk"))
+            study.tables["risk"] = _table(
+                ns, {n: risks[n].T for n in ns}, pde, predictions.get("risk")
+            )
             _add_sgd_term(study.tables["risk"], "risk", ns, predictions)
         elif name == "mean":
             for a, axis in enumerate(grid.names):
                 mesh = np.meshgrid(*centres, indexing="ij")[a]
-                pde = (np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
-                       if mem.run is None else np.array(
-                           [np.sum(w * p[:, a]) for p, w in map(mem.quadrature,
-                                                                range(n_times))]))
+                pde = (
+                    np.array([np.sum(d * mesh) * grid.cell_volume for d in dens])
+                    if mem.run is None
+                    else np.array(
+                        [np.sum(w * p[:, a]) for p, w in map(mem.quadrature, range(n_times))]
+                    )
+                )
                 values = {n: reduced[n][..., a].mean(axis=-1).T for n in ns}  # (R, T)
-                study.tables[f"mean_{axis}"] = _table(ns, values, pde,
-                                                      predictions.get(f"mean_{axis}"))
+                study.tables[f"mean_{axis}"] = _table(
+                    ns, values, pde, predictions.get(f"mean_{axis}")
+                )
                 _add_sgd_term(study.tables[f"mean_{axis}"], f"mean_{axis}", ns, predictions)
         else:  # sliced_w1
-            values = {n: np.stack([metrics.sliced_w1_to_grid(reduced[n][t], centres, dens[t],
-                                                             grid.cell_volume)
-                                   for t in range(n_times)], axis=1) for n in ns}
+            values = {
+                n: np.stack(
+                    [
+                        metrics.sliced_w1_to_grid(reduced[n][t], centres, dens[t], grid.cell_volume)
+                        for t in range(n_times)
+                    ],
+                    axis=1,
+                )
+                for n in ns
+            }
             study.tables[name] = _table(ns, values, None, None)
 
 
@@ -263,8 +311,12 @@ def _assemble_scaling(config: Any, results: list[JobResult]) -> StudyResult:
     return study
 
 
-def _table(ns: np.ndarray, values: Mapping[int, np.ndarray], pde: np.ndarray | None,
-           predicted: np.ndarray | None) -> dict[str, Any]:
+def _table(
+    ns: np.ndarray,
+    values: Mapping[int, np.ndarray],
+    pde: np.ndarray | None,
+    predicted: np.ndarray | None,
+) -> dict[str, Any]:
     """Statistics of one observable: values (n x replica x time), bias, N Var, slopes."""
     n_rep = max(v.shape[0] for v in values.values())
     n_times = next(iter(values.values())).shape[1]
@@ -280,12 +332,14 @@ def _table(ns: np.ndarray, values: Mapping[int, np.ndarray], pde: np.ndarray | N
         table["bias"] = np.nanmean(padded, axis=1) - pde
         table["n_var"] = ns[:, None] * np.nanvar(padded, axis=1, ddof=1)
         table["normality_pvalue"] = np.array(
-            [[_normality(values[n][:, t]) for t in range(n_times)] for n in ns])
+            [[_normality(values[n][:, t]) for t in range(n_times)] for n in ns]
+        )
         if predicted is not None:
             table["n_var_predicted"] = predicted
         errors = [[np.abs(values[n][:, t] - pde[t]) for n in ns] for t in range(n_times)]
-        spread = [[(values[n][:, t] - values[n][:, t].mean()) ** 2 for n in ns]
-                  for t in range(n_times)]
+        spread = [
+            [(values[n][:, t] - values[n][:, t].mean()) ** 2 for n in ns] for t in range(n_times)
+        ]
         var_fits = [_safe_fit(ns, s, rng) for s in spread]
         table["spread_slope"] = np.array([0.5 * v[0] for v in var_fits])
         table["spread_slope_ci"] = np.array([[0.5 * v[1], 0.5 * v[2]] for v in var_fits])
@@ -304,16 +358,18 @@ def _normality(sample: np.ndarray) -> float:
     return float(stats.shapiro(sample).pvalue)
 
 
-def _safe_fit(ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
-              ) -> tuple[float, float, float]:
+def _safe_fit(
+    ns: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
+) -> tuple[float, float, float]:
     if len(ns) < 2 or any(np.mean(g) <= 0 for g in groups):
         return (math.nan, math.nan, math.nan)
     fit = loglog_slope(ns, groups, n_boot=1000, rng=rng)
     return (fit.slope, fit.lo, fit.hi)
 
 
-def clt_predictions(config: Any, setup: Any, mem: PDEFrames,
-                    observables: Sequence[str] | None = None) -> dict[str, Any]:
+def clt_predictions(
+    config: Any, setup: Any, mem: PDEFrames, observables: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Per observable: ``Var_{rho_0}(phi_0)`` at each output time (moments, and the risk
     through ``f = 2 Psi_t``), and for online SGD the step-size term per unit ``N`` as well
     (key ``NAME/sgd``: models with ``sgd_noise_rate``, or whose particles live on the grid),
@@ -328,19 +384,25 @@ def clt_predictions(config: Any, setup: Any, mem: PDEFrames,
     spec = config.particles
     eps = float(spec["step"]) if spec["method"] == "online_sgd" else None
     if mem.run is not None:
-        names = observables if setup.grid.ndim == 1 else (
-            [n for n in observables if n == "risk"]
-            + ([f"mean_{a}" for a in setup.grid.names] if "mean" in observables else []))
-        out: dict[str, Any] = dict(clt_variances(setup, mem.run, names, eps=eps,
-                                                 batch=int(spec["batch"]),
-                                                 n_samples=SGD_MC_SAMPLES))
+        names = (
+            observables
+            if setup.grid.ndim == 1
+            else (
+                [n for n in observables if n == "risk"]
+                + ([f"mean_{a}" for a in setup.grid.names] if "mean" in observables else [])
+            )
+        )
+        out: dict[str, Any] = dict(
+            clt_variances(
+                setup, mem.run, names, eps=eps, batch=int(spec["batch"]), n_samples=SGD_MC_SAMPLES
+            )
+        )
         return {**out, "method": CHARACTERISTICS_CLT}
     out = _grid_clt(config, setup, mem, observables)
     return {**out, "method": GRID_CLT} if out else out
 
 
-def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]
-              ) -> dict[str, Any]:
+def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]) -> dict[str, Any]:
     """:func:`clt_predictions` by the grid's linearised equation
     (:mod:`meanfield.pde.linearized`)."""
     pde = setup.pde
@@ -348,11 +410,15 @@ def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]
         return {}
     grid = pde.grid
     times = [fr.t for fr in mem.frames]
-    path = forward_path(pde, setup.rho0, times[-1], time_change=setup.time_change) \
-        if times[-1] > 0 else None
+    path = (
+        forward_path(pde, setup.rho0, times[-1], time_change=setup.time_change)
+        if times[-1] > 0
+        else None
+    )
     spec = config.particles
     with_sgd = spec["method"] == "online_sgd" and (
-        hasattr(pde.model, "sgd_noise_rate") or has_full_space_data(pde.model, grid))
+        hasattr(pde.model, "sgd_noise_rate") or has_full_space_data(pde.model, grid)
+    )
     rhs = pde.make_rhs(setup.backend)
     mesh = np.meshgrid(*(grid.centres(a) for a in range(grid.ndim)), indexing="ij")
     if grid.ndim == 1:
@@ -361,15 +427,20 @@ def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]
     else:
         fns = {f"mean_{axis}": mesh[a] for a, axis in enumerate(grid.names)}
         wanted = [n for n in observables if n == "risk"] + (
-            list(fns) if "mean" in observables else [])
+            list(fns) if "mean" in observables else []
+        )
     out: dict[str, Any] = {}
     for name in wanted:
         if name not in fns and name != "risk":
             continue
         preds, sgd = [], []
         for t, frame in zip(times, mem.frames, strict=True):
-            f = fns[name] if name in fns else 2.0 * np.reshape(to_numpy(
-                rhs(setup.backend.asarray(frame.density)).psi), grid.shape)
+            f = (
+                fns[name]
+                if name in fns
+                else 2.0
+                * np.reshape(to_numpy(rhs(setup.backend.asarray(frame.density)).psi), grid.shape)
+            )
             if t == 0.0:
                 preds.append(_variance(f, setup.rho0, grid.cell_volume))
                 sgd.append(0.0)
@@ -378,10 +449,17 @@ def _grid_clt(config: Any, setup: Any, mem: PDEFrames, observables: list[str]
             variation = first_variation(pde, setup.rho0, f, t, path=sub)
             preds.append(variation.variance)
             if with_sgd:
-                sgd.append(sgd_step_variance(pde, variation, sub, eps=float(spec["step"]),
-                                             batch=int(spec["batch"]),
-                                             time_change=setup.time_change,
-                                             n_samples=SGD_MC_SAMPLES))
+                sgd.append(
+                    sgd_step_variance(
+                        pde,
+                        variation,
+                        sub,
+                        eps=float(spec["step"]),
+                        batch=int(spec["batch"]),
+                        time_change=setup.time_change,
+                        n_samples=SGD_MC_SAMPLES,
+                    )
+                )
         out[name] = np.array(preds)
         if with_sgd:
             out[f"{name}/sgd"] = np.array(sgd)
@@ -405,16 +483,25 @@ def _truncate(path: Any, tau: float) -> Any:
 
 
 #: dimension names of the datasets of a study table and of a raw job group
-TABLE_DIMS = {"values": ("n", "replica", "time"), "pde": ("time",), "bias": ("n", "time"),
-              "n_var": ("n", "time"), "n_var_predicted": ("time",),
-              "n_var_predicted_sgd": ("n", "time"), "slope": ("time",),
-              "slope_ci": ("time", "bound"), "spread_slope": ("time",),
-              "spread_slope_ci": ("time", "bound"), "normality_pvalue": ("n", "time")}
+TABLE_DIMS = {
+    "values": ("n", "replica", "time"),
+    "pde": ("time",),
+    "bias": ("n", "time"),
+    "n_var": ("n", "time"),
+    "n_var_predicted": ("time",),
+    "n_var_predicted_sgd": ("n", "time"),
+    "slope": ("time",),
+    "slope_ci": ("time", "bound"),
+    "spread_slope": ("time",),
+    "spread_slope_ci": ("time", "bound"),
+    "normality_pvalue": ("n", "time"),
+}
 RAW_DIMS = {"reduced": ("time", "replica", "unit", "reduced_axis"), "risk": ("time", "replica")}
 
 
-def _named_dataset(group: Any, key: str, value: Any, dims: tuple[str, ...],
-                   coords: dict[str, np.ndarray]) -> None:
+def _named_dataset(
+    group: Any, key: str, value: Any, dims: tuple[str, ...], coords: dict[str, np.ndarray]
+) -> None:
     """Write ``value`` with its axes named by scales of ``group``: each group carries its own
     coordinates (``n``, ``time`` from ``coords``; indices for ``replica``, ``unit``, ``bound``)."""
     attach_scales(group, group.create_dataset(key, data=np.asarray(value)), dims, coords)
@@ -428,10 +515,14 @@ def _write_study(f: Any, study: StudyResult) -> None:
     for name, table in study.tables.items():
         sub = grp.require_group(name)
         if "n_var_predicted" in table:
-            sub.attrs["clt_method"] = study.clt_method
+            write_group_attrs(sub, {"clt_method": study.clt_method})
         for key, value in table.items():
-            _named_dataset(sub, key, value, TABLE_DIMS[key],
-                           {"n": np.asarray(study.n), "time": np.asarray(study.times)})
-    grp.attrs["failed_jobs"] = len(study.failures)
-    grp.attrs["clt_method"] = study.clt_method
+            _named_dataset(
+                sub,
+                key,
+                value,
+                TABLE_DIMS[key],
+                {"n": np.asarray(study.n), "time": np.asarray(study.times)},
+            )
+    write_group_attrs(grp, {"failed_jobs": len(study.failures), "clt_method": study.clt_method})
     f.flush()

@@ -16,22 +16,50 @@ Examples
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INF", "REQUIRED", "ConfigError", "Context", "Derived", "Field", "allowed", "one_of",
-           "as_tuple", "float_pairs", "toml_kind", "short_repr", "is_finite_number", "pairs",
-           "increasing", "int_list", "positive_float", "finite_float", "int_at_least", "vector",
-           "check_bounds", "AXES", "axis_count"]
+__all__ = [
+    "INF",
+    "REQUIRED",
+    "ConfigError",
+    "Context",
+    "Derived",
+    "Field",
+    "allowed",
+    "one_of",
+    "as_tuple",
+    "float_pairs",
+    "toml_kind",
+    "short_repr",
+    "is_finite_number",
+    "pairs",
+    "increasing",
+    "int_list",
+    "positive_float",
+    "finite_float",
+    "int_at_least",
+    "vector",
+    "check_bounds",
+    "AXES",
+    "axis_count",
+    "naming",
+    "resolve_value",
+    "unknown_key",
+]
 
 Context = dict[str, dict[str, Any]]
 """Sections resolved so far (the section being resolved holds the keys done so far)."""
 Check = Callable[[Any, Context], "str | None"]
 Convert = Callable[[Any, Context], Any]
 
+#: ``math.inf``, the TOML ``inf`` (a noiseless ``dynamics.beta``, an unbounded check)
 INF = math.inf
 _REPR = reprlib.Repr()
 _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
@@ -89,14 +117,19 @@ class Field:
     convert: Convert | None = None
 
 
-_KINDS = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
-          ((list, tuple), "array"), (Mapping, "table"))
+_KINDS = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    ((list, tuple), "array"),
+    (Mapping, "table"),
+)
 
 
 def toml_kind(value: Any) -> str:
     """TOML type name of a Python value (``bool`` is never a number)."""
-    return next((name for types, name in _KINDS if isinstance(value, types)),
-                type(value).__name__)
+    return next((name for types, name in _KINDS if isinstance(value, types)), type(value).__name__)
 
 
 def is_finite_number(value: Any) -> bool:
@@ -109,8 +142,9 @@ def is_finite_number(value: Any) -> bool:
 
 def pairs(value: Any) -> bool:
     """Whether ``value`` is an array of [a, b] pairs of finite numbers."""
-    return all(toml_kind(p) == "array" and len(p) == 2 and all(map(is_finite_number, p))
-               for p in value)
+    return all(
+        toml_kind(p) == "array" and len(p) == 2 and all(map(is_finite_number, p)) for p in value
+    )
 
 
 def float_pairs(value: Any, ctx: Context) -> tuple[tuple[float, float], ...]:
@@ -118,7 +152,10 @@ def float_pairs(value: Any, ctx: Context) -> tuple[tuple[float, float], ...]:
     return tuple((float(a), float(b)) for a, b in value)
 
 
-short_repr = _REPR.repr
+def short_repr(value: Any) -> str:
+    """``repr(value)``, shortened for an error message (long strings, numbers and containers
+    are cut with ``...``)."""
+    return _REPR.repr(value)
 
 
 def allowed(text: str, predicate: Callable[[Any], bool]) -> Check:
@@ -177,8 +214,14 @@ def axis_count(ctx: Context) -> int:
     return int(ctx[AXES]["count"](ctx["model"]))
 
 
-def vector(lo: float | None, doc: str, default: Any = REQUIRED, *, strict: bool = True,
-           length: Callable[[Context], int] | None = None) -> Field:
+def vector(
+    lo: float | None,
+    doc: str,
+    default: Any = REQUIRED,
+    *,
+    strict: bool = True,
+    length: Callable[[Context], int] | None = None,
+) -> Field:
     """A float, or an array of one float per axis (``length(ctx)`` entries, default the model's
     grid axes), each ``> lo`` (``>= lo`` when not ``strict``; ``lo = None``: any finite float)."""
     bound = "" if lo is None else f" {'>' if strict else '>='} {lo:g}"
@@ -207,3 +250,67 @@ def check_bounds(value: Any, ctx: Context) -> str | None:
     text = f"an array of {n_axes} pairs [lo, hi] of finite numbers with lo < hi (one per axis)"
     ok = len(value) == n_axes and pairs(value) and all(lo < hi for lo, hi in value)
     return None if ok else text
+
+
+# ----------------------------------------------------------------------------- naming the keys
+
+
+@contextmanager
+def naming(
+    keys: str, hint: str = "", *, errors: tuple[type[Exception], ...] = (ValueError,)
+) -> Iterator[None]:
+    """Turn an error of ``errors`` raised inside into a :class:`ConfigError` whose message
+    starts with ``keys`` (the config keys that hold the rejected value) and ends with ``hint``
+    (what would be accepted). A :class:`ConfigError` passes unchanged.
+
+    The model, law, grid and particle classes raise plain ``ValueError``: they are used from
+    Python too and know nothing of config keys; this is where a config's values become them.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except errors as err:
+        text = str(err)
+        message = text if text.startswith(keys) or _KEY_FIRST.match(text) else f"{keys}: {text}"
+        raise ConfigError(message + (f"; {hint}" if hint else "")) from err
+
+
+#: a message that already starts with a config key (``init.d: ...``, ``particles.engine = ...``)
+_KEY_FIRST = re.compile(r"(model|init|dynamics|pde|particles|study)\.[a-z_0-9]+\b")
+
+
+# ----------------------------------------------------------------------------- resolving a key
+
+
+def resolve_value(where: str, spec: Field, value: Any, ctx: Context) -> Any:
+    """Type-check, check and convert one raw value of key ``where`` (``section.key``): the one
+    resolution of a key, for the run configs and for the experiments' own sections."""
+    kind = toml_kind(value)
+    if kind == "integer" and "float" in spec.types and "integer" not in spec.types:
+        try:
+            value, kind = float(value), "float"
+        except OverflowError:
+            raise ConfigError(
+                f"invalid value for {where!r}: {short_repr(value)}; allowed: a float-sized number"
+            ) from None
+    if kind not in spec.types:
+        raise ConfigError(
+            f"wrong type for {where!r}: got {kind} {short_repr(value)}, "
+            f"expected {' or '.join(spec.types)}"
+        )
+    message = spec.check(value, ctx) if spec.check is not None else None
+    if message is not None:
+        raise ConfigError(f"invalid value for {where!r}: {short_repr(value)}; allowed: {message}")
+    return spec.convert(value, ctx) if spec.convert is not None else value
+
+
+def unknown_key(section: str, key: str, allowed_keys: Any) -> ConfigError:
+    """The error for ``section.key`` not among ``allowed_keys``, with the closest one."""
+    close = difflib.get_close_matches(str(key), list(allowed_keys), n=1)
+    hint = (
+        f"did you mean '{section}.{close[0]}'?"
+        if close
+        else (f"allowed keys in [{section}]: " + ", ".join(allowed_keys))
+    )
+    return ConfigError(f"unknown key '{section}.{key}'; {hint}")

@@ -57,10 +57,12 @@ class Grid:
 
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.shape)
 
     @property
     def n_cells(self) -> int:
+        """Total number of cells (the product of ``shape``)."""
         return int(np.prod(self.shape))
 
     @property
@@ -70,6 +72,8 @@ class Grid:
 
     @property
     def cell_volume(self) -> float:
+        """Volume of one cell (the product of ``spacing``): a density's mass is
+        ``sum(rho) * cell_volume``."""
         return float(np.prod(self.spacing))
 
     def edges(self, axis: int = 0) -> np.ndarray:

@@ -53,12 +53,12 @@ __all__ = [
     "last_checkpoint",
     "load",
     "open_file",
-    "summary",
     "truncate_frames",
     "write_points_layout",
     "write_root_attrs",
 ]
 
+#: the version of the file layout, in the root attribute ``schema_version`` (docs/data-format.md)
 SCHEMA_VERSION = 2
 TIME = "time"
 #: subgroup holding the double-buffered resume state of a frame group
@@ -143,6 +143,60 @@ def write_root_attrs(
     f.flush()
 
 
+#: the attributes of ``/pde`` (SPEC 6): the summary of every run ...
+PDE_SUMMARY_ATTRS = (
+    "n_steps",
+    "wall_time_s",
+    "max_mass_error",
+    "max_free_energy_rise",
+    "min_density",
+)
+#: ... and those of a characteristics run besides (how its points and refinement went)
+PDE_POINT_ATTRS = (
+    "method",
+    "max_outside_mass",
+    "n_points",
+    "refinement_passes",
+    "points_per_pass",
+    "refinement_converged",
+    "refinement_reason",
+    "refinement_risk_change",
+)
+#: the attributes of ``/particles``: how the ensemble was run
+PARTICLE_ATTRS = ("reduced_names", "seed", "step_size", "backend", "engine", "dtype")
+#: the attributes of ``/study`` and its tables, of ``/study/raw`` (the failed jobs' messages),
+#: of ``/sweep``, and of ``/pde/last_good`` (the last good state before a failure)
+STUDY_ATTRS = ("failed_jobs", "clt_method", "failures")
+SWEEP_ATTRS = ("swept_key",)
+LAST_GOOD_ATTRS = ("time", "step")
+
+
+def write_group_attrs(group: h5py.Group, values: Mapping[str, Any]) -> None:
+    """Write the attributes ``values`` of a group of frames (``/pde``, ``/particles``, a sweep):
+    every name must be one this module lays out (:data:`PDE_SUMMARY_ATTRS`,
+    :data:`PDE_POINT_ATTRS`, :data:`PARTICLE_ATTRS`, :data:`STUDY_ATTRS`, :data:`SWEEP_ATTRS`,
+    :data:`LAST_GOOD_ATTRS`), so the file format has one place."""
+    unknown = sorted(set(values) - _GROUP_ATTRS)
+    if unknown:
+        raise ValueError(f"attributes {unknown} are not part of the file layout (meanfield.io)")
+    group.attrs.update(values)
+
+
+_GROUP_ATTRS = frozenset(
+    PDE_SUMMARY_ATTRS
+    + PDE_POINT_ATTRS
+    + PARTICLE_ATTRS
+    + STUDY_ATTRS
+    + SWEEP_ATTRS
+    + LAST_GOOD_ATTRS
+)
+
+
+def mark_resumed(f: h5py.File) -> None:
+    """Record on the root that a run was resumed, and when (UTC)."""
+    f.attrs["resumed_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
 def _as_frame(name: str, value: Any) -> np.ndarray:
     """One frame as a host array: integers as int64, floats as float64."""
     array = np.asarray(value)
@@ -171,12 +225,19 @@ class Checkpoint:
 
 def _frame_datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
     """The datasets of ``group`` that grow along time (``time`` itself included)."""
-    return {name: obj for name, obj in group.items()
-            if isinstance(obj, h5py.Dataset) and obj.maxshape[:1] == (None,)}
+    return {
+        name: obj
+        for name, obj in group.items()
+        if isinstance(obj, h5py.Dataset) and obj.maxshape[:1] == (None,)
+    }
 
 
-def attach_scales(group: h5py.Group, dset: h5py.Dataset, names: Sequence[str],
-                  coords: Mapping[str, np.ndarray] | None = None) -> None:
+def attach_scales(
+    group: h5py.Group,
+    dset: h5py.Dataset,
+    names: Sequence[str],
+    coords: Mapping[str, np.ndarray] | None = None,
+) -> None:
     """Name every axis of ``dset`` by a dimension scale of ``group`` (xarray's named dims).
 
     A missing scale is created from ``coords[name]`` when its length fits the axis, else as
@@ -193,8 +254,7 @@ def attach_scales(group: h5py.Group, dset: h5py.Dataset, names: Sequence[str],
         dset.dims[axis].label = name
 
 
-def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None
-                    ) -> Checkpoint | None:
+def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None) -> Checkpoint | None:
     """The newest frame of ``group`` that is committed and has its resume state.
 
     A frame ``k`` qualifies when its checkpoint slot names it, ``time`` and every field hold
@@ -222,11 +282,14 @@ def last_checkpoint(group: h5py.Group, times: Sequence[float] | None = None
             continue
         if times is not None and not (
             len(times) > index
-            and np.array_equal(recorded[:index + 1], np.asarray(times[:index + 1], np.float64))
+            and np.array_equal(recorded[: index + 1], np.asarray(times[: index + 1], np.float64))
         ):
             continue
-        state = {name: dset[index % 2] for name, dset in slots.items()
-                 if name != MARKER and not dset.is_scale}
+        state = {
+            name: dset[index % 2]
+            for name, dset in slots.items()
+            if name != MARKER and not dset.is_scale
+        }
         return Checkpoint(index, state)
     return None
 
@@ -281,8 +344,12 @@ class FrameStore:
         """Frames committed so far."""
         return int(self.group[TIME].shape[0]) if TIME in self.group else 0
 
-    def append(self, t: float, fields: Mapping[str, tuple[Any, tuple[str, ...]]],
-               state: Mapping[str, Any] | None = None) -> None:
+    def append(
+        self,
+        t: float,
+        fields: Mapping[str, tuple[Any, tuple[str, ...]]],
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
         """Append one frame at time ``t``, flushed as described in the class notes.
 
         Parameters
@@ -300,8 +367,11 @@ class FrameStore:
         frames = {name: _as_frame(name, value) for name, (value, _) in fields.items()}
         if self._shapes is None:
             if TIME in self.group:
-                self._shapes = {name: dset.shape[1:] for name, dset
-                                in _frame_datasets(self.group).items() if name != TIME}
+                self._shapes = {
+                    name: dset.shape[1:]
+                    for name, dset in _frame_datasets(self.group).items()
+                    if name != TIME
+                }
             else:
                 self._initialize(frames, {name: tuple(dims) for name, (_, dims) in fields.items()})
         self._check_frames(frames)
@@ -342,8 +412,10 @@ class FrameStore:
                 attach_scales(slots, slots[name], axes)
             dset = slots[name]
             if dset.shape[1:] != array.shape or dset.dtype != array.dtype:
-                raise ValueError(f"state {name!r}: {array.dtype}{array.shape}, expected "
-                                 f"{dset.dtype}{dset.shape[1:]}")
+                raise ValueError(
+                    f"state {name!r}: {array.dtype}{array.shape}, expected "
+                    f"{dset.dtype}{dset.shape[1:]}"
+                )
             dset[slot] = array
 
     def _check_frames(self, frames: Mapping[str, np.ndarray]) -> None:
@@ -391,10 +463,16 @@ class FrameStore:
     def _create_field(self, name: str, frame: np.ndarray, dims: tuple[str, ...]) -> None:
         options: dict[str, Any] = {"chunks": (_SCALAR_CHUNK,)}
         if frame.ndim > 0:
-            options = {"chunks": (1, *frame.shape), "compression": "gzip",
-                       "compression_opts": _GZIP_LEVEL}
+            options = {
+                "chunks": (1, *frame.shape),
+                "compression": "gzip",
+                "compression_opts": _GZIP_LEVEL,
+            }
         dset = self.group.create_dataset(
-            name, shape=(0, *frame.shape), maxshape=(None, *frame.shape), dtype=frame.dtype,
+            name,
+            shape=(0, *frame.shape),
+            maxshape=(None, *frame.shape),
+            dtype=frame.dtype,
             **options,
         )
         for axis, dim in enumerate((TIME, *dims)):
@@ -402,8 +480,9 @@ class FrameStore:
             dset.dims[axis].label = dim
 
 
-def write_points_layout(group: h5py.Group, weights: np.ndarray, n_axes: int,
-                        quantiles: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def write_points_layout(
+    group: h5py.Group, weights: np.ndarray, n_axes: int, quantiles: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The fixed part of a characteristics run in ``group``: the scales ``point`` and ``axis``,
     the dataset ``weights`` (``point``) and, when given, ``quantiles`` (``point x axis``: the
     initial law's CDF at each point), written once (kept when the group has them).
@@ -508,6 +587,7 @@ def load(path: str | Path) -> RunData:
     dims: dict[str, dict[str, tuple[str, ...]]] = {}
 
     with h5py.File(path, "r") as f:
+
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Group):
                 groups[name], dims[name] = _read_group(obj)
@@ -518,42 +598,3 @@ def load(path: str | Path) -> RunData:
         if root_data:
             groups["/"], dims["/"], group_attrs["/"] = root_data, root_dims, {}
         return RunData(attrs=_attrs(f), groups=groups, group_attrs=group_attrs, dims=dims)
-
-
-def _format_group(name: str, data: dict, dims: dict, attrs: dict) -> list[str]:
-    lines = [f"/{name}"]
-    for key, value in attrs.items():
-        lines.append(f"  @{key} = {value!r}")
-    for key, array in data.items():
-        lines.append(f"  {key:<16} {str(array.shape):<16} ({', '.join(dims[key])}) {array.dtype}")
-    if TIME in data and len(data[TIME]) > 0:
-        times = data[TIME]
-        lines.append(f"  time: {len(times)} frames from {times[0]:g} to {times[-1]:g}")
-    elif TIME in data:
-        lines.append("  time: no frames")
-    if name == "pde":
-        for key in ("mass", "risk", "free_energy"):
-            if key in data and data[key].ndim == 1 and len(data[key]) > 0:
-                lines.append(f"  {key}: first {data[key][0]:.10g}, last {data[key][-1]:.10g}")
-    return lines
-
-
-def summary(path: str | Path) -> str:
-    """Human-readable description of a run file.
-
-    Shows the root attributes (the configuration as its TOML text), then each group with its
-    datasets' shapes and dimensions, the time range and frame count, and for ``/pde`` the
-    first and last mass, risk and free energy.
-    """
-    run = load(path)
-    lines = [f"{path}"]
-    for key, value in run.attrs.items():
-        if key != "config":
-            lines.append(f"  {key}: {value}")
-    if "config" in run.attrs:
-        lines.append("  config:")
-        config_lines = str(run.attrs["config"]).rstrip().splitlines()
-        lines.extend(("    " + line).rstrip() for line in config_lines)
-    for name in sorted(run.groups):
-        lines.extend(_format_group(name, run.groups[name], run.dims[name], run.group_attrs[name]))
-    return "\n".join(lines)

@@ -14,12 +14,27 @@ import numpy as np
 
 from .io import load
 
-__all__ = ["plot_density_evolution", "plot_density_2d", "marginal_2d", "density_planes",
-           "pick_times", "plot_risk", "plot_file"]
+__all__ = [
+    "plot_density_evolution",
+    "plot_density_2d",
+    "marginal_2d",
+    "density_planes",
+    "pick_times",
+    "plot_risk",
+    "plot_file",
+]
 
 
-def plot_density_evolution(ax: Any, coord: np.ndarray, times: np.ndarray, density: np.ndarray,
-                           *, max_curves: int = 8, label: str = "r", log: bool = False) -> list:
+def plot_density_evolution(
+    ax: Any,
+    coord: np.ndarray,
+    times: np.ndarray,
+    density: np.ndarray,
+    *,
+    max_curves: int = 8,
+    label: str = "r",
+    log: bool = False,
+) -> list:
     """Density curves at (up to ``max_curves``) output times, coloured by time.
 
     Parameters
@@ -28,8 +43,9 @@ def plot_density_evolution(ax: Any, coord: np.ndarray, times: np.ndarray, densit
     times : array of shape ``(n_times,)``
     density : array of shape ``(n_times, n_cells)``
     """
-    picks = np.unique(np.linspace(0, len(times) - 1, min(max_curves, len(times))).round()
-                      ).astype(int)
+    picks = np.unique(np.linspace(0, len(times) - 1, min(max_curves, len(times))).round()).astype(
+        int
+    )
     cmap = plt.get_cmap("viridis")
     artists = []
     for j, i in enumerate(picks):
@@ -52,14 +68,28 @@ def pick_times(n_times: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_times - 1, min(count, n_times)).round()).astype(int)
 
 
-def plot_density_2d(ax: Any, x: np.ndarray, y: np.ndarray, density: np.ndarray, *,
-                    labels: tuple[str, str] = ("q_0", "q_1"), vmax: float | None = None) -> Any:
+def plot_density_2d(
+    ax: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    density: np.ndarray,
+    *,
+    labels: tuple[str, str] = ("q_0", "q_1"),
+    vmax: float | None = None,
+) -> Any:
     """A 2-D density (cell averages, shape ``(len(x), len(y))``) as an image on its cells.
 
     For a density of more axes pass the 2-D marginal (:func:`marginal_2d`).
     """
-    image = ax.pcolormesh(x, y, density.T, shading="nearest", cmap="magma_r", vmin=0.0,
-                          vmax=vmax if vmax is not None else density.max())
+    image = ax.pcolormesh(
+        x,
+        y,
+        density.T,
+        shading="nearest",
+        cmap="magma_r",
+        vmin=0.0,
+        vmax=vmax if vmax is not None else density.max(),
+    )
     ax.set_xlabel(f"${labels[0]}$")
     ax.set_ylabel(f"${labels[1]}$")
     return image
@@ -70,8 +100,9 @@ def marginal_2d(density: np.ndarray, spacing: float) -> np.ndarray:
 
     ``spacing`` is the volume of a cell of the summed axes (the product of their spacings).
     """
-    return density if density.ndim == 2 else density.sum(axis=tuple(range(2, density.ndim))) \
-        * spacing
+    return (
+        density if density.ndim == 2 else density.sum(axis=tuple(range(2, density.ndim))) * spacing
+    )
 
 
 def density_planes(group: dict, axes_names: tuple[str, ...]) -> tuple:
@@ -107,8 +138,9 @@ def plot_file(path: str | Path, out_dir: str | Path) -> list[Path]:
             coord_name = dims[1]
             fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
             for ax, log in zip(axes[:2], (False, True), strict=True):
-                plot_density_evolution(ax, pde[coord_name], pde["time"], pde["density"],
-                                       label=coord_name, log=log)
+                plot_density_evolution(
+                    ax, pde[coord_name], pde["time"], pde["density"], label=coord_name, log=log
+                )
             plot_risk(axes[2], pde["time"], pde["risk"])
             stem = Path(path).stem
             target = out_dir / f"{stem}-pde.png"
@@ -125,8 +157,9 @@ def _plot_density_panels(pde: dict, axes_names: tuple, target: Path) -> Path:
     """Density at up to four times (2-D, or the marginal of the first two axes) and risk."""
     picks = pick_times(len(pde["time"]), 4)
     x, y, planes = density_planes(pde, axes_names)
-    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.6 * (len(picks) + 1), 3.4),
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(picks) + 1, figsize=(3.6 * (len(picks) + 1), 3.4), constrained_layout=True
+    )
     for ax, i in zip(axes[:-1], picks, strict=False):
         plot_density_2d(ax, x, y, planes[i], labels=axes_names[:2])
         ax.set_title(f"t = {pde['time'][i]:g}", fontsize="small")

@@ -50,11 +50,69 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CounterRNG", "philox4x32_10"]
+__all__ = [
+    "CounterRNG",
+    "philox4x32_10",
+    "Purpose",
+    "CHUNK_NUMBERS",
+    "MAX_CHUNK_STEPS",
+    "chunk_steps",
+    "KERNEL_NOISE_BLOCK",
+]
+
+
+class Purpose(IntEnum):
+    """The purpose tags of the draws (the ``purpose`` word of every counter), one per role.
+
+    Two draws at the same counter are independent when their purposes differ; every module that
+    draws names its purpose here, so no two roles share a tag by accident. The values are part
+    of every stored run (they fix the numbers): never change one.
+    """
+
+    #: data inputs ``x`` (per chunk of steps; see :func:`chunk_steps`)
+    DATA = 0
+    #: labels, or the label noise, drawn beside the inputs
+    LABEL = 1
+    #: the noise of noisy SGD and of the Langevin and kernel-unit flows (counter: the step, or
+    #: the block of steps of :data:`KERNEL_NOISE_BLOCK`)
+    NOISE = 2
+    #: the initial units (counter 0); the centres of the kernel units
+    INIT = 3
+    #: Monte Carlo test points of a record (counter: the index of the output time)
+    TEST = 4
+    #: a second initial draw: the output weights of the kernel units (counter 0)
+    INIT_OUTPUT = 5
+    #: the test points of a final evaluation after the run (rve-pspin), never drawn in a run
+    #: that draws :attr:`INIT_OUTPUT`
+    FINAL_TEST = 5
+
+
+#: numbers drawn per generator call when a draw is made for a chunk of steps at once: it
+#: amortises the generator's per-call cost, and fixes which numbers each step takes
+CHUNK_NUMBERS = 1 << 18
+#: most steps per chunk
+MAX_CHUNK_STEPS = 1024
+#: steps whose kernel-unit noise one call draws: step ``k`` takes row ``k % KERNEL_NOISE_BLOCK``
+#: of the draw with counter ``k // KERNEL_NOISE_BLOCK`` (:mod:`particles.kernel_gd`)
+KERNEL_NOISE_BLOCK = 512
+
+
+def chunk_steps(numbers_per_step: int) -> int:
+    """Steps per chunk of the data draws: chunk ``c`` is counter ``c`` and holds the samples of
+    steps ``c * n .. (c + 1) * n - 1``, ``n = chunk_steps(numbers_per_step)``.
+
+    The one rule of the data chunks, shared by the NumPy steps and the compiled engine, which
+    must take the same numbers: ``numbers_per_step`` is ``R * B * dim`` (replicas, batch and
+    parameters per unit), and a chunk is about :data:`CHUNK_NUMBERS` numbers, between 1 and
+    :data:`MAX_CHUNK_STEPS` steps.
+    """
+    return max(1, min(MAX_CHUNK_STEPS, CHUNK_NUMBERS // max(numbers_per_step, 1)))
+
 
 #: Philox4x32 round multipliers and Weyl key increments (Salmon et al. 2011, Random123)
 PHILOX_M0 = 0xD2511F53

@@ -39,6 +39,7 @@ class TimeChange:
         return self.power + 1.0
 
     def xi(self, t: float | np.ndarray) -> float | np.ndarray:
+        """``xi(t) = scale * (t + offset)^power``, elementwise."""
         return self.scale * (np.asarray(t, dtype=np.float64) + self.offset) ** self.power
 
     def tau(self, t: float | np.ndarray) -> float | np.ndarray:

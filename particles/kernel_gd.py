@@ -1,6 +1,6 @@
 """Population gradient flows of Gaussian-kernel units on the sphere (RVE eq. (4.5)).
 
-The units ``(c_i, y_i)`` of :class:`meanfield.model.sphere_kernel.SphereKernel` follow the
+The units ``(c_i, y_i)`` of :class:`meanfield.model.rve.sphere_kernel.SphereKernel` follow the
 gradient flow of ``N J`` in mean-field time (a rate independent of ``N``) for one of two
 objectives ``J`` (no data batches, cost ``(N d)^2`` per step), chosen by name:
 
@@ -42,8 +42,18 @@ The noise ``sqrt(2 step / beta)`` matches a Langevin dynamics at temperature ``1
 second half so that the final loss is the gradient-descent minimum, not a thermal average.
 :func:`run_until_flat` runs on in chunks until the loss is flat.
 
-Math code takes ``xp`` and uses array-API calls only; shapes: ``R`` replicas, ``N`` units. The
-numba twins are in :mod:`particles.kernel_gd_compiled`.
+Math code takes ``xp`` and uses array-API calls only; shapes: ``R`` replicas, ``N`` units.
+
+One engine method
+-----------------
+The flows are the particle method ``kernel_gd`` of :mod:`particles.methods`, like SGD and GD:
+:func:`make_kernel_gd_step` is its NumPy reference on an :class:`~particles.state.EnsembleState`
+with ``theta = (c, y_1, ..., y_d)`` (``D = d + 1``), and the compiled engine runs it where the
+model offers its pieces (:meth:`SphereKernelTask.engine_pieces`; the kernels are
+:mod:`particles.engine.sphere`, chosen by :func:`particles.engine.select_engine`).
+:class:`KernelState` ``(c, y)`` and the advances ``(state, count) -> state`` of
+:func:`run_kernel_gd` are views of the same steps: :func:`make_kernel_gd_advance` builds one on
+either engine.
 
 References
 ----------
@@ -61,23 +71,41 @@ from typing import Any
 import numpy as np
 
 from meanfield.backends import to_numpy
-from meanfield.model.sphere_kernel import OBJECTIVES, SphereKernelTask
+from meanfield.model.rve.sphere_kernel import OBJECTIVES, SphereKernelTask
+from meanfield.rng import KERNEL_NOISE_BLOCK, Purpose
 
-from .kernel_gd_compiled import collocation_steps, l2_steps
+from .engine import make_advance as make_engine_advance
+from .engine import select_engine
+from .engine.sphere import noise_amplitude, noise_block
+from .state import EnsembleState
 
-__all__ = ["FlatRun", "KernelRun", "KernelState", "NOISE_BLOCK", "OBJECTIVES", "TREND_FRACTION",
-           "init_state", "make_advance", "make_compiled_advance", "make_kernel_gd", "noise_block",
-           "record_schedule", "retract", "run_kernel_gd", "run_until_flat", "tangent",
-           "trend_at_end"]
+__all__ = [
+    "FlatRun",
+    "KernelRun",
+    "KernelState",
+    "NOISE_BLOCK",
+    "OBJECTIVES",
+    "TREND_FRACTION",
+    "init_state",
+    "loop_advance",
+    "make_compiled_advance",
+    "make_kernel_gd",
+    "make_kernel_gd_advance",
+    "make_kernel_gd_step",
+    "noise_block",
+    "record_schedule",
+    "retract",
+    "run_kernel_gd",
+    "run_until_flat",
+    "tangent",
+    "to_ensemble",
+    "to_kernel_state",
+    "trend_at_end",
+]
 
-#: purpose tags of the counter-based generator: noise (counter = block of steps), initial
-#: centres and initial output weights (counter 0); 4 is the model's test points
-PURPOSE_NOISE = 2
-#: steps whose noise is drawn in one call: step ``k`` uses row ``k % NOISE_BLOCK`` of the draw
-#: with counter ``k // NOISE_BLOCK`` (one generator call per block, not per step)
-NOISE_BLOCK = 512
-PURPOSE_INIT_Y = 3
-PURPOSE_INIT_C = 5
+#: steps whose noise is drawn in one call (:data:`meanfield.rng.KERNEL_NOISE_BLOCK`): step ``k``
+#: uses row ``k % NOISE_BLOCK`` of the draw with counter ``k // NOISE_BLOCK``
+NOISE_BLOCK = KERNEL_NOISE_BLOCK
 #: the final fraction of the steps over which :func:`trend_at_end` measures the loss change
 TREND_FRACTION = 0.2
 
@@ -137,15 +165,14 @@ def init_state(task: SphereKernelTask, rng: Any, n: int, c_std: float, xp: Any) 
     xp : array namespace
     """
     d = task.model.d
-    y = task.model.pspin.inputs_from_normals(rng.normal(0, (n, d), purpose=PURPOSE_INIT_Y), xp)
-    c = c_std * rng.normal(0, (n,), purpose=PURPOSE_INIT_C)
+    y = task.model.pspin.inputs_from_normals(rng.normal(0, (n, d), purpose=Purpose.INIT), xp)
+    c = c_std * rng.normal(0, (n,), purpose=Purpose.INIT_OUTPUT)
     return KernelState(c=c, y=y)
 
 
 def tangent(y: Any, v: Any, xp: Any) -> Any:
     """``P_y v = v - (<v, y> / |y|^2) y``, the tangent part of ``v`` at ``y``, ``(..., d)``."""
-    return v - (xp.sum(v * y, axis=-1, keepdims=True)
-                / xp.sum(y * y, axis=-1, keepdims=True)) * y
+    return v - (xp.sum(v * y, axis=-1, keepdims=True) / xp.sum(y * y, axis=-1, keepdims=True)) * y
 
 
 def retract(y: Any, d: int, xp: Any) -> Any:
@@ -153,9 +180,16 @@ def retract(y: Any, d: int, xp: Any) -> Any:
     return (math.sqrt(d) / xp.sqrt(xp.sum(y * y, axis=-1, keepdims=True))) * y
 
 
-def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, beta: float,
-                   noise_steps: int, objective: str = "collocation"
-                   ) -> Callable[[KernelState], KernelState]:
+def make_kernel_gd(
+    task: SphereKernelTask,
+    rng: Any,
+    xp: Any,
+    *,
+    step: float,
+    beta: float,
+    noise_steps: int,
+    objective: str = "collocation",
+) -> Callable[[KernelState], KernelState]:
     """One explicit Euler step of the mean-field gradient flow, noisy for the first steps.
 
     Parameters
@@ -179,7 +213,7 @@ def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, be
     callable ``state -> state``
     """
     gradient_fn = task.objective_gradient(objective)
-    amplitude = _noise_amplitude(step, beta)
+    amplitude = noise_amplitude(step, beta)
     d = task.model.d
     drawn: dict[int, Any] = {}  # the current block of noise; a cache, never part of the state
 
@@ -203,21 +237,43 @@ def make_kernel_gd(task: SphereKernelTask, rng: Any, xp: Any, *, step: float, be
     return step_fn
 
 
-def _noise_amplitude(step: float, beta: float) -> float:
-    """``sqrt(2 step / beta)``, after checking ``step > 0`` and ``beta > 0``."""
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step!r}")
-    if not beta > 0:
-        raise ValueError(f"beta must be > 0, got {beta!r}")
-    return math.sqrt(2.0 * step / beta)
+def to_ensemble(state: KernelState, xp: Any = np) -> EnsembleState:
+    """``(c, y)`` as the ensemble state of the engine: ``theta = (c, y_1, ..., y_d)``."""
+    return EnsembleState(xp.concat((state.c[..., None], state.y), axis=-1), state.step)
 
 
-def noise_block(rng: Any, block: int, n: int, d: int) -> Any:
-    """Unscaled noise of steps ``block * NOISE_BLOCK ...``: shape ``(R, NOISE_BLOCK, N, d + 1)``.
+def to_kernel_state(state: EnsembleState, xp: Any = np) -> KernelState:
+    """The inverse of :func:`to_ensemble` (contiguous copies of ``c`` and ``y``)."""
+    theta = state.theta
+    return KernelState(
+        c=xp.asarray(theta[..., 0], copy=True),
+        y=xp.asarray(theta[..., 1:], copy=True),
+        step=state.step,
+    )
 
-    Column 0 drives ``c``, columns ``1..d`` the centres (before the tangent projection).
-    """
-    return rng.normal(block, (NOISE_BLOCK, n, d + 1), purpose=PURPOSE_NOISE)
+
+def make_kernel_gd_step(
+    model: SphereKernelTask,
+    rng: Any,
+    backend: Any,
+    *,
+    eps: float,
+    beta: float,
+    noise_steps: int,
+    objective: str = "collocation",
+) -> Callable[[EnsembleState], EnsembleState]:
+    """The NumPy reference of method ``kernel_gd`` (:mod:`particles.methods`): one step of
+    :func:`make_kernel_gd` on ``theta = (c, y)``, the time of step ``k`` being ``k eps``."""
+    xp = backend.xp
+    step_fn = make_kernel_gd(
+        model, rng, xp, step=eps, beta=beta, noise_steps=noise_steps, objective=objective
+    )
+
+    def step(state: EnsembleState) -> EnsembleState:
+        new = to_ensemble(step_fn(to_kernel_state(state, xp)), xp)
+        return new.replace(t=new.step * eps)
+
+    return step
 
 
 def record_schedule(n_steps: int, n_records: int, extra: Sequence[int] = ()) -> np.ndarray:
@@ -233,9 +289,15 @@ def record_schedule(n_steps: int, n_records: int, extra: Sequence[int] = ()) -> 
     return steps[(steps >= 0) & (steps <= n_steps)]
 
 
-def run_kernel_gd(task: SphereKernelTask, state: KernelState, xp: Any, *, n_steps: int,
-                  advance_fn: Callable[[KernelState, int], KernelState],
-                  record_steps: Sequence[int] | None = None) -> KernelRun:
+def run_kernel_gd(
+    task: SphereKernelTask,
+    state: KernelState,
+    xp: Any,
+    *,
+    n_steps: int,
+    advance_fn: Callable[[KernelState, int], KernelState],
+    record_steps: Sequence[int] | None = None,
+) -> KernelRun:
     """Advance ``n_steps`` steps, recording the closed-form loss on the way.
 
     Parameters
@@ -256,8 +318,11 @@ def run_kernel_gd(task: SphereKernelTask, state: KernelState, xp: Any, *, n_step
     -------
     KernelRun
     """
-    records = (record_schedule(n_steps, 60) if record_steps is None
-               else np.unique(np.asarray(record_steps, dtype=np.int64)))
+    records = (
+        record_schedule(n_steps, 60)
+        if record_steps is None
+        else np.unique(np.asarray(record_steps, dtype=np.int64))
+    )
     if records.size and (records[0] < 0 or records[-1] > n_steps):
         raise ValueError(f"record steps must lie in [0, {n_steps}]")
     losses = []
@@ -271,8 +336,9 @@ def run_kernel_gd(task: SphereKernelTask, state: KernelState, xp: Any, *, n_step
     return KernelRun(record_steps=records, loss=loss, state=state)
 
 
-def make_advance(step_fn: Callable[[KernelState], KernelState]
-                 ) -> Callable[[KernelState, int], KernelState]:
+def loop_advance(
+    step_fn: Callable[[KernelState], KernelState],
+) -> Callable[[KernelState, int], KernelState]:
     """``advance(state, count)``: ``count`` calls of ``step_fn`` (the reference loop)."""
 
     def advance(state: KernelState, count: int) -> KernelState:
@@ -319,10 +385,18 @@ def trend_at_end(record_steps: np.ndarray, loss: np.ndarray) -> np.ndarray:
     return (loss[:, at] - loss[:, -1]) / loss[:, -1]
 
 
-def run_until_flat(task: SphereKernelTask, state: KernelState, xp: Any, *,
-                   advance_fn: Callable[[KernelState, int], KernelState], first_steps: int,
-                   max_steps: int, flat_tolerance: float, n_records: int = 60,
-                   extra: Sequence[int] = ()) -> FlatRun:
+def run_until_flat(
+    task: SphereKernelTask,
+    state: KernelState,
+    xp: Any,
+    *,
+    advance_fn: Callable[[KernelState, int], KernelState],
+    first_steps: int,
+    max_steps: int,
+    flat_tolerance: float,
+    n_records: int = 60,
+    extra: Sequence[int] = (),
+) -> FlatRun:
     """Advance until the loss is flat or ``max_steps`` steps are taken.
 
     The first chunk is ``first_steps`` steps, recorded at ``record_schedule(first_steps,
@@ -339,70 +413,103 @@ def run_until_flat(task: SphereKernelTask, state: KernelState, xp: Any, *,
     if not 1 <= first_steps <= max_steps:
         raise ValueError(f"need 1 <= first_steps <= max_steps, got {first_steps}, {max_steps}")
     trend_step = int(math.floor((1.0 - TREND_FRACTION) * first_steps))
-    out = run_kernel_gd(task, state, xp, n_steps=first_steps, advance_fn=advance_fn,
-                        record_steps=record_schedule(first_steps, n_records,
-                                                     [*extra, trend_step]))
+    out = run_kernel_gd(
+        task,
+        state,
+        xp,
+        n_steps=first_steps,
+        advance_fn=advance_fn,
+        record_steps=record_schedule(first_steps, n_records, [*extra, trend_step]),
+    )
     steps, losses, state, total = [out.record_steps], [out.loss], out.state, first_steps
     while True:
         trend = trend_at_end(np.concatenate(steps), np.concatenate(losses, axis=-1))
         if np.all(np.abs(trend) <= flat_tolerance) or total >= max_steps:
             break
         count = min(math.ceil(total / (1.0 - TREND_FRACTION)), max_steps) - total
-        chunk = run_kernel_gd(task, state, xp, n_steps=count, advance_fn=advance_fn,
-                              record_steps=[count])
+        chunk = run_kernel_gd(
+            task, state, xp, n_steps=count, advance_fn=advance_fn, record_steps=[count]
+        )
         steps.append(chunk.record_steps + total)
         losses.append(chunk.loss)
         state, total = chunk.state, total + count
-    return FlatRun(record_steps=np.concatenate(steps), loss=np.concatenate(losses, axis=-1),
-                   state=state, final_trend=trend,
-                   converged=bool(np.all(np.abs(trend) <= flat_tolerance)))
+    return FlatRun(
+        record_steps=np.concatenate(steps),
+        loss=np.concatenate(losses, axis=-1),
+        state=state,
+        final_trend=trend,
+        converged=bool(np.all(np.abs(trend) <= flat_tolerance)),
+    )
 
 
-# ---------------------------------------------------------------------- compiled twin (NumPy)
+# ---------------------------------------------------------------------- either engine
 
-def make_compiled_advance(task: SphereKernelTask, rng: Any, *, step: float, beta: float,
-                          noise_steps: int, objective: str = "collocation"
-                          ) -> Callable[[KernelState, int], KernelState]:
-    """The same steps as ``make_advance(make_kernel_gd(...))``, compiled with numba (NumPy only).
 
-    One pass over the pairs ``i <= j`` per step (the pair functions are symmetric), no
-    ``N x N`` array (:mod:`particles.kernel_gd_compiled`). The noise is drawn by
-    :func:`noise_block` exactly as in :func:`make_kernel_gd` (same counters, same numbers), one
-    block of steps per call. Agrees with the reference to round-off (tested).
-    """
+def make_kernel_gd_advance(
+    task: SphereKernelTask,
+    rng: Any,
+    xp: Any,
+    *,
+    engine: str = "auto",
+    step: float,
+    beta: float,
+    noise_steps: int,
+    objective: str = "collocation",
+) -> Callable[[KernelState, int], KernelState]:
+    """``advance(state, count)`` of method ``kernel_gd`` on the engine ``select_engine`` picks
+    for ``engine`` (``"auto"``, ``"compiled"`` or ``"numpy"``): the compiled kernels where the
+    task offers them on the NumPy backend, else the reference loop of :func:`make_kernel_gd`."""
     task.objective_gradient(objective)  # checks the name
-    model = task.model
-    d, alpha = model.d, model.alpha
-    tensor = np.asarray(to_numpy(task.tensor), dtype=np.float64)
-    gradient_tensor = (tensor + np.transpose(tensor, (1, 0, 2)) + np.transpose(tensor, (2, 0, 1)))
-    amplitude = _noise_amplitude(step, beta)
-    if objective == "collocation":
-        constants: tuple = (gradient_tensor, float(alpha), float(step))
-        kernel = collocation_steps
-    else:
-        pair_scale = math.exp(-2.0 * alpha * d)
-        constants = (gradient_tensor, np.asarray(to_numpy(task.trace), dtype=np.float64),
-                     np.asarray(task.coefficients[0]) * pair_scale,
-                     np.asarray(task.coefficients[1]) * (pair_scale * alpha ** 2),
-                     np.asarray(task.coefficients[2:5]) * math.exp(-alpha * d),
-                     float(alpha), float(step))
-        kernel = l2_steps
+    # the backend's name from its namespace: numpy, or array_api_compat's wrapper of it
+    backend_name = getattr(xp, "__name__", "").rpartition(".")[2]
+    choice = select_engine(engine, task, "kernel_gd", backend_name)
+    if choice.engine == "numpy":
+        return loop_advance(
+            make_kernel_gd(
+                task, rng, xp, step=step, beta=beta, noise_steps=noise_steps, objective=objective
+            )
+        )
+    compiled = make_engine_advance(
+        task,
+        rng,
+        method="kernel_gd",
+        eps=step,
+        beta=beta,
+        noise_steps=noise_steps,
+        objective=objective,
+        choice=choice,
+    )
 
     def advance(state: KernelState, count: int) -> KernelState:
-        c = np.array(state.c, dtype=np.float64)  # copies: the kernel works in place
-        y = np.array(state.y, dtype=np.float64)
-        k, end = state.step, state.step + count
-        while k < end:
-            if k < noise_steps and amplitude > 0:
-                block, offset = divmod(k, NOISE_BLOCK)
-                todo = min(end, noise_steps, (block + 1) * NOISE_BLOCK) - k
-                noise = np.asarray(noise_block(rng, block, c.shape[-1], d))
-                noise = amplitude * noise[:, offset:offset + todo]
-                kernel(c, y, *constants, todo, noise, True)
-            else:
-                todo = end - k
-                kernel(c, y, *constants, todo, np.zeros((1, 1, 1, 1)), False)
-            k += todo
-        return KernelState(c=c, y=y, step=k)
+        return to_kernel_state(compiled(to_ensemble(state), state.step + count))
 
     return advance
+
+
+def make_compiled_advance(
+    task: SphereKernelTask,
+    rng: Any,
+    *,
+    step: float,
+    beta: float,
+    noise_steps: int,
+    objective: str = "collocation",
+) -> Callable[[KernelState, int], KernelState]:
+    """The same steps as ``loop_advance(make_kernel_gd(...))``, compiled with numba (NumPy only):
+    :func:`make_kernel_gd_advance` on the compiled engine.
+
+    One pass over the pairs ``i <= j`` per step (the pair functions are symmetric), no
+    ``N x N`` array (:mod:`particles.engine.sphere`). The noise is drawn by :func:`noise_block`
+    exactly as in :func:`make_kernel_gd` (same counters, same numbers), one block of steps per
+    call. Agrees with the reference to round-off (tested).
+    """
+    return make_kernel_gd_advance(
+        task,
+        rng,
+        np,
+        engine="compiled",
+        step=step,
+        beta=beta,
+        noise_steps=noise_steps,
+        objective=objective,
+    )

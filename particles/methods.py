@@ -13,6 +13,11 @@ up to ``O(eps^2)``, finite where ``xi`` is singular), and treat the R replicas a
 * ``gd``: population gradient descent ``d theta_i / dt = -2 xi (grad Psi(theta_i; mu_N) +
   lambda theta_i)`` through the model's exact V and U, by Heun's method (SSP-RK2), one step
   ``s_k`` of ``tau`` per step: the noise-free particle method for the DD.
+* ``kernel_gd``: the gradient flows of Gaussian-kernel units on the sphere
+  (:mod:`particles.kernel_gd`), ``theta = (c, y)``.
+
+Every method is a :class:`Method` of :data:`REGISTRY`: its options' check and its NumPy step.
+The compiled engine runs the same methods (:func:`particles.engine.select_engine`).
 
 References
 ----------
@@ -23,25 +28,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from meanfield.rng import Purpose, chunk_steps
 from meanfield.schedules import TimeChange
 
 from .state import EnsembleState
 
-__all__ = ["make_online_sgd", "make_gd", "make_step", "METHODS"]
-
-#: purpose tags of the counter-based generator (independent streams at the same step)
-NOISE_PURPOSE = 2
+__all__ = [
+    "make_online_sgd",
+    "make_gd",
+    "make_step",
+    "check_method",
+    "Method",
+    "REGISTRY",
+    "METHODS",
+]
 
 
 def _step_size(time_change: TimeChange, eps: float) -> Callable[[int], float]:
     return lambda k: float(time_change.step_integrals(eps, 1, start=k)[0])
 
 
-def make_online_sgd(model: Any, rng: Any, backend: Any, *, eps: float, batch: int,
-                    time_change: TimeChange, l2: float = 0.0, beta: float = math.inf
-                    ) -> Callable:
+def make_online_sgd(
+    model: Any,
+    rng: Any,
+    backend: Any,
+    *,
+    eps: float,
+    batch: int,
+    time_change: TimeChange,
+    l2: float = 0.0,
+    beta: float = math.inf,
+) -> Callable:
     """One-pass SGD with a fresh batch per step (noisy when ``beta < inf``).
 
     Parameters
@@ -64,13 +84,17 @@ def make_online_sgd(model: Any, rng: Any, backend: Any, *, eps: float, batch: in
     size = _step_size(time_change, eps)
     noisy = math.isfinite(beta)
     xp = backend.xp
-    data = _chunked(lambda chunk, n: model.sample_data(rng, chunk, n * batch, xp),
-                    lambda pair, i, n: tuple(_take_step(a, i, n) for a in pair), batch)
+    has_data = hasattr(model, "sample_data")
+    data = _chunked(
+        lambda chunk, n: model.sample_data(rng, chunk, n * batch, xp),
+        lambda pair, i, n: tuple(_take_step(a, i, n) for a in pair),
+        batch,
+    )
 
     def step(state: EnsembleState) -> EnsembleState:
         s = size(state.step)
         theta = state.theta
-        if hasattr(model, "sample_data"):
+        if has_data:
             x, y = data(state.step, int(theta.shape[0]) * batch * model.dim)
             values, cache = model.forward(x, theta, xp)
             coef = (2.0 * s / batch) * (y - xp.mean(values, axis=-1))  # (R, B)
@@ -85,16 +109,13 @@ def make_online_sgd(model: Any, rng: Any, backend: Any, *, eps: float, batch: in
     return step
 
 
-#: numbers drawn per generator call (per chunk of steps), to amortise the call overhead
-CHUNK_NUMBERS = 1 << 18
-
-
 def _chunked(draw: Callable, take: Callable, per_step: int) -> Callable:
-    """Cache ``draw(chunk, n_steps)`` for a chunk of steps and ``take`` the step's slice."""
+    """Cache ``draw(chunk, n_steps)`` for a chunk of steps (:func:`meanfield.rng.chunk_steps`)
+    and ``take`` the step's slice."""
     cache: dict[str, Any] = {"chunk": None}
 
     def get(step: int, numbers_per_step: int) -> Any:
-        n_steps = max(1, min(1024, CHUNK_NUMBERS // max(numbers_per_step, 1)))
+        n_steps = chunk_steps(numbers_per_step)
         chunk = step // n_steps
         if cache["chunk"] != (chunk, n_steps):
             cache.update(chunk=(chunk, n_steps), value=draw(chunk, n_steps))
@@ -105,16 +126,17 @@ def _chunked(draw: Callable, take: Callable, per_step: int) -> Callable:
 
 def _take_step(array: Any, index: int, per_step: int) -> Any:
     """Rows ``index * per_step .. (index + 1) * per_step`` of axis 1 (the sample axis)."""
-    return array[:, index * per_step:(index + 1) * per_step, ...]
+    return array[:, index * per_step : (index + 1) * per_step, ...]
 
 
 def _noise(rng: Any, step: int, shape: tuple) -> Any:
     """Standard normal noise for every unit, ``(R, N, D)``, a pure function of ``step``."""
-    return rng.normal(step, tuple(shape[1:]), NOISE_PURPOSE)
+    return rng.normal(step, tuple(shape[1:]), Purpose.NOISE)
 
 
-def make_gd(model: Any, backend: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0
-            ) -> Callable:
+def make_gd(
+    model: Any, backend: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0
+) -> Callable:
     """Population gradient descent by Heun's method with ``d tau = s_k`` per step."""
     size = _step_size(time_change, eps)
 
@@ -131,21 +153,106 @@ def make_gd(model: Any, backend: Any, *, eps: float, time_change: TimeChange, l2
     return step
 
 
-METHODS = ("online_sgd", "noisy_sgd", "gd")
+def _check_sgd(method: str, beta: float = math.inf, **_: Any) -> None:
+    if method == "online_sgd" and math.isfinite(beta):
+        raise ValueError("online_sgd is noiseless: use method = 'noisy_sgd' with beta < inf")
+    if method == "noisy_sgd" and not math.isfinite(beta):
+        raise ValueError("noisy_sgd needs a finite dynamics.beta")
 
 
-def make_step(method: str, model: Any, rng: Any, backend: Any, *, eps: float, batch: int,
-              time_change: TimeChange, l2: float, beta: float) -> Callable:
-    """The step function of ``method`` (one of :data:`METHODS`)."""
-    if method in ("online_sgd", "noisy_sgd"):
-        if method == "online_sgd" and math.isfinite(beta):
-            raise ValueError("online_sgd is noiseless: use method = 'noisy_sgd' with beta < inf")
-        if method == "noisy_sgd" and not math.isfinite(beta):
-            raise ValueError("noisy_sgd needs a finite dynamics.beta")
-        return make_online_sgd(model, rng, backend, eps=eps, batch=batch,
-                               time_change=time_change, l2=l2, beta=beta)
-    if method == "gd":
-        if math.isfinite(beta):
-            raise ValueError("gd is noiseless: use method = 'noisy_sgd' with beta < inf")
-        return make_gd(model, backend, eps=eps, time_change=time_change, l2=l2)
-    raise ValueError(f"unknown particle method {method!r}; allowed: {', '.join(METHODS)}")
+def _check_gd(method: str, beta: float = math.inf, **_: Any) -> None:
+    if math.isfinite(beta):
+        raise ValueError("gd is noiseless: use method = 'noisy_sgd' with beta < inf")
+
+
+def _check_kernel_gd(method: str, *, objective: str = "collocation", **_: Any) -> None:
+    from meanfield.model.rve.sphere_kernel import OBJECTIVES  # noqa: PLC0415
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def _sgd_step(
+    model: Any,
+    rng: Any,
+    backend: Any,
+    *,
+    eps: float,
+    batch: int,
+    time_change: TimeChange,
+    l2: float,
+    beta: float,
+) -> Callable:
+    return make_online_sgd(
+        model, rng, backend, eps=eps, batch=batch, time_change=time_change, l2=l2, beta=beta
+    )
+
+
+def _gd_step(
+    model: Any,
+    rng: Any,
+    backend: Any,
+    *,
+    eps: float,
+    time_change: TimeChange,
+    l2: float,
+    batch: int = 1,
+    beta: float = math.inf,
+) -> Callable:
+    return make_gd(model, backend, eps=eps, time_change=time_change, l2=l2)
+
+
+def _kernel_gd_step(model: Any, rng: Any, backend: Any, **options: Any) -> Callable:
+    from .kernel_gd import make_kernel_gd_step  # noqa: PLC0415  (the sphere model's imports)
+
+    return make_kernel_gd_step(model, rng, backend, **options)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A particle method: its options' check and its NumPy step (the reference).
+
+    Attributes
+    ----------
+    name : str
+    check : callable ``(name, **options) -> None``
+        Raises ``ValueError`` for options the method does not take (a noise where it has
+        none); a run checks them so whichever engine runs the method.
+    make_step : callable ``(model, rng, backend, **options) -> step(state) -> state``
+    """
+
+    name: str
+    check: Callable[..., None]
+    make_step: Callable[..., Callable]
+
+
+#: every particle method, by name: SGD and GD of :mod:`particles.methods`, the kernel-unit flows
+#: of :mod:`particles.kernel_gd`
+REGISTRY = {
+    method.name: method
+    for method in (
+        Method("online_sgd", _check_sgd, _sgd_step),
+        Method("noisy_sgd", _check_sgd, _sgd_step),
+        Method("gd", _check_gd, _gd_step),
+        Method("kernel_gd", _check_kernel_gd, _kernel_gd_step),
+    )
+}
+METHODS = tuple(REGISTRY)
+
+
+def check_method(method: str, **options: Any) -> Method:
+    """The :class:`Method` ``method``, after its check of ``options``; raises ``ValueError``."""
+    if method not in REGISTRY:
+        raise ValueError(f"unknown particle method {method!r}; allowed: {', '.join(METHODS)}")
+    entry = REGISTRY[method]
+    entry.check(method, **options)
+    return entry
+
+
+def make_step(method: str, model: Any, rng: Any, backend: Any, **options: Any) -> Callable:
+    """The NumPy step function of ``method`` (one of :data:`METHODS`).
+
+    ``options``: ``eps``, ``batch``, ``time_change``, ``l2`` and ``beta`` for SGD and GD;
+    ``eps``, ``beta``, ``noise_steps`` and ``objective`` for ``kernel_gd``.
+    """
+    return check_method(method, **options).make_step(model, rng, backend, **options)

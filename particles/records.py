@@ -41,8 +41,9 @@ class ParticleFrame:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def make_recorder(model: Any, backend: Backend, *, keep_theta: bool = False,
-                  risk_fn: Any = None) -> Any:
+def make_recorder(
+    model: Any, backend: Backend, *, keep_theta: bool = False, risk_fn: Any = None
+) -> Any:
     """Return ``record(state) -> ParticleFrame``.
 
     ``risk_fn(theta, step) -> dict`` replaces the exact risk for models without a formula

@@ -17,16 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from meanfield.backends import Backend, get_backend, to_numpy
-from meanfield.config import ConfigError
-from meanfield.config.builders import law_from_config, model_from_config, naming
-from meanfield.model import model_entry
+from meanfield.backends import Backend, to_numpy
+from meanfield.fields import ConfigError, naming
 from meanfield.rng import CounterRNG
-from meanfield.schedules import time_change_from_spec
+from meanfield.run_setup import ParticleSetup, ParticleSpec
 
-from .engine import make_advance, resolve_engine
-from .engine.population import pair_population_risk, supports_pairs
-from .methods import make_step
+from .engine import EngineChoice, compiled_risk, make_advance, select_engine
+from .methods import check_method, make_step
 from .records import ParticleFrame, make_recorder
 from .state import EnsembleState
 
@@ -63,82 +60,106 @@ class ParticleRun:
     record_fn: Callable[[EnsembleState], ParticleFrame]
     save_steps: tuple[int, ...]
     save_times: tuple[float, ...]
-    eps: float
+    step: float  # particles.step
     seed: int
     keep_theta: bool = False  # record_fn stores theta snapshots
     engine: str = "numpy"
     dtype: str = "float64"
 
 
-def save_steps(save_times: Sequence[float], eps: float, key: str = "dynamics.save_times"
-               ) -> tuple[int, ...]:
+def save_steps(
+    save_times: Sequence[float], step: float, key: str = "dynamics.save_times"
+) -> tuple[int, ...]:
     """Step indices of the output times; each must be a whole number of steps."""
     steps = []
     for t in save_times:
-        k = round(t / eps)
-        if not _is_multiple(t, eps):
+        k = round(t / step)
+        if not _is_multiple(t, step):
             if key == "dynamics.save_times":
-                step = _dividing_step(save_times, eps)
-                allowed = ("a particles.step that divides every output time" +
-                           (f", e.g. {step:g}" if step is not None else ""))
+                divisor = _dividing_step(save_times, step)
+                allowed = "a particles.step that divides every output time" + (
+                    f", e.g. {divisor:g}" if divisor is not None else ""
+                )
             else:
-                allowed = f"a multiple of particles.step, e.g. {max(k, 1) * eps:.12g}"
-            raise ConfigError(f"{key}: {t:g} is not a multiple of particles.step = {eps:g} (the "
-                              f"particles reach it only after a whole number of steps); "
-                              f"allowed: {allowed}")
+                allowed = f"a multiple of particles.step, e.g. {max(k, 1) * step:.12g}"
+            raise ConfigError(
+                f"{key}: {t:g} is not a multiple of particles.step = {step:g} (the "
+                f"particles reach it only after a whole number of steps); "
+                f"allowed: {allowed}"
+            )
         steps.append(k)
     return tuple(steps)
 
 
-def _is_multiple(t: float, eps: float) -> bool:
-    return abs(round(t / eps) * eps - t) <= 1e-9 * max(1.0, abs(t))
+def _is_multiple(t: float, step: float) -> bool:
+    return abs(round(t / step) * step - t) <= 1e-9 * max(1.0, abs(t))
 
 
-def _dividing_step(times: Sequence[float], eps: float) -> float | None:
-    """A round step (1, 2, 2.5 or 5 times a power of ten) below ``eps`` that divides every one of
+def _dividing_step(times: Sequence[float], step: float) -> float | None:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) below ``step`` that divides every one of
     ``times``, or None."""
-    top = math.floor(math.log10(eps))
+    top = math.floor(math.log10(step))
     for exponent in range(top, top - 4, -1):
         for mantissa in (5.0, 2.5, 2.0, 1.0):
-            step = float(f"{mantissa}e{exponent}")
-            if step <= eps and all(_is_multiple(t, step) for t in times):
-                return step
+            candidate = float(f"{mantissa}e{exponent}")
+            if candidate <= step and all(_is_multiple(t, candidate) for t in times):
+                return candidate
     return None
 
 
-def build_particle_run(config: Any, *, n: int | None = None, replicas: int | None = None,
-                       seed: int | None = None) -> ParticleRun:
-    """Build the ensemble of ``config`` (``n``, ``replicas``, ``seed`` override the config)."""
-    spec = config.particles
-    n = int(spec["n"] if n is None else n)
-    replicas = int(spec["replicas"] if replicas is None else replicas)
-    seed = int(spec["seed"] if seed is None else seed)
-    backend, model, law = _model_and_law(config)
-    method = spec.get("method", "online_sgd")
-    with naming(f"particles.engine = {spec.get('engine', 'auto')!r}",
-                "allowed here: 'numpy' or 'auto'"):
-        engine = resolve_engine(spec.get("engine", "auto"), model, method, backend.name)
-    dtype = str(spec.get("dtype", "float64"))
-    if dtype != "float64" and engine != "compiled":
-        raise ConfigError(f"particles.dtype = {dtype!r} needs the compiled engine (this run "
-                          f"uses the {engine} one); use float64 or particles.engine = 'compiled'")
+def build_particle_run(
+    setup: ParticleSetup,
+    *,
+    n: int | None = None,
+    replicas: int | None = None,
+    seed: int | None = None,
+) -> ParticleRun:
+    """Build the ensemble of ``setup`` (``n``, ``replicas``, ``seed`` override its options);
+    :func:`meanfield.config.builders.build_particle_setup` makes ``setup`` from a config."""
+    spec, backend, model = setup.spec, setup.backend, setup.model
+    n = spec.n if n is None else int(n)
+    replicas = spec.replicas if replicas is None else int(replicas)
+    seed = spec.seed if seed is None else int(seed)
+    with naming(f"particles.engine = {spec.engine!r}", "allowed here: 'numpy' or 'auto'"):
+        choice = select_engine(spec.engine, model, spec.method, backend.name)
+    engine = choice.engine
+    if spec.dtype != "float64" and engine != "compiled":
+        raise ConfigError(
+            f"particles.dtype = {spec.dtype!r} needs the compiled engine (this run "
+            f"uses the {engine} one); use float64 or particles.engine = 'compiled'"
+        )
     rng = CounterRNG.from_seed(seed, replicas, backend.xp, backend.asarray)
-    theta0 = law.sample_streams(rng, n)
-    if dtype != "float64":
-        theta0 = backend.xp.astype(theta0, getattr(backend.xp, dtype))
-    eps = float(spec["step"])
-    advance_fn = _advance_fn(config, model, rng, backend, eps, engine, dtype)
-    times = tuple(float(t) for t in config.dynamics["save_times"])
-    steps = save_steps(times, eps)
-    risk_fn = _risk_fn(model, spec, steps, rng, backend, engine, dtype)
-    keep_theta = bool(spec.get("keep_theta", False))
-    record_fn = make_recorder(model, backend, keep_theta=keep_theta, risk_fn=risk_fn)
-    return ParticleRun(model, backend, EnsembleState(theta0), advance_fn, record_fn, steps,
-                       times, eps, seed, keep_theta, engine, dtype)
+    theta0 = setup.law.sample_streams(rng, n)
+    if spec.dtype != "float64":
+        theta0 = backend.xp.astype(theta0, getattr(backend.xp, spec.dtype))
+    advance_fn = _advance_fn(spec, model, rng, backend, choice)
+    steps = save_steps(spec.save_times, spec.step)
+    risk_fn = _risk_fn(model, spec, steps, rng, backend, choice)
+    record_fn = make_recorder(model, backend, keep_theta=spec.keep_theta, risk_fn=risk_fn)
+    return ParticleRun(
+        model,
+        backend,
+        EnsembleState(theta0),
+        advance_fn,
+        record_fn,
+        steps,
+        spec.save_times,
+        spec.step,
+        seed,
+        spec.keep_theta,
+        engine,
+        spec.dtype,
+    )
 
 
-def _risk_fn(model: Any, spec: Any, steps: tuple[int, ...], rng: Any, backend: Backend,
-             engine: str, dtype: str) -> Callable | None:
+def _risk_fn(
+    model: Any,
+    spec: ParticleSpec,
+    steps: tuple[int, ...],
+    rng: Any,
+    backend: Backend,
+    choice: EngineChoice,
+) -> Callable | None:
     """How a frame's risk is computed (None: the model's exact ``population_risk``).
 
     Models without a formula: Monte Carlo on fresh test points per record (the counter is the
@@ -146,70 +167,86 @@ def _risk_fn(model: Any, spec: Any, steps: tuple[int, ...], rng: Any, backend: B
     float32 particles: the exact risk of their float64 copy.
     """
     if hasattr(model, "test_risk"):
-        points = int(spec.get("test_points", 10000))
+        points = spec.test_points
         frame_of = {k: i for i, k in enumerate(steps)}
-        return lambda theta, step: model.test_risk(rng, frame_of[step], points,
-                                                   _as_float64(theta, backend), backend.xp)
-    if engine == "compiled" and backend.name == "numpy" and supports_pairs(model):
+        return lambda theta, step: model.test_risk(
+            rng, frame_of[step], points, _as_float64(theta, backend), backend.xp
+        )
+    pair_risk = compiled_risk(model, choice)
+    if pair_risk is not None:
         return lambda theta, step: {
-            "risk": pair_population_risk(model, to_numpy(theta).astype(np.float64)),
-            "risk_se": np.zeros(int(theta.shape[0]))}
-    if dtype != "float64":
+            "risk": pair_risk(to_numpy(theta).astype(np.float64)),
+            "risk_se": np.zeros(int(theta.shape[0])),
+        }
+    if spec.dtype != "float64":
         return lambda theta, step: {
             "risk": model.population_risk(_as_float64(theta, backend), None, backend),
-            "risk_se": np.zeros(int(theta.shape[0]))}
+            "risk_se": np.zeros(int(theta.shape[0])),
+        }
     return None
 
 
 def _as_float64(theta: Any, backend: Backend) -> Any:
     """``theta`` in float64 on its backend (risks are always computed in float64)."""
-    return theta if theta.dtype == backend.xp.float64 else backend.xp.astype(theta,
-                                                                           backend.xp.float64)
+    return (
+        theta if theta.dtype == backend.xp.float64 else backend.xp.astype(theta, backend.xp.float64)
+    )
 
 
-def _model_and_law(config: Any) -> tuple[Backend, Any, Any]:
-    """The backend, the particle-side model and its initial law (``sample_streams``)."""
-    with naming(f"particles.backend = {config.particles.get('backend', 'auto')!r}",
-                "allowed here: 'numpy' or 'auto'"):
-        backend = get_backend(config.particles.get("backend", "auto"))
-    model = model_from_config(config)
-    setup = model_entry(config.model["name"]).particle_setup
-    if setup is not None:  # the particle-side model and law of the entry (p-spin: a task)
-        with naming(f"[model] (model.name = {config.model['name']!r})"):
-            particle_model, law = setup(model, backend)
-        return backend, particle_model, law
-    if not math.isfinite(float(getattr(model, "d", 0))):
-        raise ConfigError("model.d = inf has no particles: set a finite d for [particles]; "
-                          "allowed: an integer >= 2 (or drop [particles])")
-    return backend, model, law_from_config(config)
+def _advance_fn(
+    spec: ParticleSpec, model: Any, rng: Any, backend: Backend, choice: EngineChoice
+) -> AdvanceFn:
+    """The advance of ``particles.method`` on the engine of ``choice``, switching to
+    ``quench_batch`` at ``quench_time`` (the compiled engine builds no NumPy step)."""
+    method, dtype = spec.method, np.dtype(spec.dtype)
 
+    def make(batch: int) -> AdvanceFn:  # the engine layer calls particles.step ``eps``
+        check_method(
+            method,
+            eps=spec.step,
+            batch=batch,
+            time_change=spec.time_change,
+            l2=spec.l2,
+            beta=spec.beta,
+        )
+        if choice.engine == "compiled":
+            return make_advance(
+                model,
+                rng,
+                method=method,
+                eps=spec.step,
+                batch=batch,
+                time_change=spec.time_change,
+                l2=spec.l2,
+                beta=spec.beta,
+                dtype=dtype,
+                backend=backend,
+                choice=choice,
+            )
+        return _stepping(
+            make_step(
+                method,
+                model,
+                rng,
+                backend,
+                eps=spec.step,
+                batch=batch,
+                time_change=spec.time_change,
+                l2=spec.l2,
+                beta=spec.beta,
+            )
+        )
 
-def _advance_fn(config: Any, model: Any, rng: Any, backend: Backend, eps: float, engine: str,
-                dtype: str) -> AdvanceFn:
-    """The advance of ``particles.method`` on ``engine``, switching to ``quench_batch`` at
-    ``quench_time``."""
-    spec, dyn = config.particles, config.dynamics
-    method = spec.get("method", "online_sgd")
-    options = {"eps": eps, "time_change": time_change_from_spec(dyn.get("xi", 1.0)),
-               "l2": float(dyn.get("l2", 0.0)), "beta": float(dyn.get("beta", math.inf))}
-
-    def make(batch: int) -> AdvanceFn:
-        step = make_step(method, model, rng, backend, batch=batch, **options)  # checks it too
-        if engine == "compiled":
-            return make_advance(model, rng, method=method, batch=batch, dtype=np.dtype(dtype),
-                                backend=backend, **options)
-        return _stepping(step)
-
-    with naming(f"particles.method = {method!r} with dynamics.beta = {options['beta']:g}"):
-        first = make(int(spec.get("batch", 1)))
-        quench_batch = int(spec.get("quench_batch", 0))
-        if quench_batch == 0:
+    with naming(f"particles.method = {method!r} with dynamics.beta = {spec.beta:g}"):
+        first = make(spec.batch)
+        if spec.quench_batch == 0:
             return first
-        quench = make(quench_batch)
-    quench_step = save_steps([float(spec["quench_time"])], eps, "particles.quench_time")[0]
+        quench = make(spec.quench_batch)
+    quench_step = save_steps([spec.quench_time], spec.step, "particles.quench_time")[0]
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
         state = first(state, min(to_step, max(quench_step, state.step)), report)
         return quench(state, to_step, report)
 
@@ -223,8 +260,9 @@ REPORT_EVERY = 64
 def _stepping(step_fn: Callable[[EnsembleState], EnsembleState]) -> AdvanceFn:
     """An advance that calls a one-step function (the NumPy path) until ``to_step``."""
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
         done = 0
         while state.step < to_step:
             state = step_fn(state)
@@ -239,10 +277,14 @@ def _stepping(step_fn: Callable[[EnsembleState], EnsembleState]) -> AdvanceFn:
     return advance
 
 
-def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | None = None,
-             progress: bool = False, first_frame: int = 0,
-             on_state: Callable[[ParticleFrame, EnsembleState], None] | None = None
-             ) -> list[ParticleFrame]:
+def simulate(
+    run: ParticleRun,
+    *,
+    on_frame: Callable[[ParticleFrame], None] | None = None,
+    progress: bool = False,
+    first_frame: int = 0,
+    on_state: Callable[[ParticleFrame, EnsembleState], None] | None = None,
+) -> list[ParticleFrame]:
     """Step the ensemble through every output step; return (and hand out) the frames.
 
     Parameters
@@ -263,10 +305,17 @@ def simulate(run: ParticleRun, *, on_frame: Callable[[ParticleFrame], None] | No
     frames = []
     state = run.state
     total = run.save_steps[-1]
-    bar = tqdm(total=total, initial=state.step, unit="step", desc="particles", mininterval=0.5,
-               disable=not (progress and sys.stderr.isatty()))
-    for target, t_out in zip(run.save_steps[first_frame:], run.save_times[first_frame:],
-                             strict=True):
+    bar = tqdm(
+        total=total,
+        initial=state.step,
+        unit="step",
+        desc="particles",
+        mininterval=0.5,
+        disable=not (progress and sys.stderr.isatty()),
+    )
+    for target, t_out in zip(
+        run.save_steps[first_frame:], run.save_times[first_frame:], strict=True
+    ):
         state = run.advance_fn(state, target, bar.update)
         state = state.replace(t=t_out)  # the output time itself, not target * eps (round-off)
         frame = run.record_fn(state)
@@ -294,8 +343,9 @@ def frame_fields(frame: ParticleFrame) -> dict[str, tuple[Any, tuple[str, ...]]]
     return fields
 
 
-def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
-                       group: str = GROUP, resume: bool = False) -> list[ParticleFrame]:
+def run_particles_into(
+    f: Any, run: ParticleRun, *, progress: bool = True, group: str = GROUP, resume: bool = False
+) -> list[ParticleFrame]:
     """Simulate ``run`` and append every frame to ``group`` of the open HDF5 file ``f``.
 
     With every frame, ``theta`` of every replica and the step count go to the double-buffered
@@ -303,7 +353,7 @@ def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
     last complete frame (see :func:`particles_resume_point`) and only the new frames are
     returned; the finished group equals that of an uninterrupted run, bit for bit.
     """
-    from meanfield.io import FrameStore  # noqa: PLC0415
+    from meanfield.io import FrameStore, write_group_attrs  # noqa: PLC0415
 
     first = 0
     if resume:
@@ -313,25 +363,40 @@ def run_particles_into(f: Any, run: ParticleRun, *, progress: bool = True,
             run = dataclasses.replace(run, state=state)
     n_replicas, n_particles = run.state.n_replicas, run.state.n_particles
     k = len(run.model.axis_names)
-    coords = {"replica": np.arange(n_replicas), "unit": np.arange(n_particles),
-              "reduced_axis": np.arange(k)}
+    coords = {
+        "replica": np.arange(n_replicas),
+        "unit": np.arange(n_particles),
+        "reduced_axis": np.arange(k),
+    }
     grp = f.require_group(group)
-    grp.attrs.update({"reduced_names": ",".join(run.model.axis_names), "seed": run.seed,
-                      "step_size": run.eps, "backend": run.backend.name, "engine": run.engine,
-                      "dtype": run.dtype})
+    write_group_attrs(
+        grp,
+        {
+            "reduced_names": ",".join(run.model.axis_names),
+            "seed": run.seed,
+            "step_size": run.step,
+            "backend": run.backend.name,
+            "engine": run.engine,
+            "dtype": run.dtype,
+        },
+    )
     if run.keep_theta:  # the last axis of the theta snapshots
         coords["param"] = np.arange(run.state.theta.shape[-1])
     store = FrameStore(grp, coords)
 
     def write(frame: ParticleFrame, state: EnsembleState) -> None:
-        store.append(frame.t, frame_fields(frame),
-                     state={"theta": to_numpy(state.theta), "step": np.int64(state.step)})
+        store.append(
+            frame.t,
+            frame_fields(frame),
+            state={"theta": to_numpy(state.theta), "step": np.int64(state.step)},
+        )
 
     return simulate(run, on_state=write, progress=progress, first_frame=first)
 
 
-def particles_resume_point(f: Any, run: ParticleRun, group: str = GROUP
-                           ) -> tuple[int, EnsembleState] | None:
+def particles_resume_point(
+    f: Any, run: ParticleRun, group: str = GROUP
+) -> tuple[int, EnsembleState] | None:
     """Prepare ``group`` of ``f`` for a resumed run: the next frame index and the state.
 
     The group is cut back to its last complete frame (:func:`meanfield.io.last_checkpoint`),
@@ -356,8 +421,9 @@ def particles_resume_point(f: Any, run: ParticleRun, group: str = GROUP
         return None
     theta, step = point.state["theta"], int(point.state["step"])
     if theta.shape != tuple(run.state.theta.shape) or step != run.save_steps[point.index]:
-        raise ValueError(f"/{group}/checkpoint does not match this run (theta {theta.shape}, "
-                         f"step {step})")
+        raise ValueError(
+            f"/{group}/checkpoint does not match this run (theta {theta.shape}, step {step})"
+        )
     truncate_frames(f[group], point.index + 1)
     theta = run.backend.asarray(theta, getattr(run.backend.xp, theta.dtype.name))
     state = EnsembleState(theta, step, run.save_times[point.index])

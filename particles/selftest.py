@@ -32,7 +32,7 @@ from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from meanfield.selftest import backends_to_compare
 
-from .engine import compiled_available, make_advance, unsupported_reason
+from .engine import compiled_available, make_advance, select_engine
 from .engine.advance import make_gpu_sgd_advance
 from .methods import make_step
 from .state import EnsembleState
@@ -48,8 +48,13 @@ SELFTEST_RTOL = 1e-10
 def _setup(name: str, backend: Any) -> tuple[Any, Any, Any, str, dict]:
     """Model, generator, initial units, method and step options of a self-test case."""
     rng = CounterRNG.from_seed(5, 3, backend.xp, backend.asarray)
-    options: dict[str, Any] = {"eps": 1e-2, "batch": 1, "time_change": TimeChange(),
-                               "l2": 0.0, "beta": math.inf}
+    options: dict[str, Any] = {
+        "eps": 1e-2,
+        "batch": 1,
+        "time_change": TimeChange(),
+        "l2": 0.0,
+        "beta": math.inf,
+    }
     if name == "isotropic online_sgd (d=40, B=4)":
         model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"])
         theta = ScaledChiLaw(0.8, 40).sample_streams(rng, 64)
@@ -60,15 +65,15 @@ def _setup(name: str, backend: Any) -> tuple[Any, Any, Any, str, dict]:
         return model, rng, theta, "gd", {**options, "time_change": TimeChange(power=-0.25)}
     if name == "quadratic noisy_sgd (beta=4, l2=0.1)":
         theta = NormalLaw((1.0,), (0.5,)).sample_streams(rng, 100)
-        return QuadraticPotential(), rng, theta, "noisy_sgd", {**options, "l2": 0.1,
-                                                                "beta": 4.0}
+        return QuadraticPotential(), rng, theta, "noisy_sgd", {**options, "l2": 0.1, "beta": 4.0}
     if name == "anisotropic online_sgd (d=12, s0=3)":
         model = AnisotropicGaussians(12, 3, 0.6, ACTIVATIONS["mmn"], kernel_tol=1e-6)
         theta = ScaledChiLaw(0.8, 12).sample_streams(rng, 40)
         return model, rng, theta, "online_sgd", {**options, "eps": 1e-3, "batch": 2}
     if name.startswith("teacher-student"):
-        model = TeacherStudent(k=2, input_law="gaussian", target="product", trained=("w1", "w2"),
-                               quad_order=12)
+        model = TeacherStudent(
+            k=2, input_law="gaussian", target="product", trained=("w1", "w2"), quad_order=12
+        )
         theta = NormalLaw((0.5, 0.5), (0.3, 0.3)).sample_streams(rng, 50)
         method = "gd" if "gd" in name else "online_sgd"
         return model, rng, theta, method, {**options, "batch": 3}
@@ -81,8 +86,13 @@ def _setup(name: str, backend: Any) -> tuple[Any, Any, Any, str, dict]:
         return CosineInteraction(quartic=1.0, quadratic=-1.0), rng, theta, "gd", options
     model = PSpin(6, teacher_seed=1)  # p-spin online SGD
     task = PSpinTask(model, backend.asarray(model.teacher()))
-    return task, rng, task.sample_streams(rng, 30), "online_sgd", {**options, "eps": 0.05,
-                                                                    "batch": 6}
+    return (
+        task,
+        rng,
+        task.sample_streams(rng, 30),
+        "online_sgd",
+        {**options, "eps": 0.05, "batch": 6},
+    )
 
 
 def _steps(method: str) -> int:
@@ -99,14 +109,17 @@ def _case(name: str, backend: Any) -> np.ndarray:
     return to_numpy(state.theta)
 
 
-def _compiled_case(name: str, backend: Any = None, gpu: bool = False,
-                   threads: int | None = None) -> np.ndarray:
+def _compiled_case(
+    name: str, backend: Any = None, gpu: bool = False, threads: int | None = None
+) -> np.ndarray:
     """The same run on the compiled engine (:mod:`particles.engine`): its CPU kernels, or with
     ``gpu`` its GPU kernel on ``backend``'s arrays (CuPy; NumPy under numba's simulator)."""
     backend = backend or get_backend("numpy")
     model, rng, theta, method, options = _setup(name, backend)
     if gpu:
-        advance = make_gpu_sgd_advance(model, rng, backend, threads=threads, **options)
+        advance = make_gpu_sgd_advance(
+            model, model.engine_pieces(), rng, backend, threads=threads, **options
+        )
     else:
         advance = make_advance(model, rng, method=method, **options)
     return to_numpy(advance(EnsembleState(theta), _steps(method)).theta)
@@ -118,16 +131,22 @@ def gpu_engine_cases() -> tuple[str, ...]:
     out = []
     for name in CASES:
         model, _, _, method, _ = _setup(name, numpy)
-        if unsupported_reason(model, method, "cupy") is None:
+        if select_engine("auto", model, method, "cupy").engine == "compiled":
             out.append(name)
     return tuple(out)
 
 
-CASES = ("isotropic online_sgd (d=40, B=4)", "isotropic gd (d=40, xi = t^-1/4)",
-         "quadratic noisy_sgd (beta=4, l2=0.1)", "pspin online_sgd (d=6, B=6)",
-         "anisotropic online_sgd (d=12, s0=3)", "teacher-student gd (k=2)",
-         "teacher-student online_sgd (k=2, B=3)", "linear unit noisy_sgd (beta=8)",
-         "cosine interaction gd")
+CASES = (
+    "isotropic online_sgd (d=40, B=4)",
+    "isotropic gd (d=40, xi = t^-1/4)",
+    "quadratic noisy_sgd (beta=4, l2=0.1)",
+    "pspin online_sgd (d=6, B=6)",
+    "anisotropic online_sgd (d=12, s0=3)",
+    "teacher-student gd (k=2)",
+    "teacher-student online_sgd (k=2, B=3)",
+    "linear unit noisy_sgd (beta=8)",
+    "cosine interaction gd",
+)
 
 
 def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = None) -> bool:
@@ -142,18 +161,26 @@ def run_selftest(print_fn: Callable[[str], Any] = print, backend: str | None = N
         print_fn("compiled particle engine: not available (numba is not installed)")
     for name in CASES:
         reference = _case(name, numpy)
-        results = [(other, lambda other=other, name=name: _case(name, get_backend(other)))
-                   for other in others]
+        results = [
+            (other, lambda other=other, name=name: _case(name, get_backend(other)))
+            for other in others
+        ]
         if compiled and backend in (None, "auto", "numpy"):
             results.append(("compiled engine", lambda name=name: _compiled_case(name)))
         if compiled and "cupy" in others and name in gpu_engine_cases():
-            results.append(("GPU engine", lambda name=name: _compiled_case(
-                name, get_backend("cupy"), gpu=True)))
+            results.append(
+                (
+                    "GPU engine",
+                    lambda name=name: _compiled_case(name, get_backend("cupy"), gpu=True),
+                )
+            )
         for label, run in results:
             result = run()
             error = float(np.max(np.abs(result - reference)) / np.max(np.abs(reference)))
             passed = math.isfinite(error) and error <= SELFTEST_RTOL
             ok &= passed
-            print_fn(f"{'ok  ' if passed else 'FAIL'} particles: {name:40s} {label:17s} "
-                     f"max rel diff {error:.1e}")
+            print_fn(
+                f"{'ok  ' if passed else 'FAIL'} particles: {name:40s} {label:17s} "
+                f"max rel diff {error:.1e}"
+            )
     return ok

@@ -66,8 +66,7 @@ def assert_every_group_opens_in_xarray(path) -> list[str]:
 
     with h5py.File(path, "r") as f:
         groups: list[str] = []
-        f.visititems(lambda name, obj: groups.append(name) if isinstance(obj, h5py.Group)
-                     else None)
+        f.visititems(lambda name, obj: groups.append(name) if isinstance(obj, h5py.Group) else None)
         holds_data = {g: any(isinstance(o, h5py.Dataset) for o in f[g].values()) for g in groups}
     for group in groups:
         with warnings.catch_warnings():

@@ -33,8 +33,9 @@ FILE_MARK = re.compile(r"# file: (\S+)[ \t]*\n")
 
 def doc_blocks(text: str) -> list[tuple[str, int, str]]:
     """``(language, line of the block's first line, text)`` of each fenced block, in order."""
-    return [(m.group(1), text.count("\n", 0, m.start(2)) + 1, m.group(2))
-            for m in FENCE.finditer(text)]
+    return [
+        (m.group(1), text.count("\n", 0, m.start(2)) + 1, m.group(2)) for m in FENCE.finditer(text)
+    ]
 
 
 def file_blocks(text: str) -> dict[str, str]:
@@ -43,7 +44,7 @@ def file_blocks(text: str) -> dict[str, str]:
     for _, _, body in doc_blocks(text):
         mark = FILE_MARK.match(body)
         if mark:
-            files[mark.group(1)] = body[mark.end():]
+            files[mark.group(1)] = body[mark.end() :]
     return files
 
 
@@ -56,7 +57,7 @@ def run_doc(workdir: Path) -> dict:
     for language, line, body in doc_blocks(text):
         mark = FILE_MARK.match(body)
         if mark:
-            (workdir / mark.group(1)).write_text(body[mark.end():])
+            (workdir / mark.group(1)).write_text(body[mark.end() :])
         elif language == "python":
             # padded so that a traceback names the line of docs/extending.md
             exec(compile("\n" * (line - 1) + body, str(DOC), "exec"), namespace)
@@ -81,18 +82,24 @@ def test_the_page_runs_and_its_checks_pass(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))  # the reader's session imports mymodel from here
     before = set(sys.modules)
     # the registry keeps each model it loaded by name ("mymodel:ToyLinear"): restore it too
-    loaded = dict(registry._LOADED)
+    loaded = dict(registry.REGISTRY._loaded)
     start = time.perf_counter()
     try:
         namespace = run_doc(tmp_path)
     finally:
         _forget_modules_under(tmp_path, before)
-        registry._LOADED.clear()
-        registry._LOADED.update(loaded)
+        registry.REGISTRY._loaded.clear()
+        registry.REGISTRY._loaded.update(loaded)
     assert namespace["QUICK"] is True
     assert namespace["__n_executed__"] >= 8  # every block was found (a broken fence skips some)
-    for name in ("mymodel.py", "toy.toml", "toy.h5", "relu-isotropic.toml", "relu-isotropic.h5",
-                 FIGURE):
+    for name in (
+        "mymodel.py",
+        "toy.toml",
+        "toy.h5",
+        "relu-isotropic.toml",
+        "relu-isotropic.h5",
+        FIGURE,
+    ):
         assert (tmp_path / name).is_file(), name
     assert "mymodel" not in sys.modules
     # the page's own budget in CI (the test's is about 40 s on one idle core)

@@ -55,21 +55,35 @@ def test_imports_go_one_way(package: str) -> None:
 
 
 def test_cupy_is_imported_in_exactly_one_module() -> None:
-    users = [p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in _sources(pkg)
-             if {"cupy", "cupyx"} & _imports(p)]
+    users = [
+        p.relative_to(ROOT).as_posix()
+        for pkg in PACKAGES
+        for p in _sources(pkg)
+        if {"cupy", "cupyx"} & _imports(p)
+    ]
     assert users == ["meanfield/backends/arrays.py"]
 
 
 def test_h5py_is_imported_only_by_io() -> None:
-    users = [p.relative_to(ROOT).as_posix() for pkg in PACKAGES for p in _sources(pkg)
-             if "h5py" in _imports(p)]
+    users = [
+        p.relative_to(ROOT).as_posix()
+        for pkg in PACKAGES
+        for p in _sources(pkg)
+        if "h5py" in _imports(p)
+    ]
     assert users == ["meanfield/io.py"]
 
 
 def test_math_modules_never_compare_backend_names() -> None:
     """Capability gaps belong on the Backend object, not in `if name == "cupy"` branches."""
-    for module in ("pde/operators.py", "pde/equation.py", "pde/solvers/heun.py",
-                   "pde/controller.py", "pde/sweep.py", "backends/scalars.py"):
+    for module in (
+        "pde/operators.py",
+        "pde/equation.py",
+        "pde/solvers/heun.py",
+        "pde/controller.py",
+        "pde/sweep.py",
+        "backends/scalars.py",
+    ):
         text = (ROOT / "meanfield" / module).read_text()
         assert '"cupy"' not in text and "'cupy'" not in text, module
 
@@ -156,7 +170,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph.get(node, set())):
             if state.get(nxt) == 1:
-                return [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                return [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
             if nxt not in state and (found := visit(nxt, [*trail, nxt])) is not None:
                 return found
         state[node] = 2
@@ -188,27 +202,34 @@ def test_the_cycle_finder_sees_a_cycle_inside_a_function(tmp_path: Path, monkeyp
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert _find_cycle(_graph("meanfield")) is None
     assert _find_cycle(_graph("meanfield", in_functions=True)) == [
-        "meanfield.a", "meanfield.b", "meanfield.a"]
+        "meanfield.a",
+        "meanfield.b",
+        "meanfield.a",
+    ]
 
 
 def test_particles_never_import_the_config_layer() -> None:
     """The config layer builds the run (model, backend, options) once; the particles take the
     built objects and never read a config themselves."""
     for path in _sources("particles"):
-        bad = {m for m in _module_imports(path, in_functions=True)
-               if m.startswith("meanfield.config")}
+        bad = {
+            m for m in _module_imports(path, in_functions=True) if m.startswith("meanfield.config")
+        }
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
 def test_import_meanfield_loads_neither_particles_nor_compare() -> None:
     """The facade resolves the notebook API by name, on first use only."""
-    code = ("import sys, meanfield; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'particles', 'compare'})); "
-            "import compare.api; print(meanfield.run is compare.api.run, "
-            "meanfield.study is compare.api.study, meanfield.read is compare.api.read, "
-            "meanfield.plot is compare.api.plot)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, check=True).stdout.split("\n")
+    code = (
+        "import sys, meanfield; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'particles', 'compare'})); "
+        "import compare.api; print(meanfield.run is compare.api.run, "
+        "meanfield.study is compare.api.study, meanfield.read is compare.api.read, "
+        "meanfield.plot is compare.api.plot)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.split("\n")
     assert out[0] == "[]", out
     assert out[1] == "True True True True", out
 
@@ -231,8 +252,12 @@ def test_subpackages_never_import_the_facade() -> None:
 
 
 def test_modules_stay_small() -> None:
-    big = [(p.relative_to(ROOT).as_posix(), n) for pkg in PACKAGES for p in _sources(pkg)
-           if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    big = [
+        (p.relative_to(ROOT).as_posix(), n)
+        for pkg in PACKAGES
+        for p in _sources(pkg)
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    ]
     assert not big, big
 
 
@@ -244,3 +269,30 @@ def test_the_pde_engine_never_imports_the_config_layer() -> None:
             continue
         bad = {m for m in _top_level_imports(path) if m.startswith("meanfield.config")}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_only_io_writes_file_attributes() -> None:
+    """``meanfield.io`` owns every group's layout and attributes: no other module assigns
+    ``x.attrs[...]`` or calls ``x.attrs.update`` (``compare/api.py`` sets xarray objects'
+    attributes, not a file's)."""
+    writers = []
+    for pkg in PACKAGES:
+        for path in _sources(pkg):
+            name = path.relative_to(ROOT).as_posix()
+            if name in ("meanfield/io.py", "compare/api.py"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                target = None
+                if isinstance(node, ast.Assign | ast.AugAssign):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    target = next((t for t in targets if isinstance(t, ast.Subscript)), None)
+                    target = target.value if target is not None else None
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "update"
+                ):
+                    target = node.func.value
+                if isinstance(target, ast.Attribute) and target.attr == "attrs":
+                    writers.append(f"{name}:{node.lineno}")
+    assert not writers, writers

@@ -66,14 +66,25 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from meanfield.config import ConfigError, apply_overrides, parse_config
-from meanfield.config.builders import model_from_config
+from meanfield.config import apply_overrides, parse_config
+from meanfield.config.builders import build_particle_setup, model_from_config
+from meanfield.fields import ConfigError, Context, Field, allowed, is_finite_number, toml_kind
 from particles.run import build_particle_run, simulate
 
 from ..study import clt_predictions, pde_frames
-from .base import Experiment, Options, Row, require, run_cached, write_results
+from .base import Experiment, Job, Row, register
 
-__all__ = ["EXPERIMENTS", "Variant", "analyse", "iid_bias", "run_job", "variants"]
+__all__ = [
+    "EXPERIMENTS",
+    "MMNExperiment",
+    "Plan",
+    "Table",
+    "Variant",
+    "analyse",
+    "iid_bias",
+    "run_job",
+    "variants",
+]
 
 #: the run sections of an experiment's config (the rest is the experiment's own)
 RUN_SECTIONS = ("model", "init", "dynamics", "pde", "particles")
@@ -99,41 +110,114 @@ def _toml(table: Mapping[str, Any]) -> str:
     return tomli_w.dumps({k: table[k] for k in RUN_SECTIONS if k in table})
 
 
-def variants(raw: Mapping[str, Any]) -> list[Variant]:
-    """The runs of the config: one, or one per ``experiment.variants`` entry, each checked."""
-    for section in ("model", "init", "dynamics", "pde", "particles"):
+def _check_variants(value: Any, ctx: Context) -> str | None:
+    text = 'a non-empty table {label = ["section.key=value", ...]}'
+    bad = [
+        label
+        for label, sets in value.items()
+        if toml_kind(sets) != "array" or not all(isinstance(x, str) for x in sets)
+    ]
+    if bad:
+        return f"{text}; experiment.variants.{bad[0]} is not such a list"
+    return None if value else text
+
+
+def _check_methods(value: Any, ctx: Context) -> str | None:
+    ok = bool(value) and len(set(value)) == len(value) and all(m in METHODS for m in value)
+    return None if ok else "a non-empty list of distinct names from 'grid', 'characteristics'"
+
+
+#: the PDE methods an MMN reproduction may run
+METHODS = ("grid", "characteristics")
+KEYS: dict[str, dict[str, Field]] = {
+    "experiment": {
+        "replicas_per_job": Field(
+            ("integer",),
+            "SGD replicas per job (default: all)",
+            None,
+            allowed("an integer >= 1", lambda v: v >= 1),
+        ),
+        "clt": Field(("boolean",), "CLT predictions of the spread", True),
+        "clt_cells": Field(
+            ("integer",),
+            "cells of the (1-D) grid the CLT layer runs on (default: the PDE's grid)",
+            None,
+            allowed("an integer >= 8", lambda v: v >= 8),
+        ),
+        "hist_times": Field(
+            ("array",),
+            "times of the |w| histograms of the figure (1-D models)",
+            None,
+            allowed("a list of finite numbers", lambda v: all(map(is_finite_number, v))),
+        ),
+        "variants": Field(
+            ("table",),
+            "runs of the same protocol that differ in a few keys",
+            {"": []},
+            _check_variants,
+        ),
+        "methods": Field(
+            ("array",), "the PDE methods run (default: both where noiseless)", None, _check_methods
+        ),
+        "characteristics": Field(
+            ("array",),
+            "overrides of the characteristics solver's job only",
+            [],
+            allowed(
+                "a list of 'section.key=value' strings",
+                lambda v: all(isinstance(x, str) for x in v),
+            ),
+        ),
+    }
+}
+
+
+def variants(raw: Mapping[str, Any], table: Mapping[str, list[str]]) -> list[Variant]:
+    """The runs of the config: one per entry of ``table`` (label -> overrides), each checked."""
+    for section in RUN_SECTIONS:
         if not isinstance(raw.get(section), Mapping):
-            raise ConfigError(f"[{section}] is missing: an MMN reproduction runs the PDE and "
-                              "an SGD ensemble")
-    exp = raw.get("experiment", {})
-    table = exp.get("variants", {"": []})
-    if not isinstance(table, Mapping) or not table:
-        raise ConfigError("experiment.variants must be a table {label = [\"key=value\", ...]}")
+            raise ConfigError(
+                f"[{section}] is missing: an MMN reproduction runs the PDE and an SGD ensemble"
+            )
     out = []
     for label, sets in table.items():
-        if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
-            raise ConfigError(f"experiment.variants.{label} must be a list of 'section.key="
-                              "value' strings")
         run = apply_overrides({k: raw[k] for k in RUN_SECTIONS}, sets)
         config = parse_config(run)  # every key checked before any work
         if config.particles["method"] != "online_sgd":
             raise ConfigError("particles.method must be 'online_sgd' (the papers' SGD)")
-        out.append(Variant(str(label), _toml(run), int(config.particles["n"]),
-                           int(config.particles["replicas"])))
+        out.append(
+            Variant(
+                str(label),
+                _toml(run),
+                int(config.particles["n"]),
+                int(config.particles["replicas"]),
+            )
+        )
     return out
 
 
-def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cells: int = 0,
-            method: str = "grid") -> dict[str, np.ndarray]:
+def run_job(
+    config: str,
+    part: str,
+    replicas: int,
+    seed: int,
+    clt: bool,
+    clt_cells: int = 0,
+    method: str = "grid",
+) -> dict[str, np.ndarray]:
     """One job: the PDE of ``pde.method = method`` with its finite-N predictions (``part =
     "pde"``; the grid's CLT layer on ``clt_cells`` cells when > 0) or ``replicas`` replicas of
     SGD with seed ``seed`` (``part = "sgd"``)."""
     parsed = parse_config(tomllib.loads(config))
     if part == "sgd":
-        frames = simulate(build_particle_run(parsed, replicas=replicas, seed=seed))
-        return {"time": np.array([f.t for f in frames]),
-                "reduced": np.stack([f.reduced for f in frames]).astype(np.float32),
-                "risk": np.stack([f.risk for f in frames])}
+        frames = simulate(
+            build_particle_run(build_particle_setup(parsed), replicas=replicas, seed=seed)
+        )
+        return {
+            "time": np.array([f.t for f in frames]),
+            "reduced": np.stack([f.reduced for f in frames]).astype(np.float32),
+            "risk": np.stack([f.risk for f in frames]),
+        }
     parsed = parse_config(tomllib.loads(config), [f"pde.method={method!r}"])
     setup, mem = pde_frames(parsed)
     grid, model = setup.grid, setup.model
@@ -146,8 +230,9 @@ def run_job(config: str, part: str, replicas: int, seed: int, clt: bool, clt_cel
         others = tuple(b for b in range(grid.ndim) if b != a)
         spacing = grid.cell_volume / grid.spacing[a]
         out[f"centres_{name}"] = grid.centres(a)
-        out[f"marginal_{name}"] = (np.stack([d.sum(axis=others) * spacing for d in dens])
-                                   if others else np.stack(dens))
+        out[f"marginal_{name}"] = (
+            np.stack([d.sum(axis=others) * spacing for d in dens]) if others else np.stack(dens)
+        )
         out[f"mean_{name}"] = np.array([np.sum(w * p[:, a]) for p, w in quadratures])
     if mem.run is not None:
         out["converged"] = np.array(float(mem.run.converged))
@@ -182,18 +267,42 @@ def _method_config(v: Variant, method: str, sets: Sequence[str]) -> str:
     return _toml(run)
 
 
-def _jobs(v: Variant, per_job: int, clt: bool, clt_cells: int, methods: Sequence[str],
-          sets: Sequence[str] = ()) -> list[dict[str, Any]]:
+def _jobs(
+    v: Variant,
+    per_job: int,
+    clt: bool,
+    clt_cells: int,
+    methods: Sequence[str],
+    sets: Sequence[str] = (),
+) -> list[dict[str, Any]]:
     """The PDE jobs (one per method, in order), then the SGD jobs."""
     seed0 = int(tomllib.loads(v.config)["particles"].get("seed", 0))
-    jobs = [{"config": _method_config(v, m, sets), "part": "pde", "replicas": 0, "seed": 0,
-             "clt": clt, "clt_cells": clt_cells if m == "grid" else 0, "method": m}
-            for m in methods]
+    jobs = [
+        {
+            "config": _method_config(v, m, sets),
+            "part": "pde",
+            "replicas": 0,
+            "seed": 0,
+            "clt": clt,
+            "clt_cells": clt_cells if m == "grid" else 0,
+            "method": m,
+        }
+        for m in methods
+    ]
     left, j = v.replicas, 0
     while left > 0:
         k = min(per_job, left)
-        jobs.append({"config": v.config, "part": "sgd", "replicas": k,
-                     "seed": seed0 + 1000 * j, "clt": False, "clt_cells": 0, "method": ""})
+        jobs.append(
+            {
+                "config": v.config,
+                "part": "sgd",
+                "replicas": k,
+                "seed": seed0 + 1000 * j,
+                "clt": False,
+                "clt_cells": 0,
+                "method": "",
+            }
+        )
         left, j = left - k, j + 1
     return jobs
 
@@ -214,9 +323,14 @@ def _spread_clt(pde: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     return np.sqrt(np.maximum(var, 0.0) / n)
 
 
-def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
-            sgd: Sequence[Mapping[str, np.ndarray]], r_sharp: float, axes: Sequence[str],
-            experiment: str) -> tuple[list[Row], dict]:
+def analyse(
+    v: Variant,
+    pdes: Mapping[str, Mapping[str, np.ndarray]],
+    sgd: Sequence[Mapping[str, np.ndarray]],
+    r_sharp: float,
+    axes: Sequence[str],
+    experiment: str,
+) -> tuple[list[Row], dict]:
     """The rows of one variant and the arrays its figure needs (``pdes``: method -> job)."""
     reference = reference_method(pdes)
     pde = pdes[reference]
@@ -224,8 +338,10 @@ def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
     risk = np.concatenate([s["risk"] for s in sgd], axis=1)  # (T, R)
     reduced = np.concatenate([s["reduced"] for s in sgd], axis=1)  # (T, R, N, k)
     n_rep = risk.shape[1]
-    mean, spread = risk.mean(axis=1), risk.std(axis=1, ddof=1) if n_rep > 1 else \
-        np.full(len(times), math.nan)
+    mean, spread = (
+        risk.mean(axis=1),
+        risk.std(axis=1, ddof=1) if n_rep > 1 else np.full(len(times), math.nan),
+    )
     se_meas = spread / math.sqrt(n_rep)
     bias = iid_bias(pde, r_sharp, v.n)
     spread_clt = _spread_clt(pde, v.n)
@@ -234,8 +350,9 @@ def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
     agree = np.abs(gap) <= np.abs(bias) + AGREE_SE * se
     rows: list[Row] = []
 
-    def add(q: str, t: float, value: float, low: float | None = None,
-            high: float | None = None) -> None:
+    def add(
+        q: str, t: float, value: float, low: float | None = None, high: float | None = None
+    ) -> None:
         rows.append(Row(experiment, v.prefix(q), t, float(value), low, high))
 
     for i, t in enumerate(times):
@@ -253,12 +370,12 @@ def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
     for a, name in enumerate(axes):
         m = means_sgd[..., a]
         m_mean = m.mean(axis=1)
-        m_se = m.std(axis=1, ddof=1) / math.sqrt(n_rep) if n_rep > 1 else np.full(len(times),
-                                                                                   math.nan)
+        m_se = (
+            m.std(axis=1, ddof=1) / math.sqrt(n_rep) if n_rep > 1 else np.full(len(times), math.nan)
+        )
         for i, t in enumerate(times):
             add(f"mean_{name}_pde", t, pde[f"mean_{name}"][i])
-            add(f"mean_{name}_sgd", t, m_mean[i], m_mean[i] - 2 * m_se[i],
-                m_mean[i] + 2 * m_se[i])
+            add(f"mean_{name}_sgd", t, m_mean[i], m_mean[i] - 2 * m_se[i], m_mean[i] + 2 * m_se[i])
             z = (m_mean[i] - pde[f"mean_{name}"][i]) / m_se[i] if m_se[i] > 0 else math.nan
             add(f"mean_{name}_z", t, z)
             for method, job in pdes.items():
@@ -267,102 +384,142 @@ def analyse(v: Variant, pdes: Mapping[str, Mapping[str, np.ndarray]],
     for method, job in pdes.items():
         if "n_points" in job:
             add(f"points_{method}", None, float(job["n_points"]))
-    curves = {"time": times, "risk_pde": pde["risk"], "risk_sgd": risk, "bias": bias,
-              "means_sgd": means_sgd, "reduced": reduced,
-              **{k: pde[k] for k in pde if k.startswith(("mean_", "marginal_", "centres_"))}}
+    curves = {
+        "time": times,
+        "risk_pde": pde["risk"],
+        "risk_sgd": risk,
+        "bias": bias,
+        "means_sgd": means_sgd,
+        "reduced": reduced,
+        **{k: pde[k] for k in pde if k.startswith(("mean_", "marginal_", "centres_"))},
+    }
     return rows, curves
 
 
-def make_run(name: str, figure: Any) -> Any:
-    """The ``run`` of experiment ``name``; ``figure(curves_by_label, raw, out_dir)`` draws it."""
+@dataclass(frozen=True)
+class Plan:
+    """The checked config: the ``[experiment]`` keys, the variants, the PDE methods and each
+    variant's jobs (one PDE job per method, then the SGD jobs)."""
 
-    def run(raw: dict, scale: str, out_dir: Path, options: Options) -> list[Row]:
-        exp = raw.get("experiment", {})
-        runs = variants(raw)
-        per_job = require(raw, "experiment", "replicas_per_job", int, lambda v: v >= 1,
-                          "an integer >= 1") if "replicas_per_job" in exp else runs[0].replicas
-        clt = require(raw, "experiment", "clt", bool, what="true or false") \
-            if "clt" in exp else True
-        clt_cells = require(raw, "experiment", "clt_cells", int, lambda v: v >= 8,
-                            "an integer >= 8") if "clt_cells" in exp else 0
-        methods = _methods(raw, runs)
-        sets = _string_list(exp, "characteristics")
-        params = [p for v in runs for p in _jobs(v, per_job, clt, clt_cells, methods, sets)]
-        results = run_cached(run_job, params, out_dir / "runs", options)
+    keys: dict[str, Any]
+    variants: list[Variant]
+    methods: list[str]
+    jobs: list[list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Table:
+    """The rows of every variant and the arrays each variant's figure needs, by label."""
+
+    rows: list[Row]
+    curves: dict[str, dict]
+
+
+class MMNExperiment(Experiment):
+    """The PDE beside an SGD ensemble; ``figure`` names the function of
+    :mod:`compare.reproduce.mmn_figures` that draws it."""
+
+    keys = KEYS
+    run_sections = RUN_SECTIONS
+    job = staticmethod(run_job)
+
+    def __init__(self, name: str, title: str, paper: str, figure: str, **kwargs: Any) -> None:
+        super().__init__(name, title, paper, **kwargs)
+        self.figure = figure
+
+    def plan(self, raw: dict[str, Any]) -> Plan:
+        keys = self.check(raw)["experiment"]
+        runs = variants(raw, keys["variants"])
+        per_job = keys["replicas_per_job"] or runs[0].replicas
+        methods = _methods(keys["methods"], runs)
+        jobs = [
+            _jobs(v, per_job, keys["clt"], keys["clt_cells"] or 0, methods, keys["characteristics"])
+            for v in runs
+        ]
+        return Plan(keys, runs, methods, jobs)
+
+    def jobs(self, plan: Plan) -> list[dict[str, Any]]:
+        return [p for jobs in plan.jobs for p in jobs]
+
+    def tabulate(self, plan: Plan, jobs: list[Job]) -> Table:
         rows: list[Row] = []
         curves: dict[str, dict] = {}
-        pde_s = dict.fromkeys(methods, 0.0)
+        pde_s = dict.fromkeys(plan.methods, 0.0)
         sgd_s = 0.0
-        k = 0
-        for v in runs:
-            n_jobs = len(methods) + len(_jobs(v, per_job, clt, clt_cells, [], sets))
-            pdes = dict(zip(methods, results[k:k + len(methods)], strict=True))
-            sgd = results[k + len(methods):k + n_jobs]
-            k += n_jobs
+        k, n_pde = 0, len(plan.methods)
+        for v, v_jobs in zip(plan.variants, plan.jobs, strict=True):
+            pdes = {m: j.out for m, j in zip(plan.methods, jobs[k : k + n_pde], strict=True)}
+            sgd = [j.out for j in jobs[k + n_pde : k + len(v_jobs)]]
+            k += len(v_jobs)
             parsed = parse_config(tomllib.loads(v.config))
             model = model_from_config(parsed)  # its axes and R_#; the grid is in the PDE job
-            r_rows, curves[v.label] = analyse(v, pdes, sgd, model.r_sharp, model.axis_names,
-                                              name)
+            r_rows, curves[v.label] = analyse(
+                v, pdes, sgd, model.r_sharp, model.axis_names, self.name
+            )
             curves[v.label]["eps"] = float(parsed.particles["step"])
             rows += r_rows
             for method, job in pdes.items():
                 pde_s[method] += float(job["job_seconds"])
             sgd_s += float(sum(s["job_seconds"] for s in sgd))
-        rows.append(Row(name, "seconds_pde", None, sum(pde_s.values())))
+        rows.append(Row(self.name, "seconds_pde", None, sum(pde_s.values())))
         for method, seconds in pde_s.items():
-            rows.append(Row(name, f"seconds_pde_{method}", None, seconds))
-        rows.append(Row(name, "seconds_sgd", None, sgd_s))
-        write_results(rows, out_dir / "results.csv")
-        for path in figure(curves, raw, out_dir):
-            options.report(f"wrote {path}")
+            rows.append(Row(self.name, f"seconds_pde_{method}", None, seconds))
+        rows.append(Row(self.name, "seconds_sgd", None, sgd_s))
+        return Table(rows, curves)
+
+    def rows(self, plan: Plan, table: Table) -> list[Row]:
+        return table.rows
+
+    def figures(self, plan: Plan, table: Table, out_dir: Path) -> list[Path]:
+        from . import mmn_figures  # noqa: PLC0415  (matplotlib only when plotting)
+
+        return getattr(mmn_figures, self.figure)(table.curves, plan.keys, out_dir)
+
+    def summary(self, plan: Plan, rows: list[Row]) -> list[str]:
         agree = [r for r in rows if r.quantity.endswith("risk_agree")]
-        options.report(f"PDE and SGD agree (|gap| <= |bias_iid| + {AGREE_SE:g} se) at "
-                       f"{sum(r.ours for r in agree):.0f} of {len(agree)} times")
-        return rows
-
-    return run
-
-
-def _string_list(exp: Mapping[str, Any], key: str) -> list[str]:
-    """``experiment.KEY``: a list of ``"section.key=value"`` strings (default empty)."""
-    value = exp.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"experiment.{key} must be a list of 'section.key=value' strings")
-    return list(value)
+        return [
+            f"PDE and SGD agree (|gap| <= |bias_iid| + {AGREE_SE:g} se) at "
+            f"{sum(r.ours for r in agree):.0f} of {len(agree)} times"
+        ]
 
 
-def _methods(raw: Mapping[str, Any], runs: Sequence[Variant]) -> list[str]:
-    """``experiment.methods``, checked; by default both where every variant is noiseless."""
-    exp = raw.get("experiment", {})
-    noiseless = all(math.isinf(parse_config(tomllib.loads(v.config)).dynamics["beta"])
-                    for v in runs)
-    if "methods" not in exp:
+def _methods(value: list[str] | None, runs: Sequence[Variant]) -> list[str]:
+    """``experiment.methods``; by default both where every variant is noiseless."""
+    noiseless = all(
+        math.isinf(parse_config(tomllib.loads(v.config)).dynamics["beta"]) for v in runs
+    )
+    if value is None:
         return ["grid", "characteristics"] if noiseless else ["grid"]
-    value = exp["methods"]
-    allowed = ("grid", "characteristics")
-    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
-            or any(m not in allowed for m in value)):
-        raise ConfigError(f"experiment.methods = {value!r} is invalid; expected a non-empty "
-                          "list of distinct names from 'grid', 'characteristics'")
     if "characteristics" in value and not noiseless:
-        raise ConfigError("experiment.methods names 'characteristics' but dynamics.beta is "
-                          "finite: the characteristics solver is noiseless; allowed: ['grid']")
+        raise ConfigError(
+            "experiment.methods names 'characteristics' but dynamics.beta is "
+            "finite: the characteristics solver is noiseless; allowed: ['grid']"
+        )
     return list(value)
 
 
-def _experiments() -> dict[str, Experiment]:
-    from . import mmn_figures
-    specs = [
-        ("mmn-fig1", "MMN Fig. 1: isotropic Gaussians, d = 40, N = 800, eps = 1e-6, PDE vs SGD",
-         mmn_figures.plot_fig1),
-        ("mmn-nonmonotone", "MMN's non-monotone activation, d = 320, kappa = 0.1 and 0.4",
-         mmn_figures.plot_nonmonotone),
-        ("mmn-relu-selection", "MMN's variable selection with ReLU units, d = 320, s0 = 60, "
-         "on the 4-D (a, b, r1, r2) grid", mmn_figures.plot_relu_selection),
-    ]
-    paper = "Mei, Montanari, Nguyen, PNAS 115 (2018) E7665"
-    return {name: Experiment(name, title, paper, make_run(name, fig))
-            for name, title, fig in specs}
-
-
-EXPERIMENTS = _experiments()
+PAPER = "Mei, Montanari, Nguyen, PNAS 115 (2018) E7665"
+EXPERIMENTS = {
+    e.name: register(e)
+    for e in (
+        MMNExperiment(
+            "mmn-fig1",
+            "MMN Fig. 1: isotropic Gaussians, d = 40, N = 800, eps = 1e-6, PDE vs SGD",
+            PAPER,
+            "plot_fig1",
+        ),
+        MMNExperiment(
+            "mmn-nonmonotone",
+            "MMN's non-monotone activation, d = 320, kappa = 0.1 and 0.4",
+            PAPER,
+            "plot_nonmonotone",
+        ),
+        MMNExperiment(
+            "mmn-relu-selection",
+            "MMN's variable selection with ReLU units, d = 320, "
+            "s0 = 60, on the 4-D (a, b, r1, r2) grid",
+            PAPER,
+            "plot_relu_selection",
+        ),
+    )
+}

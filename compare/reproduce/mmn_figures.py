@@ -1,7 +1,9 @@
 """Figures of the MMN reproductions (:mod:`compare.reproduce.mmn`), drawn as the paper does.
 
 Every figure shows the PDE as lines and the SGD ensemble as markers, with bars of one
-standard deviation over replicas (the spread of one network, not the error of the mean).
+standard deviation over replicas (the spread of one network, not the error of the mean). Each
+function takes the curves of every variant by label and ``keys``, the checked ``[experiment]``
+table.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def _save(fig: Any, path: Path) -> Path:
 def _sgd_markers(ax: Any, x: np.ndarray, values: np.ndarray, colour: str, label: str) -> None:
     """Mean over replicas (axis 1) with a bar of one standard deviation."""
     spread = values.std(axis=1, ddof=1) if values.shape[1] > 1 else None
-    ax.errorbar(x, values.mean(axis=1), yerr=spread, fmt="o", ms=4, color=colour, capsize=2,
-                label=label)
+    ax.errorbar(
+        x, values.mean(axis=1), yerr=spread, fmt="o", ms=4, color=colour, capsize=2, label=label
+    )
 
 
 def _risk_panel(ax: Any, curves: Mapping[str, Mapping], x_of: Any, xlabel: str) -> None:
@@ -47,12 +50,12 @@ def _risk_panel(ax: Any, curves: Mapping[str, Mapping], x_of: Any, xlabel: str) 
     ax.legend(fontsize=8)
 
 
-def plot_fig1(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path) -> list[Path]:
+def plot_fig1(curves: Mapping[str, Mapping], keys: Mapping, out_dir: Path) -> list[Path]:
     """MMN Fig. 1: the law of ``|w|`` at several times (SGD histogram, PDE density) and the risk
     against time."""
     c = next(iter(curves.values()))
     times = np.asarray(c["time"])
-    wanted = raw.get("experiment", {}).get("hist_times", list(times[1:5]))
+    wanted = keys["hist_times"] if keys.get("hist_times") is not None else list(times[1:5])
     picks = [int(np.argmin(np.abs(times - t))) for t in wanted]
     fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.3 * (len(picks) + 1), 3.2))
     r = c["centres_r"]
@@ -60,8 +63,9 @@ def plot_fig1(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path) -> lis
         units = c["reduced"][i, ..., 0].ravel()
         lo, hi = np.quantile(units, [0.001, 0.999])
         lo, hi = max(0.0, lo - 0.3 * (hi - lo)), hi + 0.3 * (hi - lo)
-        heights, _, _ = ax.hist(units, bins=np.linspace(lo, hi, 81), density=True,
-                                color="0.75", label="SGD")
+        heights, _, _ = ax.hist(
+            units, bins=np.linspace(lo, hi, 81), density=True, color="0.75", label="SGD"
+        )
         ax.plot(r, c["marginal_r"][i], "-", color="C0", label="PDE")
         ax.set_xlim(lo, hi)
         if heights.max() > 20 * np.median(heights[heights > 0]):  # a spike beside a bump
@@ -75,7 +79,7 @@ def plot_fig1(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path) -> lis
     return [_save(fig, out_dir / "mmn-fig1.png")]
 
 
-def plot_nonmonotone(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path) -> list[Path]:
+def plot_nonmonotone(curves: Mapping[str, Mapping], keys: Mapping, out_dir: Path) -> list[Path]:
     """Risk and mean ``|w|`` against time for every initial width: PDE lines, SGD markers."""
     fig, (ax_r, ax_m) = plt.subplots(1, 2, figsize=(9.5, 3.6))
     _risk_panel(ax_r, curves, lambda cc: cc["time"], "t")
@@ -88,8 +92,7 @@ def plot_nonmonotone(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path)
     return [_save(fig, out_dir / "mmn-nonmonotone.png")]
 
 
-def plot_relu_selection(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Path
-                        ) -> list[Path]:
+def plot_relu_selection(curves: Mapping[str, Mapping], keys: Mapping, out_dir: Path) -> list[Path]:
     """The paper's plot: risk against SGD iteration (PDE line, SGD markers), with an inset of
     the mean ``a``, ``b`` and ``r1``; and the marginals of ``a`` and ``r1`` at the last time."""
     c = next(iter(curves.values()))
@@ -106,10 +109,10 @@ def plot_relu_selection(curves: Mapping[str, Mapping], raw: Mapping, out_dir: Pa
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0))
     last = len(c["time"]) - 1
     for a, (ax, name) in enumerate(zip(axes, ("a", "b", "r1", "r2"), strict=True)):
-        ax.hist(c["reduced"][last, ..., a].ravel(), bins=60, density=True, color="0.75",
-                label="SGD")
-        ax.plot(c[f"centres_{name}"], c[f"marginal_{name}"][last], "-", color="C0",
-                label="PDE")
+        ax.hist(
+            c["reduced"][last, ..., a].ravel(), bins=60, density=True, color="0.75", label="SGD"
+        )
+        ax.plot(c[f"centres_{name}"], c[f"marginal_{name}"][last], "-", color="C0", label="PDE")
         ax.set_xlabel(name)
     axes[0].set_ylabel(f"density at t = {c['time'][last]:g}")
     axes[0].legend(fontsize=8)

@@ -7,9 +7,9 @@ The 3-spin energy on ``S^{d-1}(sqrt d)``, ``d = 5``, is learnt by ``n`` Gaussian
 
 * ``"collocation"``: the paper's eq. (4.5) as printed, which moves the units with ``f(y_i)`` and
   ``phi(y_i, y_j)`` themselves (the flow of the collocation energy
-  :meth:`~meanfield.model.sphere_kernel.SphereKernelTask.collocation`);
+  :meth:`~meanfield.model.rve.sphere_kernel.SphereKernelTask.collocation`);
 * ``"l2"``: the flow of the ``L^2(mu)`` loss, with ``K_ij = E phi_i phi_j``, ``F_i = E f phi_i``
-  in closed form (:mod:`meanfield.model.sphere_kernel`).
+  in closed form (:mod:`meanfield.model.rve.sphere_kernel`).
 
 One job per ``(objective, n, teacher)``. A job runs the first ``protocol.steps`` steps (noisy
 for the first ``noise_fraction`` of them), then lengthens the run by a quarter at a time until
@@ -59,30 +59,49 @@ from typing import Any
 import numpy as np
 
 from meanfield.backends import get_backend, to_numpy
-from meanfield.config import ConfigError
-from meanfield.model.sphere_kernel import OBJECTIVES, SphereKernel, SphereKernelTask
+from meanfield.fields import (
+    INF,
+    REQUIRED,
+    Context,
+    Derived,
+    Field,
+    allowed,
+    int_at_least,
+    int_list,
+    one_of,
+    positive_float,
+)
+from meanfield.model.rve.sphere_kernel import OBJECTIVES, SphereKernel, SphereKernelTask
 from meanfield.rng import CounterRNG
 from particles.kernel_gd import (
     KernelState,
     init_state,
-    make_advance,
-    make_compiled_advance,
-    make_kernel_gd,
+    make_kernel_gd_advance,
     run_until_flat,
     tangent,
 )
 
-from .base import Experiment, Options, Row, require, run_cached, write_results
+from .base import Experiment, Job, Row, register
 
-__all__ = ["EXPERIMENT", "Settings", "median_slope", "objectives", "run", "run_job",
-           "settings", "study", "suffix", "top_eigenvalue"]
+__all__ = [
+    "EXPERIMENT",
+    "KernelExperiment",
+    "Plan",
+    "Settings",
+    "median_slope",
+    "run_job",
+    "suffix",
+    "top_eigenvalue",
+]
 
 NAME = "rve-kernel"
 #: the paper's values read off its plot: loss ~1e-1 at n = 8 and ~1e-5 at n = 128
 PAPER_LOSS = {8: 1e-1, 128: 1e-5}
 #: the band around each read-off value (plot reading and teacher spread)
 PAPER_FACTOR = 3.0
-ENGINES = ("numba", "numpy")
+#: the config's ``engine`` values, and the particle engine each asks for ("numba": the compiled
+#: kernels, "numpy": the array-API reference loop)
+ENGINES = {"numba": "compiled", "numpy": "numpy"}
 #: the objective whose numbers carry the paper's values and the unsuffixed quantity names
 PAPER_OBJECTIVE = "collocation"
 
@@ -110,8 +129,14 @@ class Settings:
         return int(round(self.noise_fraction * self.steps))
 
 
-def _positive(v: Any) -> bool:
-    return v > 0 and math.isfinite(v)
+@dataclass(frozen=True)
+class Plan:
+    """The checked config: the objectives in order, each one's settings, widths and teachers."""
+
+    objectives: list[str]
+    settings: dict[str, Settings]
+    widths: list[int]
+    teachers: list[int]
 
 
 def suffix(objective: str) -> str:
@@ -119,57 +144,98 @@ def suffix(objective: str) -> str:
     return "" if objective == PAPER_OBJECTIVE else f"_{objective}"
 
 
-def objectives(raw: Mapping[str, Any]) -> list[str]:
-    """``protocol.objective``: a name or a list of names of :data:`OBJECTIVES` (default all)."""
-    value = raw.get("protocol", {}).get("objective", list(OBJECTIVES))
+def _check_objectives(value: Any, ctx: Context) -> str | None:
     names = [value] if isinstance(value, str) else value
-    if (not isinstance(names, list) or not names or len(set(names)) != len(names)
-            or not all(isinstance(v, str) and v in OBJECTIVES for v in names)):
-        raise ConfigError(f"protocol.objective = {value!r} is invalid; expected one of "
-                          f"{', '.join(map(repr, OBJECTIVES))} or a list of them, each once")
-    return names
+    ok = (
+        bool(names)
+        and len(set(names)) == len(names)
+        and all(isinstance(v, str) and v in OBJECTIVES for v in names)
+    )
+    return (
+        None if ok else (f"one of {', '.join(map(repr, OBJECTIVES))}, or a list of them, each once")
+    )
 
 
-def settings(raw: Mapping[str, Any], objective: str = PAPER_OBJECTIVE) -> Settings:
-    """Check ``[model]``, ``[protocol]`` (with ``step_<objective>``) and ``[particles]``."""
-    require(raw, "model", "name", str, lambda v: v == "sphere_kernel", '"sphere_kernel"')
-    number = (int, float)
-    steps = require(raw, "protocol", "steps", int, lambda v: v >= 1, "an integer >= 1")
-    return Settings(
-        d=require(raw, "model", "d", int, lambda v: v >= 2, "an integer >= 2"),
-        alpha=float(require(raw, "model", "alpha", number, _positive, "a number > 0")),
-        steps=steps,
-        max_steps=require(raw, "protocol", "max_steps", int, lambda v: v >= steps,
-                          "an integer >= protocol.steps"),
-        flat_tolerance=float(require(raw, "protocol", "flat_tolerance", number, _positive,
-                                     "a number > 0")),
-        step=float(require(raw, "protocol", f"step_{objective}", number, _positive,
-                           "a number > 0")),
-        beta=float(require(raw, "protocol", "beta", number, lambda v: v > 0,
-                           "a number > 0 (inf: no noise)")),
-        noise_fraction=float(require(raw, "protocol", "noise_fraction", number,
-                                     lambda v: 0 <= v <= 1, "a number in [0, 1]")),
-        test_points=require(raw, "protocol", "test_points", int, lambda v: v >= 2,
-                            "an integer >= 2"),
-        records=require(raw, "protocol", "records", int, lambda v: v >= 2, "an integer >= 2"),
-        seed=require(raw, "particles", "seed", int, lambda v: v >= 0, "an integer >= 0"),
-        c_std=float(require(raw, "particles", "c_std", number,
-                            lambda v: v >= 0 and math.isfinite(v), "a number >= 0")),
-        engine=require(raw, "particles", "engine", str, lambda v: v in ENGINES,
-                       " or ".join(ENGINES)))
+def _step_key(objective: str) -> Field:
+    """``protocol.step_<objective>``: required when ``protocol.objective`` names it."""
+
+    def needed(ctx: Context) -> Any:
+        return REQUIRED if objective in ctx["protocol"]["objective"] else None
+
+    return Field(
+        ("float",),
+        f"the step of the {objective} flow (needed when protocol.objective names it)",
+        Derived(needed),
+        allowed("a finite float > 0", lambda v: 0 < v < INF),
+    )
 
 
-def study(raw: Mapping[str, Any]) -> tuple[list[int], list[int]]:
-    """The widths ``n`` and the teacher seeds ``0 .. teachers - 1`` of ``[study]``."""
-    widths = require(raw, "study", "n", list,
-                     lambda v: bool(v) and all(isinstance(k, int) and not isinstance(k, bool)
-                                               and k >= 1 for k in v),
-                     "a non-empty list of integers >= 1")
-    teachers = require(raw, "study", "teachers", int, lambda v: v >= 1, "an integer >= 1")
-    return sorted(set(widths)), list(range(teachers))
+def _at_least_steps(value: Any, ctx: Context) -> str | None:
+    return None if value >= ctx["protocol"]["steps"] else "an integer >= protocol.steps"
+
+
+KEYS: dict[str, dict[str, Field]] = {
+    "model": {
+        "name": Field(("string",), "the task", check=one_of("sphere_kernel")),
+        "d": int_at_least(2, "the dimension d of the sphere S^{d-1}(sqrt d)"),
+        "alpha": positive_float("the units' width: exp(-alpha |x - y|^2 / 2)"),
+    },
+    "study": {
+        "n": Field(
+            ("array",),
+            "the widths n",
+            check=allowed(
+                "a non-empty list of integers >= 1", lambda v: bool(v) and int_list(v, 1)
+            ),
+            convert=lambda v, ctx: sorted(set(v)),
+        ),
+        "teachers": int_at_least(1, "the teacher seeds 0 .. teachers - 1"),
+    },
+    "protocol": {
+        "objective": Field(
+            ("string", "array"),
+            "the flows run, in this order",
+            list(OBJECTIVES),
+            _check_objectives,
+            lambda v, ctx: [v] if isinstance(v, str) else list(v),
+        ),
+        "steps": int_at_least(1, "the steps of the first chunk"),
+        "max_steps": Field(
+            ("integer",),
+            "the cap on the steps of a run lengthened until flat",
+            check=_at_least_steps,
+        ),
+        "flat_tolerance": positive_float("flat: |final_trend| at most this"),
+        **{f"step_{name}": _step_key(name) for name in OBJECTIVES},
+        "beta": Field(
+            ("float",),
+            "the inverse temperature of the noise",
+            check=allowed("a float > 0 (inf: no noise)", lambda v: v > 0),
+        ),
+        "noise_fraction": Field(
+            ("float",),
+            "the noisy fraction of the first chunk",
+            check=allowed("a float in [0, 1]", lambda v: 0 <= v <= 1),
+        ),
+        "test_points": int_at_least(2, "Monte Carlo test points of the final loss"),
+        "records": int_at_least(2, "loss records in the first chunk"),
+    },
+    "particles": {
+        "seed": int_at_least(0, "the seed of the counter-based generator"),
+        "c_std": Field(
+            ("float",),
+            "the spread of the initial output weights c_i",
+            check=allowed("a finite float >= 0", lambda v: 0 <= v < INF),
+        ),
+        "engine": Field(
+            ("string",), "the loop: compiled or the array-API reference", check=one_of(*ENGINES)
+        ),
+    },
+}
 
 
 # ---------------------------------------------------------------------------- one job
+
 
 def run_job(config: str, objective: str, n: int, teacher: int) -> dict[str, np.ndarray]:
     """Train ``n`` units on teacher ``teacher`` by the flow of ``objective`` until flat.
@@ -186,29 +252,45 @@ def run_job(config: str, objective: str, n: int, teacher: int) -> dict[str, np.n
     task = SphereKernel(s.d, s.alpha, teacher).task(backend.asarray)
     rng = CounterRNG.from_seed(s.seed, teacher + 1, xp).select([teacher])
     state = init_state(task, rng, n, s.c_std, xp)
-    kwargs = {"step": s.step, "beta": s.beta, "noise_steps": s.noise_steps,
-              "objective": objective}
-    advance = (make_compiled_advance(task, rng, **kwargs) if s.engine == "numba"
-               else make_advance(make_kernel_gd(task, rng, xp, **kwargs)))
-    out = run_until_flat(task, state, xp, advance_fn=advance, first_steps=s.steps,
-                         max_steps=s.max_steps, flat_tolerance=s.flat_tolerance,
-                         n_records=s.records, extra=[s.noise_steps])
+    kwargs = {"step": s.step, "beta": s.beta, "noise_steps": s.noise_steps, "objective": objective}
+    advance = make_kernel_gd_advance(task, rng, xp, engine=ENGINES[s.engine], **kwargs)
+    out = run_until_flat(
+        task,
+        state,
+        xp,
+        advance_fn=advance,
+        first_steps=s.steps,
+        max_steps=s.max_steps,
+        flat_tolerance=s.flat_tolerance,
+        n_records=s.records,
+        extra=[s.noise_steps],
+    )
     final = out.state
     test = task.test_loss(final.c, final.y, rng, s.test_points, xp)
     return {
-        "record_steps": out.record_steps, "loss": out.loss[0],
-        "steps": np.int64(final.step), "converged": np.bool_(out.converged),
+        "record_steps": out.record_steps,
+        "loss": out.loss[0],
+        "steps": np.int64(final.step),
+        "converged": np.bool_(out.converged),
         "final_trend": np.float64(out.final_trend[0]),
         "loss_exact": to_numpy(task.loss(final.c, final.y, xp))[0],
-        "test_loss": to_numpy(test["loss"])[0], "test_loss_se": to_numpy(test["loss_se"])[0],
+        "test_loss": to_numpy(test["loss"])[0],
+        "test_loss_se": to_numpy(test["loss_se"])[0],
         "lambda_max": np.float64(top_eigenvalue(task, final, xp, objective)),
-        "c": to_numpy(final.c)[0], "y": to_numpy(final.y)[0],
-        "seconds": np.float64(time.perf_counter() - start)}
+        "c": to_numpy(final.c)[0],
+        "y": to_numpy(final.y)[0],
+        "seconds": np.float64(time.perf_counter() - start),
+    }
 
 
-def top_eigenvalue(task: SphereKernelTask, state: KernelState, xp: Any,
-                   objective: str = PAPER_OBJECTIVE, iterations: int = 200,
-                   eps: float = 1e-6) -> float:
+def top_eigenvalue(
+    task: SphereKernelTask,
+    state: KernelState,
+    xp: Any,
+    objective: str = PAPER_OBJECTIVE,
+    iterations: int = 200,
+    eps: float = 1e-6,
+) -> float:
     """Largest eigenvalue of the Jacobian of ``(c, y) -> N grad J`` (tangent ``y``), replica 0.
 
     ``J`` is the objective's energy (:meth:`SphereKernelTask.objective_gradient`). Power
@@ -240,40 +322,87 @@ def top_eigenvalue(task: SphereKernelTask, state: KernelState, xp: Any,
 
 # ---------------------------------------------------------------------------- the experiment
 
-def run(raw: dict, scale: str, out_dir: Path, options: Options) -> list[Row]:
-    """Run every ``(objective, n, teacher)`` job (cached), write ``results.csv`` and figures."""
-    names = objectives(raw)
-    all_settings = {name: settings(raw, name) for name in names}
-    widths, teachers = study(raw)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = [{"config": json.dumps(asdict(all_settings[name]), sort_keys=True),
-               "objective": name, "n": n, "teacher": t}
-              for name in names for n in widths for t in teachers]
-    started = time.perf_counter()
-    results = run_cached(run_job, params, out_dir / "runs", options)
-    jobs = {(p["objective"], p["n"], p["teacher"]): r
-            for p, r in zip(params, results, strict=True)}
-    rows = [row for name in names
-            for row in _rows(jobs, name, widths, teachers, all_settings[name])]
-    write_results(rows, out_dir / "results.csv")
-    from .rve_kernel_figures import plot_all  # noqa: PLC0415  (matplotlib only when plotting)
 
-    plot_all(jobs, names, widths, teachers, all_settings, out_dir, PAPER_LOSS, PAPER_FACTOR)
-    job_seconds = sum(float(r["seconds"]) for r in results)
-    options.report(f"{NAME} ({scale}): {len(results)} jobs, {job_seconds:.0f} s of job time, "
-                   f"{time.perf_counter() - started:.0f} s wall")
-    return rows
+class KernelExperiment(Experiment):
+    """One ``(objective, n, teacher)`` job each; rows per objective, suffixed (:func:`suffix`)."""
+
+    keys = KEYS
+    job = staticmethod(run_job)
+
+    def plan(self, raw: dict[str, Any]) -> Plan:
+        v = self.check(raw)
+        model, proto, particles = v["model"], v["protocol"], v["particles"]
+        settings = {
+            name: Settings(
+                d=model["d"],
+                alpha=model["alpha"],
+                steps=proto["steps"],
+                max_steps=proto["max_steps"],
+                flat_tolerance=proto["flat_tolerance"],
+                step=proto[f"step_{name}"],
+                beta=proto["beta"],
+                noise_fraction=proto["noise_fraction"],
+                test_points=proto["test_points"],
+                records=proto["records"],
+                seed=particles["seed"],
+                c_std=particles["c_std"],
+                engine=particles["engine"],
+            )
+            for name in proto["objective"]
+        }
+        return Plan(
+            proto["objective"], settings, v["study"]["n"], list(range(v["study"]["teachers"]))
+        )
+
+    def jobs(self, plan: Plan) -> list[dict[str, Any]]:
+        return [
+            {
+                "config": json.dumps(asdict(plan.settings[name]), sort_keys=True),
+                "objective": name,
+                "n": n,
+                "teacher": t,
+            }
+            for name in plan.objectives
+            for n in plan.widths
+            for t in plan.teachers
+        ]
+
+    def tabulate(self, plan: Plan, jobs: list[Job]) -> dict[tuple, Mapping[str, np.ndarray]]:
+        """The jobs' arrays keyed by ``(objective, n, teacher)``."""
+        return {(j.params["objective"], j.params["n"], j.params["teacher"]): j.out for j in jobs}
+
+    def rows(self, plan: Plan, table: Mapping) -> list[Row]:
+        return [
+            row
+            for name in plan.objectives
+            for row in _rows(table, name, plan.widths, plan.teachers, plan.settings[name])
+        ]
+
+    def figures(self, plan: Plan, table: Mapping, out_dir: Path) -> list[Path]:
+        from .rve_kernel_figures import plot_all  # noqa: PLC0415  (matplotlib when plotting)
+
+        return plot_all(
+            table,
+            plan.objectives,
+            plan.widths,
+            plan.teachers,
+            plan.settings,
+            out_dir,
+            PAPER_LOSS,
+            PAPER_FACTOR,
+        )
 
 
-def _table(jobs: Mapping, objective: str, widths: list[int], teachers: list[int],
-           key: str) -> np.ndarray:
+def _table(
+    jobs: Mapping, objective: str, widths: list[int], teachers: list[int], key: str
+) -> np.ndarray:
     """``(len(widths), len(teachers))`` array of the scalar ``key`` of every job."""
     return np.array([[float(jobs[objective, n, t][key]) for t in teachers] for n in widths])
 
 
-def _rows(jobs: Mapping, objective: str, widths: list[int], teachers: list[int],
-          s: Settings) -> list[Row]:
+def _rows(
+    jobs: Mapping, objective: str, widths: list[int], teachers: list[int], s: Settings
+) -> list[Row]:
     tag = suffix(objective)
     paper = objective == PAPER_OBJECTIVE
     rows = []
@@ -281,10 +410,18 @@ def _rows(jobs: Mapping, objective: str, widths: list[int], teachers: list[int],
     def spread(quantity: str, table: np.ndarray, with_paper: bool = False) -> None:
         for n, values in zip(widths, table, strict=True):
             value = PAPER_LOSS.get(n) if with_paper else None
-            rows.append(Row(NAME, quantity + tag, n, float(np.median(values)),
-                            float(values.min()), float(values.max()),
-                            value / PAPER_FACTOR if value else None,
-                            value * PAPER_FACTOR if value else None))
+            rows.append(
+                Row(
+                    NAME,
+                    quantity + tag,
+                    n,
+                    float(np.median(values)),
+                    float(values.min()),
+                    float(values.max()),
+                    value / PAPER_FACTOR if value else None,
+                    value * PAPER_FACTOR if value else None,
+                )
+            )
 
     test = _table(jobs, objective, widths, teachers, "test_loss")
     spread("loss", test, with_paper=paper)
@@ -294,8 +431,16 @@ def _rows(jobs: Mapping, objective: str, widths: list[int], teachers: list[int],
         rows.append(Row(NAME, "slope" + tag, None, slope, lo, hi, None, -1.0 if paper else None))
     trends = _table(jobs, objective, widths, teachers, "final_trend")
     for n, values in zip(widths, trends, strict=True):
-        rows.append(Row(NAME, "final_trend" + tag, n, float(np.max(np.abs(values))),
-                        float(values.min()), float(values.max())))
+        rows.append(
+            Row(
+                NAME,
+                "final_trend" + tag,
+                n,
+                float(np.max(np.abs(values))),
+                float(values.min()),
+                float(values.max()),
+            )
+        )
     spread("steps", _table(jobs, objective, widths, teachers, "steps"))
     converged = _table(jobs, objective, widths, teachers, "converged")
     for n, values in zip(widths, converged, strict=True):
@@ -307,8 +452,9 @@ def _rows(jobs: Mapping, objective: str, widths: list[int], teachers: list[int],
     return rows
 
 
-def median_slope(widths: np.ndarray, values: np.ndarray, n_boot: int = 2000,
-                 level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def median_slope(
+    widths: np.ndarray, values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """Slope of ``log median_t values[:, t]`` against ``log n``, with a bootstrap interval.
 
     The teachers are resampled with replacement jointly for every ``n`` (each teacher is one
@@ -328,8 +474,10 @@ def median_slope(widths: np.ndarray, values: np.ndarray, n_boot: int = 2000,
     return fit(values), float(lo), float(hi)
 
 
-EXPERIMENT = Experiment(
-    name=NAME,
-    title="Gaussian-kernel units on the 5-sphere learn the 3-spin energy: loss against n",
-    paper="Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 1 (Fig. 1)",
-    run=run)
+EXPERIMENT = register(
+    KernelExperiment(
+        NAME,
+        "Gaussian-kernel units on the 5-sphere learn the 3-spin energy: loss against n",
+        "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 1 (Fig. 1)",
+    )
+)

@@ -12,7 +12,7 @@ one count per width). Each (n, teacher) is
 one job of :func:`simulate_teacher`; the jobs are cached in ``DIR/runs`` (an interrupted run
 continues). The time step is not published; the configs give it in the paper's convention,
 ``protocol.dt`` (their ``Z <- Z - dt grad L_P``), and the engine runs ``particles.step = dt / 2``
-(:func:`meanfield.model.pspin.engine_step`; a ``particles.step`` in the config is an error, so
+(:func:`meanfield.model.rve.pspin.engine_step`; a ``particles.step`` in the config is an error, so
 that one number states the step). The shipped configs say which ``dt`` was chosen and why.
 
 Before the quench, the loss is recorded every ``sgd_steps / 20`` steps over the second half of
@@ -36,23 +36,43 @@ the loss and both residuals against ``n`` (their Fig. 3) and ``f``, ``f_n`` alon
 
 from __future__ import annotations
 
+import copy
 import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from meanfield.config import ConfigError, parse_config
-from meanfield.model.pspin import PSpin, engine_step, protocol_batches
+from meanfield.config import parse_config
+from meanfield.config.builders import build_particle_setup
+from meanfield.fields import (
+    INF,
+    ConfigError,
+    Context,
+    Field,
+    allowed,
+    int_at_least,
+    int_list,
+    positive_float,
+)
+from meanfield.model.rve.pspin import PSpin, engine_step, protocol_batches
 from particles.run import build_particle_run, simulate
 
 from ..fits import loglog_slope
-from .base import Experiment, Options, Row, require, run_cached, write_results
-from .rve_pspin_figures import plot_circles, plot_loss_curve, plot_scaling
+from .base import Experiment, Job, Row, register
 
-__all__ = ["EXPERIMENT", "EXPERIMENT_D25", "make_run", "simulate_teacher", "pre_quench_trend",
-           "post_quench_change", "protocol_batches"]
+__all__ = [
+    "EXPERIMENT",
+    "EXPERIMENT_D25",
+    "PSpinExperiment",
+    "Plan",
+    "simulate_teacher",
+    "pre_quench_trend",
+    "post_quench_change",
+    "protocol_batches",
+]
 
 #: the scales of these experiments: ``gpu`` adds n = 1024 and the paper's 10 teachers
 SCALES = ("small", "paper", "gpu")
@@ -65,16 +85,15 @@ FLAT_RECORDS = 41
 CIRCLES = ((0, 1), (2, 3))
 #: points along each great circle
 CIRCLE_POINTS = 361
-#: purpose tag of the test points of the final evaluation (independent of the frames' ones)
-PURPOSE_FINAL = 5
 
 
 def _record_steps(sgd_steps: int, quench_steps: int, log_records: int) -> list[int]:
     """Log-spaced steps up to the quench and through it, linear over the second half of each."""
     log = np.unique(np.geomspace(1, sgd_steps, log_records).astype(np.int64))
     flat = np.linspace(sgd_steps // 2, sgd_steps, FLAT_RECORDS).astype(np.int64)
-    quench = sgd_steps + np.unique(np.geomspace(1, quench_steps, max(4, log_records // 3))
-                                   .astype(np.int64))
+    quench = sgd_steps + np.unique(
+        np.geomspace(1, quench_steps, max(4, log_records // 3)).astype(np.int64)
+    )
     quench_flat = sgd_steps + np.linspace(quench_steps // 2, quench_steps, 11).astype(np.int64)
     return sorted({0, *log.tolist(), *flat.tolist(), *quench.tolist(), *quench_flat.tolist()})
 
@@ -95,8 +114,9 @@ def pre_quench_trend(steps: np.ndarray, loss: np.ndarray, sgd_steps: int) -> tup
     return float(slope * scale), float(se * scale)
 
 
-def post_quench_change(steps: np.ndarray, loss: np.ndarray, sgd_steps: int,
-                       quench_steps: int) -> float:
+def post_quench_change(
+    steps: np.ndarray, loss: np.ndarray, sgd_steps: int, quench_steps: int
+) -> float:
     """Relative change of the loss from the first record in the second half of the quench to
     the last: negative when the quench phase is still lowering the loss at its end."""
     late = np.nonzero(steps >= sgd_steps + quench_steps // 4)[0]
@@ -119,13 +139,20 @@ def simulate_teacher(config_toml: str, n: int, teacher: int, seed: int) -> dict[
     steps = _record_steps(sgd_steps, quench_steps, int(proto["log_records"]))
     times = [k * eps for k in steps]
     run_raw = {k: v for k, v in raw.items() if k != "protocol"}
-    overrides = [f"model.teacher_seed={teacher}", f"particles.n={n}", "particles.replicas=1",
-                 f"particles.seed={seed}", f"particles.batch={batch}",
-                 f"particles.quench_batch={quench_batch}",
-                 f"particles.quench_time={sgd_steps * eps!r}", "particles.keep_theta=true",
-                 f"dynamics.t_end={times[-1]!r}", f"dynamics.save_times={times!r}"]
+    overrides = [
+        f"model.teacher_seed={teacher}",
+        f"particles.n={n}",
+        "particles.replicas=1",
+        f"particles.seed={seed}",
+        f"particles.batch={batch}",
+        f"particles.quench_batch={quench_batch}",
+        f"particles.quench_time={sgd_steps * eps!r}",
+        "particles.keep_theta=true",
+        f"dynamics.t_end={times[-1]!r}",
+        f"dynamics.save_times={times!r}",
+    ]
     config = parse_config(run_raw, overrides)
-    frames = simulate(build_particle_run(config))
+    frames = simulate(build_particle_run(build_particle_setup(config)))
     theta = frames[-1].theta[0]
     model = PSpin(int(config.model["d"]), teacher)
     circles = _great_circles(model, theta)
@@ -152,92 +179,149 @@ def _great_circles(model: PSpin, theta: np.ndarray) -> tuple[np.ndarray, np.ndar
     return f, fn
 
 
-def _teachers(raw: dict, count: int) -> list[int]:
-    """``study.teachers``: one count for every width, or a list with one count per width."""
-    value = require(raw, "study", "teachers", (int, list), lambda v: (
-        v >= 1 if isinstance(v, int) else len(v) == count and all(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in v)),
-        f"a number of teachers >= 1, or a list of {count} such numbers (one per width)")
-    return [value] * count if isinstance(value, int) else list(value)
+def _check_teachers(value: Any, ctx: Context) -> str | None:
+    count = len(ctx["study"]["n"])
+    ok = value >= 1 if isinstance(value, int) else len(value) == count and int_list(value, 1)
+    return (
+        None
+        if ok
+        else (f"a number of teachers >= 1, or a list of {count} such numbers (one per width)")
+    )
 
 
-def _check(raw: dict) -> dict[str, Any]:
-    """The experiment's own keys (``[study]``, ``[protocol]``), with errors naming them."""
-    def positive_int(v: Any) -> bool:
-        return isinstance(v, int) and v >= 1
-
-    widths = require(raw, "study", "n", list, lambda v: len(v) >= 1 and all(
-        positive_int(x) and x >= 5 for x in v), "a non-empty list of widths n >= 5")
-    if "step" in raw.get("particles", {}):
-        raise ConfigError("invalid key 'particles.step': this reproduction takes its time step "
-                          "in the paper's convention, protocol.dt (the engine runs "
-                          "particles.step = dt / 2)")
-    return {
-        "dt": float(require(raw, "protocol", "dt", (int, float),
-                            lambda v: 0 < v < math.inf,
-                            "RVE's time step dt (Z <- Z - dt grad L_P), > 0")),
-        "d": require(raw, "model", "d", int, lambda v: v >= 1, "the input dimension, >= 1"),
-        "n": [int(v) for v in widths],
-        "teachers": _teachers(raw, len(widths)),
-        "sgd_steps": require(raw, "protocol", "sgd_steps", int, lambda v: v >= 20,
-                             "SGD steps before the quench, >= 20"),
-        "quench_steps": require(raw, "protocol", "quench_steps", int, positive_int,
-                                "steps of the quench, >= 1"),
-        "batch_divisor": require(raw, "protocol", "batch_divisor", int, positive_int,
-                                 "the divisor k of the batch floor(n / k), >= 1"),
-        "log_records": require(raw, "protocol", "log_records", int, lambda v: v >= 4,
-                               "log-spaced loss records before the quench, >= 4"),
-        "flat_tolerance": require(raw, "protocol", "flat_tolerance", float, lambda v: v > 0,
-                                  "the largest |relative change| over the second half of the "
-                                  "SGD phase that counts as converged, > 0"),
-        "figure_n": require(raw, "protocol", "figure_n", int, positive_int,
-                            "the width shown in the loss-against-step figure"),
-        "seed": require(raw, "particles", "seed", int, lambda v: v >= 0, "a seed >= 0"),
-    }
-
-
-def make_run(name: str) -> Any:
-    """The ``run`` of an :class:`Experiment` named ``name`` (its rows and figures carry it)."""
-
-    def run(raw: dict, scale: str, out_dir: Path, options: Options) -> list[Row]:
-        return _run(name, raw, out_dir, options)
-
-    return run
+KEYS: dict[str, dict[str, Field]] = {
+    "study": {
+        "n": Field(
+            ("array",),
+            "the widths n",
+            check=allowed(
+                "a non-empty list of widths n >= 5", lambda v: bool(v) and int_list(v, 5)
+            ),
+        ),
+        # one count for every width, or a list with one count per width
+        "teachers": Field(
+            ("integer", "array"),
+            "the teachers (networks) per width",
+            check=_check_teachers,
+            convert=lambda v, ctx: [v] * len(ctx["study"]["n"]) if isinstance(v, int) else list(v),
+        ),
+    },
+    "protocol": {
+        "dt": Field(
+            ("float",),
+            "RVE's time step dt (Z <- Z - dt grad L_P)",
+            check=allowed("a finite float > 0", lambda v: 0 < v < INF),
+        ),
+        "sgd_steps": int_at_least(20, "SGD steps before the quench"),
+        "quench_steps": int_at_least(1, "steps of the quench"),
+        "batch_divisor": int_at_least(1, "the divisor k of the batch floor(n / k)"),
+        "log_records": int_at_least(4, "log-spaced loss records before the quench"),
+        "flat_tolerance": positive_float(
+            "the largest |relative change| over the second half of "
+            "the SGD phase that counts as converged"
+        ),
+        "figure_n": int_at_least(1, "the width shown in the loss-against-step figure"),
+    },
+}
 
 
-def _run(name: str, raw: dict, out_dir: Path, options: Options) -> list[Row]:
-    """Run the experiment of config table ``raw``; write figures and ``results.csv``."""
-    proto = _check(raw)
-    raw.setdefault("particles", {})["step"] = engine_step(proto["dt"])
-    raw.setdefault("dynamics", {})
-    raw["dynamics"].update({"t_end": 1.0, "save_times": [0.0]})  # placeholders, set per job
-    parse_config({k: v for k, v in raw.items() if k not in ("study", "protocol")})  # checks
-    # the jobs' text leaves out [study]: another list of widths or teachers reuses the jobs done
-    # ... nor protocol.figure_n, which only picks the width the figures show
-    job_raw = {k: v for k, v in raw.items() if k != "study"}
-    job_raw["protocol"] = {k: v for k, v in raw["protocol"].items() if k != "figure_n"}
-    text = _dump(job_raw)
-    d = int(raw["model"]["d"])
-    params = [{"config_toml": text, "n": n, "teacher": k,
-               "seed": proto["seed"] + 1000 * k + n}
-              for n, count in sorted(zip(proto["n"], proto["teachers"], strict=True),
-                                     reverse=True) for k in range(count)]
-    options.report(f"{name}: d = {d}, n = {proto['n']}, teachers {proto['teachers']}, "
-                   f"{proto['sgd_steps']:g} + {proto['quench_steps']:g} steps of dt = "
-                   f"{proto['dt']:g} (particles.step = {raw['particles']['step']:g})")
-    results = run_cached(simulate_teacher, params, out_dir / "runs", options)
-    table = _tabulate(proto, params, results)
-    rows = _rows(name, table, d)
-    write_results(rows, out_dir / "results.csv")
-    figure_n = proto["figure_n"] if proto["figure_n"] in proto["n"] else max(proto["n"])
-    plot_loss_curve(table, figure_n, proto["sgd_steps"], out_dir / f"{name}-loss-vs-step.png")
-    plot_scaling(table, out_dir / f"{name}-scaling.png")
-    plot_circles(table, figure_n, CIRCLES, out_dir / f"{name}-great-circles.png")
-    for row in rows:
-        if row.quantity in ("slope_loss", "pre_quench_trend"):
-            options.report(f"  {row.quantity} {'' if row.x is None else f'n={row.x:g} '}"
-                           f"{row.ours:.4g} [{row.ours_low:.4g}, {row.ours_high:.4g}]")
-    return rows
+@dataclass(frozen=True)
+class Plan:
+    """The checked config: ``[protocol]``, the widths with their teacher counts, the jobs'
+    config text (the run sections and ``[protocol]`` but ``figure_n``) and what it sets."""
+
+    protocol: dict[str, Any]
+    widths: list[int]
+    teachers: list[int]
+    text: str
+    d: int
+    seed: int
+    step: float
+
+
+class PSpinExperiment(Experiment):
+    """One job per ``(n, teacher)``: :func:`simulate_teacher` through the whole protocol."""
+
+    keys = KEYS
+    run_sections = ("model", "init", "dynamics", "pde", "particles")
+    job = staticmethod(simulate_teacher)
+
+    def plan(self, raw: dict[str, Any]) -> Plan:
+        values = self.check(raw)
+        proto = values["protocol"]
+        if "step" in raw.get("particles", {}):
+            raise ConfigError(
+                "invalid key 'particles.step': this reproduction takes its time "
+                "step in the paper's convention, protocol.dt (the engine runs "
+                "particles.step = dt / 2)"
+            )
+        raw = copy.deepcopy(raw)
+        raw.setdefault("particles", {})["step"] = engine_step(proto["dt"])
+        raw.setdefault("dynamics", {})
+        raw["dynamics"].update({"t_end": 1.0, "save_times": [0.0]})  # placeholders, set per job
+        config = parse_config({k: v for k, v in raw.items() if k in self.run_sections})
+        # the jobs' text leaves out [study]: another list of widths or teachers reuses the jobs
+        # done ... nor protocol.figure_n, which only picks the width the figures show
+        job_raw = {k: v for k, v in raw.items() if k != "study"}
+        job_raw["protocol"] = {k: v for k, v in raw["protocol"].items() if k != "figure_n"}
+        return Plan(
+            proto,
+            values["study"]["n"],
+            values["study"]["teachers"],
+            _dump(job_raw),
+            int(config.model["d"]),
+            int(config.particles["seed"]),
+            raw["particles"]["step"],
+        )
+
+    def jobs(self, plan: Plan) -> list[dict[str, Any]]:
+        return [
+            {"config_toml": plan.text, "n": n, "teacher": k, "seed": plan.seed + 1000 * k + n}
+            for n, count in sorted(zip(plan.widths, plan.teachers, strict=True), reverse=True)
+            for k in range(count)
+        ]
+
+    def headline(self, plan: Plan) -> list[str]:
+        p = plan.protocol
+        return [
+            f"{self.name}: d = {plan.d}, n = {plan.widths}, teachers {plan.teachers}, "
+            f"{p['sgd_steps']:g} + {p['quench_steps']:g} steps of dt = {p['dt']:g} "
+            f"(particles.step = {plan.step:g})"
+        ]
+
+    def tabulate(self, plan: Plan, jobs: list[Job]) -> dict[str, Any]:
+        return _tabulate(plan, jobs)
+
+    def rows(self, plan: Plan, table: dict[str, Any]) -> list[Row]:
+        return _rows(self.name, table, plan.d)
+
+    def figures(self, plan: Plan, table: dict[str, Any], out_dir: Path) -> list[Path]:
+        from .rve_pspin_figures import (  # noqa: PLC0415  (matplotlib when plotting)
+            plot_circles,
+            plot_loss_curve,
+            plot_scaling,
+        )
+
+        n = (
+            plan.protocol["figure_n"]
+            if plan.protocol["figure_n"] in plan.widths
+            else max(plan.widths)
+        )
+        return [
+            plot_loss_curve(
+                table, n, plan.protocol["sgd_steps"], out_dir / f"{self.name}-loss-vs-step.png"
+            ),
+            plot_scaling(table, out_dir / f"{self.name}-scaling.png"),
+            plot_circles(table, n, CIRCLES, out_dir / f"{self.name}-great-circles.png"),
+        ]
+
+    def summary(self, plan: Plan, rows: list[Row]) -> list[str]:
+        return [
+            f"  {row.quantity} {'' if row.x is None else f'n={row.x:g} '}"
+            f"{row.ours:.4g} [{row.ours_low:.4g}, {row.ours_high:.4g}]"
+            for row in rows
+            if row.quantity in ("slope_loss", "pre_quench_trend")
+        ]
 
 
 def _dump(raw: dict) -> str:
@@ -246,20 +330,32 @@ def _dump(raw: dict) -> str:
     return tomli_w.dumps(raw)
 
 
-def _tabulate(proto: dict, params: list[dict], results: list[dict]) -> dict[str, Any]:
+def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
     """Per width: the teachers' curves and final values (host arrays)."""
-    table: dict[str, Any] = {"n": proto["n"], "by_n": {}, "d": proto["d"]}
-    for p, r in zip(params, results, strict=True):
-        entry = table["by_n"].setdefault(p["n"], {"curves": [], "final": {}, "trend": [],
-                                                  "circles": [], "pre": [],
-                                                  "post": [], "seconds": []})
+    proto = plan.protocol
+    table: dict[str, Any] = {"n": plan.widths, "by_n": {}, "d": plan.d}
+    for job in jobs:
+        p, r = job.params, job.out
+        entry = table["by_n"].setdefault(
+            p["n"],
+            {
+                "curves": [],
+                "final": {},
+                "trend": [],
+                "circles": [],
+                "pre": [],
+                "post": [],
+                "seconds": [],
+            },
+        )
         steps = r["steps"]
         entry["curves"].append((steps, r["loss"]))
         pre = int(np.searchsorted(steps, proto["sgd_steps"]))
         entry["pre"].append(float(r["loss"][pre]))
         entry["trend"].append(pre_quench_trend(steps, r["loss"], proto["sgd_steps"]))
-        entry["post"].append(post_quench_change(steps, r["loss"], proto["sgd_steps"],
-                                                proto["quench_steps"]))
+        entry["post"].append(
+            post_quench_change(steps, r["loss"], proto["sgd_steps"], proto["quench_steps"])
+        )
         entry["seconds"].append(float(r.get("job_seconds", np.nan)))
         for key in ("loss", "loss_se", "residual_pos", "residual_neg"):
             entry["final"].setdefault(key, []).append(float(r[key][-1]))
@@ -280,25 +376,74 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
         for key in ("loss", "residual_pos", "residual_neg", "loss_relative", "trivial"):
             v = np.array(entry["final"][key])
             paper = PAPER_LOSS_N256.get(d) if key == "loss" and n == 256 else None
-            rows.append(Row(name, key, n, float(np.median(v)), float(v.min()), float(v.max()),
-                            *(paper or (None, None))))
+            rows.append(
+                Row(
+                    name,
+                    key,
+                    n,
+                    float(np.median(v)),
+                    float(v.min()),
+                    float(v.max()),
+                    *(paper or (None, None)),
+                )
+            )
         pre = np.array(entry["pre"])
-        rows.append(Row(name, "loss_pre_quench", n, float(np.median(pre)), float(pre.min()),
-                        float(pre.max())))
+        rows.append(
+            Row(
+                name,
+                "loss_pre_quench",
+                n,
+                float(np.median(pre)),
+                float(pre.min()),
+                float(pre.max()),
+            )
+        )
         trend, se = np.array(entry["trend"]).T
-        rows.append(Row(name, "pre_quench_trend", n, float(np.median(trend)), float(trend.min()),
-                        float(trend.max())))
-        rows.append(Row(name, "pre_quench_trend_se", n, float(np.median(se)), float(se.min()),
-                        float(se.max())))
+        rows.append(
+            Row(
+                name,
+                "pre_quench_trend",
+                n,
+                float(np.median(trend)),
+                float(trend.min()),
+                float(trend.max()),
+            )
+        )
+        rows.append(
+            Row(
+                name,
+                "pre_quench_trend_se",
+                n,
+                float(np.median(se)),
+                float(se.min()),
+                float(se.max()),
+            )
+        )
         # flat: no fall larger than the tolerance is seen at about 95 % (trend + 2 se)
         flat = np.mean(trend + 2.0 * se >= -table["flat_tolerance"])
         rows.append(Row(name, "pre_quench_flat_fraction", n, float(flat)))
         post = np.array(entry["post"])
-        rows.append(Row(name, "post_quench_change", n, float(np.median(post)),
-                        float(post.min()), float(post.max())))
+        rows.append(
+            Row(
+                name,
+                "post_quench_change",
+                n,
+                float(np.median(post)),
+                float(post.min()),
+                float(post.max()),
+            )
+        )
         seconds = np.array(entry["seconds"])
-        rows.append(Row(name, "job_seconds", n, float(np.median(seconds)), float(seconds.min()),
-                        float(seconds.max())))
+        rows.append(
+            Row(
+                name,
+                "job_seconds",
+                n,
+                float(np.median(seconds)),
+                float(seconds.min()),
+                float(seconds.max()),
+            )
+        )
     if len(widths) >= 2:
         for key in ("loss", "residual_pos", "residual_neg"):
             values = [np.array(table["by_n"][n]["final"][key]) for n in table["n"]]
@@ -310,10 +455,19 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
     return rows
 
 
-EXPERIMENT = Experiment(
-    "rve-pspin", "sigmoid units learn the spherical 3-spin energy, d = 10: loss against n "
-    "(their Figs. 2-4)", "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2",
-    make_run("rve-pspin"), SCALES)
-EXPERIMENT_D25 = Experiment(
-    "rve-pspin-d25", "the same at d = 25 (their Fig. 2 inset: loss about 0.52 at n = 256)",
-    "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2", make_run("rve-pspin-d25"), SCALES)
+EXPERIMENT = register(
+    PSpinExperiment(
+        "rve-pspin",
+        "sigmoid units learn the spherical 3-spin energy, d = 10: loss against n (their Figs. 2-4)",
+        "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2",
+        scales=SCALES,
+    )
+)
+EXPERIMENT_D25 = register(
+    PSpinExperiment(
+        "rve-pspin-d25",
+        "the same at d = 25 (their Fig. 2 inset: loss about 0.52 at n = 256)",
+        "Rotskoff & Vanden-Eijnden, CPAM 2022, Experiment 2",
+        scales=SCALES,
+    )
+)

@@ -59,9 +59,11 @@ def plot_scaling(table: dict, path: Path) -> Path:
     """Their Fig. 3: the loss and both signed residuals against ``n``, log-log, one marker per
     teacher, the median joined, ``n^-1`` guides."""
     widths = np.array(table["n"], dtype=float)
-    keys = (("loss", r"test loss $\ell$"),
-            ("residual_pos", r"$\langle (f - f_n)\, 1_{f > 0}\rangle$"),
-            ("residual_neg", r"$\langle (f_n - f)\, 1_{f < 0}\rangle$"))
+    keys = (
+        ("loss", r"test loss $\ell$"),
+        ("residual_pos", r"$\langle (f - f_n)\, 1_{f > 0}\rangle$"),
+        ("residual_neg", r"$\langle (f_n - f)\, 1_{f < 0}\rangle$"),
+    )
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), constrained_layout=True)
     for ax, (key, label) in zip(axes, keys, strict=True):
         medians = []
@@ -69,8 +71,15 @@ def plot_scaling(table: dict, path: Path) -> Path:
             v = np.array(table["by_n"][n]["final"][key])
             medians.append(np.median(v))
             positive = v[v > 0]
-            ax.loglog(np.full(positive.size, n), positive, "o", ms=4, alpha=0.6, color="C0",
-                      label="one teacher" if n == table["n"][0] else None)
+            ax.loglog(
+                np.full(positive.size, n),
+                positive,
+                "o",
+                ms=4,
+                alpha=0.6,
+                color="C0",
+                label="one teacher" if n == table["n"][0] else None,
+            )
         medians = np.array(medians)
         if np.all(medians > 0):
             ax.loglog(widths, medians, "-", color="C1", lw=1.5, label="median")
@@ -88,8 +97,9 @@ def plot_circles(table: dict, n: int, circles: Sequence[tuple[int, int]], path: 
     ``x_j = sqrt(d) sin t`` (the first teacher at width ``n``)."""
     f, fn = table["by_n"][n]["circles"][0]
     t = np.linspace(0.0, 2.0 * np.pi, f.shape[-1])
-    fig, axes = plt.subplots(1, len(circles), figsize=(5.2 * len(circles), 3.6),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(circles), figsize=(5.2 * len(circles), 3.6), constrained_layout=True, squeeze=False
+    )
     for ax, fk, fnk, (i, j) in zip(axes[0], f, fn, circles, strict=True):
         ax.plot(t, fk, "k-", lw=1.5, label="target $f$")
         ax.plot(t, fnk, "C3--", lw=1.5, label=f"network $f_n$, n = {n}")

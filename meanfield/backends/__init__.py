@@ -20,5 +20,13 @@ from .arrays import (
     to_numpy,
 )
 
-__all__ = ["Backend", "get_backend", "available_backends", "to_numpy", "BackendError",
-           "checked_fusion", "FUSE_RTOL", "FUSION_STATUS"]
+__all__ = [
+    "Backend",
+    "get_backend",
+    "available_backends",
+    "to_numpy",
+    "BackendError",
+    "checked_fusion",
+    "FUSE_RTOL",
+    "FUSION_STATUS",
+]

@@ -19,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "get_backend", "available_backends", "to_numpy", "BackendError",
-           "checked_fusion", "FUSE_RTOL", "FUSION_STATUS"]
+__all__ = [
+    "Backend",
+    "get_backend",
+    "available_backends",
+    "to_numpy",
+    "BackendError",
+    "checked_fusion",
+    "FUSE_RTOL",
+    "FUSION_STATUS",
+]
 
 #: outcome of the first-call check of each fused kernel by name (``"fused"`` or ``"unfused"``),
 #: for ``meanfield info --selftest``
@@ -126,14 +134,16 @@ class Backend:
         return {"backend": self.name, "device": self.device}
 
 
-def checked_fusion(fused: Callable[..., Any], plain: Callable[..., Any], name: str
-                   ) -> Callable[..., Any]:
+def checked_fusion(
+    fused: Callable[..., Any], plain: Callable[..., Any], name: str
+) -> Callable[..., Any]:
     """``fused``, once its first call agrees with ``plain``; ``plain`` if it fails or differs.
 
     The first call runs both and compares every output (booleans and integers exactly, floats
     to :data:`FUSE_RTOL`, NaN equal to NaN); any exception from ``fused`` counts as a failure.
     The outcome is kept in ``wrapper.status`` (``"unchecked"``, ``"fused"`` or ``"unfused"``).
     """
+
     def outputs(value: Any) -> list[np.ndarray]:
         return [to_numpy(v) for v in (value if isinstance(value, tuple) else (value,))]
 
@@ -165,8 +175,11 @@ def checked_fusion(fused: Callable[..., Any], plain: Callable[..., Any], name: s
         wrapper.status = "fused" if good else "unfused"
         FUSION_STATUS[name] = wrapper.status
         if not good:
-            warnings.warn(f"fused kernel {name!r} not used ({reason}); running it unfused",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"fused kernel {name!r} not used ({reason}); running it unfused",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return want
 
     wrapper.status = "unchecked"

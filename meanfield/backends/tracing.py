@@ -25,13 +25,36 @@ from .arrays import Backend
 __all__ = ["TracingBackend", "Traced", "NotFusable", "ELEMENTWISE"]
 
 #: namespace functions a fused kernel may call (each is a ufunc in CuPy)
-ELEMENTWISE = ("where", "maximum", "minimum", "abs", "sign", "exp", "expm1", "log", "sqrt",
-               "isfinite", "ceil", "floor")
+ELEMENTWISE = (
+    "where",
+    "maximum",
+    "minimum",
+    "abs",
+    "sign",
+    "exp",
+    "expm1",
+    "log",
+    "sqrt",
+    "isfinite",
+    "ceil",
+    "floor",
+)
 
 #: namespace functions that make no new data (views and metadata): no launch on a GPU
-_FREE = frozenset({"reshape", "permute_dims", "matrix_transpose", "expand_dims", "squeeze",
-                   "broadcast_to",
-                   "isdtype", "result_type", "finfo", "iinfo"})
+_FREE = frozenset(
+    {
+        "reshape",
+        "permute_dims",
+        "matrix_transpose",
+        "expand_dims",
+        "squeeze",
+        "broadcast_to",
+        "isdtype",
+        "result_type",
+        "finfo",
+        "iinfo",
+    }
+)
 
 
 class NotFusable(TypeError):
@@ -39,12 +62,23 @@ class NotFusable(TypeError):
 
 
 _BINARY = {
-    "add": operator.add, "sub": operator.sub, "mul": operator.mul,
-    "truediv": operator.truediv, "pow": operator.pow, "and": operator.and_,
-    "or": operator.or_, "xor": operator.xor,
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "truediv": operator.truediv,
+    "pow": operator.pow,
+    "and": operator.and_,
+    "or": operator.or_,
+    "xor": operator.xor,
 }
-_COMPARE = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
-            "eq": operator.eq, "ne": operator.ne}
+_COMPARE = {
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+}
 _UNARY = {"neg": operator.neg, "pos": operator.pos, "invert": operator.invert}
 
 
@@ -53,8 +87,10 @@ def _value(x: Any) -> Any:
         return x.value
     if isinstance(x, bool | int | float):
         return x
-    raise NotFusable(f"a fused kernel received a {type(x).__name__}; only arrays and Python "
-                     "scalars can enter one")
+    raise NotFusable(
+        f"a fused kernel received a {type(x).__name__}; only arrays and Python "
+        "scalars can enter one"
+    )
 
 
 class Traced:
@@ -167,8 +203,11 @@ class TracingBackend(Backend):
         object.__setattr__(self, "counter", counter)
         object.__setattr__(self, "fused", fused)
         object.__setattr__(self, "_strict", array_api_strict)
-        super().__init__("array_api_strict", _CountingNamespace(array_api_strict, counter),
-                         "CPU (tracing the device path)")
+        super().__init__(
+            "array_api_strict",
+            _CountingNamespace(array_api_strict, counter),
+            "CPU (tracing the device path)",
+        )
 
     @property
     def host_scalars(self) -> bool:
@@ -191,8 +230,10 @@ class TracingBackend(Backend):
             outputs = out if isinstance(out, tuple) else (out,)
             for o in outputs:
                 if not isinstance(o, Traced):
-                    raise NotFusable(f"kernel {name!r} returned a {type(o).__name__}, "
-                                     "not an array computed from its inputs")
+                    raise NotFusable(
+                        f"kernel {name!r} returned a {type(o).__name__}, "
+                        "not an array computed from its inputs"
+                    )
             values = tuple(o.value for o in outputs)
             return values if isinstance(out, tuple) else values[0]
 
@@ -214,8 +255,18 @@ class TracingBackend(Backend):
 class _OperatorCount:
     """Patch the array class's operators to count while the context is open."""
 
-    NAMES = tuple(f"__{n}__" for n in (*_BINARY, *(f"r{n}" for n in _BINARY), *_COMPARE,
-                                       *_UNARY, "matmul", "rmatmul", "abs"))
+    NAMES = tuple(
+        f"__{n}__"
+        for n in (
+            *_BINARY,
+            *(f"r{n}" for n in _BINARY),
+            *_COMPARE,
+            *_UNARY,
+            "matmul",
+            "rmatmul",
+            "abs",
+        )
+    )
 
     def __init__(self, cls: type, counter: Counter) -> None:
         self._cls, self._counter, self._saved = cls, counter, {}
@@ -239,4 +290,3 @@ class _OperatorCount:
     def __exit__(self, *exc: object) -> None:
         for name, original in self._saved.items():
             setattr(self._cls, name, original)
-

@@ -34,5 +34,17 @@ from .parsing import (
     reduced_dim,
 )
 
-__all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "ConfigError",
-           "apply_overrides", "Derived", "Field", "load_config", "parse_config", "reduced_dim"]
+__all__ = [
+    "REQUIRED",
+    "SCHEMA",
+    "MODEL_SCHEMA",
+    "REDUCED_DIM",
+    "Config",
+    "ConfigError",
+    "apply_overrides",
+    "Derived",
+    "Field",
+    "load_config",
+    "parse_config",
+    "reduced_dim",
+]

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..io import create_file, last_checkpoint, truncate_frames, write_root_attrs
+from ..io import (
+    PDE_SUMMARY_ATTRS,
+    create_file,
+    last_checkpoint,
+    truncate_frames,
+    write_group_attrs,
+    write_root_attrs,
+)
 from ..pde.characteristics import (
     PointResume,
     integrate_points,
@@ -25,17 +32,22 @@ from ..pde.controller import ResumePoint, RunSummary, integrate
 from ..pde.trackers import Frame, InvariantTracker, MemoryTracker, ProgressTracker, StorageTracker
 from .builders import CharacteristicsSetup, PDESetup, build_pde_setup
 
-__all__ = ["run_pde", "run_pde_into", "pde_resume_point", "pde_is_complete", "SUMMARY_ATTRS",
-           "PDEFrames", "solve_in_memory"]
+__all__ = [
+    "run_pde",
+    "run_pde_into",
+    "pde_resume_point",
+    "pde_is_complete",
+    "PDEFrames",
+    "solve_in_memory",
+]
 
 GROUP = "pde"
 #: attributes of ``/pde`` written once the last frame is on disk
-SUMMARY_ATTRS = ("n_steps", "wall_time_s", "max_mass_error", "max_free_energy_rise",
-                 "min_density")
 
 
-def run_pde(config: Any, output: str | Path, *, force: bool = False,
-            progress: bool = True) -> RunSummary:
+def run_pde(
+    config: Any, output: str | Path, *, force: bool = False, progress: bool = True
+) -> RunSummary:
     """Integrate ``config``'s PDE and write group ``/pde`` of ``output``.
 
     Every output frame is flushed as it is written. An invariant violation raises
@@ -53,13 +65,19 @@ def run_pde(config: Any, output: str | Path, *, force: bool = False,
     """
     setup = build_pde_setup(config)
     with create_file(output, force=force) as f:
-        write_root_attrs(f, config_toml=config.to_toml(), seed=None,
-                         backend=setup.backend.name, device=setup.backend.device)
+        write_root_attrs(
+            f,
+            config_toml=config.to_toml(),
+            seed=None,
+            backend=setup.backend.name,
+            device=setup.backend.device,
+        )
         return run_pde_into(f, setup, progress=progress)
 
 
-def run_pde_into(f: Any, setup: PDESetup | CharacteristicsSetup, *, progress: bool = True,
-                 resume: bool = False) -> RunSummary:
+def run_pde_into(
+    f: Any, setup: PDESetup | CharacteristicsSetup, *, progress: bool = True, resume: bool = False
+) -> RunSummary:
     """Integrate ``setup`` into group ``/pde`` of the open HDF5 file ``f``.
 
     With ``resume``, a ``/pde`` group already in ``f`` is continued from its last complete
@@ -70,24 +88,42 @@ def run_pde_into(f: Any, setup: PDESetup | CharacteristicsSetup, *, progress: bo
         return _run_characteristics_into(f, setup, progress, resume)
     start = pde_resume_point(f, setup) if resume else None
     trackers = [InvariantTracker(), StorageTracker(f, GROUP), ProgressTracker(enabled=progress)]
-    summary = integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
-                        time_change=setup.time_change, cfl=setup.cfl, trackers=trackers,
-                        dtype=setup.dtype, resume=start)
+    summary = integrate(
+        setup.pde,
+        setup.rho0,
+        setup.save_times,
+        setup.backend,
+        time_change=setup.time_change,
+        cfl=setup.cfl,
+        trackers=trackers,
+        dtype=setup.dtype,
+        resume=start,
+    )
     invariants = trackers[0]
-    f[GROUP].attrs.update(dict(zip(SUMMARY_ATTRS, (
-        summary.n_steps, summary.wall_time, invariants.max_mass_error,
-        invariants.max_energy_rise, invariants.min_density), strict=True)))
+    assert isinstance(invariants, InvariantTracker)
+    write_group_attrs(
+        f[GROUP],
+        dict(
+            zip(
+                PDE_SUMMARY_ATTRS,
+                (
+                    summary.n_steps,
+                    summary.wall_time,
+                    invariants.max_mass_error,
+                    invariants.max_energy_rise,
+                    invariants.min_density,
+                ),
+                strict=True,
+            )
+        ),
+    )
     f.flush()
     return summary
 
 
-#: attributes of a characteristics run's ``/pde`` besides :data:`SUMMARY_ATTRS`
-POINT_ATTRS = ("method", "max_outside_mass", "n_points", "refinement_passes", "points_per_pass",
-               "refinement_converged", "refinement_reason", "refinement_risk_change")
-
-
-def _run_characteristics_into(f: Any, setup: CharacteristicsSetup, progress: bool,
-                              resume: bool) -> RunSummary:
+def _run_characteristics_into(
+    f: Any, setup: CharacteristicsSetup, progress: bool, resume: bool
+) -> RunSummary:
     """The characteristics solver into ``/pde``: its passes, then the final pass's frames.
 
     A refined run writes its frames once its last pass is done (the passes rerun from
@@ -100,20 +136,35 @@ def _run_characteristics_into(f: Any, setup: CharacteristicsSetup, progress: boo
             return _resume_points(f, setup, start, storage, progress)
     refinement = setup.refinement
     run = solve_with_refinement(
-        setup.pde, setup.rule, setup.save_times, setup.backend, setup.grid,
-        time_change=setup.time_change, refinement=refinement, trackers=[storage],
-        pass_trackers=lambda p: [ProgressTracker(enabled=progress, desc=f"pde pass {p}"
-                                                 if refinement.enabled else "pde")])
+        setup.pde,
+        setup.rule,
+        setup.save_times,
+        setup.backend,
+        setup.grid,
+        time_change=setup.time_change,
+        refinement=refinement,
+        trackers=[storage],
+        pass_trackers=lambda p: [
+            ProgressTracker(enabled=progress, desc=f"pde pass {p}" if refinement.enabled else "pde")
+        ],
+    )
     final = run.passes[-1]
     summary = run.summary
     wall = sum(p.seconds for p in run.passes)
-    f[GROUP].attrs.update({
-        "n_steps": summary.n_steps, "wall_time_s": wall,
-        "max_mass_error": abs(float(np.sum(run.weights)) - 1.0),
-        "max_free_energy_rise": final.max_free_energy_rise,
-        "max_outside_mass": final.max_outside_mass,
-        "min_density": float(min(np.min(fr.density) for fr in run.frames)),
-        "method": "characteristics", "n_points": int(run.weights.size), **run.report()})
+    write_group_attrs(
+        f[GROUP],
+        {
+            "n_steps": summary.n_steps,
+            "wall_time_s": wall,
+            "max_mass_error": abs(float(np.sum(run.weights)) - 1.0),
+            "max_free_energy_rise": final.max_free_energy_rise,
+            "max_outside_mass": final.max_outside_mass,
+            "min_density": float(min(np.min(fr.density) for fr in run.frames)),
+            "method": "characteristics",
+            "n_points": int(run.weights.size),
+            **run.report(),
+        },
+    )
     f.flush()
     return summary
 
@@ -127,34 +178,74 @@ def _point_resume(f: Any, setup: CharacteristicsSetup) -> PointResume | None:
         return None
     truncate_frames(group, point.index + 1)
     state = {key: float(value) for key, value in point.state.items()}
-    return PointResume(point.index, group["points"][point.index], state["tau"],
-                       int(group["step"][point.index]), state["h"],
-                       float(group["dt"][point.index]))
+    return PointResume(
+        point.index,
+        group["points"][point.index],
+        state["tau"],
+        int(group["step"][point.index]),
+        state["h"],
+        float(group["dt"][point.index]),
+    )
 
 
-def _resume_points(f: Any, setup: CharacteristicsSetup, start: PointResume, storage: Any,
-                   progress: bool) -> RunSummary:
+def _resume_points(
+    f: Any, setup: CharacteristicsSetup, start: PointResume, storage: Any, progress: bool
+) -> RunSummary:
     group = f[GROUP]
     weights, points0 = group["weights"][()], group["points"][0]
     quantiles = group["quantiles"][()] if "quantiles" in group else None
     invariants = setup.pde.invariants()
-    invariants.set_state({key: float(group.attrs.get(key, 0.0))
-                          for key in ("max_free_energy_rise", "max_outside_mass")})
-    summary = integrate_points(setup.pde, points0, weights, setup.save_times, setup.backend,
-                               setup.grid, time_change=setup.time_change, resume=start,
-                               quantiles=quantiles,
-                               trackers=[invariants, storage, ProgressTracker(enabled=progress)])
+    invariants.set_state(
+        {
+            key: float(group.attrs.get(key, 0.0))
+            for key in ("max_free_energy_rise", "max_outside_mass")
+        }
+    )
+    summary = integrate_points(
+        setup.pde,
+        points0,
+        weights,
+        setup.save_times,
+        setup.backend,
+        setup.grid,
+        time_change=setup.time_change,
+        resume=start,
+        quantiles=quantiles,
+        trackers=[invariants, storage, ProgressTracker(enabled=progress)],
+    )
     if "refinement_passes" not in group.attrs:  # a streamed run: one pass, no refinement
-        group.attrs.update(refinement_report(
-            [PassReport(int(weights.size), summary.n_steps, group["risk"][()], math.nan, 0,
-                        summary.wall_time, invariants.max_free_energy_rise,
-                        invariants.max_outside_mass)], False, SINGLE_PASS))
-    group.attrs.update({"n_steps": summary.n_steps, "wall_time_s": summary.wall_time,
-                        "max_mass_error": abs(float(np.sum(weights)) - 1.0),
-                        "max_free_energy_rise": invariants.max_free_energy_rise,
-                        "max_outside_mass": invariants.max_outside_mass,
-                        "min_density": float(np.min(group["density"][()])),
-                        "method": "characteristics", "n_points": int(weights.size)})
+        write_group_attrs(
+            group,
+            refinement_report(
+                [
+                    PassReport(
+                        int(weights.size),
+                        summary.n_steps,
+                        group["risk"][()],
+                        math.nan,
+                        0,
+                        summary.wall_time,
+                        invariants.max_free_energy_rise,
+                        invariants.max_outside_mass,
+                    )
+                ],
+                False,
+                SINGLE_PASS,
+            ),
+        )
+    write_group_attrs(
+        group,
+        {
+            "n_steps": summary.n_steps,
+            "wall_time_s": summary.wall_time,
+            "max_mass_error": abs(float(np.sum(weights)) - 1.0),
+            "max_free_energy_rise": invariants.max_free_energy_rise,
+            "max_outside_mass": invariants.max_outside_mass,
+            "min_density": float(np.min(group["density"][()])),
+            "method": "characteristics",
+            "n_points": int(weights.size),
+        },
+    )
     f.flush()
     return summary
 
@@ -188,23 +279,36 @@ class PDEFrames:
         weights (characteristics), or the cell centres and masses (grid)."""
         frame = self.frames[index]
         if self.run is not None:
+            assert frame.points is not None, "a characteristics frame holds its points"
             return frame.points, self.run.weights
         grid = self.setup.grid
         return grid.points(), np.asarray(frame.density).reshape(-1) * grid.cell_volume
 
 
-def solve_in_memory(setup: PDESetup | CharacteristicsSetup, *, progress: bool = False
-                    ) -> PDEFrames:
+def solve_in_memory(setup: PDESetup | CharacteristicsSetup, *, progress: bool = False) -> PDEFrames:
     """Run ``setup``'s PDE and keep its frames in memory (studies, reproductions)."""
     if isinstance(setup, CharacteristicsSetup):
         run = solve_with_refinement(
-            setup.pde, setup.rule, setup.save_times, setup.backend, setup.grid,
-            time_change=setup.time_change, refinement=setup.refinement,
-            pass_trackers=lambda p: [ProgressTracker(enabled=progress, desc=f"pde pass {p}")])
+            setup.pde,
+            setup.rule,
+            setup.save_times,
+            setup.backend,
+            setup.grid,
+            time_change=setup.time_change,
+            refinement=setup.refinement,
+            pass_trackers=lambda p: [ProgressTracker(enabled=progress, desc=f"pde pass {p}")],
+        )
         return PDEFrames(setup, list(run.frames), run)
     mem = MemoryTracker()
-    integrate(setup.pde, setup.rho0, setup.save_times, setup.backend,
-              time_change=setup.time_change, cfl=setup.cfl, trackers=[mem])
+    integrate(
+        setup.pde,
+        setup.rho0,
+        setup.save_times,
+        setup.backend,
+        time_change=setup.time_change,
+        cfl=setup.cfl,
+        trackers=[mem],
+    )
     return PDEFrames(setup, mem.frames)
 
 
@@ -231,8 +335,14 @@ def pde_resume_point(f: Any, setup: PDESetup) -> ResumePoint | None:
         return None
     truncate_frames(group, point.index + 1)
     state = {key: float(value) for key, value in point.state.items()}
-    return ResumePoint(point.index, group["density"][point.index], state.pop("tau"),
-                       int(group["step"][point.index]), float(group["dt"][point.index]), state)
+    return ResumePoint(
+        point.index,
+        group["density"][point.index],
+        state.pop("tau"),
+        int(group["step"][point.index]),
+        float(group["dt"][point.index]),
+        state,
+    )
 
 
 def pde_is_complete(f: Any, save_times: Any) -> bool:
@@ -240,5 +350,8 @@ def pde_is_complete(f: Any, save_times: Any) -> bool:
     if GROUP not in f:
         return False
     point = last_checkpoint(f[GROUP], save_times)
-    return (point is not None and point.index == len(save_times) - 1
-            and all(key in f[GROUP].attrs for key in SUMMARY_ATTRS))
+    return (
+        point is not None
+        and point.index == len(save_times) - 1
+        and all(key in f[GROUP].attrs for key in PDE_SUMMARY_ATTRS)
+    )

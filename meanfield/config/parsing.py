@@ -21,17 +21,17 @@ Examples
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import tomli_w
 
+from ..fields import AXES, resolve_value, unknown_key
 from ..model.registry import builtin_entries, model_entry
-from ..fields import AXES
 from .schema import (
     MODEL_SCHEMA,
     REDUCED_DIM,
@@ -48,31 +48,25 @@ from .schema import (
     short_repr,
     toml_kind,
 )
+from .shipped import resolve_config
 
-__all__ = ["REQUIRED", "SCHEMA", "MODEL_SCHEMA", "REDUCED_DIM", "Config", "ConfigError",
-           "apply_overrides",
-           "Derived", "Field", "load_config", "parse_config", "reduced_dim"]
+__all__ = [
+    "REQUIRED",
+    "SCHEMA",
+    "MODEL_SCHEMA",
+    "REDUCED_DIM",
+    "Config",
+    "ConfigError",
+    "apply_overrides",
+    "Derived",
+    "Field",
+    "load_config",
+    "parse_config",
+    "reduced_dim",
+]
 
 
 # ----------------------------------------------------------------------------- resolution
-
-
-def _resolve_value(where: str, spec: Field, value: Any, ctx: Context) -> Any:
-    """Type-check, check and convert one raw value of key ``where``."""
-    kind = toml_kind(value)
-    if kind == "integer" and "float" in spec.types and "integer" not in spec.types:
-        try:
-            value, kind = float(value), "float"
-        except OverflowError:
-            raise ConfigError(f"invalid value for {where!r}: {short_repr(value)}; "
-                              "allowed: a float-sized number") from None
-    if kind not in spec.types:
-        raise ConfigError(f"wrong type for {where!r}: got {kind} {short_repr(value)}, "
-                          f"expected {' or '.join(spec.types)}")
-    message = spec.check(value, ctx) if spec.check is not None else None
-    if message is not None:
-        raise ConfigError(f"invalid value for {where!r}: {short_repr(value)}; allowed: {message}")
-    return spec.convert(value, ctx) if spec.convert is not None else value
 
 
 def _reject_unknown(section: str, raw: Mapping, fields: Mapping, model_name: str) -> None:
@@ -82,12 +76,11 @@ def _reject_unknown(section: str, raw: Mapping, fields: Mapping, model_name: str
         where = f"{section}.{key}"
         owners = [m for m, entry in builtin_entries().items() if key in entry.fields(section)]
         if owners:
-            raise ConfigError(f"key {where!r} is not used by model {model_name!r} "
-                              f"(it belongs to model {', '.join(owners)})")
-        close = difflib.get_close_matches(str(key), list(fields), n=1)
-        hint = f"did you mean '{section}.{close[0]}'?" if close else (
-            f"allowed keys in [{section}]: " + ", ".join(fields))
-        raise ConfigError(f"unknown key {where!r}; {hint}")
+            raise ConfigError(
+                f"key {where!r} is not used by model {model_name!r} "
+                f"(it belongs to model {', '.join(owners)})"
+            )
+        raise unknown_key(section, key, fields)
 
 
 def _resolve_section(section: str, raw: Mapping, model_name: str, ctx: Context) -> dict:
@@ -105,7 +98,7 @@ def _resolve_section(section: str, raw: Mapping, model_name: str, ctx: Context) 
             value = spec.default.fn(ctx)
         else:
             value = spec.default
-        out[key] = _resolve_value(where, spec, value, ctx)
+        out[key] = resolve_value(where, spec, value, ctx)
     return out
 
 
@@ -113,12 +106,14 @@ def _check_sections(data: Mapping) -> None:
     for name, value in data.items():
         if name not in SECTION_ORDER:
             close = difflib.get_close_matches(str(name), SECTION_ORDER, n=1)
-            hint = f"did you mean [{close[0]}]?" if close else "allowed: " + ", ".join(
-                SECTION_ORDER)
+            hint = (
+                f"did you mean [{close[0]}]?" if close else "allowed: " + ", ".join(SECTION_ORDER)
+            )
             raise ConfigError(f"unknown section {name!r}; {hint}")
         if not isinstance(value, Mapping):
-            raise ConfigError(f"wrong type for section [{name}]: got {toml_kind(value)}, "
-                              "expected table")
+            raise ConfigError(
+                f"wrong type for section [{name}]: got {toml_kind(value)}, expected table"
+            )
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigError(f"missing required section [{name}]")
@@ -162,8 +157,8 @@ class _FrozenDict(dict):
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("configuration values are read-only")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
-    __ior__ = _readonly
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple:
         return (_FrozenDict, (dict(self),))
@@ -246,17 +241,18 @@ def parse_config(data: Mapping[str, Any], overrides: Iterable[str] = ()) -> Conf
     data = apply_overrides(data, overrides)
     _check_sections(data)
     if "name" not in data["model"]:
-        raise ConfigError("missing required key 'model.name' (one of "
-                          f"{', '.join(builtin_entries())}, or 'package.module:Attribute')")
-    model_name = _resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
+        raise ConfigError(
+            "missing required key 'model.name' (one of "
+            f"{', '.join(builtin_entries())}, or 'package.module:Attribute')"
+        )
+    model_name = resolve_value("model.name", SCHEMA["model"]["name"], data["model"]["name"], {})
     _check_offers(model_name, data)
     ctx: Context = {AXES: {"count": model_entry(model_name).n_axes}}
     for section in SECTION_ORDER:
         if section in data:
             _resolve_section(section, data[section], model_name, ctx)
     _check_combinations(ctx)
-    return Config(**{name: _section_proxy(values) for name, values in ctx.items()
-                     if name != AXES})
+    return Config(**{name: _section_proxy(values) for name, values in ctx.items() if name != AXES})
 
 
 def _check_offers(model_name: str, data: Mapping) -> None:
@@ -264,11 +260,11 @@ def _check_offers(model_name: str, data: Mapping) -> None:
     entry = model_entry(model_name)
     if not entry.pde and "pde" in data:
         why = f" ({entry.no_pde_reason})" if entry.no_pde_reason else ""
-        raise ConfigError(f"model.name = {model_name!r} has no PDE{why}: remove the [pde] "
-                          "section")
+        raise ConfigError(f"model.name = {model_name!r} has no PDE{why}: remove the [pde] section")
     if not entry.particles and "particles" in data:
-        raise ConfigError(f"model.name = {model_name!r} has no particles: remove the "
-                          "[particles] section")
+        raise ConfigError(
+            f"model.name = {model_name!r} has no particles: remove the [particles] section"
+        )
 
 
 def _check_combinations(ctx: Context) -> None:
@@ -286,19 +282,25 @@ def _check_combinations(ctx: Context) -> None:
     if particles and particles["quench_batch"] > 0:
         t_end = ctx["dynamics"]["t_end"]
         if not 0 < particles["quench_time"] < t_end:
-            raise ConfigError(f"invalid value for 'particles.quench_time': "
-                              f"{particles['quench_time']}; allowed: 0 < quench_time < "
-                              f"dynamics.t_end = {t_end}")
+            raise ConfigError(
+                f"invalid value for 'particles.quench_time': "
+                f"{particles['quench_time']}; allowed: 0 < quench_time < "
+                f"dynamics.t_end = {t_end}"
+            )
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+def load_config(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Config:
     """Read a TOML run configuration from ``path`` and validate it (see :func:`parse_config`).
+
+    ``path`` may also name a shipped config without ``.toml`` (``"mmn-isotropic"``, see
+    :func:`~meanfield.config.shipped.resolve_config`).
 
     Raises
     ------
     ConfigError
         When the file cannot be read, is not valid TOML, or fails validation.
     """
+    path = resolve_config(path)
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

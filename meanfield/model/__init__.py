@@ -6,10 +6,8 @@ import; importing this package imports them all, which fills the registry
 """
 
 from .activations import ACTIVATIONS, PiecewiseLinear, activation_from_spec
-from .mmn.anisotropic import AnisotropicGaussians
 from .base import KernelFeatures, ReducedModel
 from .cosine import CosineInteraction
-from .mmn.isotropic import IsotropicGaussians
 from .laws import (
     GridTooSmallError,
     NormalLaw,
@@ -18,10 +16,12 @@ from .laws import (
     ScaledChiPairLaw,
     initial_density,
 )
-from .rve.pspin import PSpin, PSpinTask
-from .registry import ModelEntry, Tolerance, builtin_entries, model_entry, register
+from .mmn.anisotropic import AnisotropicGaussians
+from .mmn.isotropic import IsotropicGaussians
 from .mmn.relu_isotropic import ReluIsotropic, ReluIsotropicLaw
 from .mmn.relu_selection import ReluSelection
+from .registry import ModelEntry, Tolerance, builtin_entries, model_entry, register
+from .rve.pspin import PSpin, PSpinTask
 from .solvable import (
     FeatureModel,
     LinearUnit,
@@ -29,8 +29,8 @@ from .solvable import (
     linear_unit_moments,
     ou_moments,
 )
-from .teacher_student.model import TeacherNetwork, TeacherStudent
 from .teacher_student.entry import ENTRY as _TEACHER_STUDENT_ENTRY  # noqa: F401 (registers)
+from .teacher_student.model import TeacherNetwork, TeacherStudent
 
 __all__ = [
     "ACTIVATIONS",

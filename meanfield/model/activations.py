@@ -124,7 +124,8 @@ class PiecewiseLinear:
         Notes
         -----
         For ``k >= 2``, ``F_k(a) = a sum_i J_i psi_{k-2}(t_i / a) / sqrt(k (k - 1))`` with the
-        bounded Hermite functions ``psi_n`` of :func:`~meanfield.model.integrals.hermite.hermite_functions`.
+        bounded Hermite functions ``psi_n`` of
+        :func:`~meanfield.model.integrals.hermite.hermite_functions`.
         At ``a = 0``, ``s(aG) = s(0)`` is constant: ``F_0 = s(0)`` and ``F_k = 0``.
         """
         bk = backend or NUMPY
@@ -206,8 +207,9 @@ class PiecewiseLinear:
 
     def pieces(self) -> ActivationPieces:
         """The knots and slope jumps, for the compiled particle engine."""
-        return ActivationPieces("piecewise_linear", self.t.copy(), self.jumps.copy(),
-                                self.left_value)
+        return ActivationPieces(
+            "piecewise_linear", self.t.copy(), self.jumps.copy(), self.left_value
+        )
 
     def _knot_jumps(self) -> list[tuple[float, float]]:
         return list(zip(self.t.tolist(), self.jumps.tolist(), strict=True))

@@ -1,4 +1,6 @@
-"""The interface a model offers the PDE solver: V and a low-rank U on reduced coordinates."""
+"""The interfaces a model offers: the PDE solver (V and a low-rank U on reduced coordinates,
+:class:`ReducedModel`) and the compiled particle engine (its pieces,
+:class:`ParticleEngineModel`)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-__all__ = ["KernelFeatures", "ReducedModel", "FullSpaceModel", "memoized"]
+if TYPE_CHECKING:
+    from .pieces import EnginePieces
+
+__all__ = ["KernelFeatures", "ReducedModel", "FullSpaceModel", "ParticleEngineModel", "memoized"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -48,6 +53,7 @@ class KernelFeatures:
 
     @property
     def n_features(self) -> int:
+        """Number of features (the rank of the factorisation)."""
         return int(self.weights.shape[0])
 
     def matrix(self, other: KernelFeatures | None = None) -> np.ndarray:
@@ -87,8 +93,9 @@ class ReducedModel(ABC):
         """``V`` at reduced points of shape ``(n_points, ndim)``; returns ``(n_points,)``."""
 
     @abstractmethod
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         """Low-rank factorisation of ``U`` on ``points`` (shape ``(n_points, ndim)``).
 
         ``scale_points`` (default ``points``) fixes the truncation, so two calls with the same
@@ -136,3 +143,27 @@ class FullSpaceModel(ReducedModel):
     def reduce(self, theta: Any, xp: Any) -> Any:
         """The identity: particles and PDE share the coordinates ``theta``."""
         return theta
+
+
+@runtime_checkable
+class ParticleEngineModel(Protocol):
+    """What a model offers the compiled particle engine (``particles.engine``): its pieces.
+
+    A compiled kernel cannot call a model's array methods, so the model describes its unit, its
+    data law and its kernel with the plain records of :mod:`meanfield.model.pieces`, all at once:
+
+    * ``engine_pieces()`` returns an :class:`~meanfield.model.pieces.EnginePieces`; each method
+      runs on the compiled kernel whose records are given (``particles.engine.select_engine``
+      says which, or why none), and on the NumPy steps otherwise. One-pass SGD needs ``unit``
+      and ``data``; ``gd`` needs ``separable``, ``unit`` with ``nodes``, or ``pairs``.
+    * With ``DataPieces("host")`` the engine draws no data itself: it calls the model's own
+      ``sample_data(rng, counter, batch, xp)`` (the particle protocol of
+      :mod:`meanfield.model.registry`) once per chunk of steps, exactly as the NumPy steps do.
+
+    The array methods of the model stay the reference: the engine must follow them to round-off
+    from the same random numbers, and a model that offers pieces should be tested so.
+    """
+
+    def engine_pieces(self) -> EnginePieces:
+        """The records of :mod:`meanfield.model.pieces` this model offers the engine."""
+        ...

@@ -23,7 +23,7 @@ from ..fields import Field, allowed, finite_float, one_of
 from ..grid import Grid
 from .base import FullSpaceModel, KernelFeatures
 from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law
-from .pieces import SeparablePieces
+from .pieces import EnginePieces, SeparablePieces
 from .registry import ModelEntry, register
 from .solvable import _axis_names
 
@@ -81,8 +81,9 @@ class CosineInteraction(FullSpaceModel):
 
     def __post_init__(self) -> None:
         if not self.coupling >= 0.0:
-            raise ValueError(f"coupling must be >= 0 (U positive semi-definite), got "
-                             f"{self.coupling}")
+            raise ValueError(
+                f"coupling must be >= 0 (U positive semi-definite), got {self.coupling}"
+            )
         if not self.quartic >= 0.0:
             raise ValueError(f"quartic must be >= 0, got {self.quartic}")
         if int(self.ndim) < 1:
@@ -107,22 +108,29 @@ class CosineInteraction(FullSpaceModel):
     def potential(self, points: np.ndarray) -> np.ndarray:
         return np.sum(self._v(np.asarray(points, dtype=np.float64)), axis=-1)
 
+    def engine_pieces(self) -> EnginePieces:
+        """No data: every method runs the separable kernel."""
+        return EnginePieces(separable=self.separable_pieces())
+
     def separable_pieces(self) -> SeparablePieces:
         """``V = sum_a (q/4 x^4 + k/2 x^2 + b x)``, ``U = J sum_a cos(x_a - x'_a)``."""
         poly = np.zeros((self.ndim, 5))
         poly[:, 1], poly[:, 2], poly[:, 4] = self.tilt, 0.5 * self.quadratic, 0.25 * self.quartic
-        return SeparablePieces(poly, np.zeros(self.ndim), np.full(self.ndim, self.coupling),
-                               self.r_sharp)
+        return SeparablePieces(
+            poly, np.zeros(self.ndim), np.full(self.ndim, self.coupling), self.r_sharp
+        )
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         """Columns ``cos theta_0, sin theta_0, cos theta_1, ...``, all of weight ``J``."""
         points = np.asarray(points, dtype=np.float64)
         features = np.stack([np.cos(points), np.sin(points)], axis=-1).reshape(len(points), -1)
         return KernelFeatures(features, np.full(2 * self.ndim, float(self.coupling)))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """Gradients of the columns of :meth:`kernel_features`: ``(n, 2 ndim, ndim)``."""
         points = np.asarray(points, dtype=np.float64)
         out = np.zeros((len(points), 2 * self.ndim, self.ndim))
@@ -156,8 +164,7 @@ class CosineInteraction(FullSpaceModel):
 
     # ---- the Gibbs state ---------------------------------------------------------------------
 
-    def _log_weight(self, x: np.ndarray, order: np.ndarray, beta: float, l2: float
-                    ) -> np.ndarray:
+    def _log_weight(self, x: np.ndarray, order: np.ndarray, beta: float, l2: float) -> np.ndarray:
         """``-beta (v + J (m_c cos + m_s sin) + lambda x^2 / 2)`` on 1-D points."""
         pair = order[0] * np.cos(x) + order[1] * np.sin(x)
         return -beta * (self._v(x) + 0.5 * l2 * x * x + self.coupling * pair)
@@ -180,8 +187,9 @@ class CosineInteraction(FullSpaceModel):
             half *= 2.0
         raise ValueError("could not find a line holding the Gibbs state")
 
-    def _gibbs_solution(self, beta: float, l2: float, n_nodes: int
-                        ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    def _gibbs_solution(
+        self, beta: float, l2: float, n_nodes: int
+    ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """Order parameters, ``log Z`` and the quadrature line."""
         x, w = self._gibbs_line(beta, l2, n_nodes)
         phi = np.stack([np.cos(x), np.sin(x)])  # (2, n_nodes)
@@ -215,8 +223,9 @@ class CosineInteraction(FullSpaceModel):
             order = trial
         raise RuntimeError("the Gibbs self-consistency did not converge")
 
-    def gibbs_order_parameters(self, beta: float, l2: float = 0.0, n_nodes: int = 8001
-                               ) -> np.ndarray:
+    def gibbs_order_parameters(
+        self, beta: float, l2: float = 0.0, n_nodes: int = 8001
+    ) -> np.ndarray:
         """Self-consistent ``(m_c, m_s)`` of the Gibbs state (the same on every axis).
 
         Solved by Newton's method on the trapezoid rule with ``n_nodes`` nodes on a line long
@@ -225,8 +234,9 @@ class CosineInteraction(FullSpaceModel):
         """
         return self._gibbs_solution(beta, l2, n_nodes)[0]
 
-    def gibbs_state(self, grid_or_points: Grid | np.ndarray, beta: float, l2: float = 0.0,
-                    n_nodes: int = 8001) -> np.ndarray:
+    def gibbs_state(
+        self, grid_or_points: Grid | np.ndarray, beta: float, l2: float = 0.0, n_nodes: int = 8001
+    ) -> np.ndarray:
         """The Gibbs state ``exp(-beta Psi_lambda[rho_inf]) / Z`` on a grid or at points.
 
         Parameters
@@ -257,8 +267,13 @@ class CosineInteraction(FullSpaceModel):
         logs = sum(self._log_weight(points[:, a], order, beta, l2) for a in range(self.ndim))
         return np.exp(logs - self.ndim * log_z)
 
-    def gibbs_mass_outside(self, bounds: Sequence[tuple[float, float]], beta: float,
-                           l2: float = 0.0, n_nodes: int = 8001) -> float:
+    def gibbs_mass_outside(
+        self,
+        bounds: Sequence[tuple[float, float]],
+        beta: float,
+        l2: float = 0.0,
+        n_nodes: int = 8001,
+    ) -> float:
         """Mass of the Gibbs state outside the box ``bounds`` (to check a grid's walls)."""
         order, log_z, x, w = self._gibbs_solution(beta, l2, n_nodes)
         p = w * np.exp(self._log_weight(x, order, beta, l2) - log_z)
@@ -273,28 +288,40 @@ class CosineInteraction(FullSpaceModel):
 
 
 def _build(spec: Any, pde: Any = None) -> CosineInteraction:
-    return CosineInteraction(coupling=float(spec.get("coupling", 1.0)),
-                             quartic=float(spec.get("quartic", 0.0)),
-                             quadratic=float(spec.get("quadratic", 1.0)),
-                             tilt=float(spec.get("tilt", 0.0)), ndim=int(spec.get("ndim", 1)))
+    return CosineInteraction(
+        coupling=float(spec.get("coupling", 1.0)),
+        quartic=float(spec.get("quartic", 0.0)),
+        quadratic=float(spec.get("quadratic", 1.0)),
+        tilt=float(spec.get("tilt", 0.0)),
+        ndim=int(spec.get("ndim", 1)),
+    )
 
 
 _NON_NEGATIVE = allowed("a finite float >= 0", lambda v: 0 <= v < math.inf)
 
-ENTRY = register(ModelEntry(
-    name="cosine_interaction",
-    doc="polynomial V and U = J cos(theta - theta') per axis: a noisy Gibbs state check",
-    keys={
-        "model": {
-            "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
-            "coupling": Field(("float",), "J in U = J sum_a cos(theta_a - theta'_a)", 1.0,
-                              _NON_NEGATIVE),
-            "quartic": Field(("float",), "q in V = sum_a q/4 theta^4 + k/2 theta^2 + b theta",
-                             0.0, _NON_NEGATIVE),
-            "quadratic": finite_float("k in V", 1.0),
-            "tilt": finite_float("b in V", 0.0),
+ENTRY = register(
+    ModelEntry(
+        name="cosine_interaction",
+        doc="polynomial V and U = J cos(theta - theta') per axis: a noisy Gibbs state check",
+        keys={
+            "model": {
+                "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
+                "coupling": Field(
+                    ("float",), "J in U = J sum_a cos(theta_a - theta'_a)", 1.0, _NON_NEGATIVE
+                ),
+                "quartic": Field(
+                    ("float",),
+                    "q in V = sum_a q/4 theta^4 + k/2 theta^2 + b theta",
+                    0.0,
+                    _NON_NEGATIVE,
+                ),
+                "quadratic": finite_float("k in V", 1.0),
+                "tilt": finite_float("b in V", 0.0),
+            },
+            **FULL_GRID_SECTIONS,
         },
-        **FULL_GRID_SECTIONS,
-    },
-    build=_build, law=normal_law, reduced_dim=lambda spec: spec["ndim"],
-))
+        build=_build,
+        law=normal_law,
+        reduced_dim=lambda spec: spec["ndim"],
+    )
+)

@@ -10,12 +10,19 @@ import numpy as np
 from scipy import special
 
 from ..grid import Grid
+from ..rng import Purpose
 
-__all__ = ["ScaledChiLaw", "ScaledChiPairLaw", "NormalLaw", "ReluSelectionLaw", "initial_density",
-           "GridTooSmallError"]
+__all__ = [
+    "ScaledChiLaw",
+    "ScaledChiPairLaw",
+    "NormalLaw",
+    "ReluSelectionLaw",
+    "initial_density",
+    "GridTooSmallError",
+]
 
-#: purpose tag of the counter-based generator for initial draws (data use 0 and 1, noise 2)
-INIT_PURPOSE = 3
+#: purpose tag of the counter-based generator for initial draws
+INIT_PURPOSE = Purpose.INIT
 
 #: probability mass a grid may leave outside its box before the run is refused
 OUTSIDE_MASS_TOL = 1e-12
@@ -62,8 +69,10 @@ class ScaledChiLaw:
     def interval(self, tail: float) -> tuple[float, float]:
         """``(lo, hi)`` with at most ``tail`` of the mass below ``lo`` and ``tail`` above ``hi``."""
         scale = self.kappa * math.sqrt(2.0 / self.d)
-        return (float(scale * math.sqrt(special.gammaincinv(0.5 * self.d, tail))),
-                float(scale * math.sqrt(special.gammainccinv(0.5 * self.d, tail))))
+        return (
+            float(scale * math.sqrt(special.gammaincinv(0.5 * self.d, tail))),
+            float(scale * math.sqrt(special.gammainccinv(0.5 * self.d, tail))),
+        )
 
     def box(self, tol: float) -> tuple[tuple[float, float], ...]:
         """Per-axis bounds of a grid that leaves at most ``tol`` of the mass outside."""
@@ -232,8 +241,9 @@ class ReluSelectionLaw:
             raise ValueError(f"the law of (a, b, r1, r2) needs a 4-D grid, got {grid.ndim}-D")
         ab = Grid(grid.bounds[:2], grid.shape[:2])
         rr = Grid(grid.bounds[2:], grid.shape[2:])
-        outer, out_ab = NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)
-                                  ).cell_masses(ab)
+        outer, out_ab = NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)).cell_masses(
+            ab
+        )
         inner, out_rr = ScaledChiPairLaw(self.kappa, self.d, self.s0).cell_masses(rr)
         return np.multiply.outer(outer, inner), out_ab + out_rr - out_ab * out_rr
 
@@ -244,8 +254,11 @@ class ReluSelectionLaw:
 
     def axis_laws(self) -> tuple[Any, ...]:
         """The independent laws of ``a``, ``b``, ``r1`` and ``r2``."""
-        return (NormalLaw((self.a_mean,), (self.a_std,)), NormalLaw((self.b_mean,), (self.b_std,)),
-                *ScaledChiPairLaw(self.kappa, self.d, self.s0).marginals)
+        return (
+            NormalLaw((self.a_mean,), (self.a_std,)),
+            NormalLaw((self.b_mean,), (self.b_std,)),
+            *ScaledChiPairLaw(self.kappa, self.d, self.s0).marginals,
+        )
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Draw ``theta = (a, b, w)``, shape ``(*shape, d + 2)`` (NumPy)."""
@@ -258,13 +271,19 @@ class ReluSelectionLaw:
         return self._scale(rng.normal(0, (n, self.d + 2), purpose=INIT_PURPOSE), rng.xp)
 
     def _scale(self, draws: Any, xp: Any) -> Any:
-        return xp.concat([draws[..., :1] * self.a_std + self.a_mean,
-                          draws[..., 1:2] * self.b_std + self.b_mean,
-                          draws[..., 2:] * (self.kappa / math.sqrt(self.d))], axis=-1)
+        return xp.concat(
+            [
+                draws[..., :1] * self.a_std + self.a_mean,
+                draws[..., 1:2] * self.b_std + self.b_mean,
+                draws[..., 2:] * (self.kappa / math.sqrt(self.d)),
+            ],
+            axis=-1,
+        )
 
 
-def initial_density(law: ScaledChiLaw | ScaledChiPairLaw | NormalLaw | ReluSelectionLaw,
-                    grid: Grid) -> np.ndarray:
+def initial_density(
+    law: ScaledChiLaw | ScaledChiPairLaw | NormalLaw | ReluSelectionLaw, grid: Grid
+) -> np.ndarray:
     """Cell averages of the initial law on ``grid`` (NumPy), normalised to unit mass.
 
     Raises

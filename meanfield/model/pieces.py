@@ -16,16 +16,33 @@ with each of ``w`` (one entry per input), ``b`` and ``c`` either a column of ``t
 fixed number, and ``h`` one of the activations of :data:`ACTIVATION_KINDS`. The MMN models
 describe their exact pair kernel by ``pair_views()`` instead (isotropic views of whitened
 units, see :meth:`IsotropicGaussians.pair_views`).
+
+A model hands all of its records over at once, as one :class:`EnginePieces` from its
+``engine_pieces()`` (the protocol :class:`meanfield.model.base.ParticleEngineModel`); the engine
+runs a method on the kernel whose records are there (``particles.engine.select_engine``). The
+kernels know the kinds of :data:`ACTIVATION_KINDS` and :data:`DATA_KINDS` by their index here:
+a new kind is added to these tuples and to the kernels' branches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTIVATION_KINDS", "DATA_KINDS", "ActivationPieces", "UnitPieces", "DataPieces",
-           "SeparablePieces", "NodePieces"]
+__all__ = [
+    "ACTIVATION_KINDS",
+    "DATA_KINDS",
+    "ActivationPieces",
+    "UnitPieces",
+    "DataPieces",
+    "SeparablePieces",
+    "NodePieces",
+    "SphereUnitPieces",
+    "EnginePieces",
+]
 
 #: activation codes of the compiled engine (index = code)
 ACTIVATION_KINDS = ("piecewise_linear", "linear", "sigmoid", "tanh", "erf", "softplus")
@@ -94,13 +111,20 @@ class UnitPieces:
         return len(self.w_columns)
 
     @classmethod
-    def dense(cls, activation: ActivationPieces, n_inputs: int, *, bias: bool = False,
-              output: bool = False) -> UnitPieces:
+    def dense(
+        cls,
+        activation: ActivationPieces,
+        n_inputs: int,
+        *,
+        bias: bool = False,
+        output: bool = False,
+    ) -> UnitPieces:
         """``w`` in columns ``0..k-1``, then ``b`` and ``c`` (when trained) in that order."""
         b_column = n_inputs if bias else -1
         c_column = n_inputs + int(bias) if output else -1
-        return cls(activation, tuple(range(n_inputs)), (0.0,) * n_inputs, b_column, 0.0,
-                   c_column, 1.0)
+        return cls(
+            activation, tuple(range(n_inputs)), (0.0,) * n_inputs, b_column, 0.0, c_column, 1.0
+        )
 
 
 @dataclass(frozen=True)
@@ -161,3 +185,62 @@ class NodePieces:
     nodes: np.ndarray
     weights: np.ndarray
     targets: np.ndarray
+
+
+@dataclass(frozen=True)
+class SphereUnitPieces:
+    """Gaussian-kernel units ``c exp(-alpha |x - y|^2 / 2)`` with centres ``y`` on the sphere
+    ``S^{d-1}(sqrt d)`` learning a 3-spin target (the kernel-unit flows, method ``kernel_gd``):
+    ``theta = (c, y_1, ..., y_d)``.
+
+    Attributes
+    ----------
+    tensor : array of shape ``(d, d, d)``
+        The target's coupling tensor ``a``: ``f(x) = (1/d) a(x, x, x)``.
+    trace : array of shape ``(d,)``
+        ``b_k = sum_p (a_pkp + a_kpp + a_ppk)``.
+    coefficients : tuple of tuples of float
+        Row ``k``: the series coefficients of ``h^(k)`` (``k = 0 .. 4``).
+    alpha : float
+        Inverse squared width of the units.
+    """
+
+    tensor: np.ndarray
+    trace: np.ndarray
+    coefficients: tuple[tuple[float, ...], ...]
+    alpha: float
+
+    @property
+    def d(self) -> int:
+        return int(self.tensor.shape[0])
+
+
+@dataclass(frozen=True)
+class EnginePieces:
+    """Everything a model offers the compiled particle engine; ``None`` where it offers nothing.
+
+    Each compiled kernel runs where its records are given (``particles.engine``):
+
+    * one-pass SGD (``online_sgd``, ``noisy_sgd``) of a model with data: ``unit`` and ``data``;
+    * the SGD methods of a model without data (its exact gradient), and ``gd``: ``separable``;
+    * ``gd`` by quadrature: ``unit`` and ``nodes``; ``gd`` by the exact pair kernel: ``pairs``;
+    * the kernel-unit flows (``kernel_gd``): ``sphere``.
+
+    Attributes
+    ----------
+    unit : UnitPieces, optional
+    data : DataPieces, optional
+        With ``kind = "host"`` the engine calls the model's own ``sample_data``.
+    separable : SeparablePieces, optional
+    nodes : NodePieces, optional
+    pairs : sequence of ``(view, scale)``, optional
+        The exact pair kernel as isotropic views (:meth:`IsotropicGaussians.pair_views`).
+    sphere : SphereUnitPieces, optional
+    """
+
+    unit: UnitPieces | None = None
+    data: DataPieces | None = None
+    separable: SeparablePieces | None = None
+    nodes: NodePieces | None = None
+    pairs: Sequence[tuple[Any, np.ndarray | None]] | None = None
+    sphere: SphereUnitPieces | None = None

@@ -43,8 +43,9 @@ What the model object (``entry.build(model_spec, pde_spec)``) must provide:
   sigma_*(x_b; theta_i)``); ``gd``, and SGD of a model without data, need
   ``population_gradient(theta, order, backend)`` (``grad Psi(theta_i; mu_N)``, ``(R, N, dim)``).
   All of these take the array namespace ``xp`` (or ``backend.xp``) and use ``xp.*`` only. The
-  compiled engine is used only for models that also describe themselves with the ``*_pieces``
-  methods of :mod:`meanfield.model.pieces`; any other model runs on the NumPy path.
+  compiled engine is used only for models that also describe themselves to it,
+  ``engine_pieces()`` (:class:`~meanfield.model.base.ParticleEngineModel`, the records of
+  :mod:`meanfield.model.pieces`); any other model runs on the NumPy path.
 * the initial law (``entry.law(model_spec, init_spec)``): ``cell_masses(grid) -> (masses,
   outside)`` and ``box(tol)`` for the PDE, ``axis_laws()`` (independent one-axis laws with
   ``from_score(z)``, the quantile at normal score ``z``) for the characteristics solver,
@@ -62,17 +63,23 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from ..fields import ConfigError, Context, Field, short_repr
+from ..plugins import Registry
 
-__all__ = ["ModelEntry", "Tolerance", "register", "model_entry", "builtin_entries",
-           "entry_point_names", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "ModelEntry",
+    "Tolerance",
+    "register",
+    "model_entry",
+    "builtin_entries",
+    "entry_point_names",
+    "ENTRY_POINT_GROUP",
+]
 
 #: the entry-point group through which installed packages offer models
 ENTRY_POINT_GROUP = "meanfield.models"
@@ -168,8 +175,10 @@ class ModelEntry:
         keys = {}
         for section, fields in dict(self.keys).items():
             if section not in MODEL_SECTIONS:
-                raise ValueError(f"model {self.name!r}: unknown section {section!r} in keys; "
-                                 f"allowed: {', '.join(MODEL_SECTIONS)}")
+                raise ValueError(
+                    f"model {self.name!r}: unknown section {section!r} in keys; "
+                    f"allowed: {', '.join(MODEL_SECTIONS)}"
+                )
             for key, spec in fields.items():
                 if not isinstance(spec, Field):
                     raise TypeError(f"model {self.name!r}: {section}.{key} is not a Field")
@@ -194,39 +203,37 @@ class ModelEntry:
         return self.keys.get(section, MappingProxyType({}))
 
 
-_BUILTIN: dict[str, ModelEntry] = {}
-_LOADED: dict[str, ModelEntry] = {}
+def _bad_name(name: Any, why: str = "") -> ConfigError:
+    why = f" ({why})" if why else ""
+    names = ", ".join(repr(n) for n in REGISTRY.names())
+    return ConfigError(
+        f"invalid value for 'model.name': {short_repr(name)}{why}; "
+        f"allowed: one of {names}, or 'package.module:Attribute' (a model of "
+        "your own)"
+    )
+
+
+#: the models: built-in ones register at import; references and entry points load on demand
+REGISTRY: Registry[ModelEntry] = Registry(
+    ModelEntry, ENTRY_POINT_GROUP, _bad_name, noun="a model", carried="model_entry"
+)
 
 
 def register(entry: ModelEntry) -> ModelEntry:
     """Add a built-in ``entry`` (called by each model module at import); returns it."""
     if not isinstance(entry, ModelEntry):
         raise TypeError(f"register needs a ModelEntry, got {type(entry).__name__}")
-    if entry.name in _BUILTIN and _BUILTIN[entry.name] is not entry:
-        raise ValueError(f"a model named {entry.name!r} is registered already")
-    _BUILTIN[entry.name] = entry
-    return entry
+    return REGISTRY.register(entry, entry.name)
 
 
 def builtin_entries() -> Mapping[str, ModelEntry]:
     """The built-in models, by name (a read-only view)."""
-    return MappingProxyType(_BUILTIN)
+    return REGISTRY.builtin()
 
 
 def entry_point_names() -> tuple[str, ...]:
     """Names of the models installed packages offer through :data:`ENTRY_POINT_GROUP`."""
-    return tuple(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-
-
-def _allowed_names() -> str:
-    names = ", ".join(repr(n) for n in (*_BUILTIN, *entry_point_names()))
-    return f"one of {names}, or 'package.module:Attribute' (a model of your own)"
-
-
-def _bad_name(name: Any, why: str = "") -> ConfigError:
-    why = f" ({why})" if why else ""
-    return ConfigError(f"invalid value for 'model.name': {short_repr(name)}{why}; "
-                       f"allowed: {_allowed_names()}")
+    return REGISTRY.entry_point_names()
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -237,46 +244,4 @@ def model_entry(name: str) -> ModelEntry:
     ConfigError
         Naming ``model.name`` (and the module) when the name is unknown or cannot be loaded.
     """
-    if not isinstance(name, str):
-        raise _bad_name(name)
-    entry = _BUILTIN.get(name) or _LOADED.get(name)
-    if entry is not None:
-        return entry
-    if ":" in name:
-        entry = _from_reference(name, name)
-    else:
-        points = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-                  if ep.name == name]
-        if not points:
-            raise _bad_name(name)
-        entry = _from_reference(name, points[0].value)
-    _LOADED[name] = entry
-    return entry
-
-
-def _from_reference(name: str, reference: str) -> ModelEntry:
-    """Import ``module:attr.path`` and take its :class:`ModelEntry`."""
-    module_name, _, attr_path = reference.partition(":")
-    module_name, attr_path = module_name.strip(), attr_path.strip()
-    if not module_name or not attr_path:
-        raise _bad_name(name, "expected 'package.module:Attribute'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001  (any failure of user code is a config error)
-        raise _bad_name(name, f"cannot import module {module_name!r}: "
-                              f"{type(err).__name__}: {err}") from err
-    for part in attr_path.split("."):
-        if not hasattr(obj, part):
-            raise _bad_name(name, f"module {module_name!r} has no attribute {attr_path!r}")
-        obj = getattr(obj, part)
-    if not isinstance(obj, ModelEntry):
-        carried = getattr(obj, "model_entry", None)
-        try:
-            obj = carried() if callable(carried) else carried
-        except Exception as err:  # noqa: BLE001
-            raise _bad_name(name, f"{reference}.model_entry() failed: "
-                                  f"{type(err).__name__}: {err}") from err
-    if not isinstance(obj, ModelEntry):
-        raise _bad_name(name, f"{reference} is neither a ModelEntry nor an object with a "
-                              "ModelEntry as attribute 'model_entry'")
-    return obj
+    return REGISTRY.get(name)

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..fields import INF, Field, allowed, is_finite_number, one_of, vector
+from ..rng import Purpose
 from .base import FullSpaceModel, KernelFeatures
 from .keys import FULL_GRID_AXES, FULL_GRID_SECTIONS, normal_law
-from .pieces import ActivationPieces, DataPieces, SeparablePieces, UnitPieces
+from .pieces import ActivationPieces, DataPieces, EnginePieces, SeparablePieces, UnitPieces
 from .registry import ModelEntry, register
 
 __all__ = [
@@ -125,8 +126,9 @@ class QuadraticPotential(FullSpaceModel):
         k, c = np.asarray(self.stiffnesses), np.asarray(self.centers)
         return 0.5 * np.sum(k * (points - c) ** 2, axis=-1)
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         return KernelFeatures(np.zeros((np.asarray(points).shape[0], 0)), np.zeros(0))
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
@@ -134,11 +136,16 @@ class QuadraticPotential(FullSpaceModel):
         points = np.asarray(points, dtype=np.float64)
         return np.asarray(self.stiffnesses) * (points - np.asarray(self.centers))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         return np.zeros((np.asarray(points).shape[0], 0, self.ndim))
 
     # ---- particles: the full space is the grid space, and there is no data ------------------
+
+    def engine_pieces(self) -> EnginePieces:
+        """No data: every method runs the separable kernel."""
+        return EnginePieces(separable=self.separable_pieces())
 
     def separable_pieces(self) -> SeparablePieces:
         """``V = sum_a (k_a/2) (theta_a - c_a)^2`` as polynomials, no interaction."""
@@ -151,8 +158,10 @@ class QuadraticPotential(FullSpaceModel):
         """``grad Psi = grad V = k (theta - c)`` per axis (U = 0), shape of ``theta``."""
         if not self.per_axis:
             return self.stiffness * (theta - self.center)
-        columns = [k * (theta[..., a] - c)
-                   for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True))]
+        columns = [
+            k * (theta[..., a] - c)
+            for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True))
+        ]
         return backend.xp.stack(columns, axis=-1)
 
     def population_risk(self, theta: Any, order: Any, backend: Any) -> Any:
@@ -161,13 +170,16 @@ class QuadraticPotential(FullSpaceModel):
         if not self.per_axis:
             v = 0.5 * self.stiffness * xp.sum((theta - self.center) ** 2, axis=-1)
         else:
-            v = sum(0.5 * k * (theta[..., a] - c) ** 2
-                    for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True)))
+            v = sum(
+                0.5 * k * (theta[..., a] - c) ** 2
+                for a, (k, c) in enumerate(zip(self.stiffnesses, self.centers, strict=True))
+            )
         return self.r_sharp + 2.0 * xp.mean(v, axis=-1)
 
 
-def ou_moments(stiffness: Any, center: Any, beta: float, mean0: Any, var0: Any,
-               tau: float) -> tuple[Any, Any]:
+def ou_moments(
+    stiffness: Any, center: Any, beta: float, mean0: Any, var0: Any, tau: float
+) -> tuple[Any, Any]:
     """Exact mean and variance of one axis of the OU flow at time-changed time ``tau``.
 
     .. math::
@@ -252,13 +264,15 @@ class LinearUnit(FullSpaceModel):
     def potential(self, points: np.ndarray) -> np.ndarray:
         return -np.asarray(points, dtype=np.float64) @ np.asarray(self.theta_star)
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         features = np.array(points, dtype=np.float64).reshape(-1, self.ndim)
         return KernelFeatures(features, np.ones(self.ndim))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """``grad theta_p = e_p``: ``(n, D, D)``."""
         n = np.asarray(points).shape[0]
         return np.broadcast_to(np.eye(self.ndim), (n, self.ndim, self.ndim)).copy()
@@ -288,11 +302,17 @@ class LinearUnit(FullSpaceModel):
 
         The label noise (when ``label_var > 0``) uses purpose 1.
         """
-        x = rng.normal(counter, (batch, self.ndim), purpose=0)
+        x = rng.normal(counter, (batch, self.ndim), purpose=Purpose.DATA)
         y = sum(s * x[..., a] for a, s in enumerate(self.theta_star))
         if self.label_var > 0.0:
-            y = y + math.sqrt(self.label_var) * rng.normal(counter, (batch,), purpose=1)
+            y = y + math.sqrt(self.label_var) * rng.normal(counter, (batch,), purpose=Purpose.LABEL)
         return x, y
+
+    def engine_pieces(self) -> EnginePieces:
+        """SGD on the model's own draws; population GD by the separable kernel."""
+        return EnginePieces(
+            unit=self.unit_pieces(), data=self.data_pieces(), separable=self.separable_pieces()
+        )
 
     def unit_pieces(self) -> UnitPieces:
         """The linear unit ``<theta, x>``, for the compiled engine."""
@@ -317,8 +337,9 @@ class LinearUnit(FullSpaceModel):
         return xp.broadcast_to(xp.matrix_transpose(coef) @ x, theta.shape)
 
 
-def linear_unit_moments(theta_star: Sequence[float], l2: float, beta: float, m0: Any, C0: Any,
-                        tau: float) -> tuple[np.ndarray, np.ndarray]:
+def linear_unit_moments(
+    theta_star: Sequence[float], l2: float, beta: float, m0: Any, C0: Any, tau: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact mean and covariance of the linear unit's DD at time-changed time ``tau``.
 
     With ``grad Psi_lambda = m - theta_* + lambda theta`` the DD moves a unit by
@@ -363,6 +384,7 @@ def linear_unit_moments(theta_star: Sequence[float], l2: float, beta: float, m0:
 
 # ---- an interacting noisy model with a self-consistent Gibbs state ----------------------------
 
+
 @dataclass(frozen=True)
 class FeatureModel(FullSpaceModel):
     """A model given by callables on the full grid.
@@ -403,19 +425,23 @@ class FeatureModel(FullSpaceModel):
     def potential(self, points: np.ndarray) -> np.ndarray:
         return np.asarray(self.potential_fn(np.asarray(points)), dtype=np.float64)
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         points = np.asarray(points)
         cols = [np.asarray(f(points), dtype=np.float64) for f in self.feature_fns]
         features = np.stack(cols, axis=1) if cols else np.zeros((points.shape[0], 0))
         return KernelFeatures(features, np.asarray(self.weights, dtype=np.float64))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """``grad phi_p`` at the points: ``(n, P, ndim)``."""
         points = np.asarray(points)
-        cols = [np.asarray(g(points), dtype=np.float64).reshape(points.shape)
-                for g in self.feature_grad_fns]
+        cols = [
+            np.asarray(g(points), dtype=np.float64).reshape(points.shape)
+            for g in self.feature_grad_fns
+        ]
         return np.stack(cols, axis=1) if cols else np.zeros((points.shape[0], 0, self.ndim))
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
@@ -448,44 +474,65 @@ class FeatureModel(FullSpaceModel):
 
 
 def _build_quadratic(spec: Any, pde: Any = None) -> QuadraticPotential:
-    return QuadraticPotential(stiffness=spec.get("stiffness", 1.0),
-                              center=spec.get("center", 0.0), ndim=int(spec.get("ndim", 1)))
+    return QuadraticPotential(
+        stiffness=spec.get("stiffness", 1.0),
+        center=spec.get("center", 0.0),
+        ndim=int(spec.get("ndim", 1)),
+    )
 
 
 def _build_linear_unit(spec: Any, pde: Any = None) -> LinearUnit:
-    return LinearUnit(theta_star=tuple(spec["theta_star"]),
-                      label_var=float(spec.get("label_var", 0.0)))
+    return LinearUnit(
+        theta_star=tuple(spec["theta_star"]), label_var=float(spec.get("label_var", 0.0))
+    )
 
 
-QUADRATIC_ENTRY = register(ModelEntry(
-    name="quadratic",
-    doc="V = stiffness/2 |theta - center|^2, no interaction: the Ornstein-Uhlenbeck check",
-    keys={
-        "model": {
-            "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
-            "stiffness": vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
-            "center": vector(None, "minimiser of V", 0.0),
+QUADRATIC_ENTRY = register(
+    ModelEntry(
+        name="quadratic",
+        doc="V = stiffness/2 |theta - center|^2, no interaction: the Ornstein-Uhlenbeck check",
+        keys={
+            "model": {
+                "ndim": Field(("integer",), "number of axes of theta", 1, one_of(*FULL_GRID_AXES)),
+                "stiffness": vector(0.0, "V = stiffness/2 (theta - center)^2, per axis", 1.0),
+                "center": vector(None, "minimiser of V", 0.0),
+            },
+            **FULL_GRID_SECTIONS,
         },
-        **FULL_GRID_SECTIONS,
-    },
-    build=_build_quadratic, law=normal_law, reduced_dim=lambda spec: spec["ndim"],
-))
+        build=_build_quadratic,
+        law=normal_law,
+        reduced_dim=lambda spec: spec["ndim"],
+    )
+)
 
-LINEAR_UNIT_ENTRY = register(ModelEntry(
-    name="linear_unit",
-    doc="a linear unit <theta, x> learning a linear teacher: closed moment equations",
-    keys={
-        "model": {
-            "theta_star": Field(("array",), "teacher theta_*: y = <theta_*, x> + noise, "
-                                "x ~ N(0, I_D), D = 1 to 4 entries",
-                                check=allowed("an array of 1 to 4 finite floats",
-                                              lambda v: 1 <= len(v) <= max(FULL_GRID_AXES)
-                                              and all(map(is_finite_number, v))),
-                                convert=lambda v, ctx: tuple(float(x) for x in v)),
-            "label_var": Field(("float",), "variance of the label noise", 0.0,
-                               allowed("a finite float >= 0", lambda v: 0 <= v < INF)),
+LINEAR_UNIT_ENTRY = register(
+    ModelEntry(
+        name="linear_unit",
+        doc="a linear unit <theta, x> learning a linear teacher: closed moment equations",
+        keys={
+            "model": {
+                "theta_star": Field(
+                    ("array",),
+                    "teacher theta_*: y = <theta_*, x> + noise, x ~ N(0, I_D), D = 1 to 4 entries",
+                    check=allowed(
+                        "an array of 1 to 4 finite floats",
+                        lambda v: (
+                            1 <= len(v) <= max(FULL_GRID_AXES) and all(map(is_finite_number, v))
+                        ),
+                    ),
+                    convert=lambda v, ctx: tuple(float(x) for x in v),
+                ),
+                "label_var": Field(
+                    ("float",),
+                    "variance of the label noise",
+                    0.0,
+                    allowed("a finite float >= 0", lambda v: 0 <= v < INF),
+                ),
+            },
+            **FULL_GRID_SECTIONS,
         },
-        **FULL_GRID_SECTIONS,
-    },
-    build=_build_linear_unit, law=normal_law, reduced_dim=lambda spec: len(spec["theta_star"]),
-))
+        build=_build_linear_unit,
+        law=normal_law,
+        reduced_dim=lambda spec: len(spec["theta_star"]),
+    )
+)

@@ -72,11 +72,20 @@ class ResumePoint:
     tracker_states: Mapping[str, float] = field(default_factory=dict)
 
 
-def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
-              backend: Backend, *, time_change: TimeChange | None = None, cfl: float = 0.8,
-              trackers: Sequence[Tracker] = (), stepper: str = "heun",
-              dtype: Any = None, resume: ResumePoint | None = None,
-              sync_every: int = SYNC_EVERY) -> RunSummary:
+def integrate(
+    pde: MeanFieldPDE,
+    rho0: np.ndarray,
+    save_times: Sequence[float],
+    backend: Backend,
+    *,
+    time_change: TimeChange | None = None,
+    cfl: float = 0.8,
+    trackers: Sequence[Tracker] = (),
+    stepper: str = "heun",
+    dtype: Any = None,
+    resume: ResumePoint | None = None,
+    sync_every: int = SYNC_EVERY,
+) -> RunSummary:
     """Integrate the DD from ``rho0`` and emit a frame at each of ``save_times``.
 
     Parameters
@@ -110,22 +119,37 @@ def integrate(pde: MeanFieldPDE, rho0: np.ndarray, save_times: Sequence[float],
     functionals = pde.make_functionals(backend, dtype)
     mass0 = float(np.sum(rho0)) * pde.grid.cell_volume
     first = 0 if resume is None else resume.index + 1
-    run = {"grid": pde.grid, "t_end": save_times[-1], "backend": backend, "mass0": mass0,
-           "t_start": save_times[first - 1] if first > 0 else 0.0,
-           "t_of_tau": lambda tau: float(time_change.t_of_tau(tau))}
+    run = {
+        "grid": pde.grid,
+        "t_end": save_times[-1],
+        "backend": backend,
+        "mass0": mass0,
+        "t_start": save_times[first - 1] if first > 0 else 0.0,
+        "t_of_tau": lambda tau: float(time_change.t_of_tau(tau)),
+    }
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
     start = (rho0, 0.0, 0) if resume is None else (resume.rho, resume.tau, resume.step)
-    loop = Loop(backend.asarray(start[0], dtype), float(start[1]), int(start[2]), rhs, cfl,
-                functionals, time_change, backend, stepper, sync_every)
+    loop = Loop(
+        backend.asarray(start[0], dtype),
+        float(start[1]),
+        int(start[2]),
+        rhs,
+        cfl,
+        functionals,
+        time_change,
+        backend,
+        stepper,
+        sync_every,
+    )
     if resume is not None:
         _restore(trackers, resume.tracker_states)
         loop.dt = float(resume.dt)
         frame = _frame(resume.index, save_times[resume.index], loop, trackers)
+
     def last_good() -> LastGood:
-        return LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
-                        to_numpy(loop.carry.rho))
+        return LastGood(float(time_change.t_of_tau(loop.tau)), loop.step, to_numpy(loop.carry.rho))
 
     with observed(trackers, last_good):
         for index in range(first, len(save_times)):
@@ -155,9 +179,19 @@ class Loop:
     syncs : reads of the clock
     """
 
-    def __init__(self, rho: Any, tau: float, step: int, rhs: Any, cfl: float, functionals: Any,
-                 time_change: TimeChange, backend: Backend, stepper: str = "heun",
-                 sync_every: int = SYNC_EVERY) -> None:
+    def __init__(
+        self,
+        rho: Any,
+        tau: float,
+        step: int,
+        rhs: Any,
+        cfl: float,
+        functionals: Any,
+        time_change: TimeChange,
+        backend: Backend,
+        stepper: str = "heun",
+        sync_every: int = SYNC_EVERY,
+    ) -> None:
         if sync_every < 1:
             raise ValueError(f"sync_every must be at least 1, got {sync_every}")
         self.sx = scalars_for(backend)
@@ -181,7 +215,8 @@ class Loop:
                 raise InvariantViolation(
                     f"step {self.step + 1} (t = {t:.6g}): the run halted: the time step fell to "
                     "zero or the time became non-finite, or a tracker refused the step without "
-                    "raising from check()")
+                    "raising from check()"
+                )
 
     def _block(self, tau_out: float) -> int:
         """Attempts until the next read: half the steps the last step size leaves (at least 1,
@@ -198,8 +233,15 @@ class Loop:
         passes = None
         if trackers:  # the functionals are for the trackers only (a sweep has none)
             previous = self.functionals(carry.rho, proposal.start.psi)
-            info = StepInfo(carry.step + 1, proposal.tau, proposal.rho, previous,
-                            proposal.accepted, self.xp, self.sx)
+            info = StepInfo(
+                carry.step + 1,
+                proposal.tau,
+                proposal.rho,
+                previous,
+                proposal.accepted,
+                self.xp,
+                self.sx,
+            )
             for tracker in trackers:
                 verdict = tracker.handle_step(info)
                 if verdict is not None:
@@ -210,13 +252,17 @@ class Loop:
     def _read(self) -> bool:
         """Read the clock from the device; return the halt flag."""
         sx, carry = self.sx, self.carry
-        values = sx.read(sx.stack([carry.tau, carry.tau_prev, sx.to_float(carry.step),
-                                   sx.to_float(carry.halted)]))
+        values = sx.read(
+            sx.stack(
+                [carry.tau, carry.tau_prev, sx.to_float(carry.step), sx.to_float(carry.halted)]
+            )
+        )
         step = int(values[2])
         if step != self.step:
             self.tau, self.tau_prev, self.step = float(values[0]), float(values[1]), step
-            self.dt = (float(self.time_change.t_of_tau(self.tau))
-                       - float(self.time_change.t_of_tau(self.tau_prev)))
+            self.dt = float(self.time_change.t_of_tau(self.tau)) - float(
+                self.time_change.t_of_tau(self.tau_prev)
+            )
         self.syncs += 1
         return bool(values[3])
 
@@ -224,8 +270,18 @@ class Loop:
 def _frame(index: int, t: float, loop: Loop, trackers: Sequence[Tracker]) -> Frame:
     rho = loop.carry.rho
     risk, free_energy, mass = (float(v) for v in to_numpy(loop.xp.stack(loop.functionals(rho))))
-    return Frame(index, t, loop.step, loop.dt, to_numpy(rho).copy(),
-                 risk, free_energy, mass, float(loop.tau), _tracker_states(trackers))
+    return Frame(
+        index,
+        t,
+        loop.step,
+        loop.dt,
+        to_numpy(rho).copy(),
+        risk,
+        free_energy,
+        mass,
+        float(loop.tau),
+        _tracker_states(trackers),
+    )
 
 
 def _tracker_states(trackers: Sequence[Tracker]) -> dict[str, float]:

@@ -82,6 +82,7 @@ class MeanFieldPDE:
 
     @property
     def noisy(self) -> bool:
+        """Whether the dynamics has noise (a finite ``beta``: the diffusion term is on)."""
         return math.isfinite(self.beta)
 
     def make_rhs(self, backend: Backend, dtype: Any = None) -> Callable[[Array], RhsValue]:
@@ -93,29 +94,38 @@ class MeanFieldPDE:
         psi_fn, extra, _ = self._potential_parts(backend, dtype)
         return build_rhs(self.grid, self.transport_fn(backend), psi_fn, extra, backend.xp)
 
-    def make_functionals(self, backend: Backend, dtype: Any = None
-                         ) -> Callable[[Array, Array | None], Functionals]:
+    def make_functionals(
+        self, backend: Backend, dtype: Any = None
+    ) -> Callable[[Array, Array | None], Functionals]:
         """Return ``functionals(rho, psi=None)``; pass ``psi = Psi[rho]`` when already known.
 
         With leading run axes in ``rho`` each functional has those axes.
         """
         psi_fn, _, parts = self._potential_parts(backend, dtype)
-        return build_functionals(self.grid, self.model.r_sharp, self.beta, self.l2, psi_fn,
-                                 parts, backend.xp)
+        return build_functionals(
+            self.grid, self.model.r_sharp, self.beta, self.l2, psi_fn, parts, backend.xp
+        )
 
     def transport_fn(self, backend: Backend | None = None) -> Callable:
         """The flux divergence of this equation (noisy or noiseless), its elementwise kernels
         fused by ``backend`` (:meth:`Backend.fuse <meanfield.backends.Backend.fuse>`)."""
         fuse = None if backend is None else backend.fuse
-        return (make_noisy_transport_fn(self.grid, self.beta, fuse) if self.noisy
-                else make_transport_fn(self.grid, self.order, self.limiter, fuse))
+        return (
+            make_noisy_transport_fn(self.grid, self.beta, fuse)
+            if self.noisy
+            else make_transport_fn(self.grid, self.order, self.limiter, fuse)
+        )
 
     def host_parts(self) -> tuple:
         """NumPy arrays on the cell centres: ``V``, kernel features, ``|theta|^2``, ``log J``."""
         points = self.grid.points()
         self.model.check_noise(self.beta)
-        return (self.model.potential(points), self.model.kernel_features(points),
-                self.model.norm_sq(points), self.model.log_jacobian(points))
+        return (
+            self.model.potential(points),
+            self.model.kernel_features(points),
+            self.model.norm_sq(points),
+            self.model.log_jacobian(points),
+        )
 
     def extra_potential(self, norm_sq: Any, log_jac: Any) -> Any:
         """``(lambda/2) |theta|^2 - log J / beta``: the non-interacting part of ``Psi_eff - V``."""
@@ -134,13 +144,14 @@ class MeanFieldPDE:
         return psi_fn, to_xp(extra), (to_xp(potential), to_xp(norm_sq), to_xp(log_jac))
 
 
-def build_rhs(grid: Grid, transport: Callable, psi_fn: Callable, extra: Array, xp: Any
-              ) -> Callable[[Array], RhsValue]:
+def build_rhs(
+    grid: Grid, transport: Callable, psi_fn: Callable, extra: Array, xp: Any
+) -> Callable[[Array], RhsValue]:
     """``rhs(rho)`` from its parts; ``rho`` of shape ``(..., *grid.shape)``."""
     volume = grid.cell_volume
 
     def rhs(rho: Array) -> RhsValue:
-        runs = rho.shape[:rho.ndim - grid.ndim]
+        runs = rho.shape[: rho.ndim - grid.ndim]
         psi = psi_fn(xp.reshape(rho, (*runs, -1)) * volume)
         drho, rate = transport(rho, xp.reshape(psi + extra, rho.shape), xp)
         return RhsValue(drho, psi, rate)
@@ -148,15 +159,16 @@ def build_rhs(grid: Grid, transport: Callable, psi_fn: Callable, extra: Array, x
     return rhs
 
 
-def build_functionals(grid: Grid, r_sharp: Any, beta: float, l2: float, psi_fn: Callable,
-                      parts: tuple, xp: Any) -> Callable[[Array, Array | None], Functionals]:
+def build_functionals(
+    grid: Grid, r_sharp: Any, beta: float, l2: float, psi_fn: Callable, parts: tuple, xp: Any
+) -> Callable[[Array, Array | None], Functionals]:
     """``functionals(rho, psi=None)`` from its parts (``parts = (V, |theta|^2, log J)`` on the
     cells); sums run over the cells, so leading run axes of ``rho`` stay."""
     v, norm_sq, log_jac = parts
     volume = grid.cell_volume
 
     def functionals(rho: Array, psi: Array | None = None) -> Functionals:
-        runs = rho.shape[:rho.ndim - grid.ndim]
+        runs = rho.shape[: rho.ndim - grid.ndim]
         flat = xp.reshape(rho, (*runs, -1))
         m = flat * volume
         psi = psi_fn(m) if psi is None else psi

@@ -38,9 +38,18 @@ from .controller import integrate
 from .equation import MeanFieldPDE
 from .trackers import MemoryTracker
 
-__all__ = ["ForwardPath", "FirstVariation", "forward_path", "first_variation",
-           "sgd_step_variance", "full_space_noise_rate", "full_space_noise_rate_units",
-           "point_noise_rate", "has_full_space_data", "has_sgd_noise_rate"]
+__all__ = [
+    "ForwardPath",
+    "FirstVariation",
+    "forward_path",
+    "first_variation",
+    "sgd_step_variance",
+    "full_space_noise_rate",
+    "full_space_noise_rate_units",
+    "point_noise_rate",
+    "has_full_space_data",
+    "has_sgd_noise_rate",
+]
 
 
 @dataclass(frozen=True)
@@ -82,17 +91,31 @@ class FirstVariation:
     path: ForwardPath | None = None
 
 
-def forward_path(pde: MeanFieldPDE, rho0: np.ndarray, t_end: float, *,
-                 time_change: TimeChange | None = None, n_store: int = 401,
-                 backend: Backend | None = None, cfl: float = 0.8) -> ForwardPath:
+def forward_path(
+    pde: MeanFieldPDE,
+    rho0: np.ndarray,
+    t_end: float,
+    *,
+    time_change: TimeChange | None = None,
+    n_store: int = 401,
+    backend: Backend | None = None,
+    cfl: float = 0.8,
+) -> ForwardPath:
     """Run the PDE to ``t_end`` and keep ``n_store`` frames evenly spaced in ``tau``."""
     time_change = time_change or TimeChange()
     taus = np.linspace(0.0, float(time_change.tau(t_end)), n_store)
     times = [float(time_change.t_of_tau(tau)) for tau in taus]
     times[-1] = t_end
     mem = MemoryTracker()
-    integrate(pde, rho0, times, backend or get_backend("numpy"), time_change=time_change,
-              cfl=cfl, trackers=[mem])
+    integrate(
+        pde,
+        rho0,
+        times,
+        backend or get_backend("numpy"),
+        time_change=time_change,
+        cfl=cfl,
+        trackers=[mem],
+    )
     return ForwardPath(taus, np.stack([f.density for f in mem.frames]))
 
 
@@ -132,11 +155,15 @@ def _make_rate(pde: MeanFieldPDE, path: ForwardPath, include_interaction: bool) 
             speed_a = speed[:, a].reshape(shape)
             out -= speed_a * _slopes_upwind(phi, speed_a, grid.spacing[a], a)
         if include_interaction:
-            grads = np.gradient(phi, *grid.spacing) if n_axes > 1 else [np.gradient(
-                phi, grid.spacing[0])]
+            grads = (
+                np.gradient(phi, *grid.spacing)
+                if n_axes > 1
+                else [np.gradient(phi, grid.spacing[0])]
+            )
             grad_phi = np.stack([g.reshape(-1) for g in grads], axis=-1)  # (M, D)
-            pushed = np.einsum("md,mpd->p", grad_phi * mass_path.at(tau_end - s)[:, None],
-                               slopes)  # int grad phi . grad phi_p rho
+            pushed = np.einsum(
+                "md,mpd->p", grad_phi * mass_path.at(tau_end - s)[:, None], slopes
+            )  # int grad phi . grad phi_p rho
             out -= 2.0 * (features @ (weights * pushed)).reshape(shape)
         return out
 
@@ -144,10 +171,18 @@ def _make_rate(pde: MeanFieldPDE, path: ForwardPath, include_interaction: bool) 
     return rate, float(cfl_rate)
 
 
-def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
-                    t_end: float, *, time_change: TimeChange | None = None,
-                    n_store: int = 401, include_interaction: bool = True,
-                    path: ForwardPath | None = None, cfl: float = 0.5) -> FirstVariation:
+def first_variation(
+    pde: MeanFieldPDE,
+    rho0: np.ndarray,
+    observable: np.ndarray,
+    t_end: float,
+    *,
+    time_change: TimeChange | None = None,
+    n_store: int = 401,
+    include_interaction: bool = True,
+    path: ForwardPath | None = None,
+    cfl: float = 0.5,
+) -> FirstVariation:
     """``phi_0 = delta <f, rho_T> / delta rho_0`` and ``Var_{rho_0}(phi_0)``.
 
     Parameters
@@ -185,13 +220,21 @@ def first_variation(pde: MeanFieldPDE, rho0: np.ndarray, observable: np.ndarray,
     m0 = rho0 * pde.grid.cell_volume
     mean = float(np.sum(m0 * phi))
     phis = np.stack([kept.get(j, phi) for j in range(len(path.taus))])
-    return FirstVariation(phi, float(np.sum(m0 * phi**2) - mean**2),
-                          ForwardPath(path.taus, phis))
+    return FirstVariation(phi, float(np.sum(m0 * phi**2) - mean**2), ForwardPath(path.taus, phis))
 
 
-def sgd_step_variance(pde: MeanFieldPDE, variation: FirstVariation, forward: ForwardPath, *,
-                      eps: float, batch: int, time_change: TimeChange | None = None,
-                      n_times: int = 21, n_samples: int = 4000, seed: int = 0) -> float:
+def sgd_step_variance(
+    pde: MeanFieldPDE,
+    variation: FirstVariation,
+    forward: ForwardPath,
+    *,
+    eps: float,
+    batch: int,
+    time_change: TimeChange | None = None,
+    n_times: int = 21,
+    n_samples: int = 4000,
+    seed: int = 0,
+) -> float:
     r"""The online-SGD term added to ``Var <f, mu_N(T)>`` by a fixed step (SPEC section 5):
 
     .. math::
@@ -221,8 +264,9 @@ def sgd_step_variance(pde: MeanFieldPDE, variation: FirstVariation, forward: For
         if hasattr(model, "sgd_noise_rate"):
             rate = model.sgd_noise_rate(edges, forward.at(tau), phis.at(tau), rng, n_samples)
         else:
-            rate = full_space_noise_rate(model, pde.grid, forward.at(tau), phis.at(tau), rng,
-                                         n_samples)
+            rate = full_space_noise_rate(
+                model, pde.grid, forward.at(tau), phis.at(tau), rng, n_samples
+            )
         rates.append(xi * rate)
     return 4.0 * eps / batch * float(np.trapezoid(rates, taus))
 
@@ -236,8 +280,14 @@ def has_full_space_data(model: Any, grid: Any) -> bool:
 _INPUT_CHUNK = 250
 
 
-def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.ndarray,
-                          rng: np.random.Generator, n_samples: int = 4000) -> float:
+def full_space_noise_rate(
+    model: Any,
+    grid: Any,
+    density: np.ndarray,
+    phi: np.ndarray,
+    rng: np.random.Generator,
+    n_samples: int = 4000,
+) -> float:
     """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo, for
     a model whose particles live on the grid (teacher-student, linear unit).
 
@@ -249,17 +299,27 @@ def full_space_noise_rate(model: Any, grid: Any, density: np.ndarray, phi: np.nd
     masses = np.asarray(density, dtype=np.float64).reshape(-1) * volume
     cells = rng.choice(masses.size, size=n_samples, p=masses / masses.sum())
     index = np.unravel_index(cells, grid.shape)
-    theta = np.stack([grid.centres(a)[index[a]] + (rng.random(n_samples) - 0.5) * h
-                      for a, h in enumerate(grid.spacing)], axis=-1)  # (n, D)
+    theta = np.stack(
+        [
+            grid.centres(a)[index[a]] + (rng.random(n_samples) - 0.5) * h
+            for a, h in enumerate(grid.spacing)
+        ],
+        axis=-1,
+    )  # (n, D)
     grads = np.gradient(np.asarray(phi, dtype=np.float64).reshape(grid.shape), *grid.spacing)
     grads = [grads] if grid.ndim == 1 else grads
     grad_phi = np.stack([g[index] for g in grads], axis=-1)  # (n, D)
     return full_space_noise_rate_units(model, theta, grad_phi, rng)
 
 
-def full_space_noise_rate_units(model: Any, theta: np.ndarray, grad_phi: np.ndarray,
-                                rng: np.random.Generator, weights: np.ndarray | None = None,
-                                n_inputs: int | None = None) -> float:
+def full_space_noise_rate_units(
+    model: Any,
+    theta: np.ndarray,
+    grad_phi: np.ndarray,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+    n_inputs: int | None = None,
+) -> float:
     """The rate of :func:`full_space_noise_rate` for a law of units ``theta`` ``(n, D)`` with
     weights (default equal) and ``grad phi`` there ``(n, D)``, on ``n_inputs`` inputs (default
     ``n``) from the model's own data sampler. The projected gradient goes through the model's
@@ -269,17 +329,20 @@ def full_space_noise_rate_units(model: Any, theta: np.ndarray, grad_phi: np.ndar
     from ..rng import CounterRNG
 
     n_units = theta.shape[0]
-    weights = (np.full(n_units, 1.0 / n_units) if weights is None
-               else np.asarray(weights, dtype=np.float64) / np.sum(weights))
+    weights = (
+        np.full(n_units, 1.0 / n_units)
+        if weights is None
+        else np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    )
     n_inputs = n_units if n_inputs is None else int(n_inputs)
     stream = CounterRNG.from_seed(int(rng.integers(2**31)), 1, np, np.asarray)
     x, y = model.sample_data(stream, 0, n_inputs, np)  # (1, n, k), (1, n)
     kicks = []
     for lo in range(0, n_inputs, _INPUT_CHUNK):
-        xs = np.swapaxes(x[:, lo:lo + _INPUT_CHUNK], 0, 1)  # (C, 1, k): one input per replica
+        xs = np.swapaxes(x[:, lo : lo + _INPUT_CHUNK], 0, 1)  # (C, 1, k): one input per replica
         units = np.broadcast_to(theta, (xs.shape[0], *theta.shape))
         values, cache = model.forward(xs, units, np)
-        residual = y[0, lo:lo + _INPUT_CHUNK] - values[:, 0] @ weights  # (C,)
+        residual = y[0, lo : lo + _INPUT_CHUNK] - values[:, 0] @ weights  # (C,)
         pushed = model.backward(xs, units, cache, residual[:, None, None], np)  # (C, n, D)
         kicks.append(np.sum(pushed * grad_phi, axis=-1) @ weights)
     return float(np.var(np.concatenate(kicks), ddof=1))
@@ -289,9 +352,14 @@ def full_space_noise_rate_units(model: Any, theta: np.ndarray, grad_phi: np.ndar
 POINT_UNITS = 4000
 
 
-def point_noise_rate(model: Any, points: np.ndarray, grad_phi: np.ndarray,
-                     weights: np.ndarray, rng: np.random.Generator, n_samples: int = 4000
-                     ) -> float:
+def point_noise_rate(
+    model: Any,
+    points: np.ndarray,
+    grad_phi: np.ndarray,
+    weights: np.ndarray,
+    rng: np.random.Generator,
+    n_samples: int = 4000,
+) -> float:
     """The rate of :func:`sgd_step_variance` for a law of weighted points (the characteristics
     solver), with ``grad phi`` at the points ``(M, D)`` and ``n_samples`` inputs.
 
@@ -307,9 +375,15 @@ def point_noise_rate(model: Any, points: np.ndarray, grad_phi: np.ndarray,
         # a radial law: each point stands for a sphere of units, its directions Monte Carlo;
         # about n_samples directions in all, each point's weight shared by its copies
         copies = max(1, n_samples // points.shape[0])
-        return float(model.sgd_noise_rate_units(
-            np.repeat(points[:, 0], copies), np.repeat(grad_phi[:, 0], copies), rng,
-            np.repeat(weights / copies, copies), n_samples))
+        return float(
+            model.sgd_noise_rate_units(
+                np.repeat(points[:, 0], copies),
+                np.repeat(grad_phi[:, 0], copies),
+                rng,
+                np.repeat(weights / copies, copies),
+                n_samples,
+            )
+        )
     return full_space_noise_rate_units(model, points, grad_phi, rng, weights, n_samples)
 
 
@@ -317,4 +391,5 @@ def has_sgd_noise_rate(model: Any, n_axes: int) -> bool:
     """Whether the SGD step-size term can be computed for ``model`` on ``n_axes`` reduced axes:
     a model with its own ``sgd_noise_rate`` (radial), or whose particles live on the axes."""
     return hasattr(model, "sgd_noise_rate") or (
-        hasattr(model, "sample_data") and int(getattr(model, "dim", -1)) == n_axes)
+        hasattr(model, "sample_data") and int(getattr(model, "dim", -1)) == n_axes
+    )

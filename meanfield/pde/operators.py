@@ -41,8 +41,9 @@ __all__ = [
 Array = Any
 
 
-def make_potential_fn(potential: Array, kernel: KernelFeatures | Sequence[KernelFeatures],
-                      to_xp: Callable) -> Callable:
+def make_potential_fn(
+    potential: Array, kernel: KernelFeatures | Sequence[KernelFeatures], to_xp: Callable
+) -> Callable:
     """``Psi[m] = V + Phi (w * (Phi^T m))``: two ``M x P`` products, never an ``M x M`` matrix.
 
     Parameters
@@ -77,8 +78,9 @@ def make_potential_fn(potential: Array, kernel: KernelFeatures | Sequence[Kernel
     return _stacked_potential_fn(potential, list(kernel), to_xp)
 
 
-def _stacked_potential_fn(potentials: Array, kernels: list[KernelFeatures],
-                          to_xp: Callable) -> Callable:
+def _stacked_potential_fn(
+    potentials: Array, kernels: list[KernelFeatures], to_xp: Callable
+) -> Callable:
     """``Psi`` of S models on one grid: batched products over the leading axis."""
     n_features = max(k.n_features for k in kernels)
     v = to_xp(np.asarray(potentials))
@@ -88,8 +90,8 @@ def _stacked_potential_fn(potentials: Array, kernels: list[KernelFeatures],
     features = np.zeros((len(kernels), n_cells, n_features))
     weights = np.zeros((len(kernels), 1, n_features))
     for s, k in enumerate(kernels):
-        features[s, :, :k.n_features] = k.features
-        weights[s, 0, :k.n_features] = k.weights
+        features[s, :, : k.n_features] = k.features
+        weights[s, 0, : k.n_features] = k.weights
     features_t = to_xp(np.ascontiguousarray(np.swapaxes(features, 1, 2)))
     features, weights = to_xp(features), to_xp(weights)
 
@@ -134,6 +136,7 @@ def _reconstruction_kernel(limiter: Callable) -> Callable:
     Given the cells' neighbours with the wall cells repeated (a zero jump), the slope of a wall
     cell is 0: the limiter of a zero and any jump is 0.
     """
+
     def kernel(m: Any, left: Array, mid: Array, right: Array) -> tuple[Array, Array]:
         half = 0.5 * limiter(mid - left, right - mid, m)
         return mid + half, mid - half
@@ -144,8 +147,10 @@ def _reconstruction_kernel(limiter: Callable) -> Callable:
 def _upwind_kernel(coef: float, rate_per_speed: float) -> Callable:
     """``(m, psi_lo, psi_hi, east, west) -> (flux, rate)`` with ``u = coef (psi_hi - psi_lo)``
     and the face's outflow rate ``|u| * rate_per_speed``."""
-    def kernel(m: Any, psi_lo: Array, psi_hi: Array, east: Array, west: Array
-               ) -> tuple[Array, Array]:
+
+    def kernel(
+        m: Any, psi_lo: Array, psi_hi: Array, east: Array, west: Array
+    ) -> tuple[Array, Array]:
         u = coef * (psi_hi - psi_lo)
         return m.maximum(u, 0.0) * east + m.minimum(u, 0.0) * west, m.abs(u) * rate_per_speed
 
@@ -154,6 +159,7 @@ def _upwind_kernel(coef: float, rate_per_speed: float) -> Callable:
 
 def _difference_kernel(h: float) -> Callable:
     """``(m, lo, hi) -> (lo - hi) / h``: the divergence of face fluxes with their wall zeros."""
+
     def kernel(m: Any, lo: Array, hi: Array) -> Array:
         return (lo - hi) / h
 
@@ -171,8 +177,10 @@ def bernoulli(z: Array, m: Any) -> Array:
 
 def _scharfetter_gummel_kernel(beta: float, coef: float) -> Callable:
     """``(m, psi_lo, psi_hi, rho_lo, rho_hi) -> (flux, B(z), B(-z))``, ``coef = D / h``."""
-    def kernel(m: Any, psi_lo: Array, psi_hi: Array, rho_lo: Array, rho_hi: Array
-               ) -> tuple[Array, Array, Array]:
+
+    def kernel(
+        m: Any, psi_lo: Array, psi_hi: Array, rho_lo: Array, rho_hi: Array
+    ) -> tuple[Array, Array, Array]:
         z = -beta * (psi_hi - psi_lo)
         b_plus = bernoulli(z, m)
         b_minus = b_plus + z  # B(-z)
@@ -230,8 +238,9 @@ def _pad_edges(rho: Array, axis: int, xp: Any) -> Array:
 # ---- fluxes ----------------------------------------------------------------------------------
 
 
-def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
-                      fuse: Callable | None = None) -> Callable:
+def make_transport_fn(
+    grid: Grid, order: int = 2, limiter: str = "mc", fuse: Callable | None = None
+) -> Callable:
     """Noiseless upwind transport ``div(rho s grad Psi)`` on ``grid``, for ``s = 2 xi = 2``.
 
     Parameters
@@ -255,11 +264,14 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order}")
     spacing = grid.spacing
-    reconstruct = _bind(_reconstruction_kernel(LIMITERS[limiter]), f"reconstruct_{limiter}",
-                        fuse)
-    kernels = [(_bind(_upwind_kernel(-SPEED / h, order / h), f"upwind_flux_{a}", fuse),
-                _bind(_difference_kernel(h), f"divergence_{a}", fuse))
-               for a, h in enumerate(spacing)]
+    reconstruct = _bind(_reconstruction_kernel(LIMITERS[limiter]), f"reconstruct_{limiter}", fuse)
+    kernels = [
+        (
+            _bind(_upwind_kernel(-SPEED / h, order / h), f"upwind_flux_{a}", fuse),
+            _bind(_difference_kernel(h), f"divergence_{a}", fuse),
+        )
+        for a, h in enumerate(spacing)
+    ]
     zeros: dict = {}
 
     def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
@@ -269,8 +281,9 @@ def make_transport_fn(grid: Grid, order: int = 2, limiter: str = "mc",
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             if order == 2:
                 padded = _pad_edges(rho, axis, xp)
-                east, west = reconstruct(xp, padded[_sl(nd, axis, None, -2)], rho,
-                                         padded[_sl(nd, axis, 2, None)])
+                east, west = reconstruct(
+                    xp, padded[_sl(nd, axis, None, -2)], rho, padded[_sl(nd, axis, 2, None)]
+                )
                 east, west = east[lo], west[hi]
             else:
                 east, west = rho[lo], rho[hi]
@@ -299,24 +312,30 @@ def make_noisy_transport_fn(grid: Grid, beta: float, fuse: Callable | None = Non
     """
     spacing = grid.spacing
     diffusivity = SPEED / beta
-    kernels = [(_bind(_scharfetter_gummel_kernel(beta, diffusivity / h), f"sg_flux_{a}", fuse),
-                _bind(_difference_kernel(h), f"divergence_{a}", fuse))
-               for a, h in enumerate(spacing)]
+    kernels = [
+        (
+            _bind(_scharfetter_gummel_kernel(beta, diffusivity / h), f"sg_flux_{a}", fuse),
+            _bind(_difference_kernel(h), f"divergence_{a}", fuse),
+        )
+        for a, h in enumerate(spacing)
+    ]
     outflow = _bind(_sum_kernel, "outflow", fuse)
     zeros: dict = {}
 
     def transport_fn(rho: Array, psi: Array, xp: Any) -> tuple[Array, Array]:
         nd = rho.ndim
         drho = rate = None
-        for (axis, h), (flux_kernel, difference) in zip(_axes(spacing, nd), kernels,
-                                                        strict=True):
+        for (axis, h), (flux_kernel, difference) in zip(_axes(spacing, nd), kernels, strict=True):
             lo, hi = _sl(nd, axis, None, -1), _sl(nd, axis, 1, None)
             flux, b_plus, b_minus = flux_kernel(xp, psi[lo], psi[hi], rho[lo], rho[hi])
             walls = _pad_walls(flux, axis, xp, zeros)
             div = difference(xp, walls[lo], walls[hi])
             drho = div if drho is None else drho + div
-            out = outflow(xp, _pad_walls(b_minus, axis, xp, zeros)[hi],
-                          _pad_walls(b_plus, axis, xp, zeros)[lo])
+            out = outflow(
+                xp,
+                _pad_walls(b_minus, axis, xp, zeros)[hi],
+                _pad_walls(b_plus, axis, xp, zeros)[lo],
+            )
             axis_rate = xp.max(out) * (diffusivity / h**2)
             rate = axis_rate if rate is None else rate + axis_rate
         return drho, rate

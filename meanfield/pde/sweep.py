@@ -53,12 +53,18 @@ class StackedPDE:
             raise ValueError("a stacked PDE needs at least one equation")
         first = pdes[0]
         for pde in pdes[1:]:
-            same = (pde.grid == first.grid and pde.order == first.order
-                    and pde.limiter == first.limiter and pde.l2 == first.l2
-                    and (pde.beta == first.beta))
+            same = (
+                pde.grid == first.grid
+                and pde.order == first.order
+                and pde.limiter == first.limiter
+                and pde.l2 == first.l2
+                and (pde.beta == first.beta)
+            )
             if not same:
-                raise ValueError("stacked equations must share the grid, beta, l2, order and "
-                                 "limiter (only the model may differ)")
+                raise ValueError(
+                    "stacked equations must share the grid, beta, l2, order and "
+                    "limiter (only the model may differ)"
+                )
         object.__setattr__(self, "pdes", pdes)
 
     @property
@@ -78,8 +84,9 @@ class StackedPDE:
         potentials = np.stack([h[0] for h in hosts])
         psi_fn = make_potential_fn(potentials, [h[1] for h in hosts], to_xp)
         norm_sq, log_jac = np.stack([h[2] for h in hosts]), np.stack([h[3] for h in hosts])
-        extra = np.stack([pde.extra_potential(h[2], h[3]) for pde, h in zip(self.pdes, hosts,
-                                                                             strict=True)])
+        extra = np.stack(
+            [pde.extra_potential(h[2], h[3]) for pde, h in zip(self.pdes, hosts, strict=True)]
+        )
         return psi_fn, to_xp(extra), (to_xp(potentials), to_xp(norm_sq), to_xp(log_jac))
 
     def make_rhs(self, backend: Backend, dtype: Any = None) -> Any:
@@ -92,8 +99,9 @@ class StackedPDE:
         psi_fn, _, parts = self._parts(backend, dtype)
         r_sharp = backend.asarray(np.array([pde.model.r_sharp for pde in self.pdes]), dtype)
         first = self.pdes[0]
-        return build_functionals(self.grid, r_sharp, first.beta, first.l2, psi_fn, parts,
-                                 backend.xp)
+        return build_functionals(
+            self.grid, r_sharp, first.beta, first.l2, psi_fn, parts, backend.xp
+        )
 
 
 @dataclass(frozen=True)
@@ -109,12 +117,19 @@ class SweepResult:
     wall_time: float
 
 
-def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times: Sequence[float],
-                    backend: Backend, *, time_change: TimeChange | None = None,
-                    cfl: float = 0.8, stepper: str = "heun", dtype: Any = None,
-                    sync_every: int = SYNC_EVERY,
-                    on_frame: Callable[[float, np.ndarray, list], None] | None = None
-                    ) -> SweepResult:
+def integrate_sweep(
+    pde: MeanFieldPDE | StackedPDE,
+    rho0: np.ndarray,
+    save_times: Sequence[float],
+    backend: Backend,
+    *,
+    time_change: TimeChange | None = None,
+    cfl: float = 0.8,
+    stepper: str = "heun",
+    dtype: Any = None,
+    sync_every: int = SYNC_EVERY,
+    on_frame: Callable[[float, np.ndarray, list], None] | None = None,
+) -> SweepResult:
     """Integrate S runs together and return their frames at ``save_times``.
 
     Parameters
@@ -137,14 +152,26 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
     if rho0.ndim != grid.ndim + 1 or rho0.shape[1:] != grid.shape:
         raise ValueError(f"rho0 must have shape (S, *{grid.shape}), got {rho0.shape}")
     if isinstance(pde, StackedPDE) and rho0.shape[0] != pde.n_runs:
-        raise ValueError(f"{pde.n_runs} stacked equations need {pde.n_runs} initial densities, "
-                         f"got {rho0.shape[0]}")
+        raise ValueError(
+            f"{pde.n_runs} stacked equations need {pde.n_runs} initial densities, "
+            f"got {rho0.shape[0]}"
+        )
     time_change = time_change or TimeChange()
     rhs = pde.make_rhs(backend, dtype)
     functionals = pde.make_functionals(backend, dtype)
     mass0 = rho0.reshape(rho0.shape[0], -1).sum(axis=1) * grid.cell_volume
-    loop = Loop(backend.asarray(rho0, dtype), 0.0, 0, rhs, cfl, functionals, time_change,
-                backend, stepper, sync_every)
+    loop = Loop(
+        backend.asarray(rho0, dtype),
+        0.0,
+        0,
+        rhs,
+        cfl,
+        functionals,
+        time_change,
+        backend,
+        stepper,
+        sync_every,
+    )
     frames: list[tuple] = []
     wall = time.perf_counter()
     for t_out in save_times:
@@ -156,8 +183,15 @@ def integrate_sweep(pde: MeanFieldPDE | StackedPDE, rho0: np.ndarray, save_times
         if on_frame is not None:
             on_frame(float(t_out), density, values)
     stack = [np.stack(column) for column in zip(*frames, strict=True)]
-    return SweepResult(np.asarray(save_times, dtype=np.float64), stack[0], stack[1], stack[2],
-                       stack[3], loop.step, time.perf_counter() - wall)
+    return SweepResult(
+        np.asarray(save_times, dtype=np.float64),
+        stack[0],
+        stack[1],
+        stack[2],
+        stack[3],
+        loop.step,
+        time.perf_counter() - wall,
+    )
 
 
 def _check(density: np.ndarray, mass: np.ndarray, mass0: np.ndarray, t: float) -> None:
@@ -167,5 +201,6 @@ def _check(density: np.ndarray, mass: np.ndarray, mass0: np.ndarray, t: float) -
         raise InvariantViolation(f"t = {t:g}: run {run} lost mass (relative {drift[run]:.3g})")
     if density.min() < 0.0:
         run = int(np.unravel_index(np.argmin(density), density.shape)[0])
-        raise InvariantViolation(f"t = {t:g}: run {run} has a negative density "
-                                 f"({density.min():.3g})")
+        raise InvariantViolation(
+            f"t = {t:g}: run {run} has a negative density ({density.min():.3g})"
+        )

@@ -173,19 +173,42 @@ class InvariantTracker(Tracker):
         self._t_of_tau = run.get("t_of_tau", lambda tau: tau)
         backend = run["backend"]
         self._sx = scalars_for(backend)
-        self._verdict = scalar_kernel(backend, functools.partial(
-            _verdict, cell_volume=run["grid"].cell_volume, mass0=self._mass0,
-            mass_rtol=self.mass_rtol, energy_rtol=self.energy_rtol,
-            negative_rtol=self.negative_rtol), "invariant_verdict")
-        self.set_state({"previous_free_energy": math.inf, "max_mass_error": 0.0,
-                        "max_free_energy_rise": 0.0, "min_density": math.inf})
+        self._verdict = scalar_kernel(
+            backend,
+            functools.partial(
+                _verdict,
+                cell_volume=run["grid"].cell_volume,
+                mass0=self._mass0,
+                mass_rtol=self.mass_rtol,
+                energy_rtol=self.energy_rtol,
+                negative_rtol=self.negative_rtol,
+            ),
+            "invariant_verdict",
+        )
+        self.set_state(
+            {
+                "previous_free_energy": math.inf,
+                "max_mass_error": 0.0,
+                "max_free_energy_rise": 0.0,
+                "min_density": math.inf,
+            }
+        )
 
     def handle_step(self, info: StepInfo) -> Any:
         xp, sx, rho = info.xp, self._sx, info.rho
         passes, *state = self._verdict(
-            info.accepted, info.step, info.tau, sx.scalar(info.previous.free_energy),
-            sx.scalar(xp.sum(rho)), sx.scalar(xp.min(rho)), sx.scalar(xp.max(rho)),
-            sx.scalar(xp.all(xp.isfinite(rho))), *self._records, self._code, *self._detail)
+            info.accepted,
+            info.step,
+            info.tau,
+            sx.scalar(info.previous.free_energy),
+            sx.scalar(xp.sum(rho)),
+            sx.scalar(xp.min(rho)),
+            sx.scalar(xp.max(rho)),
+            sx.scalar(xp.all(xp.isfinite(rho))),
+            *self._records,
+            self._code,
+            *self._detail,
+        )
         self._records, self._code, self._detail = tuple(state[:4]), state[4], tuple(state[5:])
         return passes
 
@@ -203,42 +226,77 @@ class InvariantTracker(Tracker):
         if name == "mass":
             raise InvariantViolation(
                 f"{where}: mass {mass:.17g} drifted from {self._mass0:.17g} "
-                f"(relative {error:.2e} > {self.mass_rtol:.0e})")
+                f"(relative {error:.2e} > {self.mass_rtol:.0e})"
+            )
         if name == "negative density":
             raise InvariantViolation(f"{where}: negative density {low:.3e} (max {high:.3e})")
         raise InvariantViolation(
-            f"step {step - 1}: free energy increased by {rise:.3e} to {energy:.17g}")
+            f"step {step - 1}: free energy increased by {rise:.3e} to {energy:.17g}"
+        )
 
     @property
     def max_mass_error(self) -> float:
+        """Largest relative drift of the mass over the steps so far."""
         return self.get_state()["max_mass_error"]
 
     @property
     def max_energy_rise(self) -> float:
+        """Largest increase of the free energy between two steps so far (absolute: a step is
+        refused when it exceeds ``energy_rtol * (|F| + 1)``)."""
         return self.get_state()["max_free_energy_rise"]
 
     @property
     def min_density(self) -> float:
+        """Smallest cell value of the density over the steps so far."""
         return self.get_state()["min_density"]
 
     def get_state(self) -> dict[str, float]:
         sx = self._sx
         energy, error, rise, low = sx.read(sx.stack(self._records))
-        return {"previous_free_energy": energy, "max_mass_error": error,
-                "max_free_energy_rise": rise, "min_density": low}
+        return {
+            "previous_free_energy": energy,
+            "max_mass_error": error,
+            "max_free_energy_rise": rise,
+            "min_density": low,
+        }
 
     def set_state(self, state: dict[str, float]) -> None:
         sx = self._sx
-        self._records = tuple(sx.const(float(state[key])) for key in (
-            "previous_free_energy", "max_mass_error", "max_free_energy_rise", "min_density"))
+        self._records = tuple(
+            sx.const(float(state[key]))
+            for key in (
+                "previous_free_energy",
+                "max_mass_error",
+                "max_free_energy_rise",
+                "min_density",
+            )
+        )
         self._code = sx.const(0)
         self._detail = (sx.const(0),) + tuple(sx.const(0.0) for _ in range(7))
 
 
-def _verdict(sx: Any, accepted: Any, step: Any, tau: Any, energy: Any, total: Any, low: Any,
-             high: Any, finite_rho: Any, previous_energy: Any, max_error: Any, max_rise: Any,
-             min_low: Any, code: Any, *detail: Any, cell_volume: float, mass0: float,
-             mass_rtol: float, energy_rtol: float, negative_rtol: float) -> tuple:
+def _verdict(
+    sx: Any,
+    accepted: Any,
+    step: Any,
+    tau: Any,
+    energy: Any,
+    total: Any,
+    low: Any,
+    high: Any,
+    finite_rho: Any,
+    previous_energy: Any,
+    max_error: Any,
+    max_rise: Any,
+    min_low: Any,
+    code: Any,
+    *detail: Any,
+    cell_volume: float,
+    mass0: float,
+    mass_rtol: float,
+    energy_rtol: float,
+    negative_rtol: float,
+) -> tuple:
     """The checks of one attempt: ``(passes, 4 records, first failure's code, its 8 details)``.
 
     Scalar logic (:mod:`~meanfield.backends.scalars`): the records are updated only by a step
@@ -263,13 +321,15 @@ def _verdict(sx: Any, accepted: Any, step: Any, tau: Any, energy: Any, total: An
     take = both(accepted, passes)
     first = both(both(accepted, sx.negate(passes)), code == 0)
     found = (step, tau, energy, mass, low, high, error, rise)
-    return (passes,
-            where(take, energy, previous_energy),
-            where(both(take, error > max_error), error, max_error),
-            where(both(take, rise > max_rise), rise, max_rise),
-            where(both(take, low < min_low), low, min_low),
-            where(first, new_code, code),
-            *(where(first, new, old) for new, old in zip(found, detail, strict=True)))
+    return (
+        passes,
+        where(take, energy, previous_energy),
+        where(both(take, error > max_error), error, max_error),
+        where(both(take, rise > max_rise), rise, max_rise),
+        where(both(take, low < min_low), low, min_low),
+        where(first, new_code, code),
+        *(where(first, new, old) for new, old in zip(found, detail, strict=True)),
+    )
 
 
 @dataclass
@@ -285,8 +345,15 @@ class ProgressTracker(Tracker):
 
         disable = not (self.enabled and sys.stderr.isatty())
         self._t = float(run.get("t_start", 0.0))  # later than 0 for a resumed run
-        self._bar = tqdm(total=float(run["t_end"]), initial=self._t, unit="t", disable=disable,
-                         mininterval=self.mininterval, desc=self.desc, bar_format=None)
+        self._bar = tqdm(
+            total=float(run["t_end"]),
+            initial=self._t,
+            unit="t",
+            disable=disable,
+            mininterval=self.mininterval,
+            desc=self.desc,
+            bar_format=None,
+        )
 
     def handle_frame(self, frame: Frame) -> None:
         self._bar.update(frame.t - self._t)
@@ -311,6 +378,8 @@ class MemoryTracker(Tracker):
         self.last_good = last_good
 
     def series(self, name: str) -> np.ndarray:
+        """The attribute ``name`` of every frame kept (``"risk"``, ``"t"``, ...), as an array
+        with one entry per frame."""
         return np.array([getattr(f, name) for f in self.frames])
 
 
@@ -327,7 +396,7 @@ class StorageTracker(Tracker):
     group: str = "pde"
 
     def initialize(self, run: dict[str, Any]) -> None:
-        from ..io import FrameStore, write_points_layout  # noqa: PLC0415
+        from ..io import FrameStore, write_group_attrs, write_points_layout  # noqa: PLC0415
 
         grid = run["grid"]
         coords = {name: grid.centres(axis) for axis, name in enumerate(grid.names)}
@@ -335,9 +404,10 @@ class StorageTracker(Tracker):
         self._group = self.file.require_group(self.group)
         if "n_points" in run:  # the characteristics solver: its points, their weights and
             # the refinement's report (flushed with the layout, before any frame)
-            self._group.attrs.update(run.get("report") or {})
-            coords.update(write_points_layout(self._group, run["weights"], grid.ndim,
-                                              run.get("quantiles")))
+            write_group_attrs(self._group, run.get("report") or {})
+            coords.update(
+                write_points_layout(self._group, run["weights"], grid.ndim, run.get("quantiles"))
+            )
         self._store = FrameStore(self._group, coords)
 
     def handle_frame(self, frame: Frame) -> None:
@@ -354,10 +424,11 @@ class StorageTracker(Tracker):
         self._store.append(frame.t, fields, state={"tau": frame.tau, **frame.state})
 
     def handle_failure(self, last_good: LastGood) -> None:
+        from ..io import write_group_attrs  # noqa: PLC0415
+
         group = self._group.require_group("last_good")
         for key in list(group):
             del group[key]
         group.create_dataset("density", data=last_good.density)
-        group.attrs["time"] = last_good.t
-        group.attrs["step"] = last_good.step
+        write_group_attrs(group, {"time": last_good.t, "step": last_good.step})
         self.file.flush()

@@ -4,8 +4,8 @@ The kinds and their parameters come from the model (:class:`meanfield.model.piec
 ActivationPieces`); the formulas are those of the model's array code, which the tests compare
 with: :class:`~meanfield.model.activations.PiecewiseLinear` (right derivative at the knots),
 the p-spin sigmoid (``exp`` of ``-|z|`` only), and the smooth activations of
-:mod:`meanfield.model.smooth` (``erf`` here is the C library's, which agrees with the model's
-rational approximation to a few units in the last place).
+:mod:`meanfield.model.integrals.smooth` (``erf`` here is the C library's, which agrees with the
+model's rational approximation to a few units in the last place).
 """
 
 from __future__ import annotations
@@ -16,13 +16,31 @@ import numba
 import numpy as np
 from numba.extending import register_jitable
 
+from meanfield.model.pieces import ACTIVATION_KINDS
+
 from .philox import JIT
 
-__all__ = ["apply_activation", "activation_at", "exp_rows", "PIECEWISE_LINEAR", "LINEAR",
-           "SIGMOID", "TANH", "ERF", "SOFTPLUS"]
+__all__ = [
+    "apply_activation",
+    "activation_at",
+    "exp_rows",
+    "PIECEWISE_LINEAR",
+    "LINEAR",
+    "SIGMOID",
+    "TANH",
+    "ERF",
+    "SOFTPLUS",
+]
 
-# codes, in the order of meanfield.model.pieces.ACTIVATION_KINDS
-PIECEWISE_LINEAR, LINEAR, SIGMOID, TANH, ERF, SOFTPLUS = range(6)
+#: the kinds the kernels below have a branch for; their codes are their indices in
+#: :data:`meanfield.model.pieces.ACTIVATION_KINDS` (``ActivationPieces.code``)
+_KINDS = ("piecewise_linear", "linear", "sigmoid", "tanh", "erf", "softplus")
+if set(_KINDS) != set(ACTIVATION_KINDS):
+    raise ImportError(
+        f"the compiled activations {_KINDS} are not the kinds of "
+        f"meanfield.model.pieces {ACTIVATION_KINDS}: add the kernel branches"
+    )
+PIECEWISE_LINEAR, LINEAR, SIGMOID, TANH, ERF, SOFTPLUS = map(ACTIVATION_KINDS.index, _KINDS)
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 

@@ -1,10 +1,11 @@
 """The compiled engine seen from a run: ``advance(state, to_step) -> state`` closures.
 
 :func:`make_sgd_advance` builds the SGD advance of a model from its pieces
-(:mod:`meanfield.model.pieces`), resolves everything that does not change during the run
-(chunking of the random draws, step integrals, the model's arrays), and calls the compiled
-kernel of :mod:`.sgd` on whole chunks of steps. The state keeps the ``(R, N, D)`` layout of
-the NumPy path; the kernel works on ``(R, D, N)`` copies made once per call of the advance.
+(:class:`meanfield.model.pieces.EnginePieces`), resolves everything that does not change during
+the run (chunking of the random draws, step integrals, the model's arrays), and calls the
+compiled kernel of :mod:`.sgd` on whole chunks of steps. The state keeps the ``(R, N, D)``
+layout of the NumPy path; the kernel works on ``(R, D, N)`` copies made once per call of the
+advance. Which advance runs is :func:`particles.engine.select_engine`'s choice.
 """
 
 from __future__ import annotations
@@ -15,38 +16,50 @@ from typing import Any
 
 import numpy as np
 
+from meanfield.model.pieces import EnginePieces, NodePieces, SeparablePieces
+from meanfield.rng import chunk_steps
 from meanfield.schedules import TimeChange
 
 from ..state import EnsembleState
 
-__all__ = ["make_sgd_advance", "make_separable_advance", "make_node_advance",
-           "make_pair_gd_advance", "make_gpu_sgd_advance", "data_chunk_steps", "CALL_STEPS",
-           "Advance"]
+__all__ = [
+    "make_sgd_advance",
+    "make_separable_advance",
+    "make_node_advance",
+    "make_pair_gd_advance",
+    "make_gpu_sgd_advance",
+    "CALL_STEPS",
+    "Advance",
+    "chunked_advance",
+    "schedule",
+    "host",
+]
 
 #: steps per kernel call at most: a progress report between calls, and step-size arrays of
 #: bounded length
 CALL_STEPS = 4096
 
-#: numbers drawn per generator call of the NumPy path (see :mod:`particles.methods`)
-CHUNK_NUMBERS = 1 << 18
-
 Advance = Callable[[EnsembleState, int, Callable[[int], None] | None], EnsembleState]
 
 
-def data_chunk_steps(n_replicas: int, batch: int, dim: int) -> int:
-    """Steps per chunk of the data draws: the NumPy path's chunking, which fixes the numbers."""
-    return max(1, min(1024, CHUNK_NUMBERS // max(n_replicas * batch * dim, 1)))
-
-
 def _unit_arrays(pieces: Any) -> tuple:
-    return (np.asarray(pieces.w_columns, dtype=np.int64),
-            np.asarray(pieces.w_fixed, dtype=np.float64), int(pieces.b_column),
-            float(pieces.b_fixed), int(pieces.c_column), float(pieces.c_fixed))
+    return (
+        np.asarray(pieces.w_columns, dtype=np.int64),
+        np.asarray(pieces.w_fixed, dtype=np.float64),
+        int(pieces.b_column),
+        float(pieces.b_fixed),
+        int(pieces.c_column),
+        float(pieces.c_fixed),
+    )
 
 
 def _activation_arrays(pieces: Any) -> tuple:
-    return (pieces.code, np.ascontiguousarray(pieces.knots, dtype=np.float64),
-            np.ascontiguousarray(pieces.jumps, dtype=np.float64), float(pieces.left))
+    return (
+        pieces.code,
+        np.ascontiguousarray(pieces.knots, dtype=np.float64),
+        np.ascontiguousarray(pieces.jumps, dtype=np.float64),
+        float(pieces.left),
+    )
 
 
 def _data_arrays(pieces: Any, n_inputs: int) -> tuple:
@@ -58,15 +71,26 @@ def _data_arrays(pieces: Any, n_inputs: int) -> tuple:
     return pieces.code, scales, tensor.reshape(d, d * d)
 
 
-def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_change: TimeChange,
-                     l2: float = 0.0, beta: float = math.inf, dtype: Any = np.float64
-                     ) -> Advance:
+def make_sgd_advance(
+    model: Any,
+    pieces: EnginePieces,
+    rng: Any,
+    *,
+    eps: float,
+    batch: int,
+    time_change: TimeChange,
+    l2: float = 0.0,
+    beta: float = math.inf,
+    dtype: Any = np.float64,
+) -> Advance:
     """The compiled counterpart of :func:`particles.methods.make_online_sgd`.
 
     Parameters
     ----------
-    model : a model with ``unit_pieces()`` and ``data_pieces()`` (and ``sample_data`` when
-        its data kind is ``"host"``)
+    model : the model: its ``dim`` (which fixes the data chunks) and, when its data kind is
+        ``"host"``, its ``sample_data``
+    pieces : EnginePieces
+        The model's ``unit`` and ``data``.
     rng : meanfield.rng.CounterRNG
         One stream per replica (its keys are read once).
     eps, batch, time_change, l2, beta
@@ -81,33 +105,33 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
     """
     from .sgd import sgd_steps  # noqa: PLC0415  (compiles on first use)
 
-    pieces = model.unit_pieces()
-    unit = _unit_arrays(pieces)
-    act = _activation_arrays(pieces.activation)
-    data_pieces = model.data_pieces()
-    data = _data_arrays(data_pieces, len(unit[0]))
-    host = data_pieces.kind == "host"
-    keys = np.ascontiguousarray(_host(rng.keys), dtype=np.uint64)
+    unit = _unit_arrays(pieces.unit)
+    act = _activation_arrays(pieces.unit.activation)
+    data = _data_arrays(pieces.data, len(unit[0]))
+    host_data = pieces.data.kind == "host"
+    keys = np.ascontiguousarray(host(rng.keys), dtype=np.uint64)
     empty_x, empty_y = np.zeros((keys.shape[0], 0, len(unit[0]))), np.zeros((keys.shape[0], 0))
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
         if to_step <= state.step:
             return state
         theta = _to_kernel(state.theta, dtype)
         n_replicas = theta.shape[0]
-        per_chunk = data_chunk_steps(n_replicas, batch, int(model.dim))
+        per_chunk = chunk_steps(n_replicas * batch * int(model.dim))
         step = state.step
         while step < to_step:
             stop = min(to_step, step + CALL_STEPS)
             x, y = empty_x, empty_y
-            if host:  # one chunk of the model's own draws per call
+            if host_data:  # one chunk of the model's own draws per call
                 counter = step // per_chunk
                 stop = min(stop, (counter + 1) * per_chunk)
                 x, y = _host_samples(model, rng, counter, per_chunk, batch, step, stop)
-            sizes, decay, noise = _schedule(time_change, eps, l2, beta, step, stop)
-            sgd_steps(theta, keys, step, sizes, decay, noise, batch, per_chunk, unit, act, data,
-                      x, y)
+            sizes, decay, noise = schedule(time_change, eps, l2, beta, step, stop)
+            sgd_steps(
+                theta, keys, step, sizes, decay, noise, batch, per_chunk, unit, act, data, x, y
+            )
             if report is not None:
                 report(stop - step)
             step = stop
@@ -116,9 +140,20 @@ def make_sgd_advance(model: Any, rng: Any, *, eps: float, batch: int, time_chang
     return advance
 
 
-def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batch: int,
-                         time_change: TimeChange, l2: float = 0.0, beta: float = math.inf,
-                         dtype: Any = np.float64, threads: int | None = None) -> Advance:
+def make_gpu_sgd_advance(
+    model: Any,
+    pieces: EnginePieces,
+    rng: Any,
+    backend: Any,
+    *,
+    eps: float,
+    batch: int,
+    time_change: TimeChange,
+    l2: float = 0.0,
+    beta: float = math.inf,
+    dtype: Any = np.float64,
+    threads: int | None = None,
+) -> Advance:
     """The GPU twin of :func:`make_sgd_advance` (:mod:`.cuda`): the state stays on the device.
 
     ``backend`` holds the arrays (CuPy on a GPU; NumPy under numba's CUDA simulator).
@@ -126,10 +161,9 @@ def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batc
     from . import cuda as gpu  # noqa: PLC0415  (numba.cuda only where it is used)
 
     xp = backend.xp
-    pieces = model.unit_pieces()
-    unit = _unit_arrays(pieces)
-    act = _activation_arrays(pieces.activation)
-    data = _data_arrays(model.data_pieces(), len(unit[0]))
+    unit = _unit_arrays(pieces.unit)
+    act = _activation_arrays(pieces.unit.activation)
+    data = _data_arrays(pieces.data, len(unit[0]))
     move = backend.asarray
     unit = (move(unit[0], xp.int64), *unit[1:])
     act = (act[0], move(act[1]), move(act[2]), act[3])
@@ -137,21 +171,35 @@ def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batc
     kernel_dtype = getattr(xp, np.dtype(dtype).name)
     threads = gpu.THREADS if threads is None else threads
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
         if to_step <= state.step:
             return state
         n_replicas, n_units, dim = (int(v) for v in state.theta.shape)
         theta = xp.empty((n_replicas, dim, n_units), dtype=kernel_dtype)
         theta[...] = xp.permute_dims(xp.astype(state.theta, kernel_dtype), (0, 2, 1))
         scratch = xp.zeros((n_replicas, 2, n_units), dtype=xp.float64)
-        grad = xp.zeros((n_replicas, dim, n_units) if batch > 1 else (1, 1, 1),
-                        dtype=xp.float64)
-        per_chunk = data_chunk_steps(n_replicas, batch, int(model.dim))
+        grad = xp.zeros((n_replicas, dim, n_units) if batch > 1 else (1, 1, 1), dtype=xp.float64)
+        per_chunk = chunk_steps(n_replicas * batch * int(model.dim))
         for start, stop in _calls(state.step, to_step):
-            sizes, decay, noise = _schedule(time_change, eps, l2, beta, start, stop)
-            gpu.launch_sgd(theta, rng.keys, start, move(sizes), move(decay), move(noise), batch,
-                           per_chunk, unit, act, data, scratch, grad, threads)
+            sizes, decay, noise = schedule(time_change, eps, l2, beta, start, stop)
+            gpu.launch_sgd(
+                theta,
+                rng.keys,
+                start,
+                move(sizes),
+                move(decay),
+                move(noise),
+                batch,
+                per_chunk,
+                unit,
+                act,
+                data,
+                scratch,
+                grad,
+                threads,
+            )
             if report is not None:
                 report(stop - start)
         out = xp.empty((n_replicas, n_units, dim), dtype=kernel_dtype)
@@ -159,15 +207,6 @@ def make_gpu_sgd_advance(model: Any, rng: Any, backend: Any, *, eps: float, batc
         return state.replace(theta=out, step=to_step, t=to_step * eps)
 
     return advance
-
-
-def gpu_supports(model: Any) -> bool:
-    """Whether the GPU twin runs ``model``'s SGD: data drawn in the kernel, all of ``w``
-    trained."""
-    if not (hasattr(model, "unit_pieces") and hasattr(model, "data_pieces")):
-        return False
-    return (model.data_pieces().kind in ("mixture", "pspin")
-            and all(c >= 0 for c in model.unit_pieces().w_columns))
 
 
 def _calls(step: int, to_step: int, limit: int = CALL_STEPS):
@@ -178,9 +217,17 @@ def _calls(step: int, to_step: int, limit: int = CALL_STEPS):
         step = stop
 
 
-def make_separable_advance(model: Any, rng: Any, *, eps: float, time_change: TimeChange,
-                           heun: bool, l2: float = 0.0, beta: float = math.inf,
-                           dtype: Any = np.float64) -> Advance:
+def make_separable_advance(
+    pieces: SeparablePieces,
+    rng: Any,
+    *,
+    eps: float,
+    time_change: TimeChange,
+    heun: bool,
+    l2: float = 0.0,
+    beta: float = math.inf,
+    dtype: Any = np.float64,
+) -> Advance:
     """Population GD (``heun``) or the Euler(-Maruyama) step of a separable model.
 
     The compiled counterpart of :func:`~particles.methods.make_gd` and, for a model without
@@ -188,51 +235,73 @@ def make_separable_advance(model: Any, rng: Any, *, eps: float, time_change: Tim
     """
     from .gd import separable_steps  # noqa: PLC0415
 
-    pieces = model.separable_pieces()
     poly = np.ascontiguousarray(pieces.poly, dtype=np.float64)
     linear = np.ascontiguousarray(pieces.linear, dtype=np.float64)
     cosine = np.ascontiguousarray(pieces.cosine, dtype=np.float64)
-    keys = np.ascontiguousarray(_host(rng.keys), dtype=np.uint64)
+    keys = np.ascontiguousarray(host(rng.keys), dtype=np.uint64)
 
     def call(theta: np.ndarray, start: int, stop: int) -> None:
-        sizes, decay, noise = _schedule(time_change, eps, l2, beta, start, stop)
+        sizes, decay, noise = schedule(time_change, eps, l2, beta, start, stop)
         separable_steps(theta, keys, start, sizes, decay, noise, heun, l2, poly, linear, cosine)
 
-    return _chunked_advance(call, eps, dtype)
+    return chunked_advance(call, eps, dtype)
 
 
-def make_node_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
-                      dtype: Any = np.float64) -> Advance:
+def make_node_advance(
+    pieces: EnginePieces,
+    *,
+    eps: float,
+    time_change: TimeChange,
+    l2: float = 0.0,
+    dtype: Any = np.float64,
+) -> Advance:
     """Population GD of a quadrature model (teacher-student) through its nodes (see :mod:`.gd`)."""
     from .gd import node_steps  # noqa: PLC0415
 
-    pieces = model.node_pieces()
-    unit_pieces = model.unit_pieces()
-    unit = _unit_arrays(unit_pieces)
-    act = _activation_arrays(unit_pieces.activation)
-    nodes = np.ascontiguousarray(pieces.nodes, dtype=np.float64).reshape(len(pieces.weights), -1)
-    weights = np.ascontiguousarray(pieces.weights, dtype=np.float64)
-    targets = np.ascontiguousarray(pieces.targets, dtype=np.float64)
+    node_pieces: NodePieces = pieces.nodes
+    unit = _unit_arrays(pieces.unit)
+    act = _activation_arrays(pieces.unit.activation)
+    nodes = np.ascontiguousarray(node_pieces.nodes, dtype=np.float64).reshape(
+        len(node_pieces.weights), -1
+    )
+    weights = np.ascontiguousarray(node_pieces.weights, dtype=np.float64)
+    targets = np.ascontiguousarray(node_pieces.targets, dtype=np.float64)
 
     def call(theta: np.ndarray, start: int, stop: int) -> None:
-        node_steps(theta, time_change.step_integrals(eps, stop - start, start=start), l2, unit,
-                   act, nodes, weights, targets)
+        node_steps(
+            theta,
+            time_change.step_integrals(eps, stop - start, start=start),
+            l2,
+            unit,
+            act,
+            nodes,
+            weights,
+            targets,
+        )
 
-    return _chunked_advance(call, eps, dtype)
+    return chunked_advance(call, eps, dtype)
 
 
-def make_pair_gd_advance(model: Any, *, eps: float, time_change: TimeChange, l2: float = 0.0,
-                         dtype: Any = np.float64) -> Advance:
+def make_pair_gd_advance(
+    model: Any,
+    views: Any,
+    *,
+    eps: float,
+    time_change: TimeChange,
+    l2: float = 0.0,
+    dtype: Any = np.float64,
+) -> Advance:
     """Population GD of an MMN model: Heun's method as :func:`~particles.methods.make_gd`,
-    with grad Psi from the compiled pair sums (:mod:`.population`)."""
+    with grad Psi from the compiled pair sums (:mod:`.population`) of its pair ``views``."""
     from .population import pair_population_gradient  # noqa: PLC0415
 
     def velocity(theta: np.ndarray) -> np.ndarray:
-        return -2.0 * (pair_population_gradient(model, theta) + l2 * theta)
+        return -2.0 * (pair_population_gradient(model, theta, views) + l2 * theta)
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
-        theta = np.asarray(_host(state.theta), dtype=np.float64)
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
+        theta = np.asarray(host(state.theta), dtype=np.float64)
         for step in range(state.step, to_step):
             s = float(time_change.step_integrals(eps, 1, start=step)[0])
             first = velocity(theta)
@@ -246,8 +315,9 @@ def make_pair_gd_advance(model: Any, *, eps: float, time_change: TimeChange, l2:
     return advance
 
 
-def _schedule(time_change: TimeChange, eps: float, l2: float, beta: float, start: int,
-              stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def schedule(
+    time_change: TimeChange, eps: float, l2: float, beta: float, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per step of ``start .. stop - 1``: ``s_k``, ``1 - 2 lambda s_k``, ``2 sqrt(s_k / beta)``."""
     sizes = time_change.step_integrals(eps, stop - start, start=start)
     decay = 1.0 - 2.0 * l2 * sizes if l2 != 0.0 else np.ones_like(sizes)
@@ -255,13 +325,15 @@ def _schedule(time_change: TimeChange, eps: float, l2: float, beta: float, start
     return sizes, decay, noise
 
 
-def _chunked_advance(call: Callable[[np.ndarray, int, int], None], eps: float,
-                     dtype: Any) -> Advance:
+def chunked_advance(
+    call: Callable[[np.ndarray, int, int], None], eps: float, dtype: Any
+) -> Advance:
     """An advance that runs ``call(theta, start, stop)`` on ``(R, D, N)`` copies, a chunk of at
     most :data:`CALL_STEPS` steps at a time."""
 
-    def advance(state: EnsembleState, to_step: int,
-                report: Callable[[int], None] | None = None) -> EnsembleState:
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
         theta = _to_kernel(state.theta, dtype)
         for start, stop in _calls(state.step, to_step):
             call(theta, start, stop)
@@ -273,18 +345,19 @@ def _chunked_advance(call: Callable[[np.ndarray, int, int], None], eps: float,
     return advance
 
 
-def _host_samples(model: Any, rng: Any, counter: int, per_chunk: int, batch: int, start: int,
-                  stop: int) -> tuple[np.ndarray, np.ndarray]:
+def _host_samples(
+    model: Any, rng: Any, counter: int, per_chunk: int, batch: int, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The model's draws of chunk ``counter`` for steps ``start .. stop - 1`` (NumPy)."""
     x, y = model.sample_data(rng, counter, per_chunk * batch, rng.xp)
     first = (start - counter * per_chunk) * batch
     last = (stop - counter * per_chunk) * batch
-    x = np.ascontiguousarray(_host(x)[:, first:last, :], dtype=np.float64)
-    y = np.ascontiguousarray(_host(y)[:, first:last], dtype=np.float64)
+    x = np.ascontiguousarray(host(x)[:, first:last, :], dtype=np.float64)
+    y = np.ascontiguousarray(host(y)[:, first:last], dtype=np.float64)
     return x, y
 
 
-def _host(array: Any) -> np.ndarray:
+def host(array: Any) -> np.ndarray:
     """A NumPy view or copy of a backend array (the engine runs on the host)."""
     if isinstance(array, np.ndarray):
         return array
@@ -299,7 +372,7 @@ def _to_kernel(theta: Any, dtype: Any) -> np.ndarray:
     Always a copy: the kernels work in place, and a state is never modified (for ``D = 1``
     the transpose of a C-ordered array is itself C-ordered, and would be a view).
     """
-    return np.array(np.transpose(_host(theta), (0, 2, 1)), dtype=dtype, order="C", copy=True)
+    return np.array(np.transpose(host(theta), (0, 2, 1)), dtype=dtype, order="C", copy=True)
 
 
 def _from_kernel(theta: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Compiled scalar twins of :mod:`meanfield.model.bivariate` (one pair at a time).
+"""Compiled scalar twins of :mod:`meanfield.model.integrals.bivariate` (one pair at a time).
 
 The same formulas as the array reference, evaluated per pair inside the pair kernels:
 Genz's orthant probability ``L(h, k; c)`` and the closed-form ``G = E[s(aX) s(bY)]``,
@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from meanfield.model.bivariate import C_CLIP, GL_NODES, GL_WEIGHTS, NEAR_ONE
+from meanfield.model.integrals.bivariate import C_CLIP, GL_NODES, GL_WEIGHTS, NEAR_ONE
 
 from .activations import exp_rows
 from .philox import JIT
@@ -105,12 +105,20 @@ def _near_one(h, k, c, one_minus, xs, inv_rs, shift, arg, ex, bits):
     exponent = -0.5 * (bs / one_minus + hk)
     total = 0.0
     if exponent > _EXP_CUT:
-        total = a * math.exp(exponent) * (1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0
-                                          + cc * dd * one_minus ** 2)
+        total = (
+            a
+            * math.exp(exponent)
+            * (1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0 + cc * dd * one_minus**2)
+        )
     if hk > _EXP_CUT:
         b = math.sqrt(bs)
-        total -= (math.exp(-0.5 * hk) * _SQRT_TWO_PI * _ndtr(-b / a) * b
-                  * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0))
+        total -= (
+            math.exp(-0.5 * hk)
+            * _SQRT_TWO_PI
+            * _ndtr(-b / a)
+            * b
+            * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0)
+        )
     n_nodes = xs.shape[0]
     for m in range(n_nodes):
         e = max(-0.5 * (bs / xs[m] + hk), _EXP_CUT - 1.0)
@@ -150,9 +158,18 @@ MAX_KNOTS = 64
 def pair_scratch():
     """Scratch arrays for :func:`pair_moments` (one set per thread)."""
     n = _NODES.shape[0]
-    return (np.empty(n), np.empty(n), np.empty(2 * n), np.empty(2 * n),
-            np.empty(2 * n, dtype=np.int64), np.empty(MAX_KNOTS), np.empty(MAX_KNOTS),
-            np.empty(MAX_KNOTS), np.empty(MAX_KNOTS), np.empty(n))
+    return (
+        np.empty(n),
+        np.empty(n),
+        np.empty(2 * n),
+        np.empty(2 * n),
+        np.empty(2 * n, dtype=np.int64),
+        np.empty(MAX_KNOTS),
+        np.empty(MAX_KNOTS),
+        np.empty(MAX_KNOTS),
+        np.empty(MAX_KNOTS),
+        np.empty(n),
+    )
 
 
 @numba.njit(fastmath={"contract"}, **JIT)
@@ -176,8 +193,16 @@ def pair_moments(a, b, c, knots, jumps, left, scratch):
         k_all[i] = knots[i] / b
         phi_h[i] = _phi(h_all[i])
         phi_k[i] = _phi(k_all[i])
-        value += left * jumps[i] * (a * phi_h[i] - knots[i] * _ndtr(-h_all[i])
-                                    + b * phi_k[i] - knots[i] * _ndtr(-k_all[i]))
+        value += (
+            left
+            * jumps[i]
+            * (
+                a * phi_h[i]
+                - knots[i] * _ndtr(-h_all[i])
+                + b * phi_k[i]
+                - knots[i] * _ndtr(-k_all[i])
+            )
+        )
     slope_pairs = 0.0
     along = 0.0
     for i in range(n_knots):
@@ -185,15 +210,18 @@ def pair_moments(a, b, c, knots, jumps, left, scratch):
         conditional = left
         for j in range(n_knots):
             k = k_all[j]
-            orth = _orthant_at(h, k, c, far, half_angle, one_minus, sn, inv, shift, arg, ex,
-                               bits)
+            orth = _orthant_at(h, k, c, far, half_angle, one_minus, sn, inv, shift, arg, ex, bits)
             slope_pairs += jumps[i] * jumps[j] * orth
             u = _shifted(k, h, c) / sigma
             v = _shifted(h, k, c) / sigma
             phi_u = _phi(u)
             tail_u = _ndtr(-u)
-            ramp = ((c + h * k) * orth - k * phi_h[i] * tail_u - h * phi_k[j] * _ndtr(-v)
-                    + sigma * phi_h[i] * phi_u)
+            ramp = (
+                (c + h * k) * orth
+                - k * phi_h[i] * tail_u
+                - h * phi_k[j] * _ndtr(-v)
+                + sigma * phi_h[i] * phi_u
+            )
             value += jumps[i] * jumps[j] * a * b * ramp
             conditional += jumps[j] * b * sigma * (phi_u - u * tail_u)
         along += jumps[i] * phi_h[i] * conditional

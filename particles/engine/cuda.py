@@ -37,9 +37,28 @@ MAX_INPUTS = 1024
 
 
 @cuda.jit
-def sgd_chunk(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, w_rows, b_row,
-              c_row, act_code, knots, jumps, left, data_code, class_scales, tensor, scratch,
-              grad):
+def sgd_chunk(
+    theta,
+    keys,
+    first_step,
+    sizes,
+    decay,
+    noise,
+    batch,
+    per_chunk,
+    w_rows,
+    b_row,
+    c_row,
+    act_code,
+    knots,
+    jumps,
+    left,
+    data_code,
+    class_scales,
+    tensor,
+    scratch,
+    grad,
+):
     """Advance replica ``blockIdx.x`` by ``len(sizes)`` steps (arguments as :func:`.sgd.sgd_steps`,
     with the unit's rows ``w_rows``, ``b_row``, ``c_row`` (-1: absent), and device scratch
     ``scratch`` ``(R, 2, N)`` and ``grad`` ``(R, D, N)`` (used when ``batch > 1``))."""
@@ -65,8 +84,21 @@ def sgd_chunk(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, w_
                     grad[r, row, n] = 0.0
         for b in range(batch):
             sample = (k - counter * per_chunk) * batch + b
-            _draw(x, shared, reduce, tid, step_threads, n_inputs, data_code, k0, k1, counter,
-                  sample, class_scales, tensor)
+            _draw(
+                x,
+                shared,
+                reduce,
+                tid,
+                step_threads,
+                n_inputs,
+                data_code,
+                k0,
+                k1,
+                counter,
+                sample,
+                class_scales,
+                tensor,
+            )
             partial = 0.0
             for n in range(tid, n_units, step_threads):
                 z = weights[b_row, n] if b_row >= 0 else 0.0
@@ -88,8 +120,9 @@ def sgd_chunk(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, w_
                     if b_row >= 0:
                         weights[b_row, n] = decay[step] * weights[b_row, n] + g
                     if c_row >= 0:
-                        weights[c_row, n] = decay[step] * weights[c_row, n] + coef * scratch[r,
-                                                                                             0, n]
+                        weights[c_row, n] = (
+                            decay[step] * weights[c_row, n] + coef * scratch[r, 0, n]
+                        )
                 else:
                     for j in range(n_inputs):
                         grad[r, w_rows[j], n] += g * x[j]
@@ -104,8 +137,9 @@ def sgd_chunk(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, w_
                     weights[row, n] = decay[step] * weights[row, n] + grad[r, row, n]
             if noise[step] > 0.0:  # element n D + j of normal(k, (N, D), purpose 2)
                 for row in range(dim):
-                    weights[row, n] += noise[step] * normal_at(k0, k1, k, PURPOSE_NOISE,
-                                                               n * dim + row)
+                    weights[row, n] += noise[step] * normal_at(
+                        k0, k1, k, PURPOSE_NOISE, n * dim + row
+                    )
         cuda.syncthreads()
 
 
@@ -126,8 +160,21 @@ def _block_sum(reduce, value, tid):
 
 
 @cuda.jit(device=True)
-def _draw(x, shared, reduce, tid, step_threads, n_inputs, data_code, k0, k1, counter, sample,
-          class_scales, tensor):
+def _draw(
+    x,
+    shared,
+    reduce,
+    tid,
+    step_threads,
+    n_inputs,
+    data_code,
+    k0,
+    k1,
+    counter,
+    sample,
+    class_scales,
+    tensor,
+):
     """Sample ``sample`` of chunk ``counter`` into shared ``x`` and ``shared[0]`` (the label)."""
     for j in range(tid, n_inputs, step_threads):
         x[j] = normal_at(k0, k1, counter, PURPOSE_DATA, sample * n_inputs + j)
@@ -168,8 +215,22 @@ def _square_sum(x, tid, step_threads, n_inputs):
     return total
 
 
-def launch_sgd(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, unit, act, data,
-               scratch, grad, threads=THREADS):
+def launch_sgd(
+    theta,
+    keys,
+    first_step,
+    sizes,
+    decay,
+    noise,
+    batch,
+    per_chunk,
+    unit,
+    act,
+    data,
+    scratch,
+    grad,
+    threads=THREADS,
+):
     """Launch :func:`sgd_chunk` with one block of ``threads`` threads per replica (a power of
     two up to :data:`THREADS`; the simulator tests use fewer).
 
@@ -186,5 +247,24 @@ def launch_sgd(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, u
     if threads > THREADS or threads & (threads - 1):
         raise ValueError(f"threads must be a power of two up to {THREADS}, got {threads}")
     sgd_chunk[int(theta.shape[0]), threads](
-        theta, keys, first_step, sizes, decay, noise, batch, per_chunk, w_columns, b_column,
-        c_column, act_code, knots, jumps, left, data_code, class_scales, tensor, scratch, grad)
+        theta,
+        keys,
+        first_step,
+        sizes,
+        decay,
+        noise,
+        batch,
+        per_chunk,
+        w_columns,
+        b_column,
+        c_column,
+        act_code,
+        knots,
+        jumps,
+        left,
+        data_code,
+        class_scales,
+        tensor,
+        scratch,
+        grad,
+    )

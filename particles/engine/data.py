@@ -13,17 +13,37 @@ import math
 
 import numba
 
+from meanfield.model.pieces import DATA_KINDS
+from meanfield.rng import Purpose
+
 from .activations import FAST
 from .philox import JIT, fill_normals, uniform_at
 
-__all__ = ["draw_sample", "HOST", "MIXTURE", "PSPIN", "PURPOSE_DATA", "PURPOSE_LABEL",
-           "PURPOSE_NOISE"]
+__all__ = [
+    "draw_sample",
+    "HOST",
+    "MIXTURE",
+    "PSPIN",
+    "PURPOSE_DATA",
+    "PURPOSE_LABEL",
+    "PURPOSE_NOISE",
+]
 
-# codes, in the order of meanfield.model.pieces.DATA_KINDS
-HOST, MIXTURE, PSPIN = range(3)
+#: the data kinds the kernels know; their codes are their indices in
+#: :data:`meanfield.model.pieces.DATA_KINDS` (``DataPieces.code``)
+_KINDS = ("host", "mixture", "pspin")
+if set(_KINDS) != set(DATA_KINDS):
+    raise ImportError(
+        f"the compiled data laws {_KINDS} are not the kinds of "
+        f"meanfield.model.pieces {DATA_KINDS}: add the kernel branches"
+    )
+HOST, MIXTURE, PSPIN = map(DATA_KINDS.index, _KINDS)
 
-#: purpose tags of meanfield's draws: inputs, labels (or label noise), SGD noise
-PURPOSE_DATA, PURPOSE_LABEL, PURPOSE_NOISE = 0, 1, 2
+#: purpose tags of the draws (:class:`meanfield.rng.Purpose`) as plain integers for the kernels:
+#: inputs, labels (or label noise), SGD noise
+PURPOSE_DATA, PURPOSE_LABEL, PURPOSE_NOISE = (
+    int(p) for p in (Purpose.DATA, Purpose.LABEL, Purpose.NOISE)
+)
 
 
 @numba.njit(fastmath=FAST, **JIT)
@@ -78,5 +98,3 @@ def draw_sample(code, k0, k1, counter, sample, x, class_scales, tensor, pairs):
             inner += pairs[q * k + r] * x[r]
         y += inner * x[q]
     return y / k
-
-

@@ -49,8 +49,9 @@ def _separable_gradient(theta, poly, linear, cosine, out):
         mean_sin /= n_units
         for n in range(n_units):
             v = theta[a, n]
-            slope = poly[a, 1] + v * (2.0 * poly[a, 2] + v * (3.0 * poly[a, 3]
-                                                             + v * 4.0 * poly[a, 4]))
+            slope = poly[a, 1] + v * (
+                2.0 * poly[a, 2] + v * (3.0 * poly[a, 3] + v * 4.0 * poly[a, 4])
+            )
             slope += linear[a] * mean
             if cosine[a] != 0.0:
                 slope += cosine[a] * (mean_sin * math.cos(v) - mean_cos * math.sin(v))
@@ -58,8 +59,7 @@ def _separable_gradient(theta, poly, linear, cosine, out):
 
 
 @numba.njit(parallel=True, fastmath=FAST, **JIT)
-def separable_steps(theta, keys, first_step, sizes, decay, noise, heun, l2, poly, linear,
-                    cosine):
+def separable_steps(theta, keys, first_step, sizes, decay, noise, heun, l2, poly, linear, cosine):
     """Advance every replica by ``len(sizes)`` steps, in place (``theta`` ``(R, D, N)``).
 
     ``heun``: population GD, ``theta += (s/2) (v(theta) + v(theta + s v(theta)))`` with
@@ -117,10 +117,26 @@ def _node_velocity(theta, nodes, weights, targets, l2, unit, act, out, scratch):
             y[bb] = targets[q0 + bb]
             sample_weights[bb] = weights[q0 + bb]
         _forward(theta, x, z, count, w_columns, w_fixed, b_column, b_fixed)
-        _residuals(z, h, slope, y, coef, active, out_weight, count, 2.0, act_code, knots,
-                   jumps, left, bits, sample_weights)
-        _add_gradient(out, x, h, slope, coef, active, count, w_columns, b_column, c_column,
-                      1.0, True)
+        _residuals(
+            z,
+            h,
+            slope,
+            y,
+            coef,
+            active,
+            out_weight,
+            count,
+            2.0,
+            act_code,
+            knots,
+            jumps,
+            left,
+            bits,
+            sample_weights,
+        )
+        _add_gradient(
+            out, x, h, slope, coef, active, count, w_columns, b_column, c_column, 1.0, True
+        )
     for a in range(dim):
         for n in range(n_units):
             out[a, n] -= 2.0 * l2 * theta[a, n]
@@ -133,11 +149,18 @@ def node_steps(theta, sizes, l2, unit, act, nodes, weights, targets):
     k = nodes.shape[1]
     for r in numba.prange(n_replicas):
         current = theta[r]
-        scratch = (np.empty((SAMPLE_BLOCK, k)), np.empty(SAMPLE_BLOCK), np.empty(SAMPLE_BLOCK),
-                   np.empty(SAMPLE_BLOCK), np.empty((SAMPLE_BLOCK, n_units)),
-                   np.empty((SAMPLE_BLOCK, n_units)), np.empty((SAMPLE_BLOCK, n_units)),
-                   np.empty(n_units), np.zeros(SAMPLE_BLOCK, dtype=np.bool_),
-                   np.empty(n_units, dtype=np.int64))
+        scratch = (
+            np.empty((SAMPLE_BLOCK, k)),
+            np.empty(SAMPLE_BLOCK),
+            np.empty(SAMPLE_BLOCK),
+            np.empty(SAMPLE_BLOCK),
+            np.empty((SAMPLE_BLOCK, n_units)),
+            np.empty((SAMPLE_BLOCK, n_units)),
+            np.empty((SAMPLE_BLOCK, n_units)),
+            np.empty(n_units),
+            np.zeros(SAMPLE_BLOCK, dtype=np.bool_),
+            np.empty(n_units, dtype=np.int64),
+        )
         first = np.empty((dim, n_units))
         stage = np.empty((dim, n_units))
         second = np.empty((dim, n_units))

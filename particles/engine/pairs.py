@@ -30,8 +30,23 @@ __all__ = ["pair_sums"]
 
 
 @numba.njit(parallel=True, fastmath=FAST, **JIT)
-def pair_sums(directions, coeffs, slopes, a, taus, weight, knots, jumps, left, split, tol,
-              gradient, value, radial, tangential):
+def pair_sums(
+    directions,
+    coeffs,
+    slopes,
+    a,
+    taus,
+    weight,
+    knots,
+    jumps,
+    left,
+    split,
+    tol,
+    gradient,
+    value,
+    radial,
+    tangential,
+):
     """Row sums of the off-diagonal pair kernel of every replica.
 
     Parameters
@@ -97,12 +112,26 @@ def pair_sums(directions, coeffs, slopes, a, taus, weight, knots, jumps, left, s
                 row_radial[j] = 0.0
                 row_dc[j] = 0.0
             for t in range(n_taus):
-                _mehler_row(i, cos, coeffs[rep, t], slopes[rep, t], order, split, gradient,
-                            taus[t], power, below, row_value, row_radial, row_dc)
+                _mehler_row(
+                    i,
+                    cos,
+                    coeffs[rep, t],
+                    slopes[rep, t],
+                    order,
+                    split,
+                    gradient,
+                    taus[t],
+                    power,
+                    below,
+                    row_value,
+                    row_radial,
+                    row_dc,
+                )
                 for j in range(n_units):
                     if j != i and abs(cos[j]) > split:
-                        g, g_a, g_c = pair_moments(a[rep, t, i], a[rep, t, j], cos[j], knots,
-                                                   jumps, left, scratch)
+                        g, g_a, g_c = pair_moments(
+                            a[rep, t, i], a[rep, t, j], cos[j], knots, jumps, left, scratch
+                        )
                         row_value[j] += g
                         row_radial[j] += taus[t] * g_a
                         row_dc[j] += g_c
@@ -126,8 +155,9 @@ def pair_sums(directions, coeffs, slopes, a, taus, weight, knots, jumps, left, s
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _mehler_row(i, cos, coeffs, slopes, order, split, gradient, tau, power, below, row_value,
-                row_radial, row_dc):
+def _mehler_row(
+    i, cos, coeffs, slopes, order, split, gradient, tau, power, below, row_value, row_radial, row_dc
+):
     """Add the Mehler terms ``k = 0..order`` of row ``i`` (pairs with ``|c| <= split``)."""
     n_units = cos.shape[0]
     for j in range(n_units):

@@ -38,8 +38,15 @@ from ._cache import refresh_cache
 
 refresh_cache()  # before any kernel of the engine is compiled or loaded from the cache
 
-__all__ = ["philox_block", "uniform_at", "normal_at", "normal_pair", "block_words",
-           "uniform_element", "fill_normals"]
+__all__ = [
+    "philox_block",
+    "uniform_at",
+    "normal_at",
+    "normal_pair",
+    "block_words",
+    "uniform_element",
+    "fill_normals",
+]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)

@@ -37,8 +37,9 @@ SAMPLE_BLOCK = 8
 
 
 @numba.njit(parallel=True, fastmath=FAST, **JIT)
-def sgd_steps(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, unit, act, data,
-              host_x, host_y):
+def sgd_steps(
+    theta, keys, first_step, sizes, decay, noise, batch, per_chunk, unit, act, data, host_x, host_y
+):
     """Advance every replica by ``len(sizes)`` SGD steps, in place.
 
     Parameters
@@ -100,35 +101,154 @@ def sgd_steps(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, un
                 grad[:, :] = 0
                 for b0 in range(0, batch, block):
                     count = min(block, batch - b0)
-                    _draw(x, y, count, r, first_step, step, b0, batch, per_chunk, data_code, k0,
-                          k1, class_scales, tensor, pairs, host_x, host_y)
+                    _draw(
+                        x,
+                        y,
+                        count,
+                        r,
+                        first_step,
+                        step,
+                        b0,
+                        batch,
+                        per_chunk,
+                        data_code,
+                        k0,
+                        k1,
+                        class_scales,
+                        tensor,
+                        pairs,
+                        host_x,
+                        host_y,
+                    )
                     _forward(weights, x, z, count, w_columns, w_fixed, b_column, b_fixed)
-                    _residuals(z, h, slope, y, coef, active, out_weight, count, scale, act_code,
-                               knots, jumps, left, bits, ones)
-                    _add_gradient(grad, x, h, slope, coef, active, count, w_columns, b_column,
-                                  c_column, 1.0, True)
+                    _residuals(
+                        z,
+                        h,
+                        slope,
+                        y,
+                        coef,
+                        active,
+                        out_weight,
+                        count,
+                        scale,
+                        act_code,
+                        knots,
+                        jumps,
+                        left,
+                        bits,
+                        ones,
+                    )
+                    _add_gradient(
+                        grad,
+                        x,
+                        h,
+                        slope,
+                        coef,
+                        active,
+                        count,
+                        w_columns,
+                        b_column,
+                        c_column,
+                        1.0,
+                        True,
+                    )
                 for row in range(dim):
                     for n in range(n_units):
                         weights[row, n] = decay[step] * weights[row, n] + grad[row, n]
             else:  # one block holds the batch: update the weights directly
                 if not have_forward:
-                    _draw(x, y, batch, r, first_step, step, 0, batch, per_chunk, data_code, k0,
-                          k1, class_scales, tensor, pairs, host_x, host_y)
+                    _draw(
+                        x,
+                        y,
+                        batch,
+                        r,
+                        first_step,
+                        step,
+                        0,
+                        batch,
+                        per_chunk,
+                        data_code,
+                        k0,
+                        k1,
+                        class_scales,
+                        tensor,
+                        pairs,
+                        host_x,
+                        host_y,
+                    )
                     _forward(weights, x, z, batch, w_columns, w_fixed, b_column, b_fixed)
-                _residuals(z, h, slope, y, coef, active, out_weight, batch, scale, act_code,
-                           knots, jumps, left, bits, ones)
+                _residuals(
+                    z,
+                    h,
+                    slope,
+                    y,
+                    coef,
+                    active,
+                    out_weight,
+                    batch,
+                    scale,
+                    act_code,
+                    knots,
+                    jumps,
+                    left,
+                    bits,
+                    ones,
+                )
                 have_forward = step + 1 < n_steps and noise[step] == 0.0
                 if have_forward:  # one pass: this step's update, the next step's forward
-                    _draw(x_next, y_next, batch, r, first_step, step + 1, 0, batch, per_chunk,
-                          data_code, k0, k1, class_scales, tensor, pairs, host_x, host_y)
-                    _update_and_forward(weights, x, h, slope, coef, active, batch, decay[step],
-                                        x_next, z, w_columns, w_fixed, b_column, b_fixed,
-                                        c_column)
+                    _draw(
+                        x_next,
+                        y_next,
+                        batch,
+                        r,
+                        first_step,
+                        step + 1,
+                        0,
+                        batch,
+                        per_chunk,
+                        data_code,
+                        k0,
+                        k1,
+                        class_scales,
+                        tensor,
+                        pairs,
+                        host_x,
+                        host_y,
+                    )
+                    _update_and_forward(
+                        weights,
+                        x,
+                        h,
+                        slope,
+                        coef,
+                        active,
+                        batch,
+                        decay[step],
+                        x_next,
+                        z,
+                        w_columns,
+                        w_fixed,
+                        b_column,
+                        b_fixed,
+                        c_column,
+                    )
                     x, x_next = x_next, x
                     y, y_next = y_next, y
                 else:
-                    _add_gradient(weights, x, h, slope, coef, active, batch, w_columns,
-                                  b_column, c_column, decay[step], False)
+                    _add_gradient(
+                        weights,
+                        x,
+                        h,
+                        slope,
+                        coef,
+                        active,
+                        batch,
+                        w_columns,
+                        b_column,
+                        c_column,
+                        decay[step],
+                        False,
+                    )
             if noise[step] > 0.0:
                 amplitude = noise[step]
                 for n in range(n_units):  # element n D + j of normal(k, (N, D), purpose 2)
@@ -138,8 +258,25 @@ def sgd_steps(theta, keys, first_step, sizes, decay, noise, batch, per_chunk, un
 
 
 @numba.njit(**JIT)
-def _draw(x, y, count, r, first_step, step, b0, batch, per_chunk, data_code, k0, k1,
-          class_scales, tensor, pairs, host_x, host_y):
+def _draw(
+    x,
+    y,
+    count,
+    r,
+    first_step,
+    step,
+    b0,
+    batch,
+    per_chunk,
+    data_code,
+    k0,
+    k1,
+    class_scales,
+    tensor,
+    pairs,
+    host_x,
+    host_y,
+):
     """Samples ``b0 .. b0 + count - 1`` of step ``first_step + step`` into ``x``, ``y``."""
     k = first_step + step
     counter = k // per_chunk
@@ -151,13 +288,29 @@ def _draw(x, y, count, r, first_step, step, b0, batch, per_chunk, data_code, k0,
                 x[bb, j] = host_x[r, row, j]
             y[bb] = host_y[r, row]
         else:
-            y[bb] = draw_sample(data_code, k0, k1, counter, first_sample + bb, x[bb],
-                                class_scales, tensor, pairs)
+            y[bb] = draw_sample(
+                data_code, k0, k1, counter, first_sample + bb, x[bb], class_scales, tensor, pairs
+            )
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _residuals(z, h, slope, y, coef, active, out_weight, count, scale, act_code, knots, jumps,
-               left, bits, sample_weights):
+def _residuals(
+    z,
+    h,
+    slope,
+    y,
+    coef,
+    active,
+    out_weight,
+    count,
+    scale,
+    act_code,
+    knots,
+    jumps,
+    left,
+    bits,
+    sample_weights,
+):
     """Activations, ``coef_b = scale w_b (y_b - y_hat_b)`` and ``g_bn = coef_b c_n h'(z_bn)``.
 
     ``g`` overwrites ``slope``; ``active[b]`` tells whether any unit has a nonzero slope;
@@ -178,8 +331,23 @@ def _residuals(z, h, slope, y, coef, active, out_weight, count, scale, act_code,
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _update_and_forward(weights, x, h, g, coef, active, count, decay, x_next, z, w_columns,
-                        w_fixed, b_column, b_fixed, c_column):
+def _update_and_forward(
+    weights,
+    x,
+    h,
+    g,
+    coef,
+    active,
+    count,
+    decay,
+    x_next,
+    z,
+    w_columns,
+    w_fixed,
+    b_column,
+    b_fixed,
+    c_column,
+):
     """This step's update and the next step's pre-activations in one pass over the weights.
 
     Each row ``w_j <- decay w_j + sum_b g_b x_bj`` is used at once, while in cache, for
@@ -276,8 +444,9 @@ def _forward(weights, x, z, count, w_columns, w_fixed, b_column, b_fixed):
 
 
 @numba.njit(fastmath=FAST, **JIT)
-def _add_gradient(target, x, h, g, coef, active, count, w_columns, b_column, c_column, decay,
-                  accumulate):
+def _add_gradient(
+    target, x, h, g, coef, active, count, w_columns, b_column, c_column, decay, accumulate
+):
     """Add the block's gradient to ``target``.
 
     ``accumulate``: ``target += G``; otherwise ``target = decay * target + G`` (the weights

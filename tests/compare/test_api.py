@@ -20,11 +20,24 @@ from meanfield.io import load
 ROOT = Path(__file__).resolve().parents[2]
 RUN_CONFIG = ROOT / "data" / "configs" / "mmn-isotropic.toml"
 STUDY_CONFIG = ROOT / "data" / "configs" / "mmn-isotropic-study.toml"
-FAST = ["dynamics.t_end=0.5", "dynamics.save_times=[0.0, 0.5]", "pde.cells=200",
-        "particles.n=50", "particles.replicas=2", "particles.step=1e-3"]
-SMALL_STUDY = ['particles.method="gd"', "particles.step=0.01", "dynamics.t_end=0.2",
-               "dynamics.save_times=[0.0, 0.1, 0.2]", "study.n=[10, 20]", "study.replicas=4",
-               "pde.cells=200", 'study.observables=["mean_r", "w1"]']
+FAST = [
+    "dynamics.t_end=0.5",
+    "dynamics.save_times=[0.0, 0.5]",
+    "pde.cells=200",
+    "particles.n=50",
+    "particles.replicas=2",
+    "particles.step=1e-3",
+]
+SMALL_STUDY = [
+    'particles.method="gd"',
+    "particles.step=0.01",
+    "dynamics.t_end=0.2",
+    "dynamics.save_times=[0.0, 0.1, 0.2]",
+    "study.n=[10, 20]",
+    "study.replicas=4",
+    "pde.cells=200",
+    'study.observables=["mean_r", "w1"]',
+]
 TOY = "tests.plugin_models.toy_model:ToyLinear"
 
 
@@ -67,8 +80,9 @@ def test_run_returns_the_file_it_wrote(run_file) -> None:
     assert tree["pde"].attrs["n_steps"] > 0
 
 
-def test_output_none_keeps_nothing_on_disk_and_the_data_in_memory(run_file, tmp_path,
-                                                                    monkeypatch) -> None:
+def test_output_none_keeps_nothing_on_disk_and_the_data_in_memory(
+    run_file, tmp_path, monkeypatch
+) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -95,10 +109,12 @@ def test_config_as_text_mapping_or_config_object() -> None:
     """A PDE-only run gives a Dataset (one group); every form of the config gives the same."""
     overrides = [*FAST[:3], "pde.order=1"]
     data = pde_only()
-    results = [api.run(tomli_w.dumps(data), overrides),
-               api.run(data, overrides),
-               api.run(parse_config(data, ["pde.order=1"]), FAST[:3]),
-               api.run(parse_config(data, overrides))]
+    results = [
+        api.run(tomli_w.dumps(data), overrides),
+        api.run(data, overrides),
+        api.run(parse_config(data, ["pde.order=1"]), FAST[:3]),
+        api.run(parse_config(data, overrides)),
+    ]
     for ds in results:
         assert isinstance(ds, xr.Dataset)
         assert ds.attrs["group"] == "pde"
@@ -108,14 +124,18 @@ def test_config_as_text_mapping_or_config_object() -> None:
         np.testing.assert_array_equal(ds["risk"], results[0]["risk"])
 
 
-@pytest.mark.parametrize(("override", "key"), [
-    ("pde.cellz=100", "pde.cellz"),
-    ("pde.cells=-3", "pde.cells"),
-    ("particles.replicas=1.5", "particles.replicas"),
-    ("dynamics.t_end", "dynamics.t_end"),  # malformed: no value
-])
-def test_a_bad_override_raises_config_error_naming_the_key(override: str, key: str,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("pde.cellz=100", "pde.cellz"),
+        ("pde.cells=-3", "pde.cells"),
+        ("particles.replicas=1.5", "particles.replicas"),
+        ("dynamics.t_end", "dynamics.t_end"),  # malformed: no value
+    ],
+)
+def test_a_bad_override_raises_config_error_naming_the_key(
+    override: str, key: str, tmp_path: Path
+) -> None:
     out = tmp_path / "out.h5"
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         api.run(RUN_CONFIG, [*FAST, override], out)
@@ -137,10 +157,13 @@ def test_an_existing_output_is_refused_unless_forced(run_file, tmp_path: Path) -
 
 def test_a_user_model_runs_through_the_api() -> None:
     """The toy model of tests/plugin_models, named in the config only: no edit to the package."""
-    data = {"model": {"name": TOY, "teacher": [1.0]}, "init": {"mean": 0.0, "std": 0.3},
-            "dynamics": {"t_end": 0.5, "save_times": {"count": 3}},
-            "pde": {"cells": 80, "bounds": [[-2.5, 3.0]]},
-            "particles": {"n": 40, "replicas": 2, "method": "gd", "step": 0.01}}
+    data = {
+        "model": {"name": TOY, "teacher": [1.0]},
+        "init": {"mean": 0.0, "std": 0.3},
+        "dynamics": {"t_end": 0.5, "save_times": {"count": 3}},
+        "pde": {"cells": 80, "bounds": [[-2.5, 3.0]]},
+        "particles": {"n": 40, "replicas": 2, "method": "gd", "step": 0.01},
+    }
     tree = api.run(data)
     assert tree["pde"]["density"].dims == ("time", "t0")  # the model names its axes
     # population GD moves the empirical mean by dm/dt = -2 (m - teacher); the Heun step's

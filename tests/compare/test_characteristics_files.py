@@ -39,9 +39,17 @@ PAST_SPLIT = {**SMALL, "dynamics": {"t_end": 5.0, "save_times": [0.0, 1.25, 2.5,
 #: per-frame datasets of /pde, and the fixed ones of the points' layout
 FRAME_FIELDS = ("time", "points", "density", "risk", "free_energy", "mass", "step", "dt")
 LAYOUT = ("weights", "quantiles", "point", "axis", "r")
-#: attributes of /pde that say how the characteristics run went (driver.POINT_ATTRS)
-REPORT = ("method", "n_points", "refinement_passes", "points_per_pass", "refinement_converged",
-          "refinement_reason", "refinement_risk_change", "max_outside_mass")
+#: attributes of /pde that say how the characteristics run went (meanfield.io.PDE_POINT_ATTRS)
+REPORT = (
+    "method",
+    "n_points",
+    "refinement_passes",
+    "points_per_pass",
+    "refinement_converged",
+    "refinement_reason",
+    "refinement_risk_change",
+    "max_outside_mass",
+)
 
 
 def with_pde(data: dict, **pde) -> dict:
@@ -60,8 +68,11 @@ def pde_datasets(path: Path) -> dict[str, np.ndarray]:
     """Every dataset under /pde (the checkpoint slots included), raw."""
     out: dict[str, np.ndarray] = {}
     with h5py.File(path, "r") as f:
-        f["pde"].visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                            if isinstance(obj, h5py.Dataset) else None)
+        f["pde"].visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
     return out
 
 
@@ -90,13 +101,18 @@ def test_pde_group_holds_points_weights_and_density(small_run) -> None:
         for name in FRAME_FIELDS + LAYOUT:
             assert name in group, name
         n_points = int(group.attrs["n_points"])
-        dims = {name: tuple(d[0].name.rsplit("/", 1)[-1] for d in group[name].dims)
-                for name in ("points", "weights", "quantiles", "density")}
-        assert dims == {"points": ("time", "point", "axis"), "weights": ("point",),
-                        "quantiles": ("point", "axis"), "density": ("time", "r")}
+        dims = {
+            name: tuple(d[0].name.rsplit("/", 1)[-1] for d in group[name].dims)
+            for name in ("points", "weights", "quantiles", "density")
+        }
+        assert dims == {
+            "points": ("time", "point", "axis"),
+            "weights": ("point",),
+            "quantiles": ("point", "axis"),
+            "density": ("time", "r"),
+        }
         assert group["points"].shape == (3, n_points, 1)
-        assert group["weights"].shape == (n_points,) and group["quantiles"].shape == (
-            n_points, 1)
+        assert group["weights"].shape == (n_points,) and group["quantiles"].shape == (n_points, 1)
         assert group["density"].shape == (3, 200)
         np.testing.assert_array_equal(group["time"][()], [0.0, 1.0, 2.0])
         weights = group["weights"][()]
@@ -165,8 +181,15 @@ def test_plot_and_info_read_the_file(small_run, tmp_path, capsys) -> None:
     assert {str(p) for p in written} <= set(printed)
     assert main(["info", str(small_run)]) == 0
     info = capsys.readouterr().out
-    for fragment in ("/pde", "@method = 'characteristics'", "points", "(time, point, axis)",
-                     "weights", "quantiles", "refinement_passes"):
+    for fragment in (
+        "/pde",
+        "@method = 'characteristics'",
+        "points",
+        "(time, point, axis)",
+        "weights",
+        "quantiles",
+        "refinement_passes",
+    ):
         assert fragment in info, info
 
 
@@ -224,8 +247,9 @@ CRASHES = {2: 0, 3: 0, 4: 1, 6: 2, 7: 2, 12: 5}
 
 
 @pytest.mark.parametrize("n_flushes", sorted(CRASHES))
-def test_resume_after_a_crash_is_bitwise_identical(streamed, tmp_path, monkeypatch,
-                                                   n_flushes) -> None:
+def test_resume_after_a_crash_is_bitwise_identical(
+    streamed, tmp_path, monkeypatch, n_flushes
+) -> None:
     config, reference = streamed
     out = tmp_path / "crashed.h5"
     _run_killed_after_flush(monkeypatch, config, out, n_flushes)
@@ -233,14 +257,21 @@ def test_resume_after_a_crash_is_bitwise_identical(streamed, tmp_path, monkeypat
     run_config(config, out, resume=True, progress=False)
     assert_same_datasets(out, reference)
     with h5py.File(out, "r") as f, h5py.File(reference, "r") as g:
-        for key in ("n_steps", "max_free_energy_rise", "max_outside_mass", "min_density",
-                    "method", "n_points"):
+        for key in (
+            "n_steps",
+            "max_free_energy_rise",
+            "max_outside_mass",
+            "min_density",
+            "method",
+            "n_points",
+        ):
             assert f["pde"].attrs[key] == g["pde"].attrs[key], key
 
 
 @pytest.mark.parametrize("n_flushes", [6, 12])
-def test_resumed_file_keeps_the_refinement_report(streamed, tmp_path, monkeypatch,
-                                                  n_flushes) -> None:
+def test_resumed_file_keeps_the_refinement_report(
+    streamed, tmp_path, monkeypatch, n_flushes
+) -> None:
     config, reference = streamed
     out = tmp_path / "crashed.h5"
     _run_killed_after_flush(monkeypatch, config, out, n_flushes)
@@ -248,12 +279,10 @@ def test_resumed_file_keeps_the_refinement_report(streamed, tmp_path, monkeypatc
     with h5py.File(out, "r") as f, h5py.File(reference, "r") as g:
         for key in REPORT:
             assert key in f["pde"].attrs, key
-            np.testing.assert_array_equal(f["pde"].attrs[key], g["pde"].attrs[key],
-                                          err_msg=key)
+            np.testing.assert_array_equal(f["pde"].attrs[key], g["pde"].attrs[key], err_msg=key)
 
 
-def test_resume_of_a_refined_run_killed_while_writing_its_frames(tmp_path, monkeypatch
-                                                                 ) -> None:
+def test_resume_of_a_refined_run_killed_while_writing_its_frames(tmp_path, monkeypatch) -> None:
     """A refined run writes its frames after its last pass; killed in between, the resume
     continues that pass from its stored weights: the same datasets."""
     config = parse_config(with_pde(PAST_SPLIT, backend="numpy"))
@@ -270,8 +299,7 @@ def test_resume_of_a_refined_run_killed_while_writing_its_frames(tmp_path, monke
 # ----------------------------------------------------------------------------- C.3
 
 
-def test_refined_run_writes_its_frames_once_and_reports_the_passes(tmp_path, monkeypatch
-                                                                   ) -> None:
+def test_refined_run_writes_its_frames_once_and_reports_the_passes(tmp_path, monkeypatch) -> None:
     config = parse_config(with_pde(PAST_SPLIT, backend="numpy"))
     assert config.pde["refine"] > 0  # the default refines
     appended: list[float] = []
@@ -301,8 +329,9 @@ def test_refined_run_writes_its_frames_once_and_reports_the_passes(tmp_path, mon
     # converged: the last pass moved the risk by less than pde.risk_tol (measured 2.5e-11)
     assert np.max(change) <= config.pde["risk_tol"], change
     unrefined = tmp_path / "unrefined.h5"
-    run_config(parse_config(with_pde(PAST_SPLIT, refine=0.0, backend="numpy")), unrefined,
-               progress=False)
+    run_config(
+        parse_config(with_pde(PAST_SPLIT, refine=0.0, backend="numpy")), unrefined, progress=False
+    )
     with h5py.File(unrefined, "r") as f:
         coarse = f["pde/risk"][()]
         assert list(f["pde"].attrs["points_per_pass"]) == [32]

@@ -42,8 +42,14 @@ backend = "auto"
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "compare.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "compare.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -53,8 +59,9 @@ def config_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["info", "--help"],
-                                  ["plot", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["run", "--help"], ["info", "--help"], ["plot", "--help"]]
+)
 def test_help_exits_zero_with_examples(args):
     result = cli(*args)
     assert result.returncode == 0, result.stderr
@@ -68,11 +75,14 @@ def test_version():
     assert meanfield.__version__ in result.stdout
 
 
-@pytest.mark.parametrize(("old", "new", "fragment"), [
-    ("cells = 2400", "cels = 2400", "did you mean 'pde.cells'"),
-    ("delta = 0.8", 'delta = "big"', "'model.delta'"),
-    ("kappa = 0.8", "kappa = -1.0", "'init.kappa'"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("cells = 2400", "cels = 2400", "did you mean 'pde.cells'"),
+        ("delta = 0.8", 'delta = "big"', "'model.delta'"),
+        ("kappa = 0.8", "kappa = -1.0", "'init.kappa'"),
+    ],
+)
 def test_bad_config_exits_2_with_one_error_line(tmp_path, old, new, fragment):
     path = tmp_path / "bad.toml"
     path.write_text(VALID.replace(old, new))
@@ -101,9 +111,19 @@ def test_bad_override_and_missing_file_exit_2(tmp_path, config_file):
 
 def test_dry_run_prints_toml_with_overrides(tmp_path, config_file):
     out = tmp_path / "out.h5"
-    result = cli("run", str(config_file), "-o", str(out), "--dry-run",
-                 "--set", "pde.cells=1200", "--set", "model.activation=mmn_nonmonotone",
-                 "--set", "dynamics.xi={power=-0.25}")
+    result = cli(
+        "run",
+        str(config_file),
+        "-o",
+        str(out),
+        "--dry-run",
+        "--set",
+        "pde.cells=1200",
+        "--set",
+        "model.activation=mmn_nonmonotone",
+        "--set",
+        "dynamics.xi={power=-0.25}",
+    )
     assert result.returncode == 0, result.stderr
     data = tomllib.loads(result.stdout)
     cfg = parse_config(data)
@@ -212,7 +232,8 @@ def test_info_prints_summary(tmp_path, capsys):
     with create_file(path) as f:
         write_root_attrs(f, config_toml=VALID, seed=1, backend="numpy", device="cpu")
         FrameStore(f.require_group("pde"), {"r": np.arange(3.0)}).append(
-            0.0, {"density": (np.ones(3), ("r",)), "mass": (3.0, ())})
+            0.0, {"density": (np.ones(3), ("r",)), "mass": (3.0, ())}
+        )
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert 'name = "isotropic_gaussians"' in out
@@ -242,12 +263,16 @@ def test_info_selftest(monkeypatch, ok, status):
 
 def test_plot_prints_paths(monkeypatch, tmp_path, capsys):
     module = types.ModuleType("compare.figures")
-    module.plot_any = lambda file, out_dir: [Path(out_dir) / "density.png",
-                                             Path(out_dir) / "risk.png"]
+    module.plot_any = lambda file, out_dir: [
+        Path(out_dir) / "density.png",
+        Path(out_dir) / "risk.png",
+    ]
     monkeypatch.setitem(sys.modules, "compare.figures", module)
     assert main(["plot", "run.h5", "-o", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "density.png"),
-                                                    str(tmp_path / "risk.png")]
+    assert capsys.readouterr().out.splitlines() == [
+        str(tmp_path / "density.png"),
+        str(tmp_path / "risk.png"),
+    ]
 
 
 def test_usage_errors_return_2(capsys):

@@ -34,28 +34,30 @@ TEACHER = {
     "particles": {"n": 10, "method": "gd", "step": 0.1},
 }
 ANISOTROPIC = {
-    "model": {"name": "anisotropic_gaussians", "d": 12, "s0": 3, "delta": 0.6,
-              "kernel_tol": 1e-4},
+    "model": {"name": "anisotropic_gaussians", "d": 12, "s0": 3, "delta": 0.6, "kernel_tol": 1e-4},
     "init": {"kappa": 0.8},
     "dynamics": {"t_end": 1.0, "save_times": {"count": 3}},
     "pde": {"cells": [16, 16], "r_max": 3.0},
 }
-BASES = {"isotropic": iso, "quadratic": lambda: copy.deepcopy(QUADRATIC),
-         "teacher_student": lambda: copy.deepcopy(TEACHER),
-         "anisotropic": lambda: copy.deepcopy(ANISOTROPIC)}
+BASES = {
+    "isotropic": iso,
+    "quadratic": lambda: copy.deepcopy(QUADRATIC),
+    "teacher_student": lambda: copy.deepcopy(TEACHER),
+    "anisotropic": lambda: copy.deepcopy(ANISOTROPIC),
+}
 #: the stand-in builds a PDE only up to this many cells (a valid but huge grid is not an error)
 MAX_CELLS = 200_000
 
 
 def _build_only(config, out_path, **kwargs):
     """The checks a real run makes before it creates its file, and nothing more."""
-    from meanfield.config.builders import build_pde_setup
+    from meanfield.config.builders import build_particle_setup, build_pde_setup
     from particles.run import build_particle_run
 
     if config.pde is not None and math.prod(config.pde["cells"]) <= MAX_CELLS:
         build_pde_setup(config)
     if config.particles is not None:
-        build_particle_run(config, n=2, replicas=1)
+        build_particle_run(build_particle_setup(config), n=2, replicas=1)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +73,19 @@ def stand_in_runner():
         sys.modules.pop("compare.runner")
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(base=st.sampled_from(sorted(BASES)), mutations=st.lists(_mutation, min_size=1, max_size=3),
-       overrides=st.lists(_overrides, max_size=2))
-def test_rejected_configs_exit_2_with_one_line_and_leave_no_file(stand_in_runner, base,
-                                                                 mutations, overrides):
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    base=st.sampled_from(sorted(BASES)),
+    mutations=st.lists(_mutation, min_size=1, max_size=3),
+    overrides=st.lists(_overrides, max_size=2),
+)
+def test_rejected_configs_exit_2_with_one_line_and_leave_no_file(
+    stand_in_runner, base, mutations, overrides
+):
     data = BASES[base]()
     for mutation in mutations:
         _mutate(data, mutation)
@@ -107,14 +116,18 @@ def test_rejected_configs_exit_2_with_one_line_and_leave_no_file(stand_in_runner
             assert lines[-1].startswith(("error:", "meanfield run: error:")), message
 
 
-@pytest.mark.parametrize(("base", "override", "fragment"), [
-    ("isotropic", "pde.r_max=0.3", "cannot hold the initial law"),
-    ("teacher_student", "pde.bounds=[[0.0, 1.0], [-2.0, 2.0]]", "cannot hold the initial law"),
-    ("anisotropic", "model.s0=12", "s0"),
-    ("quadratic", "pde.bounds=[[-1.0, 1.0]]", "cannot hold the initial law"),
-])
-def test_errors_found_while_building_exit_2_without_a_file(stand_in_runner, tmp_path, capsys,
-                                                           base, override, fragment):
+@pytest.mark.parametrize(
+    ("base", "override", "fragment"),
+    [
+        ("isotropic", "pde.r_max=0.3", "cannot hold the initial law"),
+        ("teacher_student", "pde.bounds=[[0.0, 1.0], [-2.0, 2.0]]", "cannot hold the initial law"),
+        ("anisotropic", "model.s0=12", "s0"),
+        ("quadratic", "pde.bounds=[[-1.0, 1.0]]", "cannot hold the initial law"),
+    ],
+)
+def test_errors_found_while_building_exit_2_without_a_file(
+    stand_in_runner, tmp_path, capsys, base, override, fragment
+):
     config, out = tmp_path / "config.toml", tmp_path / "out.h5"
     config.write_text(tomli_w.dumps(BASES[base]()))
     assert main(["run", str(config), "-o", str(out), "--quiet", "--set", override]) == 2

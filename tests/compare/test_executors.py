@@ -25,8 +25,12 @@ def simulate_job(n_particles: int, seed: int) -> dict[str, np.ndarray]:
     """A deterministic stand-in for "simulate replicas with this seed": arrays of three dtypes."""
     rng = np.random.default_rng(seed)
     theta = rng.standard_normal((n_particles, 3))
-    return {"theta": theta, "theta32": theta.astype(np.float32).T,  # a non-contiguous view
-            "counts": rng.integers(0, 10, size=n_particles), "mean": theta.mean(axis=0)}
+    return {
+        "theta": theta,
+        "theta32": theta.astype(np.float32).T,  # a non-contiguous view
+        "counts": rng.integers(0, 10, size=n_particles),
+        "mean": theta.mean(axis=0),
+    }
 
 
 def fragile_job(n_particles: int, seed: int) -> dict[str, np.ndarray]:
@@ -56,8 +60,9 @@ def pid_job() -> int:
 def dask_address():
     """A two-worker dask cluster with worker processes, so jobs really travel by pickle."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=40) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -121,8 +126,12 @@ def test_results_reach_on_result_as_they_finish(kind: str, request) -> None:
     with make_executor(scheduler, max_workers=2) as opened:
         run_jobs(opened, sleepy_job, [{"seconds": 0.3, "index": -1}])  # workers warm
         params = [{"seconds": 1.5, "index": 0}, {"seconds": 0.0, "index": 1}]
-        results = run_jobs(opened, sleepy_job, params,
-                           on_result=lambda r: calls.append((time.monotonic(), r.value)))
+        results = run_jobs(
+            opened,
+            sleepy_job,
+            params,
+            on_result=lambda r: calls.append((time.monotonic(), r.value)),
+        )
         returned = time.monotonic()
     assert [index for _, index in calls] == [1, 0]  # order of completion
     assert calls[0][0] < returned - 0.75  # 1.5 s job still running: wide margin for jitter

@@ -118,10 +118,12 @@ def test_moments_and_variance_uniform():
     fourth = (b**5 - a**5) / (5 * (b - a))
     np.testing.assert_allclose(on_grid("mean_r", edges, density), mean, rtol=ROUND_OFF)
     np.testing.assert_allclose(on_grid("second_moment_r", edges, density), second, rtol=ROUND_OFF)
-    np.testing.assert_allclose(variance_on_grid("mean_r", edges, density), (b - a) ** 2 / 12,
-                               rtol=ROUND_OFF)
-    np.testing.assert_allclose(variance_on_grid("second_moment_r", edges, density),
-                               fourth - second**2, rtol=ROUND_OFF)
+    np.testing.assert_allclose(
+        variance_on_grid("mean_r", edges, density), (b - a) ** 2 / 12, rtol=ROUND_OFF
+    )
+    np.testing.assert_allclose(
+        variance_on_grid("second_moment_r", edges, density), fourth - second**2, rtol=ROUND_OFF
+    )
 
 
 def test_moments_and_variance_piecewise():
@@ -136,12 +138,15 @@ def test_moments_and_variance_piecewise():
     for p, err in errors.items():
         assert err.shape == (2,)
         np.testing.assert_allclose(err, (samples**p).mean(axis=1) - moment(p), rtol=ROUND_OFF)
-    np.testing.assert_allclose(variance_on_grid("mean_r", edges, density),
-                               moment(2) - moment(1) ** 2, rtol=ROUND_OFF)
-    np.testing.assert_allclose(variance_on_grid("second_moment_r", edges, density),
-                               moment(4) - moment(2) ** 2, rtol=ROUND_OFF)
-    np.testing.assert_allclose(empirical("second_moment_r", samples), [14 / 3, 0.0],
-                               rtol=ROUND_OFF)
+    np.testing.assert_allclose(
+        variance_on_grid("mean_r", edges, density), moment(2) - moment(1) ** 2, rtol=ROUND_OFF
+    )
+    np.testing.assert_allclose(
+        variance_on_grid("second_moment_r", edges, density),
+        moment(4) - moment(2) ** 2,
+        rtol=ROUND_OFF,
+    )
+    np.testing.assert_allclose(empirical("second_moment_r", samples), [14 / 3, 0.0], rtol=ROUND_OFF)
 
 
 def test_observables_registry():
@@ -153,18 +158,23 @@ def test_observables_registry():
 
 def test_w1_limit_constant_closed_form_and_quadrature():
     # U[0, 1]: int sqrt(x (1 - x)) dx = pi / 8
-    np.testing.assert_allclose(w1_limit_constant(np.linspace(0, 1, 11), np.ones(10)),
-                               np.sqrt(2 / np.pi) * np.pi / 8, rtol=ROUND_OFF)
+    np.testing.assert_allclose(
+        w1_limit_constant(np.linspace(0, 1, 11), np.ones(10)),
+        np.sqrt(2 / np.pi) * np.pi / 8,
+        rtol=ROUND_OFF,
+    )
     edges, density = lumpy()
     cdf_fn = grid_cdf(edges, density)
     pieces = [
-        integrate.quad(lambda r: np.sqrt(cdf_fn(r) * (1 - cdf_fn(r))), lo, hi,
-                       epsabs=1e-14, epsrel=1e-13)[0]
+        integrate.quad(
+            lambda r: np.sqrt(cdf_fn(r) * (1 - cdf_fn(r))), lo, hi, epsabs=1e-14, epsrel=1e-13
+        )[0]
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     # adaptive quad resolves the sqrt endpoint singularities to ~1e-11 relative
-    np.testing.assert_allclose(w1_limit_constant(edges, density),
-                               np.sqrt(2 / np.pi) * sum(pieces), rtol=1e-10)
+    np.testing.assert_allclose(
+        w1_limit_constant(edges, density), np.sqrt(2 / np.pi) * sum(pieces), rtol=1e-10
+    )
 
 
 def exact_mean_w1(n: int, edges: np.ndarray, density: np.ndarray) -> float:
@@ -175,8 +185,14 @@ def exact_mean_w1(n: int, edges: np.ndarray, density: np.ndarray) -> float:
     r = (lo + hi) / 2 + (hi - lo) / 2 * nodes
     p = np.clip(grid_cdf(edges, density)(r), 1e-300, 1 - 1e-16)
     nu = np.floor(n * p) + 1
-    log_mad = (np.log(2 * nu) + gammaln(n + 1) - gammaln(nu + 1) - gammaln(n - nu + 1)
-               + nu * np.log(p) + (n - nu + 1) * np.log1p(-p))
+    log_mad = (
+        np.log(2 * nu)
+        + gammaln(n + 1)
+        - gammaln(nu + 1)
+        - gammaln(n - nu + 1)
+        + nu * np.log(p)
+        + (n - nu + 1) * np.log1p(-p)
+    )
     mad = np.where(nu <= n, np.exp(log_mad), 0.0)
     return float(np.sum(mad * (hi - lo) / 2 * weights) / n)
 
@@ -224,7 +240,8 @@ def test_variance_on_grid_matches_replica_variance(rng):
         # the sample variance of 400 near-Gaussian means has relative s.e. sqrt(2/399) = 7 %
         assert abs(ratio - 1) < 4 * np.sqrt(2 / (n_replicas - 1))
         assert abs(values.mean() - on_grid(name, edges, density)) < 4 * np.sqrt(
-            variance_on_grid(name, edges, density) / (n * n_replicas))
+            variance_on_grid(name, edges, density) / (n * n_replicas)
+        )
 
 
 def product_grid(n_cells: tuple[int, int]) -> tuple[list, tuple, np.ndarray, float]:
@@ -269,8 +286,10 @@ def test_sliced_w1_against_direct_average(rng):
     np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0, rtol=ROUND_OFF)
     grid_points = np.stack(np.meshgrid(*centres, indexing="ij"), axis=-1).reshape(-1, 2)
     masses = density.ravel() * volume
-    direct = [np.mean([w1_by_quantiles(s @ e, grid_points @ e, masses) for e in directions])
-              for s in samples]
+    direct = [
+        np.mean([w1_by_quantiles(s @ e, grid_points @ e, masses) for e in directions])
+        for s in samples
+    ]
     assert got.shape == (3,)
     np.testing.assert_allclose(got, direct, rtol=1e-10)  # two exact formulas, round-off apart
 
@@ -281,8 +300,14 @@ def test_sliced_w1_shrinks_like_inverse_sqrt_n(rng):
     sizes, n_replicas = np.array([100, 200, 400, 800, 1600, 3200]), 32
     means, standard_errors = [], []
     for n in sizes:
-        values = sliced_w1_to_grid(sample_product(marginals, rng, (n_replicas, n)), centres,
-                                   density, volume, n_directions=16, rng=5)
+        values = sliced_w1_to_grid(
+            sample_product(marginals, rng, (n_replicas, n)),
+            centres,
+            density,
+            volume,
+            n_directions=16,
+            rng=5,
+        )
         means.append(values.mean())
         standard_errors.append(values.std(ddof=1) / np.sqrt(n_replicas))
     log_n = np.log(sizes)

@@ -14,12 +14,18 @@ from compare.reproduce import EXPERIMENTS, Options, read_results, reproduce
 from compare.reproduce.base import COLUMNS, CONFIG_DIR, SCALES, Row, write_results
 from compare.reproduce.rve_pspin import post_quench_change, pre_quench_trend
 from meanfield.config import ConfigError
-from meanfield.model.pspin import PSpin, protocol_batches
+from meanfield.model.rve.pspin import PSpin, protocol_batches
 
 #: RVE Experiment 2 in a few seconds: the protocol's shape (SGD, quench, records) at toy size
-TINY = ["study.n=[10, 20]", "study.teachers=2", "protocol.sgd_steps=400",
-        "protocol.quench_steps=40", "protocol.log_records=6", "particles.test_points=4000",
-        "protocol.figure_n=20"]
+TINY = [
+    "study.n=[10, 20]",
+    "study.teachers=2",
+    "protocol.sgd_steps=400",
+    "protocol.quench_steps=40",
+    "protocol.log_records=6",
+    "particles.test_points=4000",
+    "protocol.figure_n=20",
+]
 QUIET = Options(workers=1, scheduler="local", progress=False, report=lambda line: None)
 
 
@@ -53,7 +59,9 @@ def test_study_of_a_pspin_config_takes_the_same_quench_batch() -> None:
 
     config = load_config(CONFIG_DIR.parent / "rve-pspin-d10.toml")
     assert model_entry("pspin").study_overrides(config, 32) == [
-        "particles.batch=6", "particles.quench_batch=40"]
+        "particles.batch=6",
+        "particles.quench_batch=40",
+    ]
 
 
 def test_pre_quench_trend_measures_the_relative_change_of_a_line() -> None:
@@ -66,15 +74,17 @@ def test_pre_quench_trend_measures_the_relative_change_of_a_line() -> None:
     # records after the quench step are ignored
     with_quench = np.concatenate([falling, [0.1, 0.05]])
     assert pre_quench_trend(np.r_[steps, 1010, 1100], with_quench, 1000)[0] == pytest.approx(
-        -0.05 / 1.025, rel=1e-9)
+        -0.05 / 1.025, rel=1e-9
+    )
 
 
 def test_the_trend_standard_error_matches_the_scatter_of_noisy_records() -> None:
     """Over many noisy flat series the fitted trends scatter by their reported standard error."""
     rng = np.random.default_rng(3)
     steps = np.linspace(500, 1000, 41).astype(int)
-    fits = np.array([pre_quench_trend(steps, 1.0 + 0.1 * rng.standard_normal(41), 1000)
-                     for _ in range(2000)])
+    fits = np.array(
+        [pre_quench_trend(steps, 1.0 + 0.1 * rng.standard_normal(41), 1000) for _ in range(2000)]
+    )
     # 2000 series: the sample standard deviation is within 5 % of its mean (2 standard errors)
     assert np.std(fits[:, 0]) == pytest.approx(np.mean(fits[:, 1]), rel=0.05)
 
@@ -92,8 +102,16 @@ def test_results_csv_round_trip(tmp_path) -> None:
     with path.open() as fh:
         assert next(csv.reader(fh)) == list(COLUMNS)
     back = read_results(path)
-    assert back[0] == {"experiment": "x", "quantity": "loss", "x": 32.0, "ours": 0.5,
-                       "ours_low": 0.4, "ours_high": 0.6, "paper_low": 0.3, "paper_high": None}
+    assert back[0] == {
+        "experiment": "x",
+        "quantity": "loss",
+        "x": 32.0,
+        "ours": 0.5,
+        "ours_low": 0.4,
+        "ours_high": 0.6,
+        "paper_low": 0.3,
+        "paper_high": None,
+    }
     assert back[1]["x"] is None and back[1]["ours_low"] is None
 
 
@@ -110,9 +128,19 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
     assert len(table) == len(rows)
     quantities = {(r["quantity"], r["x"]) for r in table}
     for n in (10.0, 20.0):
-        for q in ("loss", "residual_pos", "residual_neg", "loss_pre_quench",
-                  "pre_quench_trend", "pre_quench_trend_se", "pre_quench_flat_fraction",
-                  "post_quench_change", "job_seconds", "loss_relative", "trivial"):
+        for q in (
+            "loss",
+            "residual_pos",
+            "residual_neg",
+            "loss_pre_quench",
+            "pre_quench_trend",
+            "pre_quench_trend_se",
+            "pre_quench_flat_fraction",
+            "post_quench_change",
+            "job_seconds",
+            "loss_relative",
+            "trivial",
+        ):
             assert (q, n) in quantities
     assert ("slope_loss", None) in quantities
     for row in table:
@@ -167,22 +195,24 @@ def test_a_rerun_reuses_the_jobs_and_other_widths_reuse_theirs(tiny_run) -> None
     reproduce("rve-pspin", out, overrides=[*TINY, "protocol.figure_n=10"], options=options)
     assert not any("jobs to run" in line for line in lines)
     # one teacher count per width: the jobs of teacher 0 only at n = 10, both at n = 20
-    mixed = reproduce("rve-pspin", out, overrides=[*TINY, "study.teachers=[1, 2]"],
-                      options=options)
+    mixed = reproduce("rve-pspin", out, overrides=[*TINY, "study.teachers=[1, 2]"], options=options)
     assert not any("jobs to run" in line for line in lines)
     loss10 = next(r for r in mixed if (r.quantity, r.x) == ("loss", 10))
     assert loss10.ours_low == loss10.ours == loss10.ours_high  # a single teacher
 
 
-@pytest.mark.parametrize(("override", "key"), [
-    ("study.teachers=0", "study.teachers"),
-    ("study.teachers=[2, 2, 2]", "study.teachers"),
-    ("study.n=[2, 10]", "study.n"),
-    ("protocol.flat_tolerance=-1.0", "protocol.flat_tolerance"),
-    ("particles.step=0.01", "particles.step"),  # the step is protocol.dt, one number
-    ("protocol.dt=-1.0", "protocol.dt"),
-    ("protocol.dt=0", "protocol.dt"),
-])
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("study.teachers=0", "study.teachers"),
+        ("study.teachers=[2, 2, 2]", "study.teachers"),
+        ("study.n=[2, 10]", "study.n"),
+        ("protocol.flat_tolerance=-1.0", "protocol.flat_tolerance"),
+        ("particles.step=0.01", "particles.step"),  # the step is protocol.dt, one number
+        ("protocol.dt=-1.0", "protocol.dt"),
+        ("protocol.dt=0", "protocol.dt"),
+    ],
+)
 def test_bad_values_name_their_key(tmp_path, override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         reproduce("rve-pspin", tmp_path, overrides=[*TINY, override], options=QUIET)
@@ -202,8 +232,9 @@ def test_small_scale_loss_falls_with_n(tmp_path) -> None:
     """The shipped small scale (about a minute on 2 cores): converged before the quench, and the
     loss falls with n (slope CI below 0). The paper's -1 is not asserted: see
     docs/reproductions.md for what the paper scale gives."""
-    rows = reproduce("rve-pspin", tmp_path, options=Options(progress=False,
-                                                            report=lambda line: None))
+    rows = reproduce(
+        "rve-pspin", tmp_path, options=Options(progress=False, report=lambda line: None)
+    )
     by = {(r.quantity, r.x): r for r in rows}
     slope = by[("slope_loss", None)]
     assert slope.ours_high < 0
@@ -216,8 +247,9 @@ def test_small_scale_kernel_experiment(tmp_path) -> None:
     loss agrees with the closed form, and the loss falls with n (slope -1.03 [-1.19, -0.95] with
     the shipped seeds; the paper's "faster than n^-1" is not asserted, see
     docs/reproductions.md)."""
-    rows = reproduce("rve-kernel", tmp_path, options=Options(progress=False,
-                                                             report=lambda line: None))
+    rows = reproduce(
+        "rve-kernel", tmp_path, options=Options(progress=False, report=lambda line: None)
+    )
     by = {(r.quantity, r.x): r for r in rows}
     for n in (8, 16, 32):
         mc, exact = by[("loss", n)].ours, by[("loss_exact", n)].ours

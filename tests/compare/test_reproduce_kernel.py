@@ -12,24 +12,39 @@ from compare.reproduce import rve_kernel
 from compare.reproduce.base import COLUMNS, Options, load_raw, read_results
 from meanfield.config import ConfigError
 
-TINY = ("study.n=[4, 8]", "study.teachers=2", "protocol.steps=300", "protocol.max_steps=600",
-        "protocol.test_points=2000", "protocol.records=12")
+EXPERIMENT = rve_kernel.EXPERIMENT
+
+TINY = (
+    "study.n=[4, 8]",
+    "study.teachers=2",
+    "protocol.steps=300",
+    "protocol.max_steps=600",
+    "protocol.test_points=2000",
+    "protocol.records=12",
+)
 SUFFIXES = ("", "_l2")  # (4.5) as printed, then the L2(mu) flow
 
 
 def test_tiny_run_writes_results_and_figures_and_reuses_its_jobs(tmp_path: Path) -> None:
-    raw = load_raw(rve_kernel.EXPERIMENT, "small", TINY)
+    raw = load_raw(EXPERIMENT, "small", TINY)
     lines: list[str] = []
     options = Options(workers=1, scheduler="local", progress=False, report=lines.append)
-    rows = rve_kernel.run(raw, "small", tmp_path, options)
+    rows = EXPERIMENT.run(raw, tmp_path, options)
     table = read_results(tmp_path / "results.csv")
     assert list(table[0]) == list(COLUMNS)
     assert len(table) == len(rows)
     quantities = [r["quantity"] for r in table]
     by = {(r["quantity"], r["x"]): r for r in table}
     for tag in SUFFIXES:
-        for quantity in ("loss", "loss_exact", "final_trend", "stability", "steps", "converged",
-                         "seconds"):
+        for quantity in (
+            "loss",
+            "loss_exact",
+            "final_trend",
+            "stability",
+            "steps",
+            "converged",
+            "seconds",
+        ):
             assert [r["x"] for r in table if r["quantity"] == quantity + tag] == [4.0, 8.0]
         assert quantities.count("slope" + tag) == 1
         for n in (4.0, 8.0):
@@ -58,76 +73,82 @@ def test_tiny_run_writes_results_and_figures_and_reuses_its_jobs(tmp_path: Path)
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.npz")}
     assert len(stamps) == 8
     lines.clear()
-    again = rve_kernel.run(raw, "small", tmp_path, options)
+    again = EXPERIMENT.run(raw, tmp_path, options)
     assert not any("jobs to run" in line for line in lines)  # nothing recomputed
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert again == rows
     # one objective alone reuses its jobs: the job config holds only that objective's settings
     lines.clear()
-    alone = load_raw(rve_kernel.EXPERIMENT, "small", [*TINY, "protocol.objective='l2'"])
-    rows_l2 = rve_kernel.run(alone, "small", tmp_path / "l2", options)
+    alone = load_raw(EXPERIMENT, "small", [*TINY, "protocol.objective='l2'"])
+    rows_l2 = EXPERIMENT.run(alone, tmp_path / "l2", options)
     assert {r.quantity for r in rows_l2} == {r.quantity for r in rows if r.quantity.endswith("_l2")}
     # and the same numbers as in the run of both
     assert [r for r in rows_l2 if r.quantity != "seconds_l2"] == [
-        r for r in rows if r.quantity.endswith("_l2") and r.quantity != "seconds_l2"]
+        r for r in rows if r.quantity.endswith("_l2") and r.quantity != "seconds_l2"
+    ]
 
 
 def test_config_errors_name_the_key() -> None:
-    raw = load_raw(rve_kernel.EXPERIMENT, "small")
+    raw = load_raw(EXPERIMENT, "small")
     del raw["protocol"]["step_collocation"]
-    with pytest.raises(ConfigError, match=r"protocol\.step_collocation is missing"):
-        rve_kernel.settings(raw, "collocation")
-    rve_kernel.settings(raw, "l2")  # the other objective's step is not needed there
-    for override, key in (("model.name='pspin'", "model.name"), ("protocol.beta=-1", "beta"),
-                          ("study.n=[0, 8]", "study.n"), ("particles.engine='cuda'", "engine"),
-                          ("protocol.noise_fraction=1.5", "noise_fraction"),
-                          ("protocol.max_steps=10", "protocol.max_steps"),
-                          ("protocol.flat_tolerance=0", "protocol.flat_tolerance"),
-                          ("protocol.step_l2=0", "protocol.step_l2")):
-        bad = load_raw(rve_kernel.EXPERIMENT, "small", [override])
-        check = rve_kernel.study if key.startswith("study") else (
-            lambda r: [rve_kernel.settings(r, name) for name in rve_kernel.objectives(r)])
+    with pytest.raises(ConfigError, match=r"missing required key 'protocol\.step_collocation'"):
+        EXPERIMENT.plan(raw)
+    raw["protocol"]["objective"] = "l2"
+    EXPERIMENT.plan(raw)  # the other objective's step is not needed there
+    for override, key in (
+        ("model.name='pspin'", "model.name"),
+        ("protocol.beta=-1", "beta"),
+        ("study.n=[0, 8]", "study.n"),
+        ("particles.engine='cuda'", "engine"),
+        ("protocol.noise_fraction=1.5", "noise_fraction"),
+        ("protocol.max_steps=10", "protocol.max_steps"),
+        ("protocol.flat_tolerance=0", "protocol.flat_tolerance"),
+        ("protocol.step_l2=0", "protocol.step_l2"),
+    ):
+        bad = load_raw(EXPERIMENT, "small", [override])
         with pytest.raises(ConfigError, match=key):
-            check(bad)
+            EXPERIMENT.plan(bad)
 
 
-@pytest.mark.parametrize("value", ["'L2'", "['collocation', 'rkhs']", "[]",
-                                   "['l2', 'l2']", "3"])
+@pytest.mark.parametrize("value", ["'L2'", "['collocation', 'rkhs']", "[]", "['l2', 'l2']", "3"])
 def test_a_bad_objective_is_a_clear_error_naming_the_key(value: str) -> None:
-    bad = load_raw(rve_kernel.EXPERIMENT, "small", [f"protocol.objective={value}"])
-    with pytest.raises(ConfigError, match=r"protocol\.objective = .* is invalid; expected one "
-                                          r"of 'collocation', 'l2'"):
-        rve_kernel.objectives(bad)
+    bad = load_raw(EXPERIMENT, "small", [f"protocol.objective={value}"])
+    with pytest.raises(
+        ConfigError,
+        match=r"'protocol\.objective': .*(allowed: one of "
+        r"'collocation', 'l2'|expected string or array)",
+    ):
+        EXPERIMENT.plan(bad)
     with pytest.raises(ConfigError, match=r"protocol\.objective"):
-        rve_kernel.run(bad, "small", Path("/nonexistent"), Options(progress=False))
+        EXPERIMENT.run(bad, Path("/nonexistent"), Options(progress=False))
 
 
 def test_objectives_default_to_both_with_the_paper_s_first() -> None:
-    raw = load_raw(rve_kernel.EXPERIMENT, "small")
+    raw = load_raw(EXPERIMENT, "small")
     del raw["protocol"]["objective"]
-    assert rve_kernel.objectives(raw) == ["collocation", "l2"]
-    single = load_raw(rve_kernel.EXPERIMENT, "small", ["protocol.objective='collocation'"])
-    assert rve_kernel.objectives(single) == ["collocation"]
+    assert EXPERIMENT.plan(raw).objectives == ["collocation", "l2"]
+    single = load_raw(EXPERIMENT, "small", ["protocol.objective='collocation'"])
+    assert EXPERIMENT.plan(single).objectives == ["collocation"]
     assert (rve_kernel.suffix("collocation"), rve_kernel.suffix("l2")) == ("", "_l2")
 
 
 def test_shipped_configs() -> None:
-    paper = load_raw(rve_kernel.EXPERIMENT, "paper")
-    assert rve_kernel.objectives(paper) == ["collocation", "l2"]
-    s = rve_kernel.settings(paper, "collocation")
-    widths, teachers = rve_kernel.study(paper)
+    paper = EXPERIMENT.plan(load_raw(EXPERIMENT, "paper"))
+    assert paper.objectives == ["collocation", "l2"]
+    s = paper.settings["collocation"]
+    widths, teachers = paper.widths, paper.teachers
     assert widths == [8, 16, 32, 64, 128, 256] and len(teachers) >= 3
     assert (s.d, s.alpha, s.steps, s.test_points) == (5, 1.0, 200_000, 1_000_000)
     assert s.noise_steps == 100_000 and s.max_steps > s.steps and s.flat_tolerance <= 1e-3
-    assert rve_kernel.settings(paper, "l2").step == 0.1
-    small = load_raw(rve_kernel.EXPERIMENT, "small")
-    assert rve_kernel.settings(small).d == 5 and rve_kernel.study(small)[0] == [8, 16, 32]
-    assert rve_kernel.objectives(small) == ["collocation", "l2"]
+    assert paper.settings["l2"].step == 0.1
+    small = EXPERIMENT.plan(load_raw(EXPERIMENT, "small"))
+    assert small.settings["collocation"].d == 5 and small.widths == [8, 16, 32]
+    assert small.objectives == ["collocation", "l2"]
 
 
 def test_median_slope_recovers_a_power_law() -> None:
     widths = np.array([8, 16, 32, 64])
-    values = np.outer(widths ** -1.5, [1.0, 2.0, 0.5])  # three teachers, one power law
+    values = np.outer(widths**-1.5, [1.0, 2.0, 0.5])  # three teachers, one power law
     slope, lo, hi = rve_kernel.median_slope(widths, values)
     assert slope == pytest.approx(-1.5, abs=1e-12)
     assert lo == pytest.approx(-1.5, abs=1e-12) and hi == pytest.approx(-1.5, abs=1e-12)

@@ -18,6 +18,7 @@ from compare.reproduce import EXPERIMENTS, Options, mmn, read_results, reproduce
 from compare.reproduce.base import load_raw
 from meanfield.backends import get_backend
 from meanfield.config import ConfigError, parse_config
+from meanfield.config.builders import build_particle_setup
 from particles.run import build_particle_run
 
 QUIET = Options(workers=1, scheduler="local", progress=False, report=lambda line: None)
@@ -32,25 +33,28 @@ def test_iid_bias_is_the_t0_gap_of_the_exact_particle_risk() -> None:
     particles' exact pair risk averaged over 400 replicas of N = 20 units (an independent code
     path: closed-form pair integrals in R^40) must match it within 4.5 standard errors plus the
     grid's quadrature error of R(rho_0) (1200 cells: below 1e-5)."""
-    raw = load_raw(EXPERIMENTS["mmn-fig1"], "small", ["dynamics.save_times=[0.0]",
-                                                       "dynamics.t_end=0.1"])
-    variant = mmn.variants(raw)[0]
+    raw = load_raw(
+        EXPERIMENTS["mmn-fig1"], "small", ["dynamics.save_times=[0.0]", "dynamics.t_end=0.1"]
+    )
+    variant = EXPERIMENTS["mmn-fig1"].plan(raw).variants[0]
     pde = mmn.run_job(variant.config, "pde", 0, 0, False)
     n, replicas = 20, 400
     bias = mmn.iid_bias(pde, 1.0, n)[0]
     config = parse_config(tomllib.loads(variant.config))
-    run = build_particle_run(config, n=n, replicas=replicas, seed=5)
+    run = build_particle_run(build_particle_setup(config), n=n, replicas=replicas, seed=5)
     risks = np.asarray(run.model.population_risk(run.state.theta, None, get_backend("numpy")))
     se = risks.std(ddof=1) / math.sqrt(replicas)
     assert abs(risks.mean() - pde["risk"][0] - bias) < 4.5 * se + 1e-5, (
-        risks.mean() - pde["risk"][0], bias, se)
+        risks.mean() - pde["risk"][0],
+        bias,
+        se,
+    )
     assert bias > 6 * se  # the identity has power: 7.41 / 20 = 0.37 is many standard errors
     assert n * bias == pytest.approx(7.41, abs=0.01)  # docs/studies.md's exact value at d = 40
 
 
 def test_fig1_small_runs_and_agrees_at_t0(tmp_path) -> None:
-    sets = ["dynamics.save_times=[0.0, 0.5]", "dynamics.t_end=0.5",
-            "experiment.hist_times=[0.5]"]
+    sets = ["dynamics.save_times=[0.0, 0.5]", "dynamics.t_end=0.5", "experiment.hist_times=[0.5]"]
     rows = reproduce("mmn-fig1", tmp_path, scale="small", overrides=sets, options=QUIET)
     assert (tmp_path / "mmn-fig1.png").stat().st_size > 10_000
     pde, sgd = _rows(rows, "risk_pde"), _rows(rows, "risk_sgd")
@@ -62,9 +66,13 @@ def test_fig1_small_runs_and_agrees_at_t0(tmp_path) -> None:
     # the CSV holds the same rows, and a rerun takes every job from the cache
     assert len(read_results(tmp_path / "results.csv")) == len(rows)
     lines: list[str] = []
-    again = reproduce("mmn-fig1", tmp_path, scale="small", overrides=sets,
-                      options=Options(workers=1, scheduler="local", progress=False,
-                                      report=lines.append))
+    again = reproduce(
+        "mmn-fig1",
+        tmp_path,
+        scale="small",
+        overrides=sets,
+        options=Options(workers=1, scheduler="local", progress=False, report=lines.append),
+    )
     assert not any("jobs to run" in line for line in lines)
     assert [r.ours for r in again] == [r.ours for r in rows]
 
@@ -86,8 +94,7 @@ def test_nonmonotone_collapses_from_the_narrow_start_only(tmp_path) -> None:
 
 def test_relu_selection_small_runs_on_the_4d_grid(tmp_path) -> None:
     sets = ["dynamics.save_times=[0.0, 1.0]", "dynamics.t_end=1.0"]
-    rows = reproduce("mmn-relu-selection", tmp_path, scale="small", overrides=sets,
-                     options=QUIET)
+    rows = reproduce("mmn-relu-selection", tmp_path, scale="small", overrides=sets, options=QUIET)
     for name in ("a", "b", "r1", "r2"):
         assert set(_rows(rows, f"mean_{name}_pde")) == {0.0, 1.0}
     # E a = 0 at t = 0: R(rho_0) = 1 exactly (the cell masses are exact and centred)
@@ -98,14 +105,23 @@ def test_relu_selection_small_runs_on_the_4d_grid(tmp_path) -> None:
 
 def test_bad_experiment_keys_are_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match="experiment.variants.bad"):
-        reproduce("mmn-nonmonotone", tmp_path, scale="small",
-                  overrides=['experiment.variants.bad="init.kappa=0.2"'], options=QUIET)
+        reproduce(
+            "mmn-nonmonotone",
+            tmp_path,
+            scale="small",
+            overrides=['experiment.variants.bad="init.kappa=0.2"'],
+            options=QUIET,
+        )
     with pytest.raises(ConfigError, match="experiment.replicas_per_job"):
-        reproduce("mmn-fig1", tmp_path, scale="small",
-                  overrides=["experiment.replicas_per_job=0"], options=QUIET)
+        reproduce(
+            "mmn-fig1",
+            tmp_path,
+            scale="small",
+            overrides=["experiment.replicas_per_job=0"],
+            options=QUIET,
+        )
     with pytest.raises(ConfigError, match="init.kappa"):
-        reproduce("mmn-fig1", tmp_path, scale="small", overrides=["init.kappa=-1.0"],
-                  options=QUIET)
+        reproduce("mmn-fig1", tmp_path, scale="small", overrides=["init.kappa=-1.0"], options=QUIET)
 
 
 @pytest.mark.slow

@@ -151,8 +151,14 @@ def references(configs, tmp_path_factory) -> dict[str, Path]:
 
 def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "compare.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "compare.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _frames(path: Path) -> dict[str, int]:
@@ -160,15 +166,17 @@ def _frames(path: Path) -> dict[str, int]:
     for _ in range(100):
         try:
             with h5py.File(path, "r", locking=False) as f:
-                return {g: len(f[g]["time"]) for g in ("pde", "particles")
-                        if g in f and "time" in f[g]}
+                return {
+                    g: len(f[g]["time"]) for g in ("pde", "particles") if g in f and "time" in f[g]
+                }
         except (OSError, KeyError, ValueError, RuntimeError):
             time.sleep(0.01)
     return {}
 
 
-def _kill_after_progress(proc: subprocess.Popen, path: Path, before: int, delay: float,
-                         group: str | None = None) -> bool:
+def _kill_after_progress(
+    proc: subprocess.Popen, path: Path, before: int, delay: float, group: str | None = None
+) -> bool:
     """SIGKILL ``proc`` ``delay`` s after the file gains a frame (in ``group``, or any)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -203,8 +211,7 @@ def _check_readable(path: Path, config) -> int:
     return total
 
 
-def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(configs, references,
-                                                                     tmp_path):
+def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(configs, references, tmp_path):
     """(a) Kill the run, and each resume of it, at seeded random moments; resume to the end."""
     config = load_config(configs["isotropic"])
     out = tmp_path / "killed.h5"
@@ -222,8 +229,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(configs, ref
     assert_same_run(out, references["isotropic"])
 
 
-def test_kill_during_particles_resumes_only_the_particles(configs, references, tmp_path,
-                                                          capsys):
+def test_kill_during_particles_resumes_only_the_particles(configs, references, tmp_path, capsys):
     """(b) /pde complete, /particles partial: the PDE is not run again."""
     out = tmp_path / "killed.h5"
     proc = _cli("run", str(configs["isotropic"]), "-o", str(out), "--quiet")
@@ -258,20 +264,25 @@ def test_existing_file_needs_resume_or_force(configs, references, tmp_path, caps
     assert main(["run", str(configs["isotropic"]), "-o", str(out), "--resume", "--force"]) == 2
 
 
-@pytest.mark.parametrize(("override", "key"), [
-    ("particles.seed=4", "particles.seed"),
-    ("dynamics.save_times={count=21}", "dynamics.save_times"),
-    ("pde.cells=401", "pde.cells"),
-    ("particles.keep_theta=true", "particles.keep_theta"),
-])
-def test_resume_with_another_config_is_refused(configs, references, tmp_path, capsys,
-                                               override, key):
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("particles.seed=4", "particles.seed"),
+        ("dynamics.save_times={count=21}", "dynamics.save_times"),
+        ("pde.cells=401", "pde.cells"),
+        ("particles.keep_theta=true", "particles.keep_theta"),
+    ],
+)
+def test_resume_with_another_config_is_refused(
+    configs, references, tmp_path, capsys, override, key
+):
     """(c) One line naming the first differing key, exit status 2, the file unchanged."""
     out = tmp_path / "done.h5"
     shutil.copy(references["isotropic"], out)
     before = out.read_bytes()
-    assert main(["run", str(configs["isotropic"]), "-o", str(out), "--resume",
-                 "--set", override]) == 2
+    assert (
+        main(["run", str(configs["isotropic"]), "-o", str(out), "--resume", "--set", override]) == 2
+    )
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("error:")
     assert f"different config: {key} is" in err
@@ -290,7 +301,8 @@ def test_resume_refuses_files_it_cannot_continue(configs, tmp_path):
         f.attrs["config"] = config.to_toml()
         f.attrs["backend"] = "numpy"
         FrameStore(f.require_group("pde"), {"r": np.arange(120.0)}).append(
-            0.0, {"density": (np.ones(120), ("r",))})
+            0.0, {"density": (np.ones(120), ("r",))}
+        )
     with pytest.raises(ResumeError, match="no resume checkpoint"):
         run_config(config, legacy, resume=True, progress=False)
     garbage = tmp_path / "garbage.h5"
@@ -304,7 +316,10 @@ def test_first_difference_walks_nested_keys_in_order():
     now = {"model": {"name": "q", "d": 10}, "pde": {"cells": [400]}}
     assert first_difference(now, now) is None
     assert first_difference(now, {"model": {"name": "q", "d": 11}, "pde": {"cells": [1]}}) == (
-        "model.d", 10, 11)
+        "model.d",
+        10,
+        11,
+    )
     assert first_difference(now, {"model": {"name": "q", "d": 10}}) == ("pde", now["pde"], None)
     assert first_difference({"a": {"x": 1}}, {"a": {"x": 1.0}}) == ("a.x", 1, 1.0)
 
@@ -332,8 +347,9 @@ def _crash_after_flush(monkeypatch, n: int) -> None:
 #: flush 1: root attributes; /pde frame k: 2 + 2k (fields), 3 + 2k (commit); 24: the /pde
 #: summary; /particles frame k: 25 + 2k (fields), 26 + 2k (commit)
 @pytest.mark.parametrize("n_flushes", [1, 3, 8, 23, 24, 25, 31, 40, 45])
-def test_resume_after_a_crash_between_flushes(configs, references, tmp_path, monkeypatch,
-                                              n_flushes):
+def test_resume_after_a_crash_between_flushes(
+    configs, references, tmp_path, monkeypatch, n_flushes
+):
     """(d) Crashes at frame boundaries and between a frame's two flushes (fields written,
     time not yet): in /pde, at its end (summary attributes), and in /particles."""
     config = load_config(configs["quadratic"])
@@ -348,11 +364,20 @@ def test_resume_after_a_crash_between_flushes(configs, references, tmp_path, mon
 
 def test_pspin_resume_keeps_the_test_points_and_the_quench(tmp_path, monkeypatch):
     """(d) Particles only; the Monte Carlo risk draws its test points by output index."""
-    config = load_config(ROOT / "data" / "configs" / "rve-pspin-d10.toml", [
-        "particles.n=30", "particles.replicas=2", "particles.batch=6", "dynamics.t_end=30.0",
-        "dynamics.save_times=[0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]",
-        "particles.test_points=500", "particles.quench_time=15.0",
-        "particles.quench_batch=36", 'particles.backend="numpy"'])
+    config = load_config(
+        ROOT / "data" / "configs" / "rve-pspin-d10.toml",
+        [
+            "particles.n=30",
+            "particles.replicas=2",
+            "particles.batch=6",
+            "dynamics.t_end=30.0",
+            "dynamics.save_times=[0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0]",
+            "particles.test_points=500",
+            "particles.quench_time=15.0",
+            "particles.quench_batch=36",
+            'particles.backend="numpy"',
+        ],
+    )
     reference, out = tmp_path / "reference.h5", tmp_path / "crashed.h5"
     run_config(config, reference, progress=False)
     with monkeypatch.context() as patch:
@@ -371,8 +396,10 @@ def test_resume_of_a_missing_or_empty_file_starts_the_run(configs, references, t
     empty = tmp_path / "empty.h5"  # killed between create_file and the root attributes
     create_file(empty).close()
     run_config(config, empty, resume=True, progress=False, report=lines.append)
-    assert lines == [f"{missing} does not exist: starting a new run",
-                     f"{empty} holds no run yet: starting it"]
+    assert lines == [
+        f"{missing} does not exist: starting a new run",
+        f"{empty} holds no run yet: starting it",
+    ]
     assert_same_run(missing, references["quadratic"])
     assert_same_run(empty, references["quadratic"])
 
@@ -405,6 +432,7 @@ def test_resume_refuses_another_particle_engine(configs, references, tmp_path, m
     """``engine = "auto"`` resolves per machine (numba missing: the NumPy steps); the two
     engines agree to round-off, not bit for bit, so a resume must stay on its engine."""
     import particles.run
+    from particles.engine import EngineChoice
 
     out = tmp_path / "auto.h5"
     text = configs["isotropic"].read_text().replace('engine = "compiled"', 'engine = "auto"')
@@ -413,6 +441,6 @@ def test_resume_refuses_another_particle_engine(configs, references, tmp_path, m
     run_config(load_config(config_path), out, progress=False)
     with h5py.File(out, "r+") as f:
         truncate_frames(f["particles"], 3)
-    monkeypatch.setattr(particles.run, "resolve_engine", lambda *args: "numpy")
+    monkeypatch.setattr(particles.run, "select_engine", lambda *args: EngineChoice("numpy"))
     with pytest.raises(ResumeError, match="compiled particle engine"):
         run_config(load_config(config_path), out, resume=True, progress=False)

@@ -16,9 +16,15 @@ from meanfield.io import load
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "data" / "configs" / "mmn-isotropic-study.toml"
-SMALL = ['particles.method="gd"', "particles.step=0.01", "dynamics.t_end=0.2",
-         "dynamics.save_times=[0.0, 0.1, 0.2]", "study.n=[10, 20, 40]", "study.replicas=20",
-         "pde.cells=600"]
+SMALL = [
+    'particles.method="gd"',
+    "particles.step=0.01",
+    "dynamics.t_end=0.2",
+    "dynamics.save_times=[0.0, 0.1, 0.2]",
+    "study.n=[10, 20, 40]",
+    "study.replicas=20",
+    "pde.cells=600",
+]
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +75,45 @@ def test_study_command_line_with_a_process_pool(tmp_path: Path) -> None:
     out = tmp_path / "cli.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [a for s in SMALL for a in ("--set", s)]
-    args += ["--set", "study.n=[10, 20]", "--set", "study.replicas=4",
-             "--set", "study.observables=[\"mean_r\", \"w1\"]"]
-    proc = subprocess.run([sys.executable, "-m", "compare.cli", "study", str(CONFIG), "-o",
-                           str(out), "--quiet", "--workers", "2", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args += [
+        "--set",
+        "study.n=[10, 20]",
+        "--set",
+        "study.replicas=4",
+        "--set",
+        'study.observables=["mean_r", "w1"]',
+    ]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compare.cli",
+            "study",
+            str(CONFIG),
+            "-o",
+            str(out),
+            "--quiet",
+            "--workers",
+            "2",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = load(out)
     assert data.groups["study/w1"]["values"].shape == (2, 4, 3)
-    plots = subprocess.run([sys.executable, "-m", "compare.cli", "plot", str(out), "-o",
-                            str(tmp_path / "fig")], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)
+    plots = subprocess.run(
+        [sys.executable, "-m", "compare.cli", "plot", str(out), "-o", str(tmp_path / "fig")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert plots.returncode == 0, plots.stderr
     assert len(list((tmp_path / "fig").glob("*.png"))) == 3
 
@@ -88,10 +122,18 @@ def test_online_sgd_study_predicts_the_step_size_term(tmp_path: Path, monkeypatc
     import compare.study as study_module
 
     monkeypatch.setattr(study_module, "SGD_MC_SAMPLES", 400)  # the term's Monte Carlo: fast
-    config = load_config(CONFIG, ["particles.step=1e-3", "dynamics.t_end=0.05",
-                                  "dynamics.save_times=[0.0, 0.05]", "study.n=[10, 20]",
-                                  "study.replicas=4", 'study.observables=["mean_r"]',
-                                  "pde.cells=300"])
+    config = load_config(
+        CONFIG,
+        [
+            "particles.step=1e-3",
+            "dynamics.t_end=0.05",
+            "dynamics.save_times=[0.0, 0.05]",
+            "study.n=[10, 20]",
+            "study.replicas=4",
+            'study.observables=["mean_r"]',
+            "pde.cells=300",
+        ],
+    )
     result = run_study(config, tmp_path / "sgd.h5", scheduler="local", progress=False)
     table = result.tables["mean_r"]
     assert table["n_var_predicted_sgd"].shape == (2, 2)
@@ -187,8 +229,9 @@ def test_study_observables_follow_the_grid_dimension() -> None:
     with pytest.raises(ConfigError, match="mean, sliced_w1"):
         parse_config(data)
     iso = load_config(CONFIG)
-    assert iso.study["observables"] == ("risk", "mean_r", "second_moment_r", "w1", "ks") or \
-        set(iso.study["observables"]) <= {"risk", "mean_r", "second_moment_r", "w1", "ks"}
+    assert iso.study["observables"] == ("risk", "mean_r", "second_moment_r", "w1", "ks") or set(
+        iso.study["observables"]
+    ) <= {"risk", "mean_r", "second_moment_r", "w1", "ks"}
     with pytest.raises(ConfigError, match="mean_r"):
         load_config(CONFIG, ['study.observables=["risk", "sliced_w1"]'])
 
@@ -199,10 +242,17 @@ def test_a_study_without_a_pde_plots_one_row_of_panels(tmp_path: Path) -> None:
 
     from compare.figures import plot_any
 
-    config = load_config(ROOT / "data" / "configs" / "rve-pspin-d10-scaling.toml", [
-        "study.n=[10, 20]", "study.replicas=2", "dynamics.t_end=2.0",
-        "dynamics.save_times=[0.0, 1.0, 2.0]", "particles.quench_time=1.0",
-        "particles.test_points=500"])
+    config = load_config(
+        ROOT / "data" / "configs" / "rve-pspin-d10-scaling.toml",
+        [
+            "study.n=[10, 20]",
+            "study.replicas=2",
+            "dynamics.t_end=2.0",
+            "dynamics.save_times=[0.0, 1.0, 2.0]",
+            "particles.quench_time=1.0",
+            "particles.test_points=500",
+        ],
+    )
     run_study(config, tmp_path / "pspin.h5", scheduler="local", progress=False)
     (path,) = plot_any(tmp_path / "pspin.h5", tmp_path)
     height, width = matplotlib.image.imread(path).shape[:2]

@@ -28,8 +28,13 @@ from particles.state import EnsembleState
 NUMPY = get_backend("numpy")
 BOUNDS = ((-1.4, 2.4), (-1.9, 1.9))  # holds the initial law to 1e-12 and the run's mass
 MODEL = TeacherStudent(
-    k=1, input_law="uniform", activation="tanh", trained=("w", "b"), bounds=BOUNDS,
-    target=TeacherNetwork(a=(1.0, 1.0), w=((2.5,), (2.0,)), b=(-1.0, 1.0)))
+    k=1,
+    input_law="uniform",
+    activation="tanh",
+    trained=("w", "b"),
+    bounds=BOUNDS,
+    target=TeacherNetwork(a=(1.0, 1.0), w=((2.5,), (2.0,)), b=(-1.0, 1.0)),
+)
 LAW = NormalLaw((0.5, 0.0), (0.25, 0.25))
 TIMES = (0.0, 0.5, 1.0, 1.5, 2.0)
 EPS = 0.01  # Heun: the risk curves at eps = 0.005 agree to 1e-5
@@ -41,8 +46,13 @@ ENSEMBLES = ((100, 16), (1000, 8))
 def pde_run() -> tuple[Grid, list]:
     grid = Grid(BOUNDS, (76, 76), ("w", "b"))
     memory = MemoryTracker()
-    integrate(MeanFieldPDE(MODEL, grid), initial_density(LAW, grid), TIMES, NUMPY,
-              trackers=[InvariantTracker(), memory])
+    integrate(
+        MeanFieldPDE(MODEL, grid),
+        initial_density(LAW, grid),
+        TIMES,
+        NUMPY,
+        trackers=[InvariantTracker(), memory],
+    )
     return grid, memory.frames
 
 
@@ -64,8 +74,11 @@ def particle_errors(pde_run: tuple[Grid, list]) -> dict[int, tuple[np.ndarray, n
                 state = step(state)
             risk = to_numpy(MODEL.population_risk(state.theta, None, NUMPY))
             gaps.append(np.abs(risk - frame.risk))
-            distances.append(sliced_w1_to_grid(to_numpy(state.theta), centres, frame.density,
-                                               grid.cell_volume, n_directions=16))
+            distances.append(
+                sliced_w1_to_grid(
+                    to_numpy(state.theta), centres, frame.density, grid.cell_volume, n_directions=16
+                )
+            )
         out[n] = (np.max(gaps, axis=0), np.mean(distances, axis=0))
     return out
 

@@ -46,16 +46,24 @@ class T0Identity:
         return self.mean - self.bias - self.extrapolated
 
 
-def t0_identity(model: Any, law: Any, bounds: tuple, cells: tuple[tuple[int, ...], ...],
-                rng: np.random.Generator, n: int = 20, replicas: int = 600,
-                n_bias: int = 50_000) -> T0Identity:
+def t0_identity(
+    model: Any,
+    law: Any,
+    bounds: tuple,
+    cells: tuple[tuple[int, ...], ...],
+    rng: np.random.Generator,
+    n: int = 20,
+    replicas: int = 600,
+    n_bias: int = 50_000,
+) -> T0Identity:
     """The two sides of the t = 0 identity for ``n`` units, ``replicas`` replicas, on the grids
     ``cells`` (coarse, fine: every axis refined by the same ratio) over ``bounds``."""
     risks = []
     for shape in cells:
         grid = Grid(bounds, shape, model.axis_names)
         risk, _, mass = MeanFieldPDE(model, grid).make_functionals(NUMPY)(
-            initial_density(law, grid))
+            initial_density(law, grid)
+        )
         assert abs(float(mass) - 1.0) < 1e-12  # normalised cell averages: round-off
         risks.append(float(risk))
     ratio = cells[1][0] / cells[0][0]
@@ -64,9 +72,14 @@ def t0_identity(model: Any, law: Any, bounds: tuple, cells: tuple[tuple[int, ...
     reduced = model.reduce(law.sample(rng, (n_bias,)), np)
     double = extrapolated - model.r_sharp - 2.0 * model.potential(reduced).mean()
     bias = (model.self_interaction(reduced).mean() - double) / n
-    return T0Identity((risks[0], risks[1]), extrapolated, abs(risks[1] - extrapolated),
-                      float(values.mean()), float(values.std(ddof=1) / math.sqrt(replicas)),
-                      float(bias))
+    return T0Identity(
+        (risks[0], risks[1]),
+        extrapolated,
+        abs(risks[1] - extrapolated),
+        float(values.mean()),
+        float(values.std(ddof=1) / math.sqrt(replicas)),
+        float(bias),
+    )
 
 
 def run_risks(model: Any, law: Any, grid: Grid, save_times: tuple[float, ...]) -> list[float]:
@@ -74,8 +87,13 @@ def run_risks(model: Any, law: Any, grid: Grid, save_times: tuple[float, ...]) -
     ``save_times``, after checking the invariants: mass to round-off (flux form with zero wall
     fluxes, 1e-13), a non-negative density and a non-increasing free energy."""
     mem, invariants = MemoryTracker(), InvariantTracker()
-    integrate_pde(MeanFieldPDE(model, grid), initial_density(law, grid), list(save_times), NUMPY,
-                  trackers=[invariants, mem])
+    integrate_pde(
+        MeanFieldPDE(model, grid),
+        initial_density(law, grid),
+        list(save_times),
+        NUMPY,
+        trackers=[invariants, mem],
+    )
     assert invariants.max_mass_error < 1e-13, invariants.max_mass_error
     assert invariants.min_density >= 0.0
     assert np.all(np.diff(mem.series("free_energy")) <= 0)

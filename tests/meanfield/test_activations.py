@@ -21,9 +21,15 @@ A_VALUES = [1e-3, 0.05, 0.3, 1.0, 2.5, 14.4]  # 14.4 = tau_+ r_max of the shippe
 def _gauss_quad(fn, a: float, act: PiecewiseLinear) -> float:
     """E[fn(G)] by adaptive quadrature with the kinks t_i / a as break points."""
     kinks = [t / a for t in act.t if abs(t / a) < 40]
-    value, _ = integrate.quad(lambda g: fn(g) * math.exp(-0.5 * g * g) / math.sqrt(2 * math.pi),
-                              -40, 40, points=kinks or None, limit=400, epsabs=1e-14,
-                              epsrel=1e-13)
+    value, _ = integrate.quad(
+        lambda g: fn(g) * math.exp(-0.5 * g * g) / math.sqrt(2 * math.pi),
+        -40,
+        40,
+        points=kinks or None,
+        limit=400,
+        epsabs=1e-14,
+        epsrel=1e-13,
+    )
     return value
 
 
@@ -45,9 +51,12 @@ def test_hermite_coefficients_match_quadrature(name: str, a: float) -> None:
     for k in range(k_max + 1):
         norm = math.sqrt(math.factorial(k))
         expected = _gauss_quad(
-            lambda g, k=k, norm=norm: float(act(np.array(a * g))) * special.eval_hermitenorm(k, g)
-            / norm,
-            a, act)
+            lambda g, k=k, norm=norm: (
+                float(act(np.array(a * g))) * special.eval_hermitenorm(k, g) / norm
+            ),
+            a,
+            act,
+        )
         # He_k grows like g^k: quad's absolute error stays near 1e-12 for k <= 6
         np.testing.assert_allclose(coeffs[k], expected, rtol=0, atol=5e-12, err_msg=f"k = {k}")
 
@@ -58,8 +67,9 @@ def test_second_moment_matches_quadrature(name: str, a: float) -> None:
     act = ACTIVATIONS[name]
     expected = _gauss_quad(lambda g: float(act(np.array(a * g))) ** 2, a, act)
     # s^2 <= 56.25: quad's relative accuracy 1e-13 gives ~1e-11 absolute at worst
-    np.testing.assert_allclose(act.gaussian_second_moment(np.array([a])), expected,
-                               rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(
+        act.gaussian_second_moment(np.array([a])), expected, rtol=1e-12, atol=1e-11
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -74,6 +84,7 @@ def test_mehler_series_matches_bivariate_quadrature(name: str) -> None:
 
     def inner(g: float) -> float:
         kinks = [(t / b - c * g) / root for t in act.t]
+
         def fz(z: float) -> float:
             return float(act(np.array(b * (c * g + root * z)))) * math.exp(-0.5 * z * z)
 
@@ -101,8 +112,11 @@ def test_hermite_functions_match_scipy() -> None:
     x = np.linspace(-6, 6, 41)
     psi = hermite_functions(x, 12)
     for n in range(13):
-        expected = (special.eval_hermitenorm(n, x) * np.exp(-0.5 * x * x)
-                    / math.sqrt(2 * math.pi * math.factorial(n)))
+        expected = (
+            special.eval_hermitenorm(n, x)
+            * np.exp(-0.5 * x * x)
+            / math.sqrt(2 * math.pi * math.factorial(n))
+        )
         np.testing.assert_allclose(psi[n], expected, rtol=1e-12, atol=1e-15)
 
 
@@ -117,6 +131,7 @@ def test_hermite_functions_obey_cramer_bound() -> None:
 def test_cosine_moments_match_density(d: int) -> None:
     """E[c^k] against the density (1 - c^2)^((d - 3)/2) on [-1, 1], normalised numerically."""
     moments = cosine_moments(d, 8)
+
     def dens(c: float) -> float:
         return (1 - c * c) ** ((d - 3) / 2)
 
@@ -151,5 +166,6 @@ def test_activation_values_and_derivative() -> None:
     act = ACTIVATIONS["mmn_nonmonotone"]
     x = np.array([-1.0, 0.0, 0.25, 0.5, 1.0, 1.5, 3.0])
     np.testing.assert_allclose(act(x), [-2.5, -2.5, -3.25, -4.0, 1.75, 7.5, 7.5])
-    np.testing.assert_allclose(act.derivative(np.array([-1.0, 0.25, 1.0, 2.0])),
-                               [0.0, -3.0, 11.5, 0.0])
+    np.testing.assert_allclose(
+        act.derivative(np.array([-1.0, 0.25, 1.0, 2.0])), [0.0, -3.0, 11.5, 0.0]
+    )

@@ -12,8 +12,8 @@ from scipy import special, stats
 from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model import ACTIVATIONS, IsotropicGaussians
-from meanfield.model.mmn.anisotropic import AnisotropicGaussians
 from meanfield.model.laws import GridTooSmallError, ScaledChiPairLaw, initial_density
+from meanfield.model.mmn.anisotropic import AnisotropicGaussians
 from meanfield.rng import CounterRNG
 
 N_MC = 200_000

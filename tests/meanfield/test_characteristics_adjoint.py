@@ -48,8 +48,7 @@ ISOTROPIC = {
     "model": {"name": "isotropic_gaussians", "d": 40, "delta": 0.8, "activation": "mmn"},
     "init": {"kappa": 0.8},
     "dynamics": {"t_end": 4.0, "save_times": [0.0, 0.5, 2.0, 4.0], "l2": 0.05},
-    "pde": {"method": "characteristics", "cells": 200, "r_max": 8.0, "points": 24,
-            "refine": 0.0},
+    "pde": {"method": "characteristics", "cells": 200, "r_max": 8.0, "points": 24, "refine": 0.0},
 }
 #: weights perturbed in the finite differences: ends, tails and the bulk of the rule
 INDICES = (0, 5, 11, 17)
@@ -67,8 +66,9 @@ def _functionals(n_axes: int) -> list:
     return [risk_functional(), moment("mean_theta0", 0, 1), moment("square_theta1", 1, 2)]
 
 
-def _forward_frames(pde: CharacteristicsPDE, backend, points0: np.ndarray, weights: np.ndarray,
-                    record: StepRecord) -> list:
+def _forward_frames(
+    pde: CharacteristicsPDE, backend, points0: np.ndarray, weights: np.ndarray, record: StepRecord
+) -> list:
     """The states at the recorded frames of the forward map with ``record``'s step sizes,
     for the weights ``weights`` (which need not sum to 1)."""
     tableau = TABLEAUS[pde.scheme]
@@ -98,8 +98,9 @@ def _outputs(pde: CharacteristicsPDE, frames: list, weights: np.ndarray) -> np.n
     out = []
     for x in frames:
         potential, features = field_.potential_and_features(x)
-        risk, _ = risk_and_energy(x, weights, potential, features, kernel_weights,
-                                  float(pde.model.r_sharp), 0.0, np)
+        risk, _ = risk_and_energy(
+            x, weights, potential, features, kernel_weights, float(pde.model.r_sharp), 0.0, np
+        )
         if x.shape[1] == 1:
             out.append([float(risk), np.sum(weights * x[:, 0]), np.sum(weights * x[:, 0] ** 2)])
         else:
@@ -110,13 +111,20 @@ def _outputs(pde: CharacteristicsPDE, frames: list, weights: np.ndarray) -> np.n
 def _solve(pde: CharacteristicsPDE, points0, weights, save_times, backend, grid, every: int):
     record = StepRecord(every=every)
     memory = MemoryTracker()
-    integrate_points(pde, points0, weights, save_times, backend, grid, record=record,
-                     trackers=[pde.invariants(), memory])
+    integrate_points(
+        pde,
+        points0,
+        weights,
+        save_times,
+        backend,
+        grid,
+        record=record,
+        trackers=[pde.invariants(), memory],
+    )
     return record, memory
 
 
-def _check_against_finite_differences(pde, backend, points0, weights, record, memory
-                                      ) -> float:
+def _check_against_finite_differences(pde, backend, points0, weights, record, memory) -> float:
     """Assert ``phi0`` of every functional at every frame equals the central differences at
     :data:`INDICES`; return the worst error relative to the frame's largest ``|phi0|``."""
     functionals = _functionals(points0.shape[1])
@@ -132,9 +140,10 @@ def _check_against_finite_differences(pde, backend, points0, weights, record, me
         up, down = weights.copy(), weights.copy()
         up[j] += EPS
         down[j] -= EPS
-        fd = (_outputs(pde, _forward_frames(pde, backend, points0, up, record), up)
-              - _outputs(pde, _forward_frames(pde, backend, points0, down, record), down)
-              ) / (2.0 * EPS)
+        fd = (
+            _outputs(pde, _forward_frames(pde, backend, points0, up, record), up)
+            - _outputs(pde, _forward_frames(pde, backend, points0, down, record), down)
+        ) / (2.0 * EPS)
         for q, fun in enumerate(functionals):
             phi = result.phi0[fun.name]
             scale = np.max(np.abs(phi), axis=1)  # phi_0 of the risk changes sign
@@ -162,13 +171,15 @@ def _features_model() -> tuple[FeatureModel, tuple[tuple[float, float], ...], Ce
     derivative of ``Psi`` nonzero, mixed ones included), its box and a 4 x 4-cell rule."""
 
     def potential(x):
-        return 0.5 * (x[:, 0] - 0.5) ** 2 + 0.3 * (x[:, 1] + 0.2) ** 2 + 0.2 * np.sin(
-            x[:, 0] * x[:, 1])
+        return (
+            0.5 * (x[:, 0] - 0.5) ** 2
+            + 0.3 * (x[:, 1] + 0.2) ** 2
+            + 0.2 * np.sin(x[:, 0] * x[:, 1])
+        )
 
     def potential_grad(x):
         c = 0.2 * np.cos(x[:, 0] * x[:, 1])
-        return np.stack([x[:, 0] - 0.5 + c * x[:, 1], 0.6 * (x[:, 1] + 0.2) + c * x[:, 0]],
-                        axis=1)
+        return np.stack([x[:, 0] - 0.5 + c * x[:, 1], 0.6 * (x[:, 1] + 0.2) + c * x[:, 0]], axis=1)
 
     def wave(x):
         return np.sin(x[:, 0] + 0.5 * x[:, 1])
@@ -188,12 +199,19 @@ def _features_model() -> tuple[FeatureModel, tuple[tuple[float, float], ...], Ce
 
     def ripple_grad(x):
         arg = 0.7 * x[:, 0] - 0.3 * x[:, 1]
-        return np.stack([-0.7 * np.sin(arg) * x[:, 1],
-                         0.3 * np.sin(arg) * x[:, 1] + np.cos(arg)], axis=1)
+        return np.stack(
+            [-0.7 * np.sin(arg) * x[:, 1], 0.3 * np.sin(arg) * x[:, 1] + np.cos(arg)], axis=1
+        )
 
-    model = FeatureModel(potential, (wave, bump, ripple), (1.0, 0.5, 0.8), ndim=2, sharp=1.0,
-                         potential_grad_fn=potential_grad,
-                         feature_grad_fns=(wave_grad, bump_grad, ripple_grad))
+    model = FeatureModel(
+        potential,
+        (wave, bump, ripple),
+        (1.0, 0.5, 0.8),
+        ndim=2,
+        sharp=1.0,
+        potential_grad_fn=potential_grad,
+        feature_grad_fns=(wave_grad, bump_grad, ripple_grad),
+    )
     bounds = ((-5.0, 5.0), (-5.0, 5.0))
     rule = CellRule.uniform(NormalLaw((0.3, -0.2), (0.5, 0.6)).axis_laws(), [4, 4], gauss=2)
     return model, bounds, rule
@@ -222,24 +240,36 @@ def test_feature_gradients_of_the_two_axis_model_are_right() -> None:
         down[:, a] -= step
         fd_v = (model.potential(up) - model.potential(down)) / (2 * step)
         fd_f = (model.kernel_features(up).features - model.kernel_features(down).features) / (
-            2 * step)
+            2 * step
+        )
         # central differences with step 1e-6 of O(1) functions: error ~1e-10
         np.testing.assert_allclose(model.potential_gradient(x)[:, a], fd_v, atol=1e-8)
         np.testing.assert_allclose(model.kernel_feature_gradients(x)[:, :, a], fd_f, atol=1e-8)
 
 
-@pytest.mark.parametrize(("scheme", "save_times"), [
-    ("dp5", None), ("bs3", None),
-    ("dp5", (0.0, 4.0, 6.0, 10.0)),  # past the split: |phi_0| grows 20-fold, 60 steps
-], ids=["dp5", "bs3", "dp5-past-split"])
-def test_reverse_pass_matches_finite_differences_isotropic(isotropic, scheme, save_times
-                                                           ) -> None:
+@pytest.mark.parametrize(
+    ("scheme", "save_times"),
+    [
+        ("dp5", None),
+        ("bs3", None),
+        ("dp5", (0.0, 4.0, 6.0, 10.0)),  # past the split: |phi_0| grows 20-fold, 60 steps
+    ],
+    ids=["dp5", "bs3", "dp5-past-split"],
+)
+def test_reverse_pass_matches_finite_differences_isotropic(isotropic, scheme, save_times) -> None:
     setup, points0, weights = isotropic
-    pde = CharacteristicsPDE(setup.pde.model, setup.pde.bounds, l2=setup.pde.l2, scheme=scheme,
-                             tol=setup.pde.tol, box_name=setup.pde.box_name)
+    pde = CharacteristicsPDE(
+        setup.pde.model,
+        setup.pde.bounds,
+        l2=setup.pde.l2,
+        scheme=scheme,
+        tol=setup.pde.tol,
+        box_name=setup.pde.box_name,
+    )
     assert pde.l2 == 0.05 and points0.shape == (24, 1)
-    record, memory = _solve(pde, points0, weights, save_times or setup.save_times,
-                            setup.backend, setup.grid, every=4)
+    record, memory = _solve(
+        pde, points0, weights, save_times or setup.save_times, setup.backend, setup.grid, every=4
+    )
     # several checkpoint segments, frames inside them: the reverse pass recomputes states
     assert record.n_steps > 2 * record.every, record.n_steps
     assert record.frame_steps[0] == 0
@@ -259,8 +289,9 @@ def test_reverse_pass_matches_finite_differences_two_axes(plane) -> None:
 def test_at_the_first_frame_phi0_is_the_functional_itself(isotropic) -> None:
     """Frame 0 (t = 0): ``dF/dw_j = f(X_j)``; the risk's ``2 Psi_0(X_j)``."""
     setup, points0, weights = isotropic
-    record, _ = _solve(setup.pde, points0, weights, setup.save_times, setup.backend,
-                       setup.grid, every=8)
+    record, _ = _solve(
+        setup.pde, points0, weights, setup.save_times, setup.backend, setup.grid, every=8
+    )
     result = reverse_pass(setup.pde, points0, weights, record, _functionals(1), setup.backend)
     r = points0[:, 0]
     # frame 0 is no step at all: the terminal gradients only, exact to round-off
@@ -275,18 +306,21 @@ def test_at_the_first_frame_phi0_is_the_functional_itself(isotropic) -> None:
 
 def test_a_subset_of_frames_gives_the_same_columns(isotropic) -> None:
     setup, points0, weights = isotropic
-    record, _ = _solve(setup.pde, points0, weights, setup.save_times, setup.backend,
-                       setup.grid, every=4)
+    record, _ = _solve(
+        setup.pde, points0, weights, setup.save_times, setup.backend, setup.grid, every=4
+    )
     functionals = _functionals(1)
     full = reverse_pass(setup.pde, points0, weights, record, functionals, setup.backend)
     for frames in ([2], [1, 3], [3, 0]):
-        part = reverse_pass(setup.pde, points0, weights, record, functionals, setup.backend,
-                            frames=frames)
+        part = reverse_pass(
+            setup.pde, points0, weights, record, functionals, setup.backend, frames=frames
+        )
         for fun in functionals:
             phi = full.phi0[fun.name][frames]
             # the same sweep with fewer columns: round-off (measured <= 9e-16)
-            np.testing.assert_allclose(part.phi0[fun.name], phi, rtol=0,
-                                       atol=1e-13 * np.max(np.abs(phi)), err_msg=fun.name)
+            np.testing.assert_allclose(
+                part.phi0[fun.name], phi, rtol=0, atol=1e-13 * np.max(np.abs(phi)), err_msg=fun.name
+            )
 
 
 # ----------------------------------------------------------------------------- A.2
@@ -295,8 +329,7 @@ def test_a_subset_of_frames_gives_the_same_columns(isotropic) -> None:
 def _phi0_on(backend_name: str, pde, points0, weights, save_times, grid) -> tuple[dict, list]:
     backend = get_backend(backend_name)
     record, _ = _solve(pde, points0, weights, save_times, backend, grid, every=4)
-    result = reverse_pass(pde, points0, weights, record, _functionals(points0.shape[1]),
-                          backend)
+    result = reverse_pass(pde, points0, weights, record, _functionals(points0.shape[1]), backend)
     return result.phi0, record.sizes
 
 
@@ -315,15 +348,20 @@ def test_reverse_pass_is_backend_clean(isotropic, plane, case) -> None:
     for name, phi in reference.items():
         scale = np.max(np.abs(phi), axis=1, keepdims=True)
         # the same arithmetic in another namespace: round-off only (measured 0 on NumPy 2)
-        np.testing.assert_allclose(strict[name], phi, rtol=1e-12, atol=1e-12 * scale.max(),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            strict[name], phi, rtol=1e-12, atol=1e-12 * scale.max(), err_msg=name
+        )
 
 
 # ----------------------------------------------------------------------------- A.3, A.4
 
 #: population GD (no SGD term), to t = 1: before the split of the isotropic model
-STUDY_SHORT = ('particles.method="gd"', "particles.step=0.01", "dynamics.t_end=1.0",
-               "dynamics.save_times=[0.0, 0.5, 1.0]")
+STUDY_SHORT = (
+    'particles.method="gd"',
+    "particles.step=0.01",
+    "dynamics.t_end=1.0",
+    "dynamics.save_times=[0.0, 0.5, 1.0]",
+)
 NAMES = ("risk", "mean_r", "second_moment_r")
 
 
@@ -354,22 +392,20 @@ def test_characteristics_clt_agrees_with_the_grid(characteristics_clt) -> None:
         np.testing.assert_array_less(2.0 * gap_fine, gap_coarse, err_msg=name)
 
 
-def test_characteristics_clt_at_time_zero_is_the_variance_of_the_rule(characteristics_clt
-                                                                       ) -> None:
+def test_characteristics_clt_at_time_zero_is_the_variance_of_the_rule(characteristics_clt) -> None:
     """Frame 0: ``Var(phi_0) = sum_j w_j (f(X_j) - <f>)^2`` over the rule's own points, with
     ``f = r``, ``r^2`` and the risk's ``2 Psi_0``."""
     predictions, setup, mem = characteristics_clt
     x, w = mem.run.points0, mem.run.weights
     field_ = setup.pde.field(setup.backend)
     values = field_.values(x)
-    psi = values.potential + values.features @ (field_.kernel_weights()
-                                                * (w @ values.features))
-    for name, f in (("mean_r", x[:, 0]), ("second_moment_r", x[:, 0] ** 2),
-                    ("risk", 2.0 * psi)):
+    psi = values.potential + values.features @ (field_.kernel_weights() * (w @ values.features))
+    for name, f in (("mean_r", x[:, 0]), ("second_moment_r", x[:, 0] ** 2), ("risk", 2.0 * psi)):
         mean = np.sum(w * f)
         # the same weighted sum, summed in another order: round-off
-        np.testing.assert_allclose(predictions[name][0], np.sum(w * (f - mean) ** 2),
-                                   rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            predictions[name][0], np.sum(w * (f - mean) ** 2), rtol=1e-12, err_msg=name
+        )
 
 
 def test_characteristics_clt_at_time_zero_is_the_initial_variance(characteristics_clt) -> None:
@@ -377,8 +413,9 @@ def test_characteristics_clt_at_time_zero_is_the_initial_variance(characteristic
     ``Var r = kappa^2 - (E r)^2`` with ``E r = kappa sqrt(2 / d) Gamma((d+1)/2) / Gamma(d/2)``."""
     predictions = characteristics_clt[0]
     d, kappa = 40, 0.8
-    mean_r = kappa * math.sqrt(2.0 / d) * math.exp(special.gammaln((d + 1) / 2)
-                                                   - special.gammaln(d / 2))
+    mean_r = (
+        kappa * math.sqrt(2.0 / d) * math.exp(special.gammaln((d + 1) / 2) - special.gammaln(d / 2))
+    )
     # r and r^2 are integrated exactly by the 2-node Gauss rule of each cell (degree < 4);
     # measured 2e-13: round-off, amplified 80x by kappa^2 - (E r)^2 = 0.0079
     np.testing.assert_allclose(predictions["mean_r"][0], kappa**2 - mean_r**2, rtol=1e-11)

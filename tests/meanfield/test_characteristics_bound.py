@@ -22,21 +22,42 @@ from meanfield.pde.trackers import MemoryTracker
 
 
 def _setup(t_end: float, save_times: list[float], points: int):
-    return build_pde_setup(parse_config({
-        "model": {"name": "isotropic_gaussians", "d": 320, "delta": 0.5,
-                  "activation": "mmn_nonmonotone"},
-        "init": {"kappa": 0.1},
-        "dynamics": {"t_end": t_end, "save_times": save_times},
-        "pde": {"method": "characteristics", "cells": 400, "r_max": 10.0, "points": points,
-                "refine": 0.0}}))
+    return build_pde_setup(
+        parse_config(
+            {
+                "model": {
+                    "name": "isotropic_gaussians",
+                    "d": 320,
+                    "delta": 0.5,
+                    "activation": "mmn_nonmonotone",
+                },
+                "init": {"kappa": 0.1},
+                "dynamics": {"t_end": t_end, "save_times": save_times},
+                "pde": {
+                    "method": "characteristics",
+                    "cells": 400,
+                    "r_max": 10.0,
+                    "points": points,
+                    "refine": 0.0,
+                },
+            }
+        )
+    )
 
 
 def test_units_collapse_onto_the_bound_and_stay() -> None:
     setup = _setup(0.5, [0.0, 0.5], 32)
     x0, w = setup.rule.points()
     mem = MemoryTracker()
-    integrate_points(setup.pde, x0, w, setup.save_times, setup.backend, setup.grid,
-                     trackers=[setup.pde.invariants(), mem])
+    integrate_points(
+        setup.pde,
+        x0,
+        w,
+        setup.save_times,
+        setup.backend,
+        setup.grid,
+        trackers=[setup.pde.invariants(), mem],
+    )
     final = mem.frames[-1]
     assert np.all(final.points == 0.0)  # held at the bound exactly, none below it
     # every unit outputs s(0) = -2.5: R = 1 + 2.5^2 up to the kernel's truncation (1e-10)
@@ -53,8 +74,7 @@ def test_reverse_pass_cuts_the_clamped_components() -> None:
     x0, w = setup.rule.points()
     record = StepRecord(every=4)
     integrate_points(pde, x0, w, setup.save_times, backend, setup.grid, record=record)
-    result = reverse_pass(pde, x0, w, record, [risk_functional(), moment("mean_r", 0)],
-                          backend)
+    result = reverse_pass(pde, x0, w, record, [risk_functional(), moment("mean_r", 0)], backend)
     tableau, project = TABLEAUS[pde.scheme], pde.projection(backend)
 
     def forward(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +85,16 @@ def test_reverse_pass_cuts_the_clamped_components() -> None:
 
         def keep(n: int, x: np.ndarray) -> None:
             values = field_.values(x)
-            risk, _ = risk_and_energy(x, weights, values.potential, values.features,
-                                      kernel_weights, pde.model.r_sharp, 0.0, np)
+            risk, _ = risk_and_energy(
+                x,
+                weights,
+                values.potential,
+                values.features,
+                kernel_weights,
+                pde.model.r_sharp,
+                0.0,
+                np,
+            )
             out[n] = (risk, np.sum(weights * x[:, 0]))
 
         keep(0, x)

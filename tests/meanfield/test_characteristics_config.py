@@ -63,8 +63,10 @@ class GridOnlyLinear(toy_model.ToyLinear):
 
 
 GRID_ONLY = dataclasses.replace(
-    toy_model.ENTRY, name="grid_only_linear",
-    build=lambda spec, pde=None: GridOnlyLinear(tuple(spec["teacher"]), float(spec["noise"])))
+    toy_model.ENTRY,
+    name="grid_only_linear",
+    build=lambda spec, pde=None: GridOnlyLinear(tuple(spec["teacher"]), float(spec["noise"])),
+)
 
 
 class _NoAxisLaws:
@@ -80,8 +82,10 @@ class _NoAxisLaws:
 
 
 OPAQUE_LAW = dataclasses.replace(
-    toy_model.ENTRY, name="toy_opaque_law",
-    law=lambda model, init: _NoAxisLaws(toy_model.ENTRY.law(model, init)))
+    toy_model.ENTRY,
+    name="toy_opaque_law",
+    law=lambda model, init: _NoAxisLaws(toy_model.ENTRY.law(model, init)),
+)
 
 
 def toy(entry: str, **pde: Any) -> dict:
@@ -90,8 +94,13 @@ def toy(entry: str, **pde: Any) -> dict:
         "model": {"name": f"{HERE}:{entry}", "teacher": [1.0]},
         "init": {"mean": 0.0, "std": 0.3},
         "dynamics": {"t_end": 0.5, "save_times": {"count": 3}},
-        "pde": {"method": "characteristics", "cells": 80, "bounds": [[-2.5, 3.0]],
-                "points": 16, **pde},
+        "pde": {
+            "method": "characteristics",
+            "cells": 80,
+            "bounds": [[-2.5, 3.0]],
+            "points": 16,
+            **pde,
+        },
     }
 
 
@@ -99,20 +108,33 @@ def toy(entry: str, **pde: Any) -> dict:
 
 #: config, the keys the message names
 PARSE_CASES = [
-    pytest.param(config_with(dynamics__beta=10.0), ("pde.method", "dynamics.beta"),
-                 id="finite-beta"),
-    pytest.param(config_with(pde__refine=0.1, pde__gauss=1), ("pde.refine", "pde.gauss"),
-                 id="refine-with-one-node"),
-    pytest.param(config_with(pde__points=33), ("pde.points", "pde.gauss"),
-                 id="points-not-a-multiple"),
-    pytest.param(config_with(pde__points=30, pde__gauss=4), ("pde.points", "pde.gauss = 4"),
-                 id="points-not-a-multiple-of-4"),
-    pytest.param(config_with(pde__points=[32, 32]), ("pde.points", "'isotropic_gaussians'"),
-                 id="points-two-axes-for-one"),
+    pytest.param(
+        config_with(dynamics__beta=10.0), ("pde.method", "dynamics.beta"), id="finite-beta"
+    ),
+    pytest.param(
+        config_with(pde__refine=0.1, pde__gauss=1),
+        ("pde.refine", "pde.gauss"),
+        id="refine-with-one-node",
+    ),
+    pytest.param(
+        config_with(pde__points=33), ("pde.points", "pde.gauss"), id="points-not-a-multiple"
+    ),
+    pytest.param(
+        config_with(pde__points=30, pde__gauss=4),
+        ("pde.points", "pde.gauss = 4"),
+        id="points-not-a-multiple-of-4",
+    ),
+    pytest.param(
+        config_with(pde__points=[32, 32]),
+        ("pde.points", "'isotropic_gaussians'"),
+        id="points-two-axes-for-one",
+    ),
     pytest.param(config_with(pde__points=0), ("pde.points",), id="points-zero"),
-    pytest.param(config_with(pde__method="lagrangian"), ("pde.method", "'grid'",
-                                                         "'characteristics'"),
-                 id="unknown-method"),
+    pytest.param(
+        config_with(pde__method="lagrangian"),
+        ("pde.method", "'grid'", "'characteristics'"),
+        id="unknown-method",
+    ),
 ]
 
 
@@ -126,11 +148,15 @@ def test_parse_errors_name_the_keys(data, keys) -> None:
         assert key in message, message
 
 
-@pytest.mark.parametrize(("overrides", "keys"), [
-    (("pde.points=48",), ("pde.points", "array of 2", "'anisotropic_gaussians'")),
-    (("pde.points=[48]",), ("pde.points", "array of 2")),
-    (("pde.points=[48, 47]",), ("pde.points", "pde.gauss = 2")),
-], ids=["integer", "one-entry", "odd-entry"])
+@pytest.mark.parametrize(
+    ("overrides", "keys"),
+    [
+        (("pde.points=48",), ("pde.points", "array of 2", "'anisotropic_gaussians'")),
+        (("pde.points=[48]",), ("pde.points", "array of 2")),
+        (("pde.points=[48, 47]",), ("pde.points", "pde.gauss = 2")),
+    ],
+    ids=["integer", "one-entry", "odd-entry"],
+)
 def test_points_of_a_two_axis_model(overrides, keys) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(ANISO, ["pde.method='characteristics'", *overrides])
@@ -145,7 +171,8 @@ def test_the_valid_neighbours_are_accepted() -> None:
     config = parse_config(config_with(pde__points=33, pde__gauss=3))
     assert config.pde["points"] == (33,)
     assert parse_config(config_with(dynamics__beta=10.0, pde__method="grid")).pde["method"] == (
-        "grid")
+        "grid"
+    )
     load_config(ANISO, ["pde.method='characteristics'", "pde.points=[8, 8]"])
 
 
@@ -171,14 +198,20 @@ def test_outside_tol_sets_how_much_may_lie_outside() -> None:
     """The same box is accepted once pde.outside_tol allows the weight outside."""
     message = str(_build_error(config_with(pde__r_max=1.0)))
     weight = float(message.split("weight ")[1].split()[0])
-    setup = build_pde_setup(parse_config(config_with(pde__r_max=1.0,
-                                                     pde__outside_tol=2 * weight)))
+    setup = build_pde_setup(parse_config(config_with(pde__r_max=1.0, pde__outside_tol=2 * weight)))
     assert isinstance(setup, CharacteristicsSetup)
 
 
 def test_a_box_too_small_on_two_axes_names_r_max() -> None:
-    config = load_config(ANISO, ["pde.method='characteristics'", "pde.points=[8, 8]",
-                                 "pde.cells=[20, 20]", "pde.r_max=0.9"])
+    config = load_config(
+        ANISO,
+        [
+            "pde.method='characteristics'",
+            "pde.points=[8, 8]",
+            "pde.cells=[20, 20]",
+            "pde.r_max=0.9",
+        ],
+    )
     with pytest.raises(ConfigError) as info:
         build_pde_setup(config)
     assert str(info.value).startswith("pde.r_max = 0.9"), str(info.value)
@@ -187,8 +220,12 @@ def test_a_box_too_small_on_two_axes_names_r_max() -> None:
 def test_a_plugin_model_without_point_gradients_names_pde_method() -> None:
     message = str(_build_error(toy("GRID_ONLY")))
     assert message.startswith("pde.method = 'characteristics'"), message
-    for fragment in ("potential_gradient", "kernel_feature_gradients", f"{HERE}:GRID_ONLY",
-                     "allowed: pde.method = 'grid'"):
+    for fragment in (
+        "potential_gradient",
+        "kernel_feature_gradients",
+        f"{HERE}:GRID_ONLY",
+        "allowed: pde.method = 'grid'",
+    ):
         assert fragment in message, message
 
 
@@ -213,13 +250,17 @@ def test_the_toy_model_itself_builds() -> None:
 # ----------------------------------------------------------------------------- the command line
 
 
-@pytest.mark.parametrize(("data", "key"), [
-    (config_with(dynamics__beta=10.0), "'pde.method'"),
-    (config_with(pde__points=33), "'pde.points'"),
-    (config_with(pde__method="lagrangian"), "'pde.method'"),
-    (config_with(pde__r_max=1.0), "pde.r_max = 1"),
-    (toy("GRID_ONLY"), "pde.method = 'characteristics'"),
-], ids=["beta", "points", "method", "box", "plugin"])
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (config_with(dynamics__beta=10.0), "'pde.method'"),
+        (config_with(pde__points=33), "'pde.points'"),
+        (config_with(pde__method="lagrangian"), "'pde.method'"),
+        (config_with(pde__r_max=1.0), "pde.r_max = 1"),
+        (toy("GRID_ONLY"), "pde.method = 'characteristics'"),
+    ],
+    ids=["beta", "points", "method", "box", "plugin"],
+)
 def test_cli_prints_one_error_line_and_exits_2(tmp_path, capsys, data, key) -> None:
     path = tmp_path / "cfg.toml"
     path.write_text(tomli_w.dumps(data))
@@ -238,9 +279,14 @@ def test_cli_process_has_no_traceback(tmp_path) -> None:
     path.write_text(tomli_w.dumps(toy("GRID_ONLY")))
     out = tmp_path / "out.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "compare.cli", "run", str(path), "-o",
-                           str(out), "--quiet"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compare.cli", "run", str(path), "-o", str(out), "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: pde.method = 'characteristics'"), proc.stderr

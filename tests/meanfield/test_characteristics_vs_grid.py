@@ -47,17 +47,21 @@ def _check(raw: dict, times: list[float], chars: list[str], slack: float) -> Non
     assert np.all(np.abs(points - fine) <= allowed), (points - fine, allowed)
 
 
-@pytest.mark.parametrize(("name", "times", "chars"), [
-    # MMN Fig. 1 before the split (1-D, d = 40); measured |R_c - R_2400| <= 2e-6 against
-    # |R_2400 - R_1200| = 9e-6 .. 7e-4
-    ("mmn-isotropic.toml", [0.0, 1.0, 2.0, 5.0], ["pde.points=128"]),
-    # the non-monotone activation from kappa = 0.4 (1-D, d = 320)
-    ("mmn-nonmonotone-kappa0.4.toml", [0.0, 0.5, 2.0], ["pde.points=128"]),
-    # teacher-student on the full (w, b) plane (2-D)
-    ("teacher-student-2d.toml", [0.0, 0.5, 1.0], ["pde.points=[32, 32]"]),
-])
-def test_characteristics_agree_with_the_grid(name: str, times: list[float],
-                                             chars: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "times", "chars"),
+    [
+        # MMN Fig. 1 before the split (1-D, d = 40); measured |R_c - R_2400| <= 2e-6 against
+        # |R_2400 - R_1200| = 9e-6 .. 7e-4
+        ("mmn-isotropic.toml", [0.0, 1.0, 2.0, 5.0], ["pde.points=128"]),
+        # the non-monotone activation from kappa = 0.4 (1-D, d = 320)
+        ("mmn-nonmonotone-kappa0.4.toml", [0.0, 0.5, 2.0], ["pde.points=128"]),
+        # teacher-student on the full (w, b) plane (2-D)
+        ("teacher-student-2d.toml", [0.0, 0.5, 1.0], ["pde.points=[32, 32]"]),
+    ],
+)
+def test_characteristics_agree_with_the_grid(
+    name: str, times: list[float], chars: list[str]
+) -> None:
     # slack: the characteristics' own step and quadrature error (pde.tol = 1e-7 of the box)
     _check(_raw(name), times, chars, slack=2e-6)
 
@@ -78,14 +82,18 @@ def test_the_collapse_onto_w_equal_0_is_exact_on_points_and_one_cell_off_on_the_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "times", "chars"), [
-    # MMN Fig. 1 through the split to t = 20 (grid 4,800 and 9,600 cells: 2 minutes)
-    ("reproduce/mmn-fig1.paper.toml", [0.0, 2.0, 5.0, 10.0, 20.0], ["pde.points=128"]),
-    ("mmn-anisotropic.toml", [0.0, 2.0, 5.0], ["pde.points=[32, 32]"]),
-    ("relu-isotropic.toml", [0.0, 0.5, 1.0], ["pde.points=[20, 20, 20]"]),
-])
-def test_characteristics_agree_with_the_grid_slow(name: str, times: list[float],
-                                                  chars: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "times", "chars"),
+    [
+        # MMN Fig. 1 through the split to t = 20 (grid 4,800 and 9,600 cells: 2 minutes)
+        ("reproduce/mmn-fig1.paper.toml", [0.0, 2.0, 5.0, 10.0, 20.0], ["pde.points=128"]),
+        ("mmn-anisotropic.toml", [0.0, 2.0, 5.0], ["pde.points=[32, 32]"]),
+        ("relu-isotropic.toml", [0.0, 0.5, 1.0], ["pde.points=[20, 20, 20]"]),
+    ],
+)
+def test_characteristics_agree_with_the_grid_slow(
+    name: str, times: list[float], chars: list[str]
+) -> None:
     raw = _raw(name)
     raw.pop("experiment", None)
     if name.startswith("reproduce/"):

@@ -81,12 +81,22 @@ def test_quadratic_resolves_and_fills_defaults():
     assert cfg.pde["bounds"] == ((-4.0, 4.0),)
     assert isinstance(cfg.pde["bounds"][0][0], float)
     assert cfg.dynamics["save_times"] == (0.0, 0.25, 0.5, 0.75, 1.0)
-    assert cfg.particles == {"n": 100, "replicas": 1, "method": "online_sgd", "step": 1e-3,
-                             "batch": 1, "seed": 0, "backend": "auto", "quench_batch": 0,
-                             "quench_time": 0.0, "test_points": 10000, "keep_theta": False,
-                             "engine": "auto", "dtype": "float64"}
-    assert cfg.study == {"n": (10, 20, 40), "replicas": 32,
-                         "observables": ("risk", "mean_r", "w1")}
+    assert cfg.particles == {
+        "n": 100,
+        "replicas": 1,
+        "method": "online_sgd",
+        "step": 1e-3,
+        "batch": 1,
+        "seed": 0,
+        "backend": "auto",
+        "quench_batch": 0,
+        "quench_time": 0.0,
+        "test_points": 10000,
+        "keep_theta": False,
+        "engine": "auto",
+        "dtype": "float64",
+    }
+    assert cfg.study == {"n": (10, 20, 40), "replicas": 32, "observables": ("risk", "mean_r", "w1")}
 
 
 def test_default_save_times_count_11():
@@ -108,12 +118,15 @@ def test_config_is_read_only():
         cfg.model = {}  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("overrides", [
-    (),
-    ("dynamics.xi={power=-0.25}", "model.activation=[[0.5, -2.5], [1.5, 7.5]]"),
-    ("model.d=inf", "init.d=40"),
-    ("dynamics.xi.power=-0.5", "dynamics.xi.offset=1", "particles.n=10", "particles.step=0.01"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("dynamics.xi={power=-0.25}", "model.activation=[[0.5, -2.5], [1.5, 7.5]]"),
+        ("model.d=inf", "init.d=40"),
+        ("dynamics.xi.power=-0.5", "dynamics.xi.offset=1", "particles.n=10", "particles.step=0.01"),
+    ],
+)
 def test_toml_round_trip(overrides):
     cfg = parse_config(iso(), overrides)
     text = cfg.to_toml()
@@ -148,56 +161,59 @@ def test_integral_float_d_becomes_int():
     assert isinstance(cfg.model["d"], int)
 
 
-@pytest.mark.parametrize(("overrides", "fragments"), [
-    (["pde.cels=3"], ["unknown key 'pde.cels'", "did you mean 'pde.cells'?"]),
-    (["pde.zzz=3"], ["unknown key 'pde.zzz'", "allowed keys", "cells"]),
-    (["pdee.cells=3"], ["unknown section 'pdee'", "[pde]"]),
-    (["pde.bounds=[[0, 1]]"], ["'pde.bounds'", "model 'isotropic_gaussians'"]),
-    (["init.std=1.0"], ["'init.std'", "model 'isotropic_gaussians'"]),
-    (["model.delta=true"], ["'model.delta'", "boolean", "float"]),
-    (["pde.cells='many'"], ["'pde.cells'", "string", "integer"]),
-    (["pde.cells=2400.0"], ["'pde.cells'", "float"]),
-    (["model.delta=1.5"], ["'model.delta'", "1.5", "0 < delta < 1"]),
-    (["model.d=1"], ["'model.d'", "integer >= 2"]),
-    (["model.d=40.5"], ["'model.d'", "40.5"]),
-    (["model.d=true"], ["'model.d'", "boolean"]),
-    (["model.d=-inf"], ["'model.d'"]),
-    (["model.d=nan"], ["'model.d'"]),
-    (["model.name='gauss'"], ["'model.name'", "quadratic"]),
-    (["model.activation=relu"], ["'model.activation'", "'mmn'"]),
-    (["model.activation=[[1, 0], [0, 1]]"], ["'model.activation'", "increasing"]),
-    (["model.activation=[[1, 0]]"], ["'model.activation'"]),
-    (["model.kernel_tol=0.1"], ["'model.kernel_tol'", "1e-3"]),
-    (["init.kappa=0"], ["'init.kappa'", "> 0"]),
-    (["model.d=inf"], ["'init.d'", "finite d"]),
-    (["model.d=inf", "init.d=40", "dynamics.beta=10"], ["'dynamics.beta'", "finite d"]),
-    (["dynamics.t_end=-1"], ["'dynamics.t_end'"]),
-    (["dynamics.save_times=[0.0, 30.0]"], ["'dynamics.save_times'", "t_end"]),
-    (["dynamics.save_times=[1.0, 1.0]"], ["'dynamics.save_times'", "increasing"]),
-    (["dynamics.save_times={count=1}"], ["'dynamics.save_times'", "count"]),
-    (["dynamics.xi=0"], ["'dynamics.xi'"]),
-    (["dynamics.xi={power=0.5}"], ["'dynamics.xi'", "-1 < p <= 0"]),
-    (["dynamics.xi={power=-0.5, offset=-1}"], ["'dynamics.xi'"]),
-    (["dynamics.xi={powr=-0.5}"], ["'dynamics.xi'"]),
-    (["dynamics.beta=0"], ["'dynamics.beta'"]),
-    (["dynamics.l2=-1"], ["'dynamics.l2'", ">= 0"]),
-    (["pde.cells=1"], ["'pde.cells'", ">= 2"]),
-    (["pde.cells=[100, 100]"], ["'pde.cells'", "1 integers"]),
-    (["pde.order=3"], ["'pde.order'", "1, 2"]),
-    (["pde.limiter=superbee"], ["'pde.limiter'", "minmod"]),
-    (["pde.backend=torch"], ["'pde.backend'", "cupy"]),
-    (["pde.cfl=1.5"], ["'pde.cfl'", "cfl <= 1"]),
-    (["pde.dtype=float16"], ["'pde.dtype'"]),
-    (["particles.n=5"], ["missing required key 'particles.step'"]),
-    (["particles.step=0.1", "particles.n=0"], ["'particles.n'", ">= 1"]),
-    (["particles.step=0.1", "particles.n=5", "particles.method=adam"], ["'particles.method'"]),
-    (["particles.step=0.1", "particles.n=5", "particles.seed=-1"], ["'particles.seed'"]),
-    (["study.n=[]"], ["'study.n'"]),
-    (["study.n=[20, 10]"], ["'study.n'", "increasing"]),
-    (["study.n=[10]", "study.replicas=1"], ["'study.replicas'", ">= 2"]),
-    (["study.n=[10]", "study.observables=['risk', 'energy']"], ["'study.observables'"]),
-    (["dynamics.t_end=1e400"], ["'dynamics.t_end'"]),
-])
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["pde.cels=3"], ["unknown key 'pde.cels'", "did you mean 'pde.cells'?"]),
+        (["pde.zzz=3"], ["unknown key 'pde.zzz'", "allowed keys", "cells"]),
+        (["pdee.cells=3"], ["unknown section 'pdee'", "[pde]"]),
+        (["pde.bounds=[[0, 1]]"], ["'pde.bounds'", "model 'isotropic_gaussians'"]),
+        (["init.std=1.0"], ["'init.std'", "model 'isotropic_gaussians'"]),
+        (["model.delta=true"], ["'model.delta'", "boolean", "float"]),
+        (["pde.cells='many'"], ["'pde.cells'", "string", "integer"]),
+        (["pde.cells=2400.0"], ["'pde.cells'", "float"]),
+        (["model.delta=1.5"], ["'model.delta'", "1.5", "0 < delta < 1"]),
+        (["model.d=1"], ["'model.d'", "integer >= 2"]),
+        (["model.d=40.5"], ["'model.d'", "40.5"]),
+        (["model.d=true"], ["'model.d'", "boolean"]),
+        (["model.d=-inf"], ["'model.d'"]),
+        (["model.d=nan"], ["'model.d'"]),
+        (["model.name='gauss'"], ["'model.name'", "quadratic"]),
+        (["model.activation=relu"], ["'model.activation'", "'mmn'"]),
+        (["model.activation=[[1, 0], [0, 1]]"], ["'model.activation'", "increasing"]),
+        (["model.activation=[[1, 0]]"], ["'model.activation'"]),
+        (["model.kernel_tol=0.1"], ["'model.kernel_tol'", "1e-3"]),
+        (["init.kappa=0"], ["'init.kappa'", "> 0"]),
+        (["model.d=inf"], ["'init.d'", "finite d"]),
+        (["model.d=inf", "init.d=40", "dynamics.beta=10"], ["'dynamics.beta'", "finite d"]),
+        (["dynamics.t_end=-1"], ["'dynamics.t_end'"]),
+        (["dynamics.save_times=[0.0, 30.0]"], ["'dynamics.save_times'", "t_end"]),
+        (["dynamics.save_times=[1.0, 1.0]"], ["'dynamics.save_times'", "increasing"]),
+        (["dynamics.save_times={count=1}"], ["'dynamics.save_times'", "count"]),
+        (["dynamics.xi=0"], ["'dynamics.xi'"]),
+        (["dynamics.xi={power=0.5}"], ["'dynamics.xi'", "-1 < p <= 0"]),
+        (["dynamics.xi={power=-0.5, offset=-1}"], ["'dynamics.xi'"]),
+        (["dynamics.xi={powr=-0.5}"], ["'dynamics.xi'"]),
+        (["dynamics.beta=0"], ["'dynamics.beta'"]),
+        (["dynamics.l2=-1"], ["'dynamics.l2'", ">= 0"]),
+        (["pde.cells=1"], ["'pde.cells'", ">= 2"]),
+        (["pde.cells=[100, 100]"], ["'pde.cells'", "1 integers"]),
+        (["pde.order=3"], ["'pde.order'", "1, 2"]),
+        (["pde.limiter=superbee"], ["'pde.limiter'", "minmod"]),
+        (["pde.backend=torch"], ["'pde.backend'", "cupy"]),
+        (["pde.cfl=1.5"], ["'pde.cfl'", "cfl <= 1"]),
+        (["pde.dtype=float16"], ["'pde.dtype'"]),
+        (["particles.n=5"], ["missing required key 'particles.step'"]),
+        (["particles.step=0.1", "particles.n=0"], ["'particles.n'", ">= 1"]),
+        (["particles.step=0.1", "particles.n=5", "particles.method=adam"], ["'particles.method'"]),
+        (["particles.step=0.1", "particles.n=5", "particles.seed=-1"], ["'particles.seed'"]),
+        (["study.n=[]"], ["'study.n'"]),
+        (["study.n=[20, 10]"], ["'study.n'", "increasing"]),
+        (["study.n=[10]", "study.replicas=1"], ["'study.replicas'", ">= 2"]),
+        (["study.n=[10]", "study.observables=['risk', 'energy']"], ["'study.observables'"]),
+        (["dynamics.t_end=1e400"], ["'dynamics.t_end'"]),
+    ],
+)
 def test_rejections_name_the_key(overrides, fragments):
     message = error_of(iso(), tuple(overrides))
     for fragment in fragments:
@@ -275,17 +291,23 @@ def test_schema_is_data():
 
 # ----------------------------------------------------------------------------- property test
 
-_KEYS = sorted({(s, k) for s, keys in SCHEMA.items() for k in keys}
-               | {(s, k) for m in MODEL_SCHEMA.values() for s, keys in m.items() for k in keys})
+_KEYS = sorted(
+    {(s, k) for s, keys in SCHEMA.items() for k in keys}
+    | {(s, k) for m in MODEL_SCHEMA.values() for s, keys in m.items() for k in keys}
+)
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.text(max_size=8),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0, 1, 2, -1, 0.0, 1e-3, 1e-12, 1.5, 0.999, 10**400, math.inf, -math.inf]),
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 _names = st.one_of(st.text(max_size=8), st.sampled_from(["cels", "count", "power", "d", "n"]))
@@ -295,8 +317,9 @@ _override_values = st.one_of(
 )
 _overrides = st.one_of(
     st.text(max_size=20),
-    st.builds(lambda key, value: f"{key[0]}.{key[1]}={value}", st.sampled_from(_KEYS),
-              _override_values),
+    st.builds(
+        lambda key, value: f"{key[0]}.{key[1]}={value}", st.sampled_from(_KEYS), _override_values
+    ),
 )
 _mutation = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(_KEYS), _values),
@@ -319,9 +342,11 @@ def _mutate(data: dict, mutation: tuple) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(base=st.sampled_from(["isotropic", "quadratic"]),
-       mutations=st.lists(_mutation, min_size=1, max_size=3),
-       overrides=st.lists(_overrides, max_size=2))
+@given(
+    base=st.sampled_from(["isotropic", "quadratic"]),
+    mutations=st.lists(_mutation, min_size=1, max_size=3),
+    overrides=st.lists(_overrides, max_size=2),
+)
 def test_mutated_configs_fail_only_with_one_line_config_errors(base, mutations, overrides):
     data = iso() if base == "isotropic" else copy.deepcopy(QUADRATIC)
     for mutation in mutations:

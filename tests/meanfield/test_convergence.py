@@ -17,11 +17,17 @@ TIMES = [0.0, 1.0, 5.0, 10.0]
 
 
 def _risks(tmp_path: Path, d: str, cells: int, order: int) -> np.ndarray:
-    overrides = [f"model.d={d}", "init.d=40", f"pde.cells={cells}", f"pde.order={order}",
-                 "dynamics.t_end=10.0", f"dynamics.save_times={TIMES}", 'pde.backend="numpy"']
+    overrides = [
+        f"model.d={d}",
+        "init.d=40",
+        f"pde.cells={cells}",
+        f"pde.order={order}",
+        "dynamics.t_end=10.0",
+        f"dynamics.save_times={TIMES}",
+        'pde.backend="numpy"',
+    ]
     path = tmp_path / f"d{d}-{cells}-{order}.h5"
-    run_pde(load_config(ROOT / "data/configs/mmn-isotropic.toml", overrides), path,
-            progress=False)
+    run_pde(load_config(ROOT / "data/configs/mmn-isotropic.toml", overrides), path, progress=False)
     return load(path).groups["pde"]["risk"]
 
 

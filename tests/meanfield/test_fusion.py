@@ -35,8 +35,9 @@ STEP_KERNELS = {"heun_plan", "heun_stage", "heun_settle", "heun_combine", "heun_
 
 def _isotropic(order: int = 2, limiter: str = "mc") -> tuple:
     grid = Grid(((0.0, 8.0),), (160,), ("r",))
-    pde = MeanFieldPDE(IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"]), grid, order=order,
-                       limiter=limiter)
+    pde = MeanFieldPDE(
+        IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"]), grid, order=order, limiter=limiter
+    )
     return pde, initial_density(ScaledChiLaw(0.8, 40), grid)
 
 
@@ -99,15 +100,18 @@ def test_fusion_cuts_the_operations_per_step_fourfold() -> None:
     assert counts[True] < 60
 
 
-@pytest.mark.parametrize("kernel", [
-    lambda m, a: a[1:],
-    lambda m, a: m.sum(a),
-    lambda m, a: m.zeros_like(a),
-    lambda m, a: a @ a,
-    lambda m, a: a if a > 0 else -a,
-    lambda m, a: a.shape,
-    lambda m, a: float(a),
-])
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        lambda m, a: a[1:],
+        lambda m, a: m.sum(a),
+        lambda m, a: m.zeros_like(a),
+        lambda m, a: a @ a,
+        lambda m, a: a if a > 0 else -a,
+        lambda m, a: a.shape,
+        lambda m, a: float(a),
+    ],
+)
 def test_the_tracer_refuses_what_cupy_fuse_cannot_compile(kernel) -> None:
     fused = TracingBackend().fuse(kernel, "bad")
     with pytest.raises(NotFusable):
@@ -126,12 +130,15 @@ def test_checked_fusion_keeps_a_kernel_that_agrees() -> None:
     assert wrapper.status == "fused" and FUSION_STATUS["agrees"] == "fused"
 
 
-@pytest.mark.parametrize(("fused", "reason"), [
-    (lambda a: (2.0 * a * (1.0 + 1e-9), a > 0), "differs"),
-    (lambda a: (2.0 * a, a >= 0), "differs"),
-    (lambda a: (2.0 * a,), "differs"),
-    (lambda a: 1 / 0, "ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    ("fused", "reason"),
+    [
+        (lambda a: (2.0 * a * (1.0 + 1e-9), a > 0), "differs"),
+        (lambda a: (2.0 * a, a >= 0), "differs"),
+        (lambda a: (2.0 * a,), "differs"),
+        (lambda a: 1 / 0, "ZeroDivisionError"),
+    ],
+)
 def test_checked_fusion_falls_back_when_the_kernel_fails_or_differs(fused, reason) -> None:
     a = np.asarray([1.0, 0.0, 3.0])
     plain = lambda x: _double(np, x)  # noqa: E731
@@ -170,7 +177,8 @@ def test_every_kernel_compiles_fused_on_the_gpu(case: str) -> None:
     memory = MemoryTracker()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        integrate(pde, rho0, [0.0, 0.05], get_backend("cupy"),
-                  trackers=[InvariantTracker(), memory])
+        integrate(
+            pde, rho0, [0.0, 0.05], get_backend("cupy"), trackers=[InvariantTracker(), memory]
+        )
     for name in kernels | STEP_KERNELS | {"invariant_verdict"}:
         assert FUSION_STATUS.get(name) == "fused", name

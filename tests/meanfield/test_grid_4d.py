@@ -37,8 +37,9 @@ from .test_schemes import _bump_cell_averages
 SHIFT = np.array([0.2, -0.2, 0.2, -0.2])
 
 
-def _run(pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], backend, cfl: float = 0.8
-         ) -> tuple[MemoryTracker, InvariantTracker]:
+def _run(
+    pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], backend, cfl: float = 0.8
+) -> tuple[MemoryTracker, InvariantTracker]:
     mem, invariants = MemoryTracker(), InvariantTracker()
     integrate(pde, rho0, times, backend, trackers=[invariants, mem], cfl=cfl)
     return mem, invariants
@@ -46,13 +47,16 @@ def _run(pde: MeanFieldPDE, rho0: np.ndarray, times: list[float], backend, cfl: 
 
 def _bump(grid: Grid, centre: np.ndarray, width: float) -> np.ndarray:
     """Exact cell averages of prod_a cos^4(pi (x_a - c_a) / (2 width)), unit mass."""
-    axes = [_bump_cell_averages(grid.edges(a), centre[a], width) / (0.75 * width)
-            for a in range(grid.ndim)]
+    axes = [
+        _bump_cell_averages(grid.edges(a), centre[a], width) / (0.75 * width)
+        for a in range(grid.ndim)
+    ]
     return reduce(np.multiply.outer, axes)
 
 
-def _transport_error(backend, n: int, order: int = 2, width: float = 0.8,
-                     t_end: float = 0.5) -> tuple[float, InvariantTracker]:
+def _transport_error(
+    backend, n: int, order: int = 2, width: float = 0.8, t_end: float = 0.5
+) -> tuple[float, InvariantTracker]:
     """L1 error of a bump carried at constant velocity ``SHIFT / t_end`` across ``[-1, 1]^4``.
 
     ``V = <c, theta>`` with ``c = -SHIFT / (2 t_end)`` (velocity ``-2 grad V``), no interaction.
@@ -60,8 +64,12 @@ def _transport_error(backend, n: int, order: int = 2, width: float = 0.8,
     grid = Grid(((-1.0, 1.0),) * 4, (n,) * 4)
     slope = -0.5 * SHIFT / t_end
     model = FeatureModel(lambda q: q @ slope, ndim=4)
-    mem, invariants = _run(MeanFieldPDE(model, grid, order=order), _bump(grid, -0.5 * SHIFT, width),
-                           [0.0, t_end], backend)
+    mem, invariants = _run(
+        MeanFieldPDE(model, grid, order=order),
+        _bump(grid, -0.5 * SHIFT, width),
+        [0.0, t_end],
+        backend,
+    )
     exact = _bump(grid, 0.5 * SHIFT, width)
     return float(np.sum(np.abs(mem.frames[-1].density - exact)) * grid.cell_volume), invariants
 
@@ -133,8 +141,9 @@ def test_ou_4d_is_the_product_of_1d_flows(numpy_backend, ou_run) -> None:
         line = Grid((grid.bounds[axis],), (grid.shape[axis],))
         rho0 = initial_density(NormalLaw((MEAN0[axis],), (STD0[axis],)), line)
         model = QuadraticPotential(STIFFNESS[axis], CENTER[axis])
-        mem1, _ = _run(MeanFieldPDE(model, line, beta=BETA), rho0, TIMES, numpy_backend,
-                       cfl=0.05)  # CFL 0.05: the 1-D reference's own time error is negligible
+        mem1, _ = _run(
+            MeanFieldPDE(model, line, beta=BETA), rho0, TIMES, numpy_backend, cfl=0.05
+        )  # CFL 0.05: the 1-D reference's own time error is negligible
         others = tuple(a for a in range(4) if a != axis)
         for frame, frame1 in zip(mem.frames[1:], mem1.frames[1:], strict=True):
             marginal = frame.density.sum(axis=others) * grid.cell_volume / line.cell_volume
@@ -154,8 +163,9 @@ def test_ou_4d_moments_match_the_closed_form(ou_run) -> None:
         mean = points.T @ masses
         centred = points - mean
         cov = (centred * masses[:, None]).T @ centred
-        exact_mean, exact_var = ou_moments(np.array(STIFFNESS), np.array(CENTER), BETA,
-                                           np.array(MEAN0), var0, frame.t)
+        exact_mean, exact_var = ou_moments(
+            np.array(STIFFNESS), np.array(CENTER), BETA, np.array(MEAN0), var0, frame.t
+        )
         # O(h^2) at h = 0.4, 4x the 3-D test's h^2 (1.3e-2 there): measured 4.7e-2 (mean) and
         # 2.0e-2 (variances)
         assert np.max(np.abs(mean - exact_mean)) < 6e-2, (frame.t, mean, exact_mean)
@@ -171,25 +181,30 @@ def test_a_4d_config_goes_through_schema_and_builders(tmp_path) -> None:
         "[init]\nmean = [1.0, -1.0, 0.6, 0.3]\nstd = 0.4\n\n"
         "[dynamics]\nt_end = 0.1\nsave_times = [0.0, 0.1]\nbeta = 4.0\n\n"
         "[pde]\ncells = [6, 7, 8, 9]\nbounds = [[-4.0, 4.0], [-4.0, 4.0], [-4.0, 4.0], "
-        "[-4.0, 4.0]]\n")
+        "[-4.0, 4.0]]\n"
+    )
     setup = build_pde_setup(load_config(path))
     assert setup.pde.grid.shape == (6, 7, 8, 9)
     assert setup.pde.grid.names == ("theta0", "theta1", "theta2", "theta3")
     assert math.isclose(setup.rho0.sum() * setup.pde.grid.cell_volume, 1.0, rel_tol=1e-12)
 
 
-@pytest.mark.parametrize(("model", "beta"), [
-    (LinearUnit((1.5, -1.0, 0.5, 0.8)), math.inf),
-    (CosineInteraction(coupling=1.0, quartic=1.0, quadratic=-1.0, tilt=0.5, ndim=4), 2.0),
-], ids=["linear-unit-noiseless", "cosine-noisy"])
-def test_interacting_4d_models_keep_mass_and_positivity(numpy_backend, model, beta: float
-                                                        ) -> None:
+@pytest.mark.parametrize(
+    ("model", "beta"),
+    [
+        (LinearUnit((1.5, -1.0, 0.5, 0.8)), math.inf),
+        (CosineInteraction(coupling=1.0, quartic=1.0, quadratic=-1.0, tilt=0.5, ndim=4), 2.0),
+    ],
+    ids=["linear-unit-noiseless", "cosine-noisy"],
+)
+def test_interacting_4d_models_keep_mass_and_positivity(numpy_backend, model, beta: float) -> None:
     """The interacting full-grid models the schema allows in 4-D (the nonlocal term on 10^4
     cells): mass to round-off, no negative density, free energy non-increasing."""
     grid = Grid(((-2.0, 2.0),) * 4, (10,) * 4)
     rho0 = initial_density(NormalLaw((0.3, -0.2, 0.0, 0.1), (0.22,) * 4), grid)
-    mem, invariants = _run(MeanFieldPDE(model, grid, beta=beta), rho0, [0.0, 0.2, 0.5],
-                           numpy_backend)
+    mem, invariants = _run(
+        MeanFieldPDE(model, grid, beta=beta), rho0, [0.0, 0.2, 0.5], numpy_backend
+    )
     assert invariants.max_mass_error < 1e-13  # measured 4e-16
     assert invariants.min_density >= -1e-14
     assert np.all(np.diff(mem.series("free_energy")) <= 1e-14)

@@ -16,7 +16,8 @@ import pytest
 import xarray as xr
 
 import meanfield
-from meanfield.io import SCHEMA_VERSION, FrameStore, create_file, load, summary, write_root_attrs
+from compare.summary import summary
+from meanfield.io import SCHEMA_VERSION, FrameStore, create_file, load, write_root_attrs
 
 ROOT = Path(__file__).resolve().parents[2]
 R = np.linspace(0.0, 8.0, 17)
@@ -213,8 +214,9 @@ def test_sigkill_leaves_readable_file_with_completed_frames(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(CHILD))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
-                             text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         completed = -1
         deadline = time.monotonic() + 30

@@ -14,8 +14,9 @@ N_MC = 400_000
 R_PAIRS = [(0.3, 0.8), (0.8, 0.8), (1.2, 2.5), (4.0, 0.6)]
 
 
-def _sample(model: IsotropicGaussians, rng: np.random.Generator, n: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    model: IsotropicGaussians, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The data law, written out independently of the model: y = +-1, x | y ~ N(0, tau_y^2 I)."""
     y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
     tau = np.where(y > 0, 1.0 + model.delta, 1.0 - model.delta)
@@ -27,8 +28,9 @@ def _random_directions(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
-def _mc_kernel(model: IsotropicGaussians, r1: float, r2: float, rng: np.random.Generator,
-               n: int = N_MC) -> tuple[float, float]:
+def _mc_kernel(
+    model: IsotropicGaussians, r1: float, r2: float, rng: np.random.Generator, n: int = N_MC
+) -> tuple[float, float]:
     """E[s(<w, x>) s(<w', x>)] over x and independent uniform directions of w, w'."""
     d = int(model.d)
     x, _ = _sample(model, rng, n)
@@ -54,8 +56,7 @@ def test_potential_matches_monte_carlo(name: str, d: int, rng: np.random.Generat
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("d", [5, 40])
-def test_finite_d_kernel_matches_monte_carlo(name: str, d: int, rng: np.random.Generator
-                                             ) -> None:
+def test_finite_d_kernel_matches_monte_carlo(name: str, d: int, rng: np.random.Generator) -> None:
     # d = 5 converges slowly (E[c^2m] ~ m^-2): a looser truncation keeps the test fast, still
     # 1e-6 * 56 below the Monte Carlo error
     model = IsotropicGaussians(d, 0.8, ACTIVATIONS[name], kernel_tol=1e-6 if d == 5 else 1e-10)
@@ -85,8 +86,10 @@ def test_kernel_converges_to_infinite_d_like_one_over_d() -> None:
     act = ACTIVATIONS["mmn"]
     pts = np.linspace(0.05, 6.0, 40)[:, None]
     limit = IsotropicGaussians(math.inf, 0.8, act).kernel_features(pts).matrix()
-    errors = [np.max(np.abs(IsotropicGaussians(d, 0.8, act).kernel_features(pts).matrix()
-                            - limit)) for d in (100, 400, 1600)]
+    errors = [
+        np.max(np.abs(IsotropicGaussians(d, 0.8, act).kernel_features(pts).matrix() - limit))
+        for d in (100, 400, 1600)
+    ]
     assert errors[0] > errors[1] > errors[2]
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
     # next order is E[c^4] ~ 3/d^2: the ratio is 4 (1 + O(1/d))
@@ -102,12 +105,15 @@ def test_truncation_error_is_below_the_stated_tolerance(d: int) -> None:
     # a much longer series (the tail beyond order 600 is below 1e-30 at d >= 10)
     order = 600
     moments = np.zeros(order + 1)
-    moments[::2] = np.cumprod(np.r_[1.0, [(2 * m - 1) / (d + 2 * m - 2)
-                                          for m in range(1, order // 2 + 1)]])
+    moments[::2] = np.cumprod(
+        np.r_[1.0, [(2 * m - 1) / (d + 2 * m - 2) for m in range(1, order // 2 + 1)]]
+    )
     reference = sum(
-        0.5 * (act.hermite_coefficients(tau * pts[:, 0], order) * moments)
+        0.5
+        * (act.hermite_coefficients(tau * pts[:, 0], order) * moments)
         @ act.hermite_coefficients(tau * pts[:, 0], order).T
-        for tau in model.taus)
+        for tau in model.taus
+    )
     assert model.truncation_order(8.0) < order
     assert np.max(np.abs(truncated - reference)) <= 1e-10 * 7.5**2
 
@@ -180,13 +186,14 @@ def test_sgd_noise_rate_is_the_variance_of_one_step_kick(rng: np.random.Generato
     x = rng.standard_normal((n_inputs, 20)) * np.where(y > 0, 1.6, 0.4)[:, None]
     kicks = np.empty(n_inputs)
     for start in range(0, n_inputs, 500):  # chunks of inputs, one SGD step each
-        xs = x[None, start:start + 500, :]
+        xs = x[None, start : start + 500, :]
         values, slope = model.forward(xs, theta, np)
-        coef = (y[None, start:start + 500] - values.mean(axis=-1))[..., None]
+        coef = (y[None, start : start + 500] - values.mean(axis=-1))[..., None]
         # per input b: grad_i = coef_b s'_ib x_b; project on the radial direction of unit i
-        along = (xs @ np.swapaxes(theta / r[..., None], -1, -2))  # <x_b, theta_i / r_i>
-        kicks[start:start + 500] = np.mean(coef * slope * along * (2.0 * r[:, None, :]),
-                                           axis=-1)[0]
+        along = xs @ np.swapaxes(theta / r[..., None], -1, -2)  # <x_b, theta_i / r_i>
+        kicks[start : start + 500] = np.mean(coef * slope * along * (2.0 * r[:, None, :]), axis=-1)[
+            0
+        ]
     measured = np.var(kicks, ddof=1)
     print(f"rate {rate:.5g}, one-step kick variance {measured:.5g}")
     # both sides are Monte Carlo over ~6000 inputs: relative standard error of a variance of a

@@ -44,7 +44,8 @@ def test_first_variation_matches_forward_finite_differences(setup, perturbation:
     delta = rho0 * (g - np.sum(rho0 * g) * h)  # a mass-free perturbation of rho_0
     eps = 1e-3
     fd = (_observable(pde, rho0 + eps * delta, f) - _observable(pde, rho0 - eps * delta, f)) / (
-        2 * eps)
+        2 * eps
+    )
     linear = float(np.sum(fv.phi0 * delta) * h)
     # measured 0.17 %, 0.27 %, 1.0 % at 1,200 cells (0.8 %, 1.3 %, 4 % at 600): both the
     # backward scheme and the limited forward scheme converge at O(h^2)
@@ -55,8 +56,9 @@ def test_dropping_the_interaction_is_wrong_by_a_large_factor(setup) -> None:
     pde, rho0, path = setup
     r = pde.grid.centres()
     full = first_variation(pde, rho0, r, T_END, path=path).variance
-    transport_only = first_variation(pde, rho0, r, T_END, path=path,
-                                     include_interaction=False).variance
+    transport_only = first_variation(
+        pde, rho0, r, T_END, path=path, include_interaction=False
+    ).variance
     assert transport_only > 10 * full  # measured 1.33e-4 against 4.7e-3 (35x)
 
 
@@ -76,9 +78,13 @@ def plane():
     from meanfield.model import NormalLaw, TeacherNetwork, TeacherStudent
 
     bounds = ((-1.5, 2.5), (-2.0, 2.0))
-    model = TeacherStudent(k=1, input_law="uniform", trained=("w", "b"), bounds=bounds,
-                           target=TeacherNetwork(a=(1.0, 1.0), w=((2.5,), (2.0,)),
-                                                 b=(-1.0, 1.0)))
+    model = TeacherStudent(
+        k=1,
+        input_law="uniform",
+        trained=("w", "b"),
+        bounds=bounds,
+        target=TeacherNetwork(a=(1.0, 1.0), w=((2.5,), (2.0,)), b=(-1.0, 1.0)),
+    )
     grid = Grid(bounds, (80, 80), model.axis_names)
     rho0 = initial_density(NormalLaw((0.5, 0.0), (0.25, 0.25)), grid)
     pde = MeanFieldPDE(model, grid)
@@ -86,19 +92,27 @@ def plane():
     return pde, rho0, forward_path(pde, rho0, T_END), {"w": w, "b": b, "wb": np.sin(2 * w) * b}
 
 
-@pytest.mark.parametrize(("f", "g", "tol"), [
-    # relative error measured 0.16 %, 0.44 %, 0.49 %, 0.18 % at 80 x 80 (0.6 %, 2.3 %, 2.3 %,
-    # 7 % at 40 x 40: second order)
-    ("w", "w", 0.01), ("b", "b", 0.015), ("b", "wb", 0.015), ("w", "wb", 0.01),
-])
+@pytest.mark.parametrize(
+    ("f", "g", "tol"),
+    [
+        # relative error measured 0.16 %, 0.44 %, 0.49 %, 0.18 % at 80 x 80 (0.6 %, 2.3 %, 2.3 %,
+        # 7 % at 40 x 40: second order)
+        ("w", "w", 0.01),
+        ("b", "b", 0.015),
+        ("b", "wb", 0.015),
+        ("w", "wb", 0.01),
+    ],
+)
 def test_two_dimensional_first_variation_matches_finite_differences(plane, f, g, tol) -> None:
     pde, rho0, path, fields = plane
     volume = pde.grid.cell_volume
     fv = first_variation(pde, rho0, fields[f], T_END, path=path)
     delta = rho0 * (fields[g] - np.sum(rho0 * fields[g]) * volume)  # mass-free
     eps = 1e-3
-    fd = (_observable(pde, rho0 + eps * delta, fields[f])
-          - _observable(pde, rho0 - eps * delta, fields[f])) / (2 * eps)
+    fd = (
+        _observable(pde, rho0 + eps * delta, fields[f])
+        - _observable(pde, rho0 - eps * delta, fields[f])
+    ) / (2 * eps)
     linear = float(np.sum(fv.phi0 * delta) * volume)
     assert abs(linear - fd) < tol * abs(fd), (linear, fd)
 
@@ -106,8 +120,9 @@ def test_two_dimensional_first_variation_matches_finite_differences(plane, f, g,
 def test_two_dimensional_interaction_damps_the_fluctuations_of_b(plane) -> None:
     pde, rho0, path, fields = plane
     full = first_variation(pde, rho0, fields["b"], T_END, path=path).variance
-    transport_only = first_variation(pde, rho0, fields["b"], T_END, path=path,
-                                     include_interaction=False).variance
+    transport_only = first_variation(
+        pde, rho0, fields["b"], T_END, path=path, include_interaction=False
+    ).variance
     assert transport_only > 5 * full  # measured 0.0397 against 0.00229 (17x)
 
 
@@ -123,8 +138,10 @@ def test_full_space_noise_rate_matches_the_linear_unit_closed_form() -> None:
     t0 = np.meshgrid(grid.centres(0), grid.centres(1), indexing="ij")[0]
     c = np.array([1.0 - 0.2, -0.5 - 0.3])
     exact = c @ c + c[0] ** 2 + 0.2
-    rates = [full_space_noise_rate(model, grid, rho, t0, np.random.default_rng(seed), 4000)
-             for seed in (0, 1, 2)]
+    rates = [
+        full_space_noise_rate(model, grid, rho, t0, np.random.default_rng(seed), 4000)
+        for seed in (0, 1, 2)
+    ]
     # Monte Carlo over 4,000 inputs of a variable with kurtosis ~ 9: relative standard error of
     # the variance ~ sqrt(8 / 4000) = 4.5 %; 15 % is about 3 standard errors
     for rate in rates:

@@ -79,8 +79,9 @@ def _ou_grid(ndim: int, h: float, beta: float) -> Grid:
     return Grid(tuple(zip(lo, lo + n * h, strict=True)), tuple(int(v) for v in n))
 
 
-def _ou_run(ndim: int, h: float, beta: float, times: list[float], backend
-            ) -> tuple[Grid, MemoryTracker, InvariantTracker]:
+def _ou_run(
+    ndim: int, h: float, beta: float, times: list[float], backend
+) -> tuple[Grid, MemoryTracker, InvariantTracker]:
     grid = _ou_grid(ndim, h, beta)
     model = QuadraticPotential(STIFFNESS[:ndim], CENTER[:ndim], ndim)
     rho0 = initial_density(NormalLaw(MEAN0[:ndim], STD0[:ndim]), grid)
@@ -96,11 +97,22 @@ def _ou_errors(grid: Grid, mem: MemoryTracker, beta: float) -> np.ndarray:
     rows = []
     for frame in mem.frames[1:]:
         mean, cov = _moments(grid, frame.density)
-        exact_mean, exact_var = ou_moments(np.array(STIFFNESS[:ndim]), np.array(CENTER[:ndim]),
-                                           beta, np.array(MEAN0[:ndim]), var0, frame.t)
+        exact_mean, exact_var = ou_moments(
+            np.array(STIFFNESS[:ndim]),
+            np.array(CENTER[:ndim]),
+            beta,
+            np.array(MEAN0[:ndim]),
+            var0,
+            frame.t,
+        )
         off = cov - np.diag(np.diag(cov))
-        rows.append([np.max(np.abs(mean - exact_mean)), np.max(np.abs(np.diag(cov) - exact_var)),
-                     np.max(np.abs(off))])
+        rows.append(
+            [
+                np.max(np.abs(mean - exact_mean)),
+                np.max(np.abs(np.diag(cov) - exact_var)),
+                np.max(np.abs(off)),
+            ]
+        )
     return np.array(rows)
 
 
@@ -137,8 +149,14 @@ def test_ou_3d_is_the_product_of_1d_flows(numpy_backend, beta: float) -> None:
         model = QuadraticPotential(STIFFNESS[axis], CENTER[axis])
         rho0 = initial_density(NormalLaw((MEAN0[axis],), (STD0[axis],)), line)
         mem1 = MemoryTracker()  # CFL 0.05: the 1-D reference's own time error is negligible
-        integrate(MeanFieldPDE(model, line, beta=beta), rho0, times, numpy_backend,
-                  trackers=[mem1], cfl=0.05)
+        integrate(
+            MeanFieldPDE(model, line, beta=beta),
+            rho0,
+            times,
+            numpy_backend,
+            trackers=[mem1],
+            cfl=0.05,
+        )
         others = tuple(a for a in range(3) if a != axis)
         for frame, frame1 in zip(mem.frames[1:], mem1.frames[1:], strict=True):
             marginal = frame.density.sum(axis=others) * grid.cell_volume / line.cell_volume
@@ -152,15 +170,33 @@ def test_ou_3d_is_the_product_of_1d_flows(numpy_backend, beta: float) -> None:
 MASS_CASES = {
     # the teacher lies outside the box: the interacting transport piles all mass into a corner
     "linear unit 2-D, noiseless, against the walls": (
-        LinearUnit((3.0, -2.0)), ((-1.0, 1.0), (-1.0, 1.0)), (40, 40), math.inf, 0.0),
+        LinearUnit((3.0, -2.0)),
+        ((-1.0, 1.0), (-1.0, 1.0)),
+        (40, 40),
+        math.inf,
+        0.0,
+    ),
     "linear unit 3-D, noiseless": (
-        LinearUnit((2.0, -1.0, 0.5)), ((-1.0, 1.0),) * 3, (24,) * 3, math.inf, 0.1),
+        LinearUnit((2.0, -1.0, 0.5)),
+        ((-1.0, 1.0),) * 3,
+        (24,) * 3,
+        math.inf,
+        0.1,
+    ),
     "double well 2-D, noiseless, interacting": (
         CosineInteraction(coupling=2.0, quartic=1.0, quadratic=-2.0, tilt=0.3, ndim=2),
-        ((-2.2, 2.2),) * 2, (44, 44), math.inf, 0.0),
+        ((-2.2, 2.2),) * 2,
+        (44, 44),
+        math.inf,
+        0.0,
+    ),
     "double well 3-D, noisy, interacting": (
         CosineInteraction(coupling=1.0, quartic=1.0, quadratic=-1.0, tilt=1.0, ndim=3),
-        ((-2.0, 2.0),) * 3, (20,) * 3, 2.0, 0.0),
+        ((-2.0, 2.0),) * 3,
+        (20,) * 3,
+        2.0,
+        0.0,
+    ),
 }
 
 
@@ -171,8 +207,9 @@ def test_mass_and_positivity_hold_on_every_step(numpy_backend, case: str) -> Non
     ndim = grid.ndim
     cov = 0.09 * (0.7 * np.eye(ndim) + 0.3)  # correlated, so no axis is special
     rho0 = _gaussian_at_centres(grid, np.zeros(ndim), cov)
-    mem, invariants = _run(MeanFieldPDE(model, grid, beta=beta, l2=l2), rho0, [0.0, 0.25, 1.0],
-                           numpy_backend)
+    mem, invariants = _run(
+        MeanFieldPDE(model, grid, beta=beta, l2=l2), rho0, [0.0, 0.25, 1.0], numpy_backend
+    )
     # flux form with zero wall fluxes: the mass moves only by round-off, a few ulps per step
     # (measured <= 1.1e-15 after up to 490 steps)
     assert invariants.max_mass_error < 1e-13, invariants.max_mass_error
@@ -190,8 +227,10 @@ def test_mass_and_positivity_hold_on_every_step(numpy_backend, case: str) -> Non
 
 def _bump(grid: Grid, centre: np.ndarray, width: float) -> np.ndarray:
     """Exact cell averages of prod_a cos^4(pi (x_a - c_a) / (2 width)), unit mass."""
-    axes = [_bump_cell_averages(grid.edges(a), centre[a], width) / (0.75 * width)
-            for a in range(grid.ndim)]
+    axes = [
+        _bump_cell_averages(grid.edges(a), centre[a], width) / (0.75 * width)
+        for a in range(grid.ndim)
+    ]
     return reduce(np.multiply.outer, axes)
 
 
@@ -199,8 +238,9 @@ def _bump(grid: Grid, centre: np.ndarray, width: float) -> np.ndarray:
 SHIFT = np.array([0.2, -0.2, 0.2])
 
 
-def _oblique_transport_error(backend, ndim: int, n: int, width: float = 0.8,
-                             t_end: float = 0.5) -> float:
+def _oblique_transport_error(
+    backend, ndim: int, n: int, width: float = 0.8, t_end: float = 0.5
+) -> float:
     """L1 error of a bump carried at constant velocity ``SHIFT / t_end`` across ``[-1, 1]^D``.
 
     ``V = <c, theta>`` with ``c = -SHIFT / (2 t_end)`` (velocity ``-2 grad V``), no interaction:
@@ -210,16 +250,19 @@ def _oblique_transport_error(backend, ndim: int, n: int, width: float = 0.8,
     shift = SHIFT[:ndim]
     slope = -0.5 * shift / t_end
     model = FeatureModel(lambda q: q @ slope, ndim=ndim)
-    mem, _ = _run(MeanFieldPDE(model, grid), _bump(grid, -0.5 * shift, width), [0.0, t_end],
-                  backend)
+    mem, _ = _run(
+        MeanFieldPDE(model, grid), _bump(grid, -0.5 * shift, width), [0.0, t_end], backend
+    )
     exact = _bump(grid, 0.5 * shift, width)
     return float(np.sum(np.abs(mem.frames[-1].density - exact)) * grid.cell_volume)
 
 
-@pytest.mark.parametrize(("ndim", "sizes"), [(1, [100, 200, 400]), (2, [50, 100, 200]),
-                                             (3, [24, 48])])
-def test_oblique_transport_converges_at_second_order(numpy_backend, ndim: int,
-                                                     sizes: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("ndim", "sizes"), [(1, [100, 200, 400]), (2, [50, 100, 200]), (3, [24, 48])]
+)
+def test_oblique_transport_converges_at_second_order(
+    numpy_backend, ndim: int, sizes: list[int]
+) -> None:
     """MUSCL with the MC limiter, Heun in time, on a C^3 bump of half-width 0.8."""
     errors = np.array([_oblique_transport_error(numpy_backend, ndim, n) for n in sizes])
     order = -np.polyfit(np.log(sizes), np.log(errors), 1)[0]
@@ -239,14 +282,18 @@ LINEAR_MEAN0 = np.array([-0.5, 0.4])
 LINEAR_COV0 = np.array([[0.16, 0.06], [0.06, 0.09]])
 
 
-@pytest.mark.parametrize(("l2", "beta", "h", "tolerance"), [
-    # O(h^2), second order measured (errors 4.5-5x smaller at h/2): mean 5.2e-4, cov 1.4e-3
-    (0.25, math.inf, 0.08, (8e-4, 2e-3)),
-    # Scharfetter-Gummel, O(h^2) (4x smaller at h/2): mean 2.4e-3, cov 5.8e-3
-    (0.5, 8.0, 0.1, (4e-3, 8e-3)),
-])
-def test_linear_unit_pde_matches_the_moment_equations(backend, l2: float, beta: float,
-                                                      h: float, tolerance: tuple) -> None:
+@pytest.mark.parametrize(
+    ("l2", "beta", "h", "tolerance"),
+    [
+        # O(h^2), second order measured (errors 4.5-5x smaller at h/2): mean 5.2e-4, cov 1.4e-3
+        (0.25, math.inf, 0.08, (8e-4, 2e-3)),
+        # Scharfetter-Gummel, O(h^2) (4x smaller at h/2): mean 2.4e-3, cov 5.8e-3
+        (0.5, 8.0, 0.1, (4e-3, 8e-3)),
+    ],
+)
+def test_linear_unit_pde_matches_the_moment_equations(
+    backend, l2: float, beta: float, h: float, tolerance: tuple
+) -> None:
     bounds = ((-3.5, 3.5), (-3.0, 3.0))
     grid = Grid(bounds, tuple(round((hi - lo) / h) for lo, hi in bounds))
     rho0 = _gaussian_at_centres(grid, LINEAR_MEAN0, LINEAR_COV0)
@@ -295,8 +342,9 @@ def test_linear_unit_particles_follow_the_moment_equations(l2: float, global_see
         error = 0.0
         for r in range(m0.shape[0]):
             exact_mean, exact_cov = linear_unit_moments(STAR, l2, math.inf, m0[r], c0[r], 1.0)
-            error = max(error, np.max(np.abs(m1[r] - exact_mean)),
-                        np.max(np.abs(c1[r] - exact_cov)))
+            error = max(
+                error, np.max(np.abs(m1[r] - exact_mean)), np.max(np.abs(c1[r] - exact_cov))
+            )
         errors.append(error)
     # Heun's local error (2 (1 + lambda) eps)^3 / 6 per step: measured 2.5e-5 (lambda = 0)
     # and 2.6e-5 (lambda = 0.25) at eps = 0.01
@@ -323,8 +371,9 @@ def test_gibbs_order_parameters_are_self_consistent() -> None:
         return math.exp(-beta * energy)
 
     def average(f) -> float:
-        return quadrature.quad(lambda x: f(x) * weight(x), -np.inf, np.inf, epsabs=0,
-                               epsrel=1e-13, limit=200)[0]
+        return quadrature.quad(
+            lambda x: f(x) * weight(x), -np.inf, np.inf, epsabs=0, epsrel=1e-13, limit=200
+        )[0]
 
     total = average(lambda x: 1.0)
     recomputed = np.array([average(math.cos), average(math.sin)]) / total
@@ -332,22 +381,35 @@ def test_gibbs_order_parameters_are_self_consistent() -> None:
     np.testing.assert_allclose(order, recomputed, rtol=0, atol=1e-12)
     # the density at points is the normalised weight (measured 1.1e-13: the two normalisers)
     x = np.linspace(-2.0, 2.0, 5)[:, None]
-    np.testing.assert_allclose(model.gibbs_state(x, beta, l2),
-                               [weight(v) / total for v in x[:, 0]], rtol=1e-12)
+    np.testing.assert_allclose(
+        model.gibbs_state(x, beta, l2), [weight(v) / total for v in x[:, 0]], rtol=1e-12
+    )
 
 
-@pytest.mark.parametrize(("model", "bounds", "cells", "times"), [
-    # a tilted double well (non-Gaussian Gibbs state): slow, barrier-limited relaxation
-    (CosineInteraction(coupling=0.8, quartic=1.0, quadratic=-1.0, tilt=0.3),
-     (-3.0, 3.0), 36, [0.0, 10.0, 24.0]),
-    # 2-D: quadratic V; U couples each axis to itself, so the Gibbs state is the product of
-    # two copies of one self-consistent 1-D law
-    (CosineInteraction(coupling=1.0, quadratic=1.0, tilt=0.5, ndim=2),
-     (-5.5, 4.5), 32, [0.0, 5.0, 14.0]),
-], ids=["double-well-1d", "quadratic-2d"])
-def test_pde_reaches_the_self_consistent_gibbs_state(numpy_backend, model: CosineInteraction,
-                                                     bounds: tuple, cells: int,
-                                                     times: list[float]) -> None:
+@pytest.mark.parametrize(
+    ("model", "bounds", "cells", "times"),
+    [
+        # a tilted double well (non-Gaussian Gibbs state): slow, barrier-limited relaxation
+        (
+            CosineInteraction(coupling=0.8, quartic=1.0, quadratic=-1.0, tilt=0.3),
+            (-3.0, 3.0),
+            36,
+            [0.0, 10.0, 24.0],
+        ),
+        # 2-D: quadratic V; U couples each axis to itself, so the Gibbs state is the product of
+        # two copies of one self-consistent 1-D law
+        (
+            CosineInteraction(coupling=1.0, quadratic=1.0, tilt=0.5, ndim=2),
+            (-5.5, 4.5),
+            32,
+            [0.0, 5.0, 14.0],
+        ),
+    ],
+    ids=["double-well-1d", "quadratic-2d"],
+)
+def test_pde_reaches_the_self_consistent_gibbs_state(
+    numpy_backend, model: CosineInteraction, bounds: tuple, cells: int, times: list[float]
+) -> None:
     """Scharfetter-Gummel's discrete fixed point is rho_i ~ exp(-beta Psi_i[rho]) exactly at the
     cell centres, with order parameters taken by the midpoint rule on the grid. The reference
     solves the continuous self-consistency on an independent fine line; the two differ by the
@@ -374,8 +436,9 @@ def test_pde_reaches_the_self_consistent_gibbs_state(numpy_backend, model: Cosin
 PARTICLE_MODELS = {
     "quadratic per axis": QuadraticPotential((1.0, 2.0, 0.5), (0.5, -0.3, 0.2), 3),
     "linear unit": LinearUnit((0.8, -0.5, 0.3), label_var=0.2),
-    "cosine interaction": CosineInteraction(coupling=1.2, quartic=0.5, quadratic=-1.0,
-                                            tilt=0.2, ndim=2),
+    "cosine interaction": CosineInteraction(
+        coupling=1.2, quartic=0.5, quadratic=-1.0, tilt=0.2, ndim=2
+    ),
 }
 
 
@@ -400,13 +463,17 @@ def test_population_gradient_is_the_risk_derivative(name: str, rng: np.random.Ge
     # the same risk from the PDE side's V and U features: R_# + 2 <V> + sum_p w_p <phi_p>^2
     flat = theta[0]
     kernel = model.kernel_features(flat)
-    risk = (model.r_sharp + 2.0 * model.potential(flat).mean()
-            + np.sum(kernel.weights * kernel.features.mean(axis=0) ** 2))
+    risk = (
+        model.r_sharp
+        + 2.0 * model.potential(flat).mean()
+        + np.sum(kernel.weights * kernel.features.mean(axis=0) ** 2)
+    )
     np.testing.assert_allclose(model.population_risk(theta, None, NUMPY)[0], risk, rtol=1e-13)
     # and the same gradient from the PDE side's gradients (the linearised equation uses them)
     slopes = model.kernel_feature_gradients(flat)  # (n, P, dim)
     pde_grad = model.potential_gradient(flat) + np.einsum(
-        "p,npk->nk", kernel.weights * kernel.features.mean(axis=0), slopes)
+        "p,npk->nk", kernel.weights * kernel.features.mean(axis=0), slopes
+    )
     np.testing.assert_allclose(grad[0], pde_grad, rtol=1e-13, atol=1e-14)
 
 

@@ -23,8 +23,26 @@ from meanfield.model.integrals.bivariate import orthant, pair_moments
 from meanfield.model.mmn.isotropic_pairs import pair_order
 
 NUMPY = get_backend("numpy")
-CORRELATIONS = (-0.99999, -0.999, -0.99, -0.95, -0.93, -0.9, -0.5, -0.1, 0.0, 0.2, 0.7, 0.92,
-                0.925, 0.93, 0.97, 0.99, 0.999, 0.99999)
+CORRELATIONS = (
+    -0.99999,
+    -0.999,
+    -0.99,
+    -0.95,
+    -0.93,
+    -0.9,
+    -0.5,
+    -0.1,
+    0.0,
+    0.2,
+    0.7,
+    0.92,
+    0.925,
+    0.93,
+    0.97,
+    0.99,
+    0.999,
+    0.99999,
+)
 
 
 def _orthant_by_quadrature(h: float, k: float, c: float) -> float:
@@ -41,14 +59,17 @@ def _orthant_by_quadrature(h: float, k: float, c: float) -> float:
     if c != 0:
         edges += [k / c + m * sigma for m in (-30.0, 30.0)]
     edges = sorted(e for e in set(edges) if h <= e <= upper)
-    return sum(integrate.quad(integrand, lo, hi, epsabs=1e-17, epsrel=1e-13, limit=400)[0]
-               for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+    return sum(
+        integrate.quad(integrand, lo, hi, epsabs=1e-17, epsrel=1e-13, limit=400)[0]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    )
 
 
 @pytest.mark.parametrize("c", CORRELATIONS)
 def test_orthant_matches_quadrature(c: float, rng: np.random.Generator) -> None:
-    hk = np.concatenate([rng.uniform(-3.0, 3.0, (6, 2)), [[0.5, 0.5], [1.0, -1.0],
-                                                          [-2.0, -2.0], [2.5, 2.4]]])
+    hk = np.concatenate(
+        [rng.uniform(-3.0, 3.0, (6, 2)), [[0.5, 0.5], [1.0, -1.0], [-2.0, -2.0], [2.5, 2.4]]]
+    )
     ours = to_numpy(orthant(hk[:, 0], hk[:, 1], np.full(len(hk), c), NUMPY))
     reference = [_orthant_by_quadrature(h, k, c) for h, k in hk]
     # Genz's rule reaches about 1e-15 absolute; the quadrature is asked for 1e-16
@@ -65,37 +86,49 @@ def _g_by_quadrature(act, a: float, b: float, c: float) -> float:
         out = act.left_value
         for t, jump in zip(act.t, act.jumps, strict=True):
             m = (mu - t) / scale
-            out += jump * ((mu - t) * special.ndtr(m) + scale * math.exp(-0.5 * m * m)
-                           / math.sqrt(2 * math.pi))
+            out += jump * (
+                (mu - t) * special.ndtr(m) + scale * math.exp(-0.5 * m * m) / math.sqrt(2 * math.pi)
+            )
         return out
 
     def integrand(x: float) -> float:
-        return (math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) * float(act(np.array(a * x)))
-                * conditional(x))
+        return (
+            math.exp(-0.5 * x * x)
+            / math.sqrt(2 * math.pi)
+            * float(act(np.array(a * x)))
+            * conditional(x)
+        )
 
     breaks = [-np.inf, *sorted(t / a for t in act.t), np.inf]
-    return sum(integrate.quad(integrand, lo, hi, epsabs=1e-15, epsrel=1e-13, limit=400)[0]
-               for lo, hi in zip(breaks[:-1], breaks[1:], strict=True))
+    return sum(
+        integrate.quad(integrand, lo, hi, epsabs=1e-15, epsrel=1e-13, limit=400)[0]
+        for lo, hi in zip(breaks[:-1], breaks[1:], strict=True)
+    )
 
 
 @pytest.mark.parametrize("activation", ["mmn", "mmn_nonmonotone"])
-@pytest.mark.parametrize(("a", "b", "c"), [(0.3, 1.2, 0.5), (1.5, 1.5, 0.99), (0.8, 2.0, -0.97),
-                                           (2.0, 0.7, 0.2), (1.1, 1.0, 0.999)])
-def test_pair_moments_match_quadrature_and_differences(activation: str, a: float, b: float,
-                                                       c: float) -> None:
+@pytest.mark.parametrize(
+    ("a", "b", "c"),
+    [(0.3, 1.2, 0.5), (1.5, 1.5, 0.99), (0.8, 2.0, -0.97), (2.0, 0.7, 0.2), (1.1, 1.0, 0.999)],
+)
+def test_pair_moments_match_quadrature_and_differences(
+    activation: str, a: float, b: float, c: float
+) -> None:
     act = ACTIVATIONS[activation]
-    value, d_a, d_c = (float(v) for v in pair_moments(act, np.array(a), np.array(b),
-                                                       np.array(c), NUMPY))
+    value, d_a, d_c = (
+        float(v) for v in pair_moments(act, np.array(a), np.array(b), np.array(c), NUMPY)
+    )
     assert value == pytest.approx(_g_by_quadrature(act, a, b, c), rel=1e-12, abs=1e-12)
     # central differences of the closed form: truncation h^2 |G'''| / 6 ~ 1e-9, round-off
     # 1e-16 / h ~ 1e-11
     h = 1e-4
-    diff_a = (float(pair_moments(act, np.array(a + h), np.array(b), np.array(c), NUMPY)[0])
-              - float(pair_moments(act, np.array(a - h), np.array(b), np.array(c), NUMPY)[0]))
+    diff_a = float(pair_moments(act, np.array(a + h), np.array(b), np.array(c), NUMPY)[0]) - float(
+        pair_moments(act, np.array(a - h), np.array(b), np.array(c), NUMPY)[0]
+    )
     c_step = min(h, 0.5 * (1 - abs(c)))
-    diff_c = (float(pair_moments(act, np.array(a), np.array(b), np.array(c + c_step), NUMPY)[0])
-              - float(pair_moments(act, np.array(a), np.array(b), np.array(c - c_step),
-                                   NUMPY)[0]))
+    diff_c = float(
+        pair_moments(act, np.array(a), np.array(b), np.array(c + c_step), NUMPY)[0]
+    ) - float(pair_moments(act, np.array(a), np.array(b), np.array(c - c_step), NUMPY)[0])
     assert d_a == pytest.approx(diff_a / (2 * h), rel=1e-6, abs=1e-7)
     assert d_c == pytest.approx(diff_c / (2 * c_step), rel=1e-5, abs=1e-6)
 
@@ -114,7 +147,7 @@ def test_closed_form_agrees_with_the_mehler_series_where_it_converges(activation
     powers = c[:, None] ** k
     series = powers @ (fa[: order + 1] * fb[: order + 1])
     series_a = powers @ (slope_a * fb[: order + 1])
-    series_c = (k[1:] * c[:, None] ** (k[1:] - 1)) @ (fa[1: order + 1] * fb[1: order + 1])
+    series_c = (k[1:] * c[:, None] ** (k[1:] - 1)) @ (fa[1 : order + 1] * fb[1 : order + 1])
     value, d_a, d_c = pair_moments(act, np.full_like(c, a), np.full_like(c, b), c, NUMPY)
     scale = max(abs(act.left_value), 7.5) ** 2  # max s^2: the bound on both forms
     np.testing.assert_allclose(value, series, rtol=0, atol=1e-10 * scale)
@@ -164,11 +197,19 @@ def test_risk_and_gradient_match_the_pure_series(kind: str, rng: np.random.Gener
     assert 0.8 < c_max < 0.99  # pairs on both sides of the split (whitening moves them)
     order = pair_order(c_max, 1e-13)
     # both within kernel_tol max s^2 / N^2 of the exact risk: 1e-10 leaves a margin
-    np.testing.assert_allclose(model.population_risk(theta, None, NUMPY),
-                               model.population_risk(theta, order, NUMPY), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        model.population_risk(theta, None, NUMPY),
+        model.population_risk(theta, order, NUMPY),
+        rtol=0,
+        atol=1e-10,
+    )
     reference = model.population_gradient(theta, order, NUMPY)
-    np.testing.assert_allclose(model.population_gradient(theta, None, NUMPY), reference,
-                               rtol=0, atol=1e-9 * np.max(np.abs(reference)))
+    np.testing.assert_allclose(
+        model.population_gradient(theta, None, NUMPY),
+        reference,
+        rtol=0,
+        atol=1e-9 * np.max(np.abs(reference)),
+    )
 
 
 def test_pair_kernel_on_the_strict_backend(rng: np.random.Generator) -> None:
@@ -178,10 +219,12 @@ def test_pair_kernel_on_the_strict_backend(rng: np.random.Generator) -> None:
     theta = _aligned_units(rng, 20, 12)
     risk = model.population_risk(strict.asarray(theta), None, strict)
     grad = model.population_gradient(strict.asarray(theta), None, strict)
-    np.testing.assert_allclose(to_numpy(risk), model.population_risk(theta, None, NUMPY),
-                               rtol=1e-13)
-    np.testing.assert_allclose(to_numpy(grad), model.population_gradient(theta, None, NUMPY),
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        to_numpy(risk), model.population_risk(theta, None, NUMPY), rtol=1e-13
+    )
+    np.testing.assert_allclose(
+        to_numpy(grad), model.population_gradient(theta, None, NUMPY), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_parallel_units_have_a_finite_exact_risk() -> None:
@@ -191,16 +234,26 @@ def test_parallel_units_have_a_finite_exact_risk() -> None:
     model = IsotropicGaussians(10, 0.8, ACTIVATIONS["mmn"])
     w = np.full((1, 1, 10), 0.3)
     twice = np.concatenate([w, w], axis=1)
-    np.testing.assert_allclose(model.population_risk(twice, None, NUMPY),
-                               model.population_risk(w, None, NUMPY), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.population_risk(twice, None, NUMPY), model.population_risk(w, None, NUMPY), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("c", [-0.99999, -0.95, 0.5, 0.95, 0.99999])
 def test_orthant_at_extreme_arguments(c: float) -> None:
     """Units near the origin give ``t / a`` of 40 and more: no overflow (the test run turns
     RuntimeWarnings of meanfield into errors), and the tails are right to 1e-15."""
-    hk = np.array([[38.0, -40.0], [-40.0, 38.0], [-45.0, -44.0], [40.0, 41.0], [6.0, -7.5],
-                   [-6.0, 7.5], [0.3, -40.0]])
+    hk = np.array(
+        [
+            [38.0, -40.0],
+            [-40.0, 38.0],
+            [-45.0, -44.0],
+            [40.0, 41.0],
+            [6.0, -7.5],
+            [-6.0, 7.5],
+            [0.3, -40.0],
+        ]
+    )
     ours = to_numpy(orthant(hk[:, 0], hk[:, 1], np.full(len(hk), c), NUMPY))
     reference = [_orthant_by_quadrature(h, k, c) for h, k in hk]
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-15)
@@ -214,23 +267,33 @@ def test_smooth_pair_moments_match_erf_closed_form(c: float) -> None:
 
     act = SMOOTH_ACTIVATIONS["erf"]
     for a, b in ((0.5, 1.0), (1.0, 0.7), (1.0, 1.0)):
-        exact = 2 / math.pi * math.asin(2 * a * b * c / math.sqrt((1 + 2 * a * a)
-                                                                  * (1 + 2 * b * b)))
-        value, d_a, d_c = (float(v) for v in smooth_pair_moments(
-            act.fn, act.derivative_fn, np.array(a), np.array(b), np.array(c), 64, NUMPY))
+        exact = (
+            2 / math.pi * math.asin(2 * a * b * c / math.sqrt((1 + 2 * a * a) * (1 + 2 * b * b)))
+        )
+        value, d_a, d_c = (
+            float(v)
+            for v in smooth_pair_moments(
+                act.fn, act.derivative_fn, np.array(a), np.array(b), np.array(c), 64, NUMPY
+            )
+        )
         assert value == pytest.approx(exact, abs=1e-12)
         h = 1e-5  # the derivatives of the closed form by central differences (1e-9)
-        exact_a = (2 / math.pi * math.asin(2 * (a + h) * b * c / math.sqrt(
-            (1 + 2 * (a + h) ** 2) * (1 + 2 * b * b))) - 2 / math.pi * math.asin(
-            2 * (a - h) * b * c / math.sqrt((1 + 2 * (a - h) ** 2) * (1 + 2 * b * b)))) / (2 * h)
+        exact_a = (
+            2
+            / math.pi
+            * math.asin(2 * (a + h) * b * c / math.sqrt((1 + 2 * (a + h) ** 2) * (1 + 2 * b * b)))
+            - 2
+            / math.pi
+            * math.asin(2 * (a - h) * b * c / math.sqrt((1 + 2 * (a - h) ** 2) * (1 + 2 * b * b)))
+        ) / (2 * h)
         assert d_a == pytest.approx(exact_a, abs=1e-8)
         scale = 2 * a * b / math.sqrt((1 + 2 * a * a) * (1 + 2 * b * b))
-        assert d_c == pytest.approx(2 / math.pi * scale / math.sqrt(1 - (scale * c) ** 2),
-                                    rel=1e-9)
+        assert d_c == pytest.approx(2 / math.pi * scale / math.sqrt(1 - (scale * c) ** 2), rel=1e-9)
 
 
-@pytest.mark.parametrize(("name", "scale", "n_nodes"), [("tanh", 0.7, 64), ("tanh", 1.0, 128),
-                                                      ("softplus", 1.0, 64)])
+@pytest.mark.parametrize(
+    ("name", "scale", "n_nodes"), [("tanh", 0.7, 64), ("tanh", 1.0, 128), ("softplus", 1.0, 64)]
+)
 def test_smooth_pair_moments_match_quadrature(name: str, scale: float, n_nodes: int) -> None:
     """The node counts that reach 1e-12 at every correlation for units up to ``scale``
     (tanh's poles at +-i pi/2 make it the slowest of the three)."""
@@ -238,16 +301,21 @@ def test_smooth_pair_moments_match_quadrature(name: str, scale: float, n_nodes: 
     from meanfield.model.integrals.smooth import SMOOTH_ACTIVATIONS
 
     act = SMOOTH_ACTIVATIONS[name]
-    for a, b, c in ((0.5 * scale, scale, 0.3), (scale, scale, 0.9999),
-                    (scale, 0.8 * scale, -0.99)):
+    for a, b, c in ((0.5 * scale, scale, 0.3), (scale, scale, 0.9999), (scale, 0.8 * scale, -0.99)):
         sigma = math.sqrt((1 - c) * (1 + c))
 
         def integrand(z: float, x: float, a=a, b=b, c=c, sigma=sigma) -> float:
-            return (math.exp(-0.5 * (x * x + z * z)) / (2 * math.pi)
-                    * float(act(np.array(a * x))) * float(act(np.array(b * (c * x + sigma * z)))))
+            return (
+                math.exp(-0.5 * (x * x + z * z))
+                / (2 * math.pi)
+                * float(act(np.array(a * x)))
+                * float(act(np.array(b * (c * x + sigma * z))))
+            )
 
-        reference = integrate.dblquad(integrand, -12, 12, -12, 12, epsabs=1e-14,
-                                      epsrel=1e-13)[0]
-        value = float(smooth_pair_moments(act.fn, act.derivative_fn, np.array(a), np.array(b),
-                                          np.array(c), n_nodes, NUMPY)[0])
+        reference = integrate.dblquad(integrand, -12, 12, -12, 12, epsabs=1e-14, epsrel=1e-13)[0]
+        value = float(
+            smooth_pair_moments(
+                act.fn, act.derivative_fn, np.array(a), np.array(b), np.array(c), n_nodes, NUMPY
+            )[0]
+        )
         assert value == pytest.approx(reference, abs=1e-12)

@@ -24,7 +24,8 @@ class NumpyStreams:
 
     def normal(self, counter: int, shape: tuple[int, ...], purpose: int = 0) -> np.ndarray:
         return np.random.default_rng([self.seed, counter, purpose]).standard_normal(
-            (self.n, *shape))
+            (self.n, *shape)
+        )
 
 
 def _exact_second_moment(a: np.ndarray) -> float:
@@ -81,8 +82,9 @@ def test_trivial_predictor_loss_is_about_half_d(d: int, teacher_seed: int) -> No
     exact = 0.5 * _exact_second_moment(tensor)
     # Monte Carlo against this teacher's exact value: 4.5 standard errors (false alarm < 1e-5)
     assert abs(mc - exact) < 4.5 * mc_se, (mc, exact, mc_se)
-    spread = 0.5 * np.std([_exact_second_moment(PSpin(d, 1000 + k).teacher())
-                           for k in range(200)], ddof=1)
+    spread = 0.5 * np.std(
+        [_exact_second_moment(PSpin(d, 1000 + k).teacher()) for k in range(200)], ddof=1
+    )
     # one teacher is one draw from the teacher law (skewed, chi-square like): 3 spreads
     assert abs(mc - d / 2) < 3 * spread, (mc, d / 2, spread)
 
@@ -168,14 +170,17 @@ def test_test_loss_of_the_zero_network_and_its_residuals() -> None:
     half_sq = 0.5 * f * f
     # same arithmetic in another order: round-off only
     np.testing.assert_allclose(out["loss"], half_sq.mean(axis=1), rtol=1e-13)
-    np.testing.assert_allclose(out["loss_se"], half_sq.std(axis=1, ddof=1) / math.sqrt(1000),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        out["loss_se"], half_sq.std(axis=1, ddof=1) / math.sqrt(1000), rtol=1e-12
+    )
     # eq. (4.11) of RVE with f_n = 0: <f 1{f > 0}> and <-f 1{f < 0}>, averages over all points
     for r in range(2):
-        np.testing.assert_allclose(out["residual_pos"][r], np.where(f[r] > 0, f[r], 0).mean(),
-                                   rtol=1e-13)
-        np.testing.assert_allclose(out["residual_neg"][r], np.where(f[r] < 0, -f[r], 0).mean(),
-                                   rtol=1e-13)
+        np.testing.assert_allclose(
+            out["residual_pos"][r], np.where(f[r] > 0, f[r], 0).mean(), rtol=1e-13
+        )
+        np.testing.assert_allclose(
+            out["residual_neg"][r], np.where(f[r] < 0, -f[r], 0).mean(), rtol=1e-13
+        )
     only_positive = model.test_loss(theta, x[:, :3], np.ones((2, 3)), XP)
     np.testing.assert_array_equal(only_positive["residual_neg"], 0.0)
 
@@ -225,8 +230,7 @@ def test_backends_match_numpy(backend) -> None:
     got = _all_outputs(model, backend, tensor, rng)
     for key, value in ref.items():
         # float64, same formulas: only summation order may differ (GPU reductions)
-        np.testing.assert_allclose(to_numpy(got[key]), value, rtol=1e-11, atol=1e-13,
-                                   err_msg=key)
+        np.testing.assert_allclose(to_numpy(got[key]), value, rtol=1e-11, atol=1e-13, err_msg=key)
 
 
 def _all_outputs(model: PSpin, backend, tensor: np.ndarray, rng: NumpyStreams) -> dict:
@@ -237,11 +241,16 @@ def _all_outputs(model: PSpin, backend, tensor: np.ndarray, rng: NumpyStreams) -
     values, cache = model.forward(x, theta, xp)
     coef = (y - model.predict(x, theta, xp))[..., None]
     out = {
-        "x": x, "y": y, "theta": theta, "values": values, "cache": cache,
+        "x": x,
+        "y": y,
+        "theta": theta,
+        "values": values,
+        "cache": cache,
         "predict": model.predict(x, theta, xp),
         "grad_x": model.target_gradient(x, t, xp),
-        "normals": model.inputs_from_normals(backend.asarray(np.arange(1.0, 13.0).reshape(2, 6)),
-                                             xp),
+        "normals": model.inputs_from_normals(
+            backend.asarray(np.arange(1.0, 13.0).reshape(2, 6)), xp
+        ),
         "backward": model.backward(x, theta, cache, coef, xp),
         "backward_full": model.backward(x, theta, cache, coef * cache, xp),
     }

@@ -16,8 +16,8 @@ from meanfield.backends import get_backend, to_numpy
 from meanfield.grid import Grid
 from meanfield.model.integrals.bivariate import orthant, ramp_pair
 from meanfield.model.laws import ScaledChiLaw, initial_density
-from meanfield.model.registry import model_entry
 from meanfield.model.mmn.relu_isotropic import ReluIsotropic, ReluIsotropicLaw
+from meanfield.model.registry import model_entry
 from meanfield.rng import CounterRNG
 from meanfield.schedules import TimeChange
 from particles.engine import make_advance
@@ -68,38 +68,50 @@ def _units(point: np.ndarray, rng: np.random.Generator, n: int, d: int) -> np.nd
 # ---- V and U against Monte Carlo and quadrature -------------------------------------------------
 
 
-def test_potential_and_self_interaction_match_monte_carlo(global_seed: int,
-                                                          rng: np.random.Generator) -> None:
+def test_potential_and_self_interaction_match_monte_carlo(
+    global_seed: int, rng: np.random.Generator
+) -> None:
     """V(q) = -E[y sigma_*(x; theta)] and U(theta, theta) = E[sigma_*(x; theta)^2] for any
     theta with reduced coordinates q."""
     model = ReluIsotropic(40, 0.5)
     x, y = _data(model, global_seed, 0, N_MC)
     theta = np.concatenate([_units(p, rng, 1, 40) for p in POINTS])
     units = model.unit(x, theta, np)  # (N_MC, 4)
-    for values, exact in ((-y[:, None] * units, model.potential(POINTS)),
-                          (units**2, model.self_interaction(POINTS))):
+    for values, exact in (
+        (-y[:, None] * units, model.potential(POINTS)),
+        (units**2, model.self_interaction(POINTS)),
+    ):
         se = values.std(axis=0) / math.sqrt(N_MC)
         deviation = np.abs(exact - values.mean(axis=0))
         # 4.5 standard errors: the 8 checks pass together w.p. > 0.9999 (measured at most
         # 2.9 SE over three seeds)
-        assert np.all(deviation < 4.5 * se), (deviation / se)
+        assert np.all(deviation < 4.5 * se), deviation / se
 
 
-def _mc_kernel(model: ReluIsotropic, p: np.ndarray, q: np.ndarray, seed: int, counter: int,
-               rng: np.random.Generator, n: int = N_MC) -> tuple[float, float]:
+def _mc_kernel(
+    model: ReluIsotropic,
+    p: np.ndarray,
+    q: np.ndarray,
+    seed: int,
+    counter: int,
+    rng: np.random.Generator,
+    n: int = N_MC,
+) -> tuple[float, float]:
     """E[sigma_*(x; theta) sigma_*(x; theta')] over x, y and independent directions of both:
     the mean of ``n`` samples and its standard error."""
     d = int(model.d)
     x, _ = _data(model, seed, counter, n)
     x = x[:, None, :]
-    first, second = (model.unit(x, _units(point, rng, n, d)[:, None, :], np)[:, 0, 0]
-                     for point in (p, q))
+    first, second = (
+        model.unit(x, _units(point, rng, n, d)[:, None, :], np)[:, 0, 0] for point in (p, q)
+    )
     values = first * second
     return float(values.mean()), float(values.std() / math.sqrt(n))
 
 
 def test_kernel_matches_monte_carlo_and_sees_the_finite_dimension(
-        global_seed: int, rng: np.random.Generator) -> None:
+    global_seed: int, rng: np.random.Generator
+) -> None:
     """d = 12: the finite-d kernel within 4.5 standard errors of Monte Carlo over data and
     directions in R^d, and the d = inf kernel (k = 0 only) rejected at SHARP."""
     points = np.vstack([POINTS, SHARP])
@@ -154,12 +166,15 @@ def test_gradients_match_finite_differences() -> None:
     step = 1e-6
     # central differences: O(step^2) truncation, round-off 1e-16 / step ~ 1e-10 (measured
     # 1.4e-10 for V, 2.7e-10 for the features)
-    np.testing.assert_allclose(model.potential_gradient(POINTS),
-                               _central(model.potential, POINTS, step), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(
+        model.potential_gradient(POINTS), _central(model.potential, POINTS, step), rtol=0, atol=1e-8
+    )
     np.testing.assert_allclose(
         model.kernel_feature_gradients(POINTS, POINTS),
         _central(lambda p: model.kernel_features(p, POINTS).features, POINTS, step),
-        rtol=0, atol=1e-8)
+        rtol=0,
+        atol=1e-8,
+    )
 
 
 # ---- the particle side --------------------------------------------------------------------------
@@ -182,8 +197,9 @@ def test_units_reduce_and_backward_on_every_backend(backend, rng: np.random.Gene
     values, cache = model.forward(x_b, theta_b, xp)
     a, b, r = (points[:, None, :, c] for c in range(3))
     along = np.einsum("rbk,rnk->rbn", x, u)  # <u_i, x_b>
-    np.testing.assert_allclose(to_numpy(values), a * np.maximum(r * along + b, 0.0),
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        to_numpy(values), a * np.maximum(r * along + b, 0.0), rtol=1e-13, atol=1e-15
+    )
     grad = to_numpy(model.backward(x_b, theta_b, cache, backend.asarray(coef), xp))
     fd = _central(lambda t: np.sum(coef * model.unit(x, t, np), axis=1), theta, 1e-7)
     # central differences of a piecewise-linear unit (no kink within 1e-7 here): round-off
@@ -195,7 +211,8 @@ def _law(d: int) -> ReluIsotropicLaw:
 
 
 def test_population_risk_matches_monte_carlo_and_the_reduced_model(
-        global_seed: int, rng: np.random.Generator) -> None:
+    global_seed: int, rng: np.random.Generator
+) -> None:
     model = ReluIsotropic(6, 0.5)
     theta = _law(6).sample(rng, (1, 3))
     risk = float(model.population_risk(theta, None, NUMPY)[0])
@@ -220,8 +237,12 @@ def test_population_gradient_matches_finite_differences(backend) -> None:
     theta = _law(d).sample(np.random.default_rng(8), (2, n))
     theta[0, 1, 2:] = theta[0, 0, 2:] * 1.3 + 0.05
     grad = to_numpy(model.population_gradient(backend.asarray(theta), None, backend))
-    fd = _central(lambda t: to_numpy(model.population_risk(backend.asarray(t), None, backend)),
-                  theta, 1e-6, n_axes=2)
+    fd = _central(
+        lambda t: to_numpy(model.population_risk(backend.asarray(t), None, backend)),
+        theta,
+        1e-6,
+        n_axes=2,
+    )
     # central differences: O(step^2) truncation, round-off 1e-16 R / step ~ 1e-10 (measured
     # 4e-10 on NumPy)
     np.testing.assert_allclose(2.0 / n * grad, fd, rtol=0, atol=1e-8)
@@ -246,8 +267,16 @@ def test_law_cell_masses_samples_and_config(global_seed: int) -> None:
     spec = {"d": 40, "delta": 0.5}
     entry = model_entry("relu_isotropic")  # built as a config builds it
     model = entry.build(spec, None)
-    law = entry.law(spec, dict(zip(("kappa", "a_mean", "a_std", "b_mean", "b_std"),
-                                   (0.8, 0.5, 0.4, -0.2, 0.3), strict=True)))
+    law = entry.law(
+        spec,
+        dict(
+            zip(
+                ("kappa", "a_mean", "a_std", "b_mean", "b_std"),
+                (0.8, 0.5, 0.4, -0.2, 0.3),
+                strict=True,
+            )
+        ),
+    )
     assert model == ReluIsotropic(40.0, 0.5, 1e-8)
     assert law == ReluIsotropicLaw(0.8, 40, 0.5, 0.4, -0.2, 0.3)
     grid = Grid(((-2.5, 3.5), (-2.4, 2.0), (0.2, 1.6)), (8, 9, 10))
@@ -255,11 +284,11 @@ def test_law_cell_masses_samples_and_config(global_seed: int) -> None:
     # marginals: the normal law's and the chi law's cell probabilities, as differences of their
     # CDFs (the outside mass, below 1e-12, is renormalised away; differences of a CDF near 1
     # cancel to 1e-16 absolute)
-    for axis, cdf in ((0, lambda t: special.ndtr((t - 0.5) / 0.4)),
-                      (2, ScaledChiLaw(0.8, 40).cdf)):
+    for axis, cdf in ((0, lambda t: special.ndtr((t - 0.5) / 0.4)), (2, ScaledChiLaw(0.8, 40).cdf)):
         others = tuple(a for a in range(3) if a != axis)
-        np.testing.assert_allclose(masses.sum(axis=others), np.diff(cdf(grid.edges(axis))),
-                                   rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(
+            masses.sum(axis=others), np.diff(cdf(grid.edges(axis))), rtol=1e-10, atol=1e-15
+        )
     theta = law.sample_streams(CounterRNG.from_seed(global_seed, 2, np), 20000)
     assert theta.shape == (2, 20000, 42)
     reduced = model.reduce(theta, np).reshape(-1, 3)

@@ -33,8 +33,9 @@ from .identities import run_risks, t0_identity
 NUMPY = get_backend("numpy")
 N_MC = 200_000
 #: reduced points (a, b, r1, r2): both signs of a and b, informative and noise-heavy units
-POINTS = np.array([[0.8, 0.3, 0.5, 0.8], [-1.2, -0.5, 1.2, 0.4], [1.5, 1.0, 2.0, 2.0],
-                   [0.6, -1.0, 0.6, 0.6]])
+POINTS = np.array(
+    [[0.8, 0.3, 0.5, 0.8], [-1.2, -0.5, 1.2, 0.4], [1.5, 1.0, 2.0, 2.0], [0.6, -1.0, 0.6, 0.6]]
+)
 #: (sig, b): the kink in the bulk, in both tails, at the centre
 RAMPS = [(0.7, 0.3), (1.3, -0.8), (0.4, 1.5), (2.0, 0.0), (0.5, -2.0)]
 
@@ -62,8 +63,9 @@ def test_ramp_coefficients_match_quadrature(sig: float, b: float) -> None:
     sqrt(k!) by adaptive quadrature over the support z > -b/sig, k <= 10."""
     k_max, t = 10, -b / sig
     coeffs = ramp_hermite_coefficients(np.array([sig]), np.array([b]), k_max)[0]
-    d_sig, d_b = (v[0] for v in ramp_hermite_slopes(np.array([sig]), np.array([b]),
-                                                    coeffs[None, :]))
+    d_sig, d_b = (
+        v[0] for v in ramp_hermite_slopes(np.array([sig]), np.array([b]), coeffs[None, :])
+    )
     for k in range(k_max + 1):
         he = np.zeros(k + 1)
         he[k] = 1.0
@@ -115,8 +117,9 @@ def _directions(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def _weights(rng: np.random.Generator, n: int, point: np.ndarray, d: int, s0: int) -> np.ndarray:
     """``w`` with block norms (r1, r2) and independent uniform block directions, ``(n, d)``."""
-    return np.concatenate([point[2] * _directions(rng, n, s0),
-                           point[3] * _directions(rng, n, d - s0)], axis=1)
+    return np.concatenate(
+        [point[2] * _directions(rng, n, s0), point[3] * _directions(rng, n, d - s0)], axis=1
+    )
 
 
 def _unit(point: np.ndarray, w: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -134,18 +137,17 @@ def test_potential_matches_monte_carlo(rng: np.random.Generator) -> None:
         assert abs(v - values.mean()) < 4.5 * se, (point, v, values.mean(), se)
 
 
-def _mc_kernel(model: ReluSelection, p: np.ndarray, q: np.ndarray, rng: np.random.Generator
-               ) -> tuple[float, float]:
+def _mc_kernel(
+    model: ReluSelection, p: np.ndarray, q: np.ndarray, rng: np.random.Generator
+) -> tuple[float, float]:
     """E[sigma_*(x; theta) sigma_*(x; theta')] over x, y and the block directions of both."""
     d, s0 = int(model.d), int(model.s0)
     x, _ = _sample(model, rng, N_MC)
-    values = _unit(p, _weights(rng, N_MC, p, d, s0), x) * _unit(q, _weights(rng, N_MC, q, d, s0),
-                                                                 x)
+    values = _unit(p, _weights(rng, N_MC, p, d, s0), x) * _unit(q, _weights(rng, N_MC, q, d, s0), x)
     return float(values.mean()), float(values.std() / math.sqrt(N_MC))
 
 
-def test_kernel_matches_monte_carlo_and_sees_the_finite_dimension(rng: np.random.Generator
-                                                                  ) -> None:
+def test_kernel_matches_monte_carlo_and_sees_the_finite_dimension(rng: np.random.Generator) -> None:
     """d = 12, s0 = 3: the finite-(s0, d - s0) kernel within 4.5 standard errors of Monte Carlo
     in R^d, and the d = inf kernel (k = 0 only) rejected where the informative block dominates
     and the kink is central (large E[rho^2] F_2 F_2')."""
@@ -210,8 +212,7 @@ def test_kernel_is_low_rank_and_positive_semidefinite() -> None:
     # cosine in R^60 fall like 60^(-k/2))
     assert columns.order <= 12 and columns.n_features <= 30, columns
     assert np.all(columns.weights > 0)
-    points = np.random.default_rng(3).uniform([b[0] for b in box], [b[1] for b in box],
-                                              (60, 4))
+    points = np.random.default_rng(3).uniform([b[0] for b in box], [b[1] for b in box], (60, 4))
     eigs = np.linalg.eigvalsh(model.kernel_features(points, points).matrix())
     assert eigs.min() > -1e-10 * eigs.max()
 
@@ -229,8 +230,7 @@ def test_gradients_match_finite_differences() -> None:
         down = model.kernel_features(POINTS - shift, POINTS).features
         # central differences: O(step^2) truncation, round-off 1e-16 / step ~ 1e-10
         np.testing.assert_allclose(grad_v[:, axis], fd_v, rtol=0, atol=1e-8)
-        np.testing.assert_allclose(grad_f[..., axis], (up - down) / (2 * step), rtol=0,
-                                   atol=1e-8)
+        np.testing.assert_allclose(grad_f[..., axis], (up - down) / (2 * step), rtol=0, atol=1e-8)
 
 
 # ---- the particle side --------------------------------------------------------------------------
@@ -243,11 +243,13 @@ def test_units_reduce_and_backward_on_every_backend(backend, rng: np.random.Gene
     xp = backend.xp
     values, cache = model.forward(backend.asarray(x), backend.asarray(theta), xp)
     expected = theta[:, None, :, 0] * np.maximum(
-        np.einsum("rbk,rnk->rbn", x, theta[..., 2:]) + theta[:, None, :, 1], 0.0)
+        np.einsum("rbk,rnk->rbn", x, theta[..., 2:]) + theta[:, None, :, 1], 0.0
+    )
     np.testing.assert_allclose(to_numpy(values), expected, rtol=1e-13, atol=1e-15)
     coef = rng.standard_normal((2, 4, 1))
-    grad = to_numpy(model.backward(backend.asarray(x), backend.asarray(theta), cache,
-                                   backend.asarray(coef), xp))
+    grad = to_numpy(
+        model.backward(backend.asarray(x), backend.asarray(theta), cache, backend.asarray(coef), xp)
+    )
     step = 1e-7
     for c in range(12):
         shift = np.zeros_like(theta)
@@ -268,7 +270,8 @@ def _theta(rng: np.random.Generator, shape: tuple[int, int], d: int) -> np.ndarr
 
 
 def test_population_risk_matches_monte_carlo_and_the_reduced_model(
-        rng: np.random.Generator) -> None:
+    rng: np.random.Generator,
+) -> None:
     model = ReluSelection(6, 2, 0.5)
     theta = _theta(rng, (1, 3), 6)
     risk = float(model.population_risk(theta, None, NUMPY)[0])
@@ -280,9 +283,12 @@ def test_population_risk_matches_monte_carlo_and_the_reduced_model(
     # the closed-form second moment here, the Mehler series there: within the kernel bound)
     one = theta[:, :1]
     point = to_numpy(model.reduce(one, np))[0]
-    second = sum(0.5 * point[0, 0] ** 2
-                 * ramp_second_moment(np.hypot(tau * point[:, 2], point[:, 3]), point[:, 1])
-                 for tau in model.taus)
+    second = sum(
+        0.5
+        * point[0, 0] ** 2
+        * ramp_second_moment(np.hypot(tau * point[:, 2], point[:, 3]), point[:, 1])
+        for tau in model.taus
+    )
     expected = 1.0 + 2.0 * model.potential(point)[0] + second[0]
     np.testing.assert_allclose(model.population_risk(one, None, NUMPY), [expected], rtol=1e-13)
 
@@ -332,10 +338,12 @@ def test_law_cell_masses_and_samples(global_seed: int) -> None:
     rho = initial_density(law, grid)
     masses = rho * grid.cell_volume
     # marginals: the normal laws' exact cell probabilities on the a and b axes
-    np.testing.assert_allclose(masses.sum(axis=(1, 2, 3)),
-                               np.diff(special.ndtr((grid.edges(0) - 0.5) / 0.4)), rtol=1e-10)
-    np.testing.assert_allclose(masses.sum(axis=(0, 2, 3)),
-                               np.diff(special.ndtr((grid.edges(1) + 0.2) / 0.3)), rtol=1e-10)
+    np.testing.assert_allclose(
+        masses.sum(axis=(1, 2, 3)), np.diff(special.ndtr((grid.edges(0) - 0.5) / 0.4)), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        masses.sum(axis=(0, 2, 3)), np.diff(special.ndtr((grid.edges(1) + 0.2) / 0.3)), rtol=1e-10
+    )
     theta = law.sample_streams(CounterRNG.from_seed(global_seed, 2, np), 20000)
     assert theta.shape == (2, 20000, 42)
     reduced = ReluSelection(40, 8, 0.5).reduce(theta, np).reshape(-1, 4)
@@ -373,8 +381,9 @@ def _mean_potential(model: ReluSelection, units: np.ndarray) -> float:
 def test_4d_run_conserves_mass_and_lowers_the_risk() -> None:
     model = ReluSelection(40, 8, 0.5, kernel_tol=1e-6)
     law = ReluSelectionLaw(0.8, 40, 8, 0.3, 0.4, 0.0, 0.4)
-    grid = Grid(((-2.8, 3.6), (-3.0, 3.0), (0.0, 1.8), (0.0, 1.5)), (10, 10, 12, 10),
-                model.axis_names)
+    grid = Grid(
+        ((-2.8, 3.6), (-3.0, 3.0), (0.0, 1.8), (0.0, 1.5)), (10, 10, 12, 10), model.axis_names
+    )
     risks = run_risks(model, law, grid, (0.0, 0.5, 1.0))  # mass error measured 4e-16
     assert risks[2] < risks[1] < risks[0], risks  # measured 0.9958, 0.9805, 0.9615
     assert risks[2] < risks[0] - 0.03, risks

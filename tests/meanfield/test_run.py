@@ -55,8 +55,9 @@ def test_shipped_run_file_is_self_describing(shipped_run: Path) -> None:
     data = load(shipped_run)
     assert data.attrs["schema_version"] == 2
     assert "[model]" in data.attrs["config"] and data.attrs["backend"] in ("numpy", "cupy")
-    np.testing.assert_array_equal(data.groups["pde"]["time"],
-                                  load_config(SHIPPED).dynamics["save_times"])
+    np.testing.assert_array_equal(
+        data.groups["pde"]["time"], load_config(SHIPPED).dynamics["save_times"]
+    )
     with xr.open_dataset(shipped_run, engine="h5netcdf", group="pde") as ds:
         assert ds["density"].dims == ("time", "r")
         assert ds.sizes["r"] == 2400
@@ -64,8 +65,14 @@ def test_shipped_run_file_is_self_describing(shipped_run: Path) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "compare.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "compare.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _pde_only(tmp_path: Path) -> Path:
@@ -78,9 +85,23 @@ def _pde_only(tmp_path: Path) -> Path:
 
 def test_cli_runs_infinite_d_kernel_with_finite_d_start(tmp_path: Path) -> None:
     out = tmp_path / "inf.h5"
-    proc = _cli("run", str(_pde_only(tmp_path)), "-o", str(out), "--quiet", "--set", "model.d=inf",
-                "--set", "init.d=40", "--set", "pde.cells=400", "--set", "dynamics.t_end=2.0",
-                "--set", "dynamics.save_times=[0.0, 1.0, 2.0]")
+    proc = _cli(
+        "run",
+        str(_pde_only(tmp_path)),
+        "-o",
+        str(out),
+        "--quiet",
+        "--set",
+        "model.d=inf",
+        "--set",
+        "init.d=40",
+        "--set",
+        "pde.cells=400",
+        "--set",
+        "dynamics.t_end=2.0",
+        "--set",
+        "dynamics.save_times=[0.0, 1.0, 2.0]",
+    )
     assert proc.returncode == 0, proc.stderr
     risk = load(out).groups["pde"]["risk"]
     assert np.all(np.diff(risk) < 0)

@@ -29,8 +29,9 @@ def _run(pde, rho0, times, backend, **kw) -> MemoryTracker:
 def _bump_cell_averages(edges: np.ndarray, centre: float, width: float) -> np.ndarray:
     """Exact cell averages of cos^4(pi (x - centre) / (2 width)) on |x - centre| < width."""
     z = np.clip((edges - centre) / width, -1, 1)
-    primitive = width * (3 * z / 8 + np.sin(np.pi * z) / (2 * np.pi)
-                         + np.sin(2 * np.pi * z) / (16 * np.pi))
+    primitive = width * (
+        3 * z / 8 + np.sin(np.pi * z) / (2 * np.pi) + np.sin(2 * np.pi * z) / (16 * np.pi)
+    )
     return np.diff(primitive) / np.diff(edges)
 
 
@@ -74,8 +75,9 @@ def test_first_order_upwind_is_first_order(numpy_backend) -> None:
 # ---- Ornstein-Uhlenbeck: quadratic V, U = 0 ------------------------------------------------------
 
 
-def _ou_error(backend, n: int, beta: float, l2: float = 0.0,
-              time_change: TimeChange | None = None) -> tuple[float, float]:
+def _ou_error(
+    backend, n: int, beta: float, l2: float = 0.0, time_change: TimeChange | None = None
+) -> tuple[float, float]:
     stiffness, mean0, std0, t_end = 1.0, 1.0, 0.5, 0.5
     grid = Grid(((-4.0, 5.0),), (n,))
     model = QuadraticPotential(stiffness=stiffness)
@@ -136,8 +138,9 @@ def test_step_integrals_match_xi() -> None:
     k = np.arange(100, 1000)
     # midpoint rule: s_k = eps xi((k + 1/2) eps) + O(eps^3 xi'')
     np.testing.assert_allclose(s[100:], eps * tc.xi((k + 0.5) * eps), rtol=1e-5)
-    np.testing.assert_allclose(tc.t_of_tau(tc.tau(np.array([0.0, 0.3, 7.0]))), [0, 0.3, 7.0],
-                               rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(
+        tc.t_of_tau(tc.tau(np.array([0.0, 0.3, 7.0]))), [0, 0.3, 7.0], rtol=1e-14, atol=1e-15
+    )
 
 
 # ---- Gibbs fixed point of an interacting noisy model ---------------------------------------------
@@ -151,8 +154,11 @@ def test_gibbs_fixed_point_reached_to_round_off(backend) -> None:
     """
     beta, weight = 2.0, 0.8
     grid = Grid(((-4.0, 4.0),), (64,))
-    model = FeatureModel(lambda q: 0.5 * q[:, 0] ** 2 + 0.3 * q[:, 0],
-                         (lambda q: np.cos(q[:, 0]), lambda q: np.sin(q[:, 0])), (weight, weight))
+    model = FeatureModel(
+        lambda q: 0.5 * q[:, 0] ** 2 + 0.3 * q[:, 0],
+        (lambda q: np.cos(q[:, 0]), lambda q: np.sin(q[:, 0])),
+        (weight, weight),
+    )
     pde = MeanFieldPDE(model, grid, beta=beta)
     rho0 = initial_density(NormalLaw((0.8,), (0.4,)), grid)
     mem = _run(pde, rho0, [0.0, 4.0, 20.0], backend)

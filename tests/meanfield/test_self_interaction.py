@@ -20,9 +20,11 @@ SAMPLES = 200_000
 
 def _models() -> dict:
     mmn = activation_from_spec("mmn")
-    return {"isotropic": IsotropicGaussians(12, 0.8, mmn),
-            "anisotropic": AnisotropicGaussians(12, 4, 0.5, mmn),
-            "relu": ReluSelection(12, 4, 0.5)}
+    return {
+        "isotropic": IsotropicGaussians(12, 0.8, mmn),
+        "anisotropic": AnisotropicGaussians(12, 4, 0.5, mmn),
+        "relu": ReluSelection(12, 4, 0.5),
+    }
 
 
 @pytest.mark.parametrize("name", ["isotropic", "anisotropic", "relu"])
@@ -40,6 +42,7 @@ def test_self_interaction_is_the_second_moment_of_a_unit(name: str) -> None:
     # independent directions), which is what a wrong implementation would most likely return
     reduced = model.reduce(theta, np)
     features = model.kernel_features(reduced)
-    kernel_diagonal = np.einsum("mp,p,mp->m", features.features, features.weights,
-                                features.features)
+    kernel_diagonal = np.einsum(
+        "mp,p,mp->m", features.features, features.weights, features.features
+    )
     assert np.max(np.abs(kernel_diagonal - exact) / se) > 20.0

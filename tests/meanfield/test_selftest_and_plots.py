@@ -20,14 +20,22 @@ def test_selftest_passes_and_reports_every_model() -> None:
     assert sum(line.startswith("ok") for line in lines) >= 10
     assert lines[-1] == "selftest passed"
     text = "\n".join(lines)
-    for family in ("isotropic", "anisotropic", "teacher-student", "quadratic 3-D", "linear unit",
-                   "cosine interaction"):  # every model the PDE can run
+    for family in (
+        "isotropic",
+        "anisotropic",
+        "teacher-student",
+        "quadratic 3-D",
+        "linear unit",
+        "cosine interaction",
+    ):  # every model the PDE can run
         assert family in text, family
 
 
 def test_plot_file_writes_a_png(tmp_path: Path) -> None:
-    config = load_config(ROOT / "data/configs/mmn-isotropic.toml",
-                         ["pde.cells=300", "dynamics.t_end=1.0", "dynamics.save_times=[0, 0.5, 1]"])
+    config = load_config(
+        ROOT / "data/configs/mmn-isotropic.toml",
+        ["pde.cells=300", "dynamics.t_end=1.0", "dynamics.save_times=[0, 0.5, 1]"],
+    )
     run_pde(config, tmp_path / "run.h5", progress=False)
     paths = plot_file(tmp_path / "run.h5", tmp_path / "fig")
     assert len(paths) == 1 and paths[0].suffix == ".png"

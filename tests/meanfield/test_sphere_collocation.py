@@ -31,7 +31,9 @@ def test_energy_is_the_direct_double_sum(rng: np.random.Generator) -> None:
     f = [float(task.model.pspin.target(y[i], task.tensor, np)) for i in range(n)]
     direct = -sum(c[i] * f[i] for i in range(n)) / n + sum(
         c[i] * c[j] * math.exp(-0.5 * ALPHA * float(np.sum((y[i] - y[j]) ** 2)))
-        for i in range(n) for j in range(n)) / (2 * n * n)
+        for i in range(n)
+        for j in range(n)
+    ) / (2 * n * n)
     # the Gram form |y_i|^2 + |y_j|^2 - 2 y_i.y_j of the distance: round-off of |y|^2 = 5
     assert float(task.collocation(c, y, np)) == pytest.approx(direct, rel=1e-13, abs=1e-13)
 
@@ -59,8 +61,10 @@ def test_collocation_gradients_match_central_differences(rng: np.random.Generato
     u = rng.standard_normal(y.shape)
     u -= np.sum(u * y, axis=-1, keepdims=True) / D * y
     u /= np.linalg.norm(u, axis=-1, keepdims=True)
-    along = [float(task.collocation(c, math.cos(s) * y + math.sin(s) * math.sqrt(D) * u, np))
-             for s in (h, -h)]
+    along = [
+        float(task.collocation(c, math.cos(s) * y + math.sin(s) * math.sqrt(D) * u, np))
+        for s in (h, -h)
+    ]
     expected = math.sqrt(D) * float(np.sum(grad_y * u))
     assert (along[0] - along[1]) / (2 * h) == pytest.approx(expected, rel=1e-6)
 
@@ -115,8 +119,10 @@ def test_narrow_units_turn_the_l2_ingredients_into_f_and_phi(rng: np.random.Gene
         task = SphereKernel(D, alpha, teacher_seed=0).task(NUMPY.asarray)
         f = task.model.pspin.target(y, task.tensor, np)
         # relative to the target's scale, sqrt(E f^2), not to f(y_i) (which may be near 0)
-        f_discrepancy.append(np.max(np.abs(task.projection(y, np) / task.unit_mass(alpha) - f))
-                             / math.sqrt(task.target_square))
+        f_discrepancy.append(
+            np.max(np.abs(task.projection(y, np) / task.unit_mass(alpha) - f))
+            / math.sqrt(task.target_square)
+        )
         angle = 1.0 / math.sqrt(alpha * D)  # a chord of about 1 / sqrt(alpha): one unit width
         partner = math.cos(angle) * y + math.sin(angle) * math.sqrt(D) * tangent
         pairs = np.stack([y, partner], axis=1)  # (6, 2, d): one nearby pair per row

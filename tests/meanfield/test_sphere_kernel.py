@@ -30,18 +30,20 @@ def _sphere(rng: np.random.Generator, shape: tuple[int, ...], d: int = D) -> np.
 def _bessel_form(d: int, s: np.ndarray, k: int) -> np.ndarray:
     """``h^(k) = d^k Gamma(nu+1) 2^nu s^(-nu-k) I_{nu+k}(s)``, scaled Bessel from SciPy."""
     nu = d / 2 - 1
-    return (d ** k * special.gamma(nu + 1) * 2 ** nu * s ** (-nu - k)
-            * special.ive(nu + k, s) * np.exp(s))
+    return (
+        d**k * special.gamma(nu + 1) * 2**nu * s ** (-nu - k) * special.ive(nu + k, s) * np.exp(s)
+    )
 
 
 @pytest.mark.parametrize(("d", "alpha"), [(5, 1.0), (3, 2.0), (10, 0.5), (4, 1.5)])
-def test_series_matches_scipy_bessel_from_zero_to_the_largest_argument(d: int,
-                                                                        alpha: float) -> None:
+def test_series_matches_scipy_bessel_from_zero_to_the_largest_argument(
+    d: int, alpha: float
+) -> None:
     model = SphereKernel(d, alpha)
     task = model.task(NUMPY.asarray)
     s_max = 2 * alpha * d  # two equal centres
     s = np.array([1e-6, 1e-3, 0.1, 0.5, 1.0, 3.0, 0.5 * s_max, 0.9 * s_max, s_max])
-    u = s ** 2 / (2 * d)
+    u = s**2 / (2 * d)
     for k in range(MAX_ORDER + 1):
         # positive-term Horner: a few ulps per term (23-40 terms); ive is good to ~1e-15
         np.testing.assert_allclose(task.radial(u, k, np), _bessel_form(d, s, k), rtol=1e-13)
@@ -55,14 +57,15 @@ def test_series_is_exact_for_d3_where_the_mgf_is_sinh_s_over_s() -> None:
     d, alpha = 3, 1.0
     task = SphereKernel(d, alpha).task(NUMPY.asarray)
     s = np.linspace(0.5, 2 * alpha * d, 40)
-    u = s ** 2 / (2 * d)
+    u = s**2 / (2 * d)
     np.testing.assert_allclose(task.radial(u, 0, np), np.sinh(s) / s, rtol=1e-14)
     # h'(u) = (d/s) d/ds (sinh s / s); cancellation-free for s >= 0.5 in float64 (to 1e-14)
-    slope = (d / s) * (np.cosh(s) / s - np.sinh(s) / s ** 2)
+    slope = (d / s) * (np.cosh(s) / s - np.sinh(s) / s**2)
     np.testing.assert_allclose(task.radial(u, 1, np), slope, rtol=1e-13)
     tiny = np.array([1e-6, 1e-3])  # no cancellation near s = 0 either
-    np.testing.assert_allclose(task.radial(tiny ** 2 / (2 * d), 0, np), np.sinh(tiny) / tiny,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        task.radial(tiny**2 / (2 * d), 0, np), np.sinh(tiny) / tiny, rtol=1e-15
+    )
 
 
 def test_series_length_is_sized_for_the_largest_argument() -> None:
@@ -73,9 +76,13 @@ def test_series_length_is_sized_for_the_largest_argument() -> None:
     # the whole dropped tail is below 1e-17 of each sum: from the first dropped term on, terms
     # fall by at least the ratio r = z / ((M + 1) (M + nu + 1)), so tail <= first / (1 - r)
     k = np.arange(MAX_ORDER + 1)
-    first_dropped = np.exp(k * math.log(D / 2) + special.gammaln(nu + 1)
-                           - special.gammaln(n_terms + 1) - special.gammaln(n_terms + nu + k + 1)
-                           + n_terms * math.log(z))
+    first_dropped = np.exp(
+        k * math.log(D / 2)
+        + special.gammaln(nu + 1)
+        - special.gammaln(n_terms + 1)
+        - special.gammaln(n_terms + nu + k + 1)
+        + n_terms * math.log(z)
+    )
     ratio = z / ((n_terms + 1) * (n_terms + nu + 1))
     assert ratio < 0.5
     assert np.all(first_dropped / (1 - ratio) / sums < 1e-17)
@@ -179,16 +186,22 @@ def test_math_is_array_api_clean(rng: np.random.Generator) -> None:
         task = model.task(backend.asarray)
         cc, yy = backend.asarray(c), backend.asarray(y)
         counter = CounterRNG.from_seed(0, 2, xp, backend.asarray)
-        out = [task.kernel(yy, xp), task.projection(yy, xp), *task.loss_gradient(cc, yy, xp),
-               task.loss(cc, yy, xp), task.test_loss(cc, yy, counter, 3000, xp, chunk=1024)["loss"]]
+        out = [
+            task.kernel(yy, xp),
+            task.projection(yy, xp),
+            *task.loss_gradient(cc, yy, xp),
+            task.loss(cc, yy, xp),
+            task.test_loss(cc, yy, counter, 3000, xp, chunk=1024)["loss"],
+        ]
         results.append([to_numpy(a) for a in out])
     for ours, theirs in zip(*results, strict=True):
         # same elementwise math library, different reduction order: round-off only
         np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize(("d", "alpha"), [(1, 1.0), (5, 0.0), (5, -1.0), (True, 1.0),
-                                          (5, float("nan"))])
+@pytest.mark.parametrize(
+    ("d", "alpha"), [(1, 1.0), (5, 0.0), (5, -1.0), (True, 1.0), (5, float("nan"))]
+)
 def test_bad_parameters_are_rejected(d: object, alpha: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         SphereKernel(d, alpha)  # type: ignore[arg-type]

@@ -22,12 +22,12 @@ def model(delta: float = 0.8) -> IsotropicGaussians:
     return IsotropicGaussians(d=40, delta=delta, activation=ACTIVATIONS["mmn"], kernel_tol=1e-8)
 
 
-def solo(pde: MeanFieldPDE, rho0: np.ndarray, backend=NUMPY, cfl: float = 0.8
-         ) -> tuple[np.ndarray, np.ndarray]:
+def solo(
+    pde: MeanFieldPDE, rho0: np.ndarray, backend=NUMPY, cfl: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
     memory = MemoryTracker()
     integrate(pde, rho0, TIMES, backend, trackers=[memory], cfl=cfl)
-    return (np.array([f.density for f in memory.frames]),
-            np.array([f.risk for f in memory.frames]))
+    return (np.array([f.density for f in memory.frames]), np.array([f.risk for f in memory.frames]))
 
 
 def test_copies_of_one_run_reproduce_the_solo_run(backend) -> None:
@@ -59,8 +59,7 @@ def test_kappa_sweep_matches_solo_runs() -> None:
         l1 = np.abs(result.density[-1, run] - density[-1]).sum() * GRID.cell_volume
         halving = np.abs(half_density[-1] - density[-1]).sum() * GRID.cell_volume
         assert l1 <= 2.0 * halving + 1e-12
-        assert np.all(np.abs(result.risk[:, run] - risk) <= 2.0 * np.abs(half_risk - risk)
-                      + 1e-13)
+        assert np.all(np.abs(result.risk[:, run] - risk) <= 2.0 * np.abs(half_risk - risk) + 1e-13)
     np.testing.assert_allclose(result.mass, 1.0, atol=1e-13)  # every run conserves its mass
     assert result.density.min() >= 0.0
     # the runs differ (the check is not vacuous)
@@ -78,8 +77,7 @@ def test_delta_sweep_of_stacked_equations_matches_solo_runs(backend) -> None:
         density, risk = solo(pde, rho0, backend)
         _, half_risk = solo(pde, rho0, backend, cfl=0.4)
         # as for the kappa sweep: within the solo run's own step-halving change, doubled
-        assert np.all(np.abs(result.risk[:, run] - risk) <= 2.0 * np.abs(half_risk - risk)
-                      + 1e-13)
+        assert np.all(np.abs(result.risk[:, run] - risk) <= 2.0 * np.abs(half_risk - risk) + 1e-13)
         assert result.risk[0, run] == pytest.approx(risk[0], rel=1e-12)  # same rho0: exact
     np.testing.assert_allclose(result.mass, 1.0, atol=1e-13)
     assert len(ranks) >= 1
@@ -115,8 +113,9 @@ def test_two_dimensional_sweep_conserves_each_run() -> None:
     for run, mean in enumerate(means):
         rho = result.density[-1, run] * grid.cell_volume
         got = (np.sum(rho * x), np.sum(rho * y))
-        expected, _ = linear_unit_moments((1.0, -0.5), 0.0, np.inf, np.array(mean),
-                                          0.09 * np.eye(2), 0.5)
+        expected, _ = linear_unit_moments(
+            (1.0, -0.5), 0.0, np.inf, np.array(mean), 0.09 * np.eye(2), 0.5
+        )
         # h = 0.125: second-order scheme, moments within ~h^2 / 4
         np.testing.assert_allclose(got, expected, atol=5e-3)
     assert to_numpy(result.density).min() >= 0.0

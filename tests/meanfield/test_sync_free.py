@@ -35,8 +35,9 @@ from meanfield.pde.trackers import InvariantTracker, MemoryTracker
 from meanfield.schedules import TimeChange
 
 
-def host_reference(pde: MeanFieldPDE, rho0: np.ndarray, save_times, time_change: TimeChange,
-                   cfl: float) -> tuple[list, int]:
+def host_reference(
+    pde: MeanFieldPDE, rho0: np.ndarray, save_times, time_change: TimeChange, cfl: float
+) -> tuple[list, int]:
     """Heun steps decided on the host: ``[(step, tau, density)]`` per frame, and retries."""
     rhs = pde.make_rhs(get_backend("numpy"))
     rho, tau, step, retries, frames = np.array(rho0, dtype=np.float64), 0.0, 0, 0, []
@@ -76,26 +77,45 @@ def _noisy_ou_2d() -> tuple:
 CASES = {
     "isotropic, xi = 1": (_isotropic, TimeChange(), 0.8, [0.0, 0.05, 0.3, 1.0]),
     # cfl = 1 and a singular time change make the second stage break the bound: retries
-    "isotropic, xi = t^-1/4, cfl = 1": (_isotropic, TimeChange(power=-0.25), 1.0,
-                                        [0.0, 0.02, 0.5, 1.5]),
+    "isotropic, xi = t^-1/4, cfl = 1": (
+        _isotropic,
+        TimeChange(power=-0.25),
+        1.0,
+        [0.0, 0.02, 0.5, 1.5],
+    ),
     "noisy OU 2-D": (_noisy_ou_2d, TimeChange(), 0.8, [0.0, 0.1, 0.4]),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize(("name", "sync_every"), [("numpy", 1), ("numpy", 32),
-                                                  ("array_api_strict", 1),
-                                                  ("array_api_strict", 7),
-                                                  ("array_api_strict", 32)])
-def test_loop_decisions_match_host_decisions_bit_for_bit(case: str, name: str,
-                                                         sync_every: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "sync_every"),
+    [
+        ("numpy", 1),
+        ("numpy", 32),
+        ("array_api_strict", 1),
+        ("array_api_strict", 7),
+        ("array_api_strict", 32),
+    ],
+)
+def test_loop_decisions_match_host_decisions_bit_for_bit(
+    case: str, name: str, sync_every: int
+) -> None:
     """NumPy decides with host floats, array_api_strict with 0-d arrays (the device path)."""
     make, time_change, cfl, times = CASES[case]
     pde, rho0 = make()
     want, _ = host_reference(pde, rho0, times, time_change, cfl)
     memory, invariants = MemoryTracker(), InvariantTracker()
-    integrate(pde, rho0, times, get_backend(name), time_change=time_change, cfl=cfl,
-              trackers=[invariants, memory], sync_every=sync_every)
+    integrate(
+        pde,
+        rho0,
+        times,
+        get_backend(name),
+        time_change=time_change,
+        cfl=cfl,
+        trackers=[invariants, memory],
+        sync_every=sync_every,
+    )
     assert len(memory.frames) == len(want)
     for frame, (step, tau, density) in zip(memory.frames, want, strict=True):
         assert (frame.step, frame.tau) == (step, tau)
@@ -125,8 +145,17 @@ def test_sweep_steps_match_host_decisions() -> None:
 class _Reads:
     """Counts host reads of ``array_api_strict`` arrays (every way one can leave the device)."""
 
-    METHODS = ("__float__", "__int__", "__bool__", "__index__", "__complex__", "__array__",
-               "__dlpack__", "__buffer__", "tolist")
+    METHODS = (
+        "__float__",
+        "__int__",
+        "__bool__",
+        "__index__",
+        "__complex__",
+        "__array__",
+        "__dlpack__",
+        "__buffer__",
+        "tolist",
+    )
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
@@ -150,12 +179,22 @@ def test_host_reads_are_once_per_block_not_once_per_step(monkeypatch, sync_every
     backend = get_backend("array_api_strict")
     times = [0.0, 1.0, 2.0, 4.0]
     rhs, functionals = pde.make_rhs(backend), pde.make_functionals(backend)
-    loop = Loop(backend.asarray(rho0), 0.0, 0, rhs, 0.8, functionals, TimeChange(), backend,
-                sync_every=sync_every)
+    loop = Loop(
+        backend.asarray(rho0),
+        0.0,
+        0,
+        rhs,
+        0.8,
+        functionals,
+        TimeChange(),
+        backend,
+        sync_every=sync_every,
+    )
     reads = _Reads(monkeypatch)
     invariants = InvariantTracker()
-    invariants.initialize({"grid": pde.grid, "mass0": float(np.sum(rho0)) * pde.grid.cell_volume,
-                           "backend": backend})
+    invariants.initialize(
+        {"grid": pde.grid, "mass0": float(np.sum(rho0)) * pde.grid.cell_volume, "backend": backend}
+    )
     for t in times[1:]:
         loop.advance(t, [invariants])
     counted = reads.count
@@ -168,8 +207,11 @@ def test_host_reads_are_once_per_block_not_once_per_step(monkeypatch, sync_every
     assert counted == loop.syncs
     # no attempt is wasted beyond the ones a block overshoots at the end of an interval
     assert loop.attempts - loop.step <= (len(times) - 1) * 2
-    np.testing.assert_allclose(to_numpy(backend.xp.sum(loop.carry.rho)) * pde.grid.cell_volume,
-                               float(np.sum(rho0)) * pde.grid.cell_volume, rtol=1e-13)
+    np.testing.assert_allclose(
+        to_numpy(backend.xp.sum(loop.carry.rho)) * pde.grid.cell_volume,
+        float(np.sum(rho0)) * pde.grid.cell_volume,
+        rtol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 8])
@@ -183,8 +225,9 @@ def test_particle_sgd_steps_read_nothing_from_the_device(monkeypatch, batch: int
     backend = get_backend("array_api_strict")
     model = IsotropicGaussians(40, 0.8, ACTIVATIONS["mmn"])
     rng = CounterRNG.from_seed(3, 4, backend.xp, backend.asarray)
-    step = make_online_sgd(model, rng, backend, eps=1e-4, batch=batch,
-                           time_change=TimeChange(power=-0.25))
+    step = make_online_sgd(
+        model, rng, backend, eps=1e-4, batch=batch, time_change=TimeChange(power=-0.25)
+    )
     state = EnsembleState(ScaledChiLaw(0.8, 40).sample_streams(rng, 30))
     reads = _Reads(monkeypatch)
     for _ in range(1100):  # two or more chunks of random numbers (1024 steps at most each)

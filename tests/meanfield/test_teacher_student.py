@@ -23,27 +23,57 @@ from particles.state import EnsembleState
 
 NUMPY = get_backend("numpy")
 TEACHER_1D = TeacherNetwork(a=(1.0, -0.5), w=((2.0,), (1.0,)), b=(-0.5, 0.3))
-TEACHER_2D = TeacherNetwork(a=(1.0, 0.7), w=((1.5, -0.5), (0.3, 1.2)), b=(0.2, -0.4),
-                            activation="erf")
+TEACHER_2D = TeacherNetwork(
+    a=(1.0, 0.7), w=((1.5, -0.5), (0.3, 1.2)), b=(0.2, -0.4), activation="erf"
+)
 
 #: one model per (k, input law, activation, target kind, trained subset) combination tested
 MODELS = {
     "k1_gauss_tanh_teacher_awb": TeacherStudent(
-        k=1, input_law="gaussian", target=TEACHER_1D, activation="tanh", trained=("a", "w", "b"),
-        bounds=((-1.5, 1.5), (-2.0, 2.0), (-1.0, 1.0))),
+        k=1,
+        input_law="gaussian",
+        target=TEACHER_1D,
+        activation="tanh",
+        trained=("a", "w", "b"),
+        bounds=((-1.5, 1.5), (-2.0, 2.0), (-1.0, 1.0)),
+    ),
     "k1_uniform_softplus_bump_wb": TeacherStudent(
-        k=1, input_law="uniform", target="bump", activation="softplus", trained=("w", "b"),
-        fixed_a=0.8, bounds=((-3.0, 3.0), (-2.0, 2.0))),
+        k=1,
+        input_law="uniform",
+        target="bump",
+        activation="softplus",
+        trained=("w", "b"),
+        fixed_a=0.8,
+        bounds=((-3.0, 3.0), (-2.0, 2.0)),
+    ),
     "k1_gauss_erf_sin_a": TeacherStudent(
-        k=1, input_law="gaussian", target="sin", activation="erf", trained=("a",),
-        fixed_w=(1.3,), fixed_b=0.2, bounds=((-2.0, 2.0),)),
+        k=1,
+        input_law="gaussian",
+        target="sin",
+        activation="erf",
+        trained=("a",),
+        fixed_w=(1.3,),
+        fixed_b=0.2,
+        bounds=((-2.0, 2.0),),
+    ),
     "k2_gauss_erf_teacher_w1w2": TeacherStudent(
-        k=2, input_law="gaussian", target=TEACHER_2D, activation="erf", trained=("w1", "w2"),
-        fixed_b=0.3, bounds=((-1.5, 1.5), (-1.5, 1.5))),
+        k=2,
+        input_law="gaussian",
+        target=TEACHER_2D,
+        activation="erf",
+        trained=("w1", "w2"),
+        fixed_b=0.3,
+        bounds=((-1.5, 1.5), (-1.5, 1.5)),
+    ),
     "k2_uniform_tanh_sinprod_aw2b": TeacherStudent(
-        k=2, input_law="uniform", target="sin_product", activation="tanh",
-        trained=("a", "w2", "b"), fixed_w=(2.0, 1.0), bounds=((-1.0, 1.0), (-3.0, 3.0),
-                                                                (-1.0, 1.0))),
+        k=2,
+        input_law="uniform",
+        target="sin_product",
+        activation="tanh",
+        trained=("a", "w2", "b"),
+        fixed_w=(2.0, 1.0),
+        bounds=((-1.0, 1.0), (-3.0, 3.0), (-1.0, 1.0)),
+    ),
 }
 
 
@@ -63,8 +93,9 @@ def _inputs(model: TeacherStudent, n: int, rng: np.random.Generator) -> np.ndarr
 
 
 def test_erf_from_array_api_calls_matches_scipy() -> None:
-    z = np.concatenate([np.linspace(-9.0, 9.0, 20001), np.logspace(-300, 0.9, 400),
-                        -np.logspace(-300, 0.9, 400)])
+    z = np.concatenate(
+        [np.linspace(-9.0, 9.0, 20001), np.logspace(-300, 0.9, 400), -np.logspace(-300, 0.9, 400)]
+    )
     # Cephes' rational approximations are accurate to a few ulp: measured max error 1.1e-16
     np.testing.assert_allclose(erf(z), special.erf(z), rtol=4e-16, atol=4e-16)
 
@@ -77,8 +108,9 @@ def test_activation_derivatives_match_finite_differences(name: str) -> None:
     np.testing.assert_allclose(act.derivative(z), fd, atol=1e-9)
 
 
-@pytest.mark.parametrize(("law", "moments"), [("gaussian", (1.0, 3.0, 15.0)),
-                                              ("uniform", (1 / 3, 1 / 5, 1 / 7))])
+@pytest.mark.parametrize(
+    ("law", "moments"), [("gaussian", (1.0, 3.0, 15.0)), ("uniform", (1 / 3, 1 / 5, 1 / 7))]
+)
 def test_gauss_rules_integrate_polynomials_exactly(law: str, moments: tuple) -> None:
     """E[x^2], E[x^4], E[x^6] per axis and E[x_1^2 x_2^4] of the product rule."""
     rule = gauss_rule(law, 2, 4)  # degree 7 per axis is exact
@@ -87,8 +119,9 @@ def test_gauss_rules_integrate_polynomials_exactly(law: str, moments: tuple) -> 
     np.testing.assert_allclose(rule.weights.sum(), 1.0, rtol=1e-14)
     for p, m in zip((2, 4, 6), moments, strict=True):
         np.testing.assert_allclose(rule.expectation(x[:, 1] ** p), m, rtol=1e-13)
-    np.testing.assert_allclose(rule.expectation(x[:, 0] ** 2 * x[:, 1] ** 4),
-                               moments[0] * moments[1], rtol=1e-13)
+    np.testing.assert_allclose(
+        rule.expectation(x[:, 0] ** 2 * x[:, 1] ** 4), moments[0] * moments[1], rtol=1e-13
+    )
 
 
 # ---- V, U and R_# --------------------------------------------------------------------------------
@@ -102,15 +135,16 @@ def test_potentials_match_monte_carlo(name: str, rng: np.random.Generator) -> No
     x = _inputs(model, n_mc, rng)
     y = model.target_fn(x)
     units = model.unit(x, theta)  # (n_mc, 3)
-    samples = np.concatenate([(y * y)[:, None], -y[:, None] * units,
-                              units[:, [0, 0, 1]] * units[:, [0, 1, 2]]], axis=1)
+    samples = np.concatenate(
+        [(y * y)[:, None], -y[:, None] * units, units[:, [0, 0, 1]] * units[:, [0, 1, 2]]], axis=1
+    )
     kernel = model.kernel_features(theta).matrix()
-    exact = np.concatenate([[model.r_sharp], model.potential(theta),
-                            kernel[[0, 0, 1], [0, 1, 2]]])
+    exact = np.concatenate([[model.r_sharp], model.potential(theta), kernel[[0, 0, 1], [0, 1, 2]]])
     se = samples.std(axis=0) / math.sqrt(n_mc)
     # 7 independent-ish z-scores: |z| < 4.5 fails with probability < 5e-5 under the exact model
     assert np.all(np.abs(samples.mean(axis=0) - exact) < 4.5 * se + 1e-12), (
-        (samples.mean(axis=0) - exact) / se)
+        samples.mean(axis=0) - exact
+    ) / se
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -118,14 +152,14 @@ def test_quadrature_order_is_converged(name: str, rng: np.random.Generator) -> N
     """Doubling the chosen order moves V and U by less than quad_tol (relative), off the
     check points too."""
     model = MODELS[name]
-    doubled = dataclasses.replace(model, quad_order=2 * model.tables.rule.order,
-                                  compress_tol=None)
+    doubled = dataclasses.replace(model, quad_order=2 * model.tables.rule.order, compress_tol=None)
     raw = dataclasses.replace(model, compress_tol=None)
     theta = _points(model, 40, rng)
     scale = max(model.r_sharp, float(np.max(np.diag(raw.kernel_features(theta).matrix()))))
     dv = np.max(np.abs(raw.potential(theta) - doubled.potential(theta)))
-    du = np.max(np.abs(raw.kernel_features(theta).matrix()
-                       - doubled.kernel_features(theta).matrix()))
+    du = np.max(
+        np.abs(raw.kernel_features(theta).matrix() - doubled.kernel_features(theta).matrix())
+    )
     assert model.tables.change <= model.quad_tol
     # interior points have smoother integrands than the box corners the order was chosen on;
     # the factor 10 allows for the scale differing from the check set's
@@ -136,8 +170,9 @@ def test_quadrature_order_is_converged(name: str, rng: np.random.Generator) -> N
 def test_named_targets_and_teacher_are_what_the_docs_say() -> None:
     x = np.array([[0.3, -0.7], [1.1, 0.4]])
     np.testing.assert_allclose(TARGETS["sin"][0](x, np), np.sin(np.pi * x[:, 0]))
-    np.testing.assert_allclose(TARGETS["sin_product"][0](x, np),
-                               np.sin(np.pi * x[:, 0]) * np.sin(np.pi * x[:, 1]))
+    np.testing.assert_allclose(
+        TARGETS["sin_product"][0](x, np), np.sin(np.pi * x[:, 0]) * np.sin(np.pi * x[:, 1])
+    )
     np.testing.assert_allclose(TARGETS["product"][0](x, np), x[:, 0] * x[:, 1])
     np.testing.assert_allclose(TARGETS["bump"][0](x, np), np.exp(-np.sum(x * x, axis=1)))
     direct = (special.erf(x @ [1.5, -0.5] + 0.2) + 0.7 * special.erf(x @ [0.3, 1.2] - 0.4)) / 2
@@ -202,10 +237,12 @@ def test_backward_is_the_contracted_unit_gradient(rng: np.random.Generator) -> N
 # ---- the particle side ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["k1_gauss_tanh_teacher_awb", "k2_uniform_tanh_sinprod_aw2b",
-                                  "k1_gauss_erf_sin_a"])
-def test_population_risk_is_the_grid_functional(name: str, backend,
-                                                rng: np.random.Generator) -> None:
+@pytest.mark.parametrize(
+    "name", ["k1_gauss_tanh_teacher_awb", "k2_uniform_tanh_sinprod_aw2b", "k1_gauss_erf_sin_a"]
+)
+def test_population_risk_is_the_grid_functional(
+    name: str, backend, rng: np.random.Generator
+) -> None:
     """R(mu_N) = R_# + 2 <V, mu_N> + <<U, mu_N mu_N>>, the grid side's formula at the particles."""
     model = MODELS[name]
     theta = _points(model, 2 * 6, rng).reshape(2, 6, model.dim)
@@ -214,15 +251,17 @@ def test_population_risk_is_the_grid_functional(name: str, backend,
     for rep in theta:
         kernel = model.kernel_features(rep)
         means = kernel.features.mean(axis=0)
-        expected.append(model.r_sharp + 2 * model.potential(rep).mean()
-                        + np.sum(kernel.weights * means**2))
+        expected.append(
+            model.r_sharp + 2 * model.potential(rep).mean() + np.sum(kernel.weights * means**2)
+        )
     # the compressed U is within compress_tol max U_ii of the quadrature's: 1e-12 here
     np.testing.assert_allclose(risk, expected, rtol=1e-11, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["k1_gauss_tanh_teacher_awb", "k2_gauss_erf_teacher_w1w2"])
-def test_population_gradient_matches_finite_differences(name: str, backend,
-                                                        rng: np.random.Generator) -> None:
+def test_population_gradient_matches_finite_differences(
+    name: str, backend, rng: np.random.Generator
+) -> None:
     """grad_{theta_i} R(mu_N) = (2/N) grad Psi(theta_i; mu_N)."""
     model = MODELS[name]
     n = 4
@@ -248,7 +287,8 @@ def test_population_gradient_at_one_unit_is_the_grid_gradient(rng: np.random.Gen
     kernel = model.kernel_features(theta)
     grads = model.kernel_feature_gradients(theta)
     expected = model.potential_gradient(theta) + np.einsum(
-        "p,mp,mpd->md", kernel.weights, kernel.features, grads)
+        "p,mp,mpd->md", kernel.weights, kernel.features, grads
+    )
     particles = model.population_gradient(theta[:, None, :], None, NUMPY)[:, 0, :]
     # compressed features: U and its gradient within ~compress_tol of the raw quadrature
     np.testing.assert_allclose(particles, expected, atol=1e-9)
@@ -266,8 +306,9 @@ def test_stochastic_gradient_is_unbiased(name: str, global_seed: int) -> None:
     residual = (y - values.mean(axis=-1))[..., None]  # (1, B, 1)
     per_sample = residual[..., None] * model.unit_gradient(x, theta)  # (1, B, N, D)
     mean, se = per_sample.mean(axis=1)[0], per_sample.std(axis=1)[0] / math.sqrt(n_mc)
-    np.testing.assert_allclose(model.backward(x, theta, cache, residual, np)[0] / n_mc, mean,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        model.backward(x, theta, cache, residual, np)[0] / n_mc, mean, rtol=1e-10
+    )
     exact = -model.population_gradient(theta, None, NUMPY)[0]
     # z-scores of N * D independent-ish means: |z| < 4.5 fails with probability < 1e-4
     assert np.all(np.abs(mean - exact) < 4.5 * se + 1e-12), (mean - exact) / se
@@ -285,8 +326,9 @@ def test_sample_data_and_an_sgd_step_run_on_every_backend(backend) -> None:
     step = make_online_sgd(model, rng, backend, eps=0.01, batch=4, time_change=TimeChange())
     state = step(EnsembleState(theta))
     assert state.theta.shape == (2, 5, 3) and np.all(np.isfinite(to_numpy(state.theta)))
-    ref = make_online_sgd(model, CounterRNG.from_seed(3, 2, np), NUMPY, eps=0.01, batch=4,
-                          time_change=TimeChange())(EnsembleState(np.full((2, 5, 3), 0.5)))
+    ref = make_online_sgd(
+        model, CounterRNG.from_seed(3, 2, np), NUMPY, eps=0.01, batch=4, time_change=TimeChange()
+    )(EnsembleState(np.full((2, 5, 3), 0.5)))
     # same counter-based draws; only the ulp-level differences of the elementwise math remain
     np.testing.assert_allclose(to_numpy(state.theta), ref.theta, rtol=1e-12)
 
@@ -294,18 +336,21 @@ def test_sample_data_and_an_sgd_step_run_on_every_backend(backend) -> None:
 # ---- construction and grid checks ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"k": 3, "quad_order": 8},
-    {"trained": ("a", "w1"), "quad_order": 8},
-    {"trained": ("a", "w", "b", "a"), "quad_order": 8},
-    {"target": "product", "quad_order": 8},
-    {"target": TEACHER_2D, "quad_order": 8},
-    {"activation": "relu", "quad_order": 8},
-    {"input_law": "laplace", "quad_order": 8},
-    {},
-    {"bounds": ((0.0, 1.0),)},
-    {"fixed_w": (1.0, 2.0), "quad_order": 8},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"k": 3, "quad_order": 8},
+        {"trained": ("a", "w1"), "quad_order": 8},
+        {"trained": ("a", "w", "b", "a"), "quad_order": 8},
+        {"target": "product", "quad_order": 8},
+        {"target": TEACHER_2D, "quad_order": 8},
+        {"activation": "relu", "quad_order": 8},
+        {"input_law": "laplace", "quad_order": 8},
+        {},
+        {"bounds": ((0.0, 1.0),)},
+        {"fixed_w": (1.0, 2.0), "quad_order": 8},
+    ],
+)
 def test_invalid_models_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):  # noqa: PT011  (each case has its own message)
         TeacherStudent(**kwargs)

@@ -27,18 +27,31 @@ GRID = Grid(((0.0, 1.0),), (4,))
 
 def _tracker() -> InvariantTracker:
     tracker = InvariantTracker()
-    tracker.initialize({"grid": GRID, "mass0": 1.0, "backend": get_backend("numpy"),
-                        "t_of_tau": lambda tau: 2.0 * tau})
+    tracker.initialize(
+        {
+            "grid": GRID,
+            "mass0": 1.0,
+            "backend": get_backend("numpy"),
+            "t_of_tau": lambda tau: 2.0 * tau,
+        }
+    )
     return tracker
 
 
-def _step(tracker: InvariantTracker, rho: list[float], energy: float, step: int = 1,
-          accepted: bool = True) -> bool:
+def _step(
+    tracker: InvariantTracker, rho: list[float], energy: float, step: int = 1, accepted: bool = True
+) -> bool:
     """Hand the tracker one attempt; return its verdict, raising what :meth:`check` raises."""
     xp = get_backend("numpy").xp
     prev = Functionals(xp.asarray(2 * energy), xp.asarray(energy), xp.asarray(1.0))
-    info = StepInfo(xp.asarray(step, dtype=xp.int64), xp.asarray(0.125 * step), xp.asarray(rho),
-                    prev, xp.asarray(accepted), xp)
+    info = StepInfo(
+        xp.asarray(step, dtype=xp.int64),
+        xp.asarray(0.125 * step),
+        xp.asarray(rho),
+        prev,
+        xp.asarray(accepted),
+        xp,
+    )
     verdict = bool(tracker.handle_step(info))
     tracker.check()
     return verdict
@@ -60,13 +73,16 @@ def test_an_attempt_that_makes_no_step_is_neither_recorded_nor_reported() -> Non
     assert tracker.min_density == 1.0 and tracker.get_state()["previous_free_energy"] == 0.5
 
 
-@pytest.mark.parametrize(("rho", "energy", "match"), [
-    ([1.0, 1.0, 1.0, 1.0 + 1e-9], 0.5, "mass"),
-    ([1.5, 1.0, 1.0, 0.5 - 1e-3 + 1e-3], 0.5, None),
-    ([2.0, 1.0, 1.01, -0.01], 0.5, "negative density"),
-    ([1.0, math.nan, 1.0, 1.0], 0.5, "non-finite"),
-    ([1.0, 1.0, 1.0, 1.0], math.inf, "non-finite"),
-])
+@pytest.mark.parametrize(
+    ("rho", "energy", "match"),
+    [
+        ([1.0, 1.0, 1.0, 1.0 + 1e-9], 0.5, "mass"),
+        ([1.5, 1.0, 1.0, 0.5 - 1e-3 + 1e-3], 0.5, None),
+        ([2.0, 1.0, 1.01, -0.01], 0.5, "negative density"),
+        ([1.0, math.nan, 1.0, 1.0], 0.5, "non-finite"),
+        ([1.0, 1.0, 1.0, 1.0], math.inf, "non-finite"),
+    ],
+)
 def test_each_violation_is_named(rho: list[float], energy: float, match: str | None) -> None:
     tracker = _tracker()
     if match is None:
@@ -83,8 +99,14 @@ def test_the_first_violation_is_the_one_reported() -> None:
     xp = get_backend("numpy").xp
     prev = Functionals(xp.asarray(1.0), xp.asarray(0.5), xp.asarray(1.0))
     for step, rho in ((3, [2.0, 1.0, 1.01, -0.01]), (4, [1.0, 1.0, 1.0, 2.0])):
-        info = StepInfo(xp.asarray(step, dtype=xp.int64), xp.asarray(0.125 * step),
-                        xp.asarray(rho), prev, xp.asarray(True), xp)
+        info = StepInfo(
+            xp.asarray(step, dtype=xp.int64),
+            xp.asarray(0.125 * step),
+            xp.asarray(rho),
+            prev,
+            xp.asarray(True),
+            xp,
+        )
         assert not bool(tracker.handle_step(info))
     with pytest.raises(InvariantViolation, match="step 3 .*negative density"):
         tracker.check()
@@ -123,8 +145,13 @@ def test_violation_keeps_frames_and_last_good_state_on_disk(tmp_path) -> None:
     path = tmp_path / "run.h5"
     mem = MemoryTracker()
     with create_file(path) as f, pytest.raises(InvariantViolation, match="step 40"):
-        integrate(pde, rho0, np.linspace(0, 1, 11), get_backend("numpy"),
-                  trackers=[StorageTracker(f), mem, _FailAt(40)])
+        integrate(
+            pde,
+            rho0,
+            np.linspace(0, 1, 11),
+            get_backend("numpy"),
+            trackers=[StorageTracker(f), mem, _FailAt(40)],
+        )
     data = load(path)
     n_frames = len(mem.frames)
     assert 1 <= n_frames < 11
@@ -160,12 +187,37 @@ def test_resume_from_a_frame_reproduces_the_rest_bit_for_bit() -> None:
     at = full.frames[4]
     assert at.tau == xi.tau(at.t) and set(at.state) == set(whole.get_state())
     rest, resumed = MemoryTracker(), InvariantTracker()
-    summary = integrate(pde, rho0, times, numpy, time_change=xi, trackers=[resumed, rest],
-                        resume=ResumePoint(4, at.density, at.tau, at.step, at.dt, at.state))
+    summary = integrate(
+        pde,
+        rho0,
+        times,
+        numpy,
+        time_change=xi,
+        trackers=[resumed, rest],
+        resume=ResumePoint(4, at.density, at.tau, at.step, at.dt, at.state),
+    )
     assert len(rest.frames) == 6 and summary.n_steps == full.frames[-1].step
     for got, want in zip(rest.frames, full.frames[5:], strict=True):
         np.testing.assert_array_equal(got.density, want.density)
-        assert (got.index, got.t, got.step, got.dt, got.tau, got.risk, got.free_energy,
-                got.mass, got.state) == (want.index, want.t, want.step, want.dt, want.tau,
-                                         want.risk, want.free_energy, want.mass, want.state)
+        assert (
+            got.index,
+            got.t,
+            got.step,
+            got.dt,
+            got.tau,
+            got.risk,
+            got.free_energy,
+            got.mass,
+            got.state,
+        ) == (
+            want.index,
+            want.t,
+            want.step,
+            want.dt,
+            want.tau,
+            want.risk,
+            want.free_energy,
+            want.mass,
+            want.state,
+        )
     assert resumed.get_state() == whole.get_state()

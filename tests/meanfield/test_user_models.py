@@ -74,14 +74,18 @@ def test_the_round_trip_keeps_the_reference() -> None:
 # ----------------------------------------------------------------------------- bad keys
 
 
-@pytest.mark.parametrize(("model", "fragments"), [
-    ({"teachr": [1.0]}, ["unknown key 'model.teachr'", "did you mean 'model.teacher'?"]),
-    ({"noise": "loud"}, ["wrong type for 'model.noise'", "string"]),
-    ({"noise": -1.0}, ["invalid value for 'model.noise'", ">= 0"]),
-    ({"teacher": [1.0, 2.0, 3.0]}, ["invalid value for 'model.teacher'", "1 or 2"]),
-    ({"teacher": True}, ["wrong type for 'model.teacher'", "boolean"]),
-    ({"d": 40}, ["'model.d'", "belongs to model"]),
-], ids=["unknown", "type", "value", "length", "bool", "other-model-key"])
+@pytest.mark.parametrize(
+    ("model", "fragments"),
+    [
+        ({"teachr": [1.0]}, ["unknown key 'model.teachr'", "did you mean 'model.teacher'?"]),
+        ({"noise": "loud"}, ["wrong type for 'model.noise'", "string"]),
+        ({"noise": -1.0}, ["invalid value for 'model.noise'", ">= 0"]),
+        ({"teacher": [1.0, 2.0, 3.0]}, ["invalid value for 'model.teacher'", "1 or 2"]),
+        ({"teacher": True}, ["wrong type for 'model.teacher'", "boolean"]),
+        ({"d": 40}, ["'model.d'", "belongs to model"]),
+    ],
+    ids=["unknown", "type", "value", "length", "bool", "other-model-key"],
+)
 def test_bad_keys_of_a_user_model_name_the_key(model: dict, fragments: list[str]) -> None:
     data = toy_config(model=model)
     with pytest.raises(ConfigError) as info:
@@ -103,14 +107,25 @@ def test_missing_required_key_and_shared_section_checks() -> None:
         parse_config(toy_config(init={"std": -1.0}))
 
 
-@pytest.mark.parametrize(("name", "fragments"), [
-    ("no_such_package.models:Model", ["'model.name'", "cannot import module",
-                                      "'no_such_package.models'", "ModuleNotFoundError"]),
-    ("tests.plugin_models.toy_model:Missing", ["'model.name'", "has no attribute 'Missing'"]),
-    ("tests.plugin_models.toy_model:math", ["'model.name'", "neither a ModelEntry"]),
-    ("tests.plugin_models.toy_model:", ["'model.name'", "package.module:Attribute"]),
-    ("toy_linear", ["'model.name'", "'quadratic'", "package.module:Attribute"]),
-], ids=["import", "attribute", "not-an-entry", "no-attribute", "bare-name"])
+@pytest.mark.parametrize(
+    ("name", "fragments"),
+    [
+        (
+            "no_such_package.models:Model",
+            [
+                "'model.name'",
+                "cannot import module",
+                "'no_such_package.models'",
+                "ModuleNotFoundError",
+            ],
+        ),
+        ("tests.plugin_models.toy_model:Missing", ["'model.name'", "has no attribute 'Missing'"]),
+        ("tests.plugin_models.toy_model:math", ["'model.name'", "neither a ModelEntry"]),
+        ("tests.plugin_models.toy_model:", ["'model.name'", "package.module:Attribute"]),
+        ("toy_linear", ["'model.name'", "'quadratic'", "package.module:Attribute"]),
+    ],
+    ids=["import", "attribute", "not-an-entry", "no-attribute", "bare-name"],
+)
 def test_a_model_that_cannot_be_loaded_is_a_config_error(name: str, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(toy_config(name))
@@ -157,15 +172,16 @@ def test_run_pde_and_particles_follow_the_exact_mean(tmp_path) -> None:
     # O(eps^2) (2.5e-5 measured for the built-in linear unit, tests/meanfield/test_multidim.py)
     m0 = reduced[0, :, :, 0].mean(axis=-1)
     for i, t in enumerate(times):
-        np.testing.assert_allclose(reduced[i, :, :, 0].mean(axis=-1), exact_mean(m0, t),
-                                   atol=1e-4)
-    np.testing.assert_allclose(risk[-1], (reduced[-1, :, :, 0].mean(axis=-1) - TEACHER) ** 2,
-                               rtol=1e-12)
+        np.testing.assert_allclose(reduced[i, :, :, 0].mean(axis=-1), exact_mean(m0, t), atol=1e-4)
+    np.testing.assert_allclose(
+        risk[-1], (reduced[-1, :, :, 0].mean(axis=-1) - TEACHER) ** 2, rtol=1e-12
+    )
 
 
 def test_study_runs_a_user_model(tmp_path) -> None:
-    data = toy_config(particles={"method": "online_sgd", "batch": 4},
-                      study={"n": [10, 20], "replicas": 2})
+    data = toy_config(
+        particles={"method": "online_sgd", "batch": 4}, study={"n": [10, 20], "replicas": 2}
+    )
     path = write(tmp_path, data)
     out = tmp_path / "study.h5"
     assert main(["study", str(path), "-o", str(out), "--quiet", "--scheduler", "local"]) == 0
@@ -200,8 +216,9 @@ def test_info_models_lists_every_builtin_model_with_help(capsys) -> None:
 
 
 def test_an_installed_entry_point_names_a_model(monkeypatch) -> None:
-    point = importlib.metadata.EntryPoint(name="toy_from_entry_point", value=TOY,
-                                          group=ENTRY_POINT_GROUP)
+    point = importlib.metadata.EntryPoint(
+        name="toy_from_entry_point", value=TOY, group=ENTRY_POINT_GROUP
+    )
     real = importlib.metadata.entry_points
 
     def entry_points(**params):

@@ -23,9 +23,11 @@ WEIGHT = 2.0
 #: V = theta^2/2 + 0.3 theta, U = 2 cos(theta - theta'): a strongly interacting 1-D model
 MODEL = FeatureModel(
     lambda q: 0.5 * q[:, 0] ** 2 + 0.3 * q[:, 0],
-    (lambda q: np.cos(q[:, 0]), lambda q: np.sin(q[:, 0])), (WEIGHT, WEIGHT),
+    (lambda q: np.cos(q[:, 0]), lambda q: np.sin(q[:, 0])),
+    (WEIGHT, WEIGHT),
     potential_grad_fn=lambda q: q + 0.3,
-    feature_grad_fns=(lambda q: -np.sin(q), lambda q: np.cos(q)))
+    feature_grad_fns=(lambda q: -np.sin(q), lambda q: np.cos(q)),
+)
 LAW = NormalLaw((0.5,), (0.6,))
 T_END = 1.0
 

@@ -13,6 +13,7 @@ from scipy import stats
 from compare.runner import run_config
 from meanfield.backends import get_backend, to_numpy
 from meanfield.config import load_config
+from meanfield.config.builders import build_particle_setup
 from meanfield.io import load
 from meanfield.model import ACTIVATIONS, IsotropicGaussians, NormalLaw, QuadraticPotential
 from meanfield.rng import CounterRNG
@@ -28,6 +29,11 @@ NUMPY = get_backend("numpy")
 
 def _config(*overrides: str):
     return load_config(SHIPPED, list(overrides))
+
+
+def _setup(*overrides: str):
+    """The particle setup of the shipped config with ``overrides``."""
+    return build_particle_setup(_config(*overrides))
 
 
 def _pde_reference(t_end: float, times: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +55,17 @@ def test_gd_follows_the_pde_with_a_gap_that_shrinks_with_n() -> None:
     pde_risk, pde_mean = _pde_reference(0.25, times)
     gaps = {}
     for n, replicas in ((50, 8), (200, 2)):
-        run = build_particle_run(_config('particles.method="gd"', "particles.step=0.0125",
-                                         "dynamics.t_end=0.25", f"dynamics.save_times={times}"),
-                                 n=n, replicas=replicas, seed=3)
+        run = build_particle_run(
+            _setup(
+                'particles.method="gd"',
+                "particles.step=0.0125",
+                "dynamics.t_end=0.25",
+                f"dynamics.save_times={times}",
+            ),
+            n=n,
+            replicas=replicas,
+            seed=3,
+        )
         frames = simulate(run)
         risk = np.array([f.risk.mean() for f in frames])
         mean_r = np.array([f.reduced.mean() for f in frames])
@@ -67,9 +81,17 @@ def test_gd_step_size_error_is_second_order() -> None:
     """Heun's method: halving the step cuts the difference to a fine reference by about 4."""
     finals = []
     for eps in (0.05, 0.025, 0.0125):
-        run = build_particle_run(_config('particles.method="gd"', f"particles.step={eps}",
-                                         "dynamics.t_end=0.1", "dynamics.save_times=[0.0, 0.1]"),
-                                 n=20, replicas=1, seed=1)
+        run = build_particle_run(
+            _setup(
+                'particles.method="gd"',
+                f"particles.step={eps}",
+                "dynamics.t_end=0.1",
+                "dynamics.save_times=[0.0, 0.1]",
+            ),
+            n=20,
+            replicas=1,
+            seed=1,
+        )
         finals.append(to_numpy(simulate(run)[-1].reduced))
     e1 = np.max(np.abs(finals[0] - finals[2]))
     e2 = np.max(np.abs(finals[1] - finals[2]))
@@ -87,8 +109,9 @@ def test_noisy_sgd_samples_the_gibbs_state(seed: int) -> None:
     backend = NUMPY
     rng = CounterRNG.from_seed(seed, 2, backend.xp)
     theta0 = NormalLaw((-1.0,), (0.3,)).sample_streams(rng, 2000)
-    step = make_online_sgd(model, rng, backend, eps=eps, batch=1, time_change=TimeChange(),
-                           beta=beta)
+    step = make_online_sgd(
+        model, rng, backend, eps=eps, batch=1, time_change=TimeChange(), beta=beta
+    )
     state = EnsembleState(theta0)
     for _ in range(2500):  # t = 5: the initial offset has decayed by e^(-10)
         state = step(state)
@@ -107,8 +130,9 @@ def test_online_sgd_is_reproducible_and_backend_clean() -> None:
         backend = get_backend(name)
         rng = CounterRNG.from_seed(7, 3, backend.xp, backend.asarray)
         theta0 = rng.normal(0, (30, 10), purpose=3) * 0.25
-        step = make_online_sgd(model, rng, backend, eps=1e-3, batch=4, time_change=TimeChange(),
-                               l2=0.1, beta=50.0)
+        step = make_online_sgd(
+            model, rng, backend, eps=1e-3, batch=4, time_change=TimeChange(), l2=0.1, beta=50.0
+        )
         state = EnsembleState(theta0)
         for _ in range(20):
             state = step(state)
@@ -136,8 +160,14 @@ def test_gd_runs_on_array_api_strict() -> None:
 def test_one_config_writes_pde_and_particles_side_by_side(tmp_path: Path) -> None:
     import xarray as xr
 
-    config = _config("pde.cells=300", "dynamics.t_end=0.02", "dynamics.save_times=[0.0, 0.02]",
-                     "particles.n=40", "particles.replicas=3", "particles.step=1e-3")
+    config = _config(
+        "pde.cells=300",
+        "dynamics.t_end=0.02",
+        "dynamics.save_times=[0.0, 0.02]",
+        "particles.n=40",
+        "particles.replicas=3",
+        "particles.step=1e-3",
+    )
     path = tmp_path / "both.h5"
     run_config(config, path, progress=False)
     data = load(path)
@@ -153,15 +183,16 @@ def test_save_times_must_be_whole_steps() -> None:
     from meanfield.config import ConfigError
 
     with pytest.raises(ConfigError, match="not a multiple of particles.step"):
-        build_particle_run(_config("particles.step=0.3", "dynamics.save_times=[0.0, 0.5]",
-                                   "dynamics.t_end=0.5"))
+        build_particle_run(
+            _setup("particles.step=0.3", "dynamics.save_times=[0.0, 0.5]", "dynamics.t_end=0.5")
+        )
 
 
 def test_noise_and_method_must_agree() -> None:
     from meanfield.config import ConfigError
 
     with pytest.raises(ConfigError, match="noisy_sgd"):
-        build_particle_run(_config("dynamics.beta=10.0"))
+        build_particle_run(_setup("dynamics.beta=10.0"))
 
 
 def test_online_sgd_tracks_the_pde_when_the_step_is_small() -> None:
@@ -172,9 +203,12 @@ def test_online_sgd_tracks_the_pde_when_the_step_is_small() -> None:
     _, pde_mean = _pde_reference(0.25, times)
     offsets = {}
     for eps in (2e-5, 1e-3):
-        run = build_particle_run(_config(f"particles.step={eps}", "dynamics.t_end=0.25",
-                                         f"dynamics.save_times={times}"),
-                                 n=200, replicas=4, seed=11)
+        run = build_particle_run(
+            _setup(f"particles.step={eps}", "dynamics.t_end=0.25", f"dynamics.save_times={times}"),
+            n=200,
+            replicas=4,
+            seed=11,
+        )
         r = simulate(run)[-1].reduced[..., 0]
         se = r.std() / math.sqrt(r.size)  # units are independent up to O(1/N) correlations
         offsets[eps] = (r.mean() - pde_mean[-1]) / se

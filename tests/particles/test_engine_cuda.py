@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import math
     import numpy as np
     from meanfield.backends import get_backend
@@ -34,8 +34,10 @@ SCRIPT = textwrap.dedent('''
     def compare(name, model, law, n, steps, **options):
         rng = CounterRNG.from_seed(4, 2, np)
         theta = law(rng, n)
-        cpu = make_sgd_advance(model, rng, **options)(EnsembleState(theta), steps).theta
-        gpu = make_gpu_sgd_advance(model, rng, get_backend("numpy"), threads=16, **options)
+        pieces = model.engine_pieces()
+        cpu = make_sgd_advance(model, pieces, rng, **options)(EnsembleState(theta), steps).theta
+        gpu = make_gpu_sgd_advance(model, pieces, rng, get_backend("numpy"), threads=16,
+                                   **options)
         state = gpu(gpu(EnsembleState(theta), steps // 2), steps)
         moved = np.max(np.abs(cpu - theta))
         error = np.max(np.abs(state.theta - cpu)) / np.max(np.abs(cpu))
@@ -65,13 +67,19 @@ SCRIPT = textwrap.dedent('''
     reference = selftest._case(name, numpy)
     print("selftest-gpu-case", np.max(np.abs(gpu - reference)) / np.max(np.abs(reference)),
           np.max(np.abs(reference)))
-''')
+""")
 
 
 def test_gpu_kernel_matches_the_cpu_kernel_under_the_simulator() -> None:
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.strip()]
     assert len(rows) == 5, done.stdout
@@ -102,10 +110,11 @@ def test_gpu_kernel_matches_the_cpu_kernel_on_a_gpu() -> None:
     host_rng = CounterRNG.from_seed(4, 8, np)
     theta = ScaledChiLaw(0.8, 40).sample_streams(host_rng, 800)
     options = {"eps": 1e-5, "batch": 1, "time_change": TimeChange()}
-    cpu = make_sgd_advance(model, host_rng, **options)(EnsembleState(theta), 2000).theta
+    pieces = model.engine_pieces()
+    cpu = make_sgd_advance(model, pieces, host_rng, **options)(EnsembleState(theta), 2000).theta
     rng = CounterRNG.from_seed(4, 8, cupy.xp, cupy.asarray)
-    gpu = make_gpu_sgd_advance(model, rng, cupy, **options)(
-        EnsembleState(cupy.asarray(theta)), 2000)
+    gpu = make_gpu_sgd_advance(model, pieces, rng, cupy, **options)(
+        EnsembleState(cupy.asarray(theta)), 2000
+    )
     # CUDA's log/cos/sin differ from glibc's in the last place; 2,000 steps keep that < 1e-10
-    np.testing.assert_allclose(to_numpy(gpu.theta), cpu, rtol=0,
-                               atol=1e-10 * np.max(np.abs(cpu)))
+    np.testing.assert_allclose(to_numpy(gpu.theta), cpu, rtol=0, atol=1e-10 * np.max(np.abs(cpu)))

@@ -34,8 +34,15 @@ def _risks(eps: float, n_steps: int) -> tuple[np.ndarray, dict[str, np.ndarray]]
         rng = CounterRNG.from_seed(0, R, np)
         theta = ScaledChiLaw(0.8, D).sample_streams(rng, N)
         start = pair_population_risk(MODEL, theta)
-        advance = make_advance(MODEL, rng, method="online_sgd", eps=eps, batch=1,
-                               time_change=TimeChange(), dtype=np.dtype(dtype))
+        advance = make_advance(
+            MODEL,
+            rng,
+            method="online_sgd",
+            eps=eps,
+            batch=1,
+            time_change=TimeChange(),
+            dtype=np.dtype(dtype),
+        )
         final = advance(EnsembleState(theta.astype(dtype)), n_steps)
         assert final.theta.dtype == np.dtype(dtype)
         out[dtype] = pair_population_risk(MODEL, final.theta.astype(np.float64))

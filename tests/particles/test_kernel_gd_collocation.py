@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from meanfield.backends import get_backend
-from meanfield.model.sphere_kernel import SphereKernel
+from meanfield.model.rve.sphere_kernel import SphereKernel
 from meanfield.rng import CounterRNG
 from particles.kernel_gd import (
     NOISE_BLOCK,
     init_state,
-    make_advance,
+    loop_advance,
     make_compiled_advance,
     make_kernel_gd,
     run_kernel_gd,
@@ -39,9 +39,13 @@ def test_compiled_collocation_steps_match_the_reference(beta: float) -> None:
     """numba twin against the xp reference, with noise (across a noise block boundary and the
     switch to plain steps) and without."""
     task, rng, state = _start(3, 9, replicas=2)
-    kwargs = {"step": 0.002, "beta": beta, "noise_steps": NOISE_BLOCK + 20,
-              "objective": "collocation"}
-    reference = make_advance(make_kernel_gd(task, rng, XP, **kwargs))
+    kwargs = {
+        "step": 0.002,
+        "beta": beta,
+        "noise_steps": NOISE_BLOCK + 20,
+        "objective": "collocation",
+    }
+    reference = loop_advance(make_kernel_gd(task, rng, XP, **kwargs))
     compiled = make_compiled_advance(task, rng, **kwargs)
     a, b = state, state
     for count in (7, NOISE_BLOCK, 60):
@@ -59,8 +63,7 @@ def test_compiled_collocation_steps_match_the_reference(beta: float) -> None:
 
 def test_plain_collocation_steps_descend_the_energy_and_stay_on_the_sphere() -> None:
     task, rng, state = _start(1, 16)
-    advance = make_advance(make_kernel_gd(task, rng, XP, step=0.005, beta=math.inf,
-                                          noise_steps=0))
+    advance = loop_advance(make_kernel_gd(task, rng, XP, step=0.005, beta=math.inf, noise_steps=0))
     energies = []
     for _ in range(60):
         energies.append(float(task.collocation(state.c, state.y, XP)[0]))
@@ -76,7 +79,7 @@ def test_one_collocation_step_descends_along_the_exact_gradient() -> None:
     task, rng, state = _start(2, 10)
     n = state.c.shape[-1]
     energy, grad_c, grad_y = task.collocation_gradient(state.c, state.y, XP)
-    rate = -n * (np.sum(grad_c ** 2) + np.sum(tangent(state.y, grad_y, XP) ** 2))
+    rate = -n * (np.sum(grad_c**2) + np.sum(tangent(state.y, grad_y, XP) ** 2))
     for step in (1e-5, 1e-6):
         after = make_kernel_gd(task, rng, XP, step=step, beta=math.inf, noise_steps=0)(state)
         numeric = (float(task.collocation(after.c, after.y, XP)[0]) - float(energy[0])) / step
@@ -86,10 +89,12 @@ def test_one_collocation_step_descends_along_the_exact_gradient() -> None:
 
 def test_unknown_objectives_are_refused() -> None:
     task, rng, _ = _start(0, 4)
-    for make in (lambda: make_kernel_gd(task, rng, XP, step=0.1, beta=1.0, noise_steps=0,
-                                        objective="L2"),
-                 lambda: make_compiled_advance(task, rng, step=0.1, beta=1.0, noise_steps=0,
-                                               objective="rkhs")):
+    for make in (
+        lambda: make_kernel_gd(task, rng, XP, step=0.1, beta=1.0, noise_steps=0, objective="L2"),
+        lambda: make_compiled_advance(
+            task, rng, step=0.1, beta=1.0, noise_steps=0, objective="rkhs"
+        ),
+    ):
         with pytest.raises(ValueError, match="objective must be one of collocation, l2"):
             make()
 
@@ -104,8 +109,16 @@ def test_trend_at_end_reads_the_last_fifth() -> None:
 def test_run_until_flat_lengthens_the_run_until_the_loss_settles() -> None:
     task, rng, state = _start(0, 6, c_std=0.0)
     advance = make_compiled_advance(task, rng, step=0.02, beta=math.inf, noise_steps=0)
-    out = run_until_flat(task, state, XP, advance_fn=advance, first_steps=200,
-                         max_steps=20_000, flat_tolerance=1e-3, n_records=10)
+    out = run_until_flat(
+        task,
+        state,
+        XP,
+        advance_fn=advance,
+        first_steps=200,
+        max_steps=20_000,
+        flat_tolerance=1e-3,
+        n_records=10,
+    )
     total = int(out.record_steps[-1])
     assert out.converged and total == out.state.step and 200 < total < 20_000
     assert abs(float(out.final_trend[0])) <= 1e-3
@@ -116,7 +129,15 @@ def test_run_until_flat_lengthens_the_run_until_the_loss_settles() -> None:
     plain = run_kernel_gd(task, state, XP, n_steps=total, advance_fn=advance, record_steps=[])
     np.testing.assert_array_equal(plain.state.c, out.state.c)
     # a cap below what is needed: stopped there, and says so
-    short = run_until_flat(task, state, XP, advance_fn=advance, first_steps=200,
-                           max_steps=300, flat_tolerance=1e-3, n_records=10)
+    short = run_until_flat(
+        task,
+        state,
+        XP,
+        advance_fn=advance,
+        first_steps=200,
+        max_steps=300,
+        flat_tolerance=1e-3,
+        n_records=10,
+    )
     assert not short.converged and short.state.step == 300 == short.record_steps[-1]
     assert abs(float(short.final_trend[0])) > 1e-3

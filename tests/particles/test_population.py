@@ -17,8 +17,9 @@ from meanfield.rng import CounterRNG
 NUMPY = get_backend("numpy")
 
 
-def _units(rng: np.random.Generator, n_replicas: int, n: int, d: int, scale: float = 0.8
-           ) -> np.ndarray:
+def _units(
+    rng: np.random.Generator, n_replicas: int, n: int, d: int, scale: float = 0.8
+) -> np.ndarray:
     return rng.standard_normal((n_replicas, n, d)) * scale / math.sqrt(d) * 1.5
 
 
@@ -60,8 +61,12 @@ def test_population_quantities_run_on_array_api_strict(rng: np.random.Generator)
     model = IsotropicGaussians(8, 0.8, ACTIVATIONS["mmn"])
     theta = _units(rng, 2, 5, 8)
     for fn in (model.population_risk, model.population_gradient):
-        np.testing.assert_allclose(to_numpy(fn(strict.asarray(theta), None, strict)),
-                                   fn(theta, None, NUMPY), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(
+            to_numpy(fn(strict.asarray(theta), None, strict)),
+            fn(theta, None, NUMPY),
+            rtol=1e-13,
+            atol=1e-14,
+        )
 
 
 def _reduced_terms(model: IsotropicGaussians, law: ScaledChiLaw) -> tuple[float, float]:

@@ -8,17 +8,25 @@ import numpy as np
 import pytest
 
 from meanfield.config import ConfigError, load_config
+from meanfield.config.builders import build_particle_setup
 from particles.run import build_particle_run, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "data" / "configs" / "rve-pspin-d10.toml"
-SMALL = ["particles.n=50", "particles.replicas=2", "particles.batch=10", "dynamics.t_end=30.0",
-         "dynamics.save_times=[0.0, 15.0, 20.0, 30.0]", "particles.test_points=4000",
-         "particles.quench_batch=0"]
+SMALL = [
+    "particles.n=50",
+    "particles.replicas=2",
+    "particles.batch=10",
+    "dynamics.t_end=30.0",
+    "dynamics.save_times=[0.0, 15.0, 20.0, 30.0]",
+    "particles.test_points=4000",
+    "particles.quench_batch=0",
+]
 
 
 def _losses(*extra: str) -> tuple[np.ndarray, np.ndarray]:
-    frames = simulate(build_particle_run(load_config(CONFIG, SMALL + list(extra))))
+    setup = build_particle_setup(load_config(CONFIG, SMALL + list(extra)))
+    frames = simulate(build_particle_run(setup))
     return (np.array([f.risk for f in frames]), np.array([f.reduced for f in frames]))
 
 
@@ -46,7 +54,7 @@ def test_one_engine_step_is_rve_dt_times_the_gradient_of_their_batch_loss() -> N
     """RVE's update ``Z <- Z - dt grad L_P``, ``L_P = (n / 2P) sum_p (f - f_n)^2`` over the batch,
     against one step of the engine's online SGD at ``particles.step = engine_step(dt)``."""
     from meanfield.backends import get_backend  # noqa: PLC0415
-    from meanfield.model.pspin import PSpin, PSpinTask, engine_step, rve_dt  # noqa: PLC0415
+    from meanfield.model.rve.pspin import PSpin, PSpinTask, engine_step, rve_dt  # noqa: PLC0415
     from meanfield.schedules import TimeChange  # noqa: PLC0415
     from particles.methods import make_online_sgd  # noqa: PLC0415
     from particles.state import EnsembleState  # noqa: PLC0415
@@ -58,8 +66,9 @@ def test_one_engine_step_is_rve_dt_times_the_gradient_of_their_batch_loss() -> N
     x = gen.standard_normal((1, batch, d))
     x *= np.sqrt(d) / np.linalg.norm(x, axis=-1, keepdims=True)
     f = model.target(x, task.tensor, np)
-    theta = np.concatenate([gen.standard_normal((1, n, d)) / np.sqrt(d),
-                            gen.standard_normal((1, n, 2))], axis=-1)
+    theta = np.concatenate(
+        [gen.standard_normal((1, n, d)) / np.sqrt(d), gen.standard_normal((1, n, 2))], axis=-1
+    )
 
     class FixedBatch:  # the p-spin units, fed this one batch at every step
         dim = task.dim
@@ -70,8 +79,14 @@ def test_one_engine_step_is_rve_dt_times_the_gradient_of_their_batch_loss() -> N
 
         forward, backward = task.forward, task.backward
 
-    step = make_online_sgd(FixedBatch(), None, get_backend("numpy"), eps=engine_step(dt),
-                           batch=batch, time_change=TimeChange())
+    step = make_online_sgd(
+        FixedBatch(),
+        None,
+        get_backend("numpy"),
+        eps=engine_step(dt),
+        batch=batch,
+        time_change=TimeChange(),
+    )
     moved = step(EnsembleState(theta=theta, step=0, t=0.0)).theta - theta
 
     def paper_loss(th: np.ndarray) -> float:  # L_P with f_n = (1/n) sum_i sigma_*

@@ -46,8 +46,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["orthant", "ramp_pair", "pair_moments", "shifted", "smooth_pair_moments", "GL_NODES",
-           "GL_WEIGHTS", "NEAR_ONE"]
+__all__ = [
+    "orthant",
+    "ramp_pair",
+    "pair_moments",
+    "shifted",
+    "smooth_pair_moments",
+    "GL_NODES",
+    "GL_WEIGHTS",
+    "NEAR_ONE",
+]
 
 _x, _w = np.polynomial.legendre.leggauss(20)
 #: the 20-point Gauss-Legendre rule mapped to [0, 2] (nodes 1 -+ x_i), as Python floats
@@ -105,11 +113,21 @@ def _orthant_near_one(h: Any, k: Any, c: Any, hk: Any, backend: Any) -> Any:
     cc = (4.0 - hk) / 8.0
     dd = (12.0 - hk) / 80.0
     exponent = -0.5 * (bs / one_minus + hk)
-    total = xp.where(exponent > _EXP_CUT, a * xp.exp(xp.maximum(exponent, _EXP_CUT)) * (
-        1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0 + cc * dd * one_minus ** 2), 0.0)
+    total = xp.where(
+        exponent > _EXP_CUT,
+        a
+        * xp.exp(xp.maximum(exponent, _EXP_CUT))
+        * (1.0 - cc * (bs - one_minus) * (1.0 - dd * bs) / 3.0 + cc * dd * one_minus**2),
+        0.0,
+    )
     b = xp.sqrt(bs)
-    tail = (xp.exp(-0.5 * xp.maximum(hk, _EXP_CUT)) * _SQRT_TWO_PI * backend.ndtr(-b / a) * b
-            * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0))
+    tail = (
+        xp.exp(-0.5 * xp.maximum(hk, _EXP_CUT))
+        * _SQRT_TWO_PI
+        * backend.ndtr(-b / a)
+        * b
+        * (1.0 - cc * bs * (1.0 - dd * bs) / 3.0)
+    )
     total = total - xp.where(hk > _EXP_CUT, tail, 0.0)
     half_a = 0.5 * a
     summed = 0.0 * h
@@ -126,8 +144,9 @@ def _orthant_near_one(h: Any, k: Any, c: Any, hk: Any, backend: Any) -> Any:
         summed = summed + weight * xp.where(exponent > _EXP_CUT, term, 0.0)
     value = (half_a * summed - total) / _TWO_PI
     positive = value + backend.ndtr(-xp.maximum(h, k))
-    between = xp.where(h < 0, backend.ndtr(k) - backend.ndtr(h),
-                       backend.ndtr(-h) - backend.ndtr(-k))
+    between = xp.where(
+        h < 0, backend.ndtr(k) - backend.ndtr(h), backend.ndtr(-h) - backend.ndtr(-k)
+    )
     negative_value = xp.where(h >= k, -value, between - value)
     return xp.clip(xp.where(negative, negative_value, positive), 0.0, 1.0)
 
@@ -145,8 +164,12 @@ def ramp_pair(h: Any, k: Any, c: Any, orthant_value: Any, backend: Any) -> Any:
     sigma = xp.sqrt((1.0 - c) * (1.0 + c))
     u = shifted(k, h, c, xp) / sigma
     v = shifted(h, k, c, xp) / sigma
-    return ((c + h * k) * orthant_value - k * _phi(h, xp) * backend.ndtr(-u)
-            - h * _phi(k, xp) * backend.ndtr(-v) + sigma * _phi(h, xp) * _phi(u, xp))
+    return (
+        (c + h * k) * orthant_value
+        - k * _phi(h, xp) * backend.ndtr(-u)
+        - h * _phi(k, xp) * backend.ndtr(-v)
+        + sigma * _phi(h, xp) * _phi(u, xp)
+    )
 
 
 def _ramp_mean(mu: Any, scale: Any, t: float, backend: Any) -> Any:
@@ -178,8 +201,9 @@ def pair_moments(activation: Any, a: Any, b: Any, c: Any, backend: Any) -> tuple
     slope_pairs = 0.0 * value  # E[s'(aX) s'(bY)]
     along = 0.0 * value  # sum_i J_i phi(h_i) m(b c h_i, b sigma)
     for t_i, j_i in knots:  # the linear terms: s1 J_i (E(aX - t_i)_+ + E(bY - t_i)_+)
-        value = value + s1 * j_i * (_ramp_mean(0.0, a, t_i, backend)
-                                    + _ramp_mean(0.0, b, t_i, backend))
+        value = value + s1 * j_i * (
+            _ramp_mean(0.0, a, t_i, backend) + _ramp_mean(0.0, b, t_i, backend)
+        )
     for t_i, j_i in knots:
         h = t_i / a
         conditional = s1 + 0.0 * value  # m(b c h, b sigma) = E s(b c h + b sigma Z)
@@ -197,8 +221,9 @@ def pair_moments(activation: Any, a: Any, b: Any, c: Any, backend: Any) -> tuple
     return value, d_a, d_c
 
 
-def smooth_pair_moments(fn: Any, slope_fn: Any, a: Any, b: Any, c: Any, n_nodes: int,
-                        backend: Any) -> tuple[Any, Any, Any]:
+def smooth_pair_moments(
+    fn: Any, slope_fn: Any, a: Any, b: Any, c: Any, n_nodes: int, backend: Any
+) -> tuple[Any, Any, Any]:
     """``G = E[s(aX) s(bY)]``, ``dG/da`` and ``dG/dc`` of a smooth activation by Gauss-Hermite.
 
     Conditioning on ``X``, ``Y = c X + sigma Z`` with ``Z`` independent of ``X``:

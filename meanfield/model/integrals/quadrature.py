@@ -29,8 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["INPUT_LAWS", "GaussRule", "QuadratureTables", "gauss_rule", "converged_order",
-           "order_ladder", "box_points", "point_chunks", "map_points", "CHUNK_ENTRIES"]
+__all__ = [
+    "INPUT_LAWS",
+    "GaussRule",
+    "QuadratureTables",
+    "gauss_rule",
+    "converged_order",
+    "order_ladder",
+    "box_points",
+    "point_chunks",
+    "map_points",
+    "CHUNK_ENTRIES",
+]
 
 #: the input laws with a Gauss rule
 INPUT_LAWS = ("gaussian", "uniform")
@@ -112,8 +122,9 @@ def order_ladder(start: int, stop: int) -> list[int]:
         out.append(nxt)
 
 
-def converged_order(quantities_fn: Callable[[int], np.ndarray], tol: float,
-                    candidates: Sequence[int]) -> tuple[int, float]:
+def converged_order(
+    quantities_fn: Callable[[int], np.ndarray], tol: float, candidates: Sequence[int]
+) -> tuple[int, float]:
     """The smallest candidate ``n`` whose quantities move by at most ``tol`` when ``n`` doubles.
 
     Parameters
@@ -148,8 +159,10 @@ def converged_order(quantities_fn: Callable[[int], np.ndarray], tol: float,
         change = float(np.max(np.abs(values(n) - values(2 * n))))
         if change <= tol:
             return int(n), change
-    raise ValueError(f"the quadrature did not converge to {tol:g} by order {candidates[-1]} "
-                     f"(last change {change:.3g}); shrink the parameter box or raise the tolerance")
+    raise ValueError(
+        f"the quadrature did not converge to {tol:g} by order {candidates[-1]} "
+        f"(last change {change:.3g}); shrink the parameter box or raise the tolerance"
+    )
 
 
 def box_points(bounds: tuple[tuple[float, float], ...], n: int) -> np.ndarray:
@@ -165,8 +178,9 @@ def point_chunks(n_points: int, per_point: int) -> list[slice]:
     return [slice(i, min(i + size, n_points)) for i in range(0, n_points, size)]
 
 
-def map_points(fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray,
-                per_point: int) -> np.ndarray:
+def map_points(
+    fn: Callable[[np.ndarray], np.ndarray], points: np.ndarray, per_point: int
+) -> np.ndarray:
     """``fn`` on chunks of the points (axis 0), results concatenated along axis 0."""
     points = np.asarray(points, dtype=np.float64)
     parts = [fn(points[chunk]) for chunk in point_chunks(points.shape[0], per_point)]

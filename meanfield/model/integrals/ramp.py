@@ -32,8 +32,7 @@ from ...backends.arrays import Backend
 from ..activations import NUMPY
 from .hermite import hermite_functions
 
-__all__ = ["ramp_mean", "ramp_second_moment", "ramp_hermite_coefficients",
-           "ramp_hermite_slopes"]
+__all__ = ["ramp_mean", "ramp_second_moment", "ramp_hermite_coefficients", "ramp_hermite_slopes"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
@@ -59,13 +58,13 @@ def ramp_second_moment(sig: Any, b: Any, backend: Backend | None = None) -> Any:
     bk = backend or NUMPY
     xp = bk.xp
     beta, safe, positive = _ratio(sig, b, xp)
-    value = (safe * safe + b * b) * bk.ndtr(beta) + b * safe * xp.exp(-0.5 * beta * beta) \
-        / _SQRT_2PI
+    value = (safe * safe + b * b) * bk.ndtr(beta) + b * safe * xp.exp(
+        -0.5 * beta * beta
+    ) / _SQRT_2PI
     return xp.where(positive, value, xp.maximum(b, 0.0 * b) ** 2)
 
 
-def ramp_hermite_coefficients(sig: Any, b: Any, k_max: int, backend: Backend | None = None
-                              ) -> Any:
+def ramp_hermite_coefficients(sig: Any, b: Any, k_max: int, backend: Backend | None = None) -> Any:
     """``F_k(sig, b) = E[(sig Z + b)_+ He_k(Z)] / sqrt(k!)``, ``k = 0..k_max``: ``(..., K + 1)``.
 
     Then ``E[(sig X + b)_+ (sig' Y + b')_+] = sum_k c^k F_k(sig, b) F_k(sig', b')`` for
@@ -85,8 +84,9 @@ def ramp_hermite_coefficients(sig: Any, b: Any, k_max: int, backend: Backend | N
     return xp.stack(cols, axis=-1)
 
 
-def ramp_hermite_slopes(sig: Any, b: Any, coeffs: Any, backend: Backend | None = None
-                        ) -> tuple[Any, Any]:
+def ramp_hermite_slopes(
+    sig: Any, b: Any, coeffs: Any, backend: Backend | None = None
+) -> tuple[Any, Any]:
     """``(dF_k/dsig, dF_k/db)`` for ``k = 0..K`` from ``coeffs`` = the ``F_k`` up to ``K``.
 
     ``dF_0/db = Phi(b/sig)``, ``dF_k/db = psi_{k-1}(-b/sig) / sqrt(k)``; ``dF_k/dsig =

@@ -37,17 +37,42 @@ __all__ = ["SmoothActivation", "SMOOTH_ACTIVATIONS", "smooth_activation", "erf"]
 
 #: Cephes ``erf`` on ``|z| <= 1``: ``z T(z^2) / U(z^2)``, coefficients from the highest degree,
 #: ``U`` monic (its leading 1 omitted)
-_ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
-          7.00332514112805075473e3, 5.55923013010394962768e4)
-_ERF_U = (3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
-          2.26290000613890934246e4, 4.92673942608635921086e4)
+_ERF_T = (
+    9.60497373987051638749e0,
+    9.00260197203842689217e1,
+    2.23200534594684319226e3,
+    7.00332514112805075473e3,
+    5.55923013010394962768e4,
+)
+_ERF_U = (
+    3.35617141647503099647e1,
+    5.21357949780152679795e2,
+    4.59432382970980127987e3,
+    2.26290000613890934246e4,
+    4.92673942608635921086e4,
+)
 #: Cephes ``erfc`` on ``1 <= |z| < 8``: ``exp(-z^2) P(|z|) / Q(|z|)``, ``Q`` monic
-_ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
-           4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2,
-           9.34528527171957607540e2, 1.02755188689515710272e3, 5.57535335369399327526e2)
-_ERFC_Q = (1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
-           9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
-           1.65666309194161350182e3, 5.57535340817727675546e2)
+_ERFC_P = (
+    2.46196981473530512524e-10,
+    5.64189564831068821977e-1,
+    7.46321056442269912687e0,
+    4.86371970985681366614e1,
+    1.96520832956077098242e2,
+    5.26445194995477358631e2,
+    9.34528527171957607540e2,
+    1.02755188689515710272e3,
+    5.57535335369399327526e2,
+)
+_ERFC_Q = (
+    1.32281951154744992508e1,
+    8.67072140885989742329e1,
+    3.54937778887819891062e2,
+    9.75708501743205489753e2,
+    1.82390916687909736289e3,
+    2.24633760818710981792e3,
+    1.65666309194161350182e3,
+    5.57535340817727675546e2,
+)
 #: beyond this ``|z|``, ``erfc(|z|) < 2.2e-17``: ``erf z = sign(z)`` in double precision
 _ERF_SATURATION = 6.0
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -79,7 +104,8 @@ def erf(z: Any, xp: Any = np) -> Any:
     sq = inner * inner
     small = inner * _horner(sq, _ERF_T, False) / _horner(sq, _ERF_U, True)
     large = 1.0 - xp.exp(-outer * outer) * _horner(outer, _ERFC_P, False) / _horner(
-        outer, _ERFC_Q, True)
+        outer, _ERFC_Q, True
+    )
     return xp.sign(z) * xp.where(mag <= 1.0, small, large)
 
 
@@ -114,8 +140,11 @@ def _tanh_slope(z: Any, xp: Any) -> Any:
 SMOOTH_ACTIVATIONS: dict[str, SmoothActivation] = {
     "tanh": SmoothActivation("tanh", lambda z, xp: xp.tanh(z), _tanh_slope),
     "erf": SmoothActivation("erf", erf, lambda z, xp: _TWO_OVER_SQRT_PI * xp.exp(-z * z)),
-    "softplus": SmoothActivation("softplus", lambda z, xp: xp.logaddexp(0.0 * z, z),
-                                 lambda z, xp: 0.5 + 0.5 * xp.tanh(0.5 * z)),
+    "softplus": SmoothActivation(
+        "softplus",
+        lambda z, xp: xp.logaddexp(0.0 * z, z),
+        lambda z, xp: 0.5 + 0.5 * xp.tanh(0.5 * z),
+    ),
 }
 
 
@@ -124,5 +153,6 @@ def smooth_activation(name: str) -> SmoothActivation:
     try:
         return SMOOTH_ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; allowed: "
-                         f"{', '.join(sorted(SMOOTH_ACTIVATIONS))}") from None
+        raise ValueError(
+            f"unknown activation {name!r}; allowed: {', '.join(sorted(SMOOTH_ACTIVATIONS))}"
+        ) from None

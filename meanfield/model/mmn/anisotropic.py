@@ -42,15 +42,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from ...backends.arrays import Backend
 from ...fields import Field, positive_float
-from . import anisotropic_pairs
+from ...rng import Purpose
 from ..activations import PiecewiseLinear, activation_from_spec
 from ..base import KernelFeatures, ReducedModel, memoized
-from ..integrals.hermite import CRAMER_BOUND, cosine_moments
-from .isotropic import IsotropicGaussians
+from ..integrals.circle import (
+    block_cosine_moments,
+    circle_monomials,
+    circle_weights,
+    even_pairs,
+    polar,
+)
+from ..integrals.hermite import CRAMER_BOUND
 from ..keys import (
     KERNEL_TOL_HINT,
     MMN_INIT,
@@ -62,9 +67,10 @@ from ..keys import (
 from ..laws import ScaledChiPairLaw
 from ..pieces import DataPieces
 from ..registry import ModelEntry, Tolerance, register
+from . import anisotropic_pairs
+from .isotropic import IsotropicGaussians
 
-__all__ = ["AnisotropicGaussians", "KernelColumns", "block_cosine_moments", "circle_weights",
-           "circle_monomials", "even_pairs", "polar"]
+__all__ = ["AnisotropicGaussians", "KernelColumns"]
 
 #: the order search gives up beyond this Mehler order (the column scalings stay below e^370)
 MAX_ORDER = 2000
@@ -73,20 +79,6 @@ CRAMER_SPLIT = 8.0
 #: margin on sampled maxima of ``F_k(a)^2`` (samples resolve each oscillation by >= 20 points:
 #: the sampled maximum of a cosine is then within 1.3 % of the true one, 2.5 % for its square)
 SAMPLED_MARGIN = 1.1
-
-
-def block_cosine_moments(n: float, k_max: int) -> np.ndarray:
-    """``E[c^k]``, ``k = 0..k_max``, for the cosine ``c`` of a uniform direction in ``R^n``.
-
-    For ``n = 1`` the "direction" is a random sign: ``c = +-1``, even moments 1, odd moments 0
-    (the limit of ``prod_{j<m} (2j+1)/(n+2j)`` at ``n = 1``). Otherwise
-    :func:`~meanfield.model.integrals.hermite.cosine_moments`.
-    """
-    if n == 1:
-        out = np.zeros(k_max + 1)
-        out[::2] = 1.0
-        return out
-    return cosine_moments(n, k_max)
 
 
 @dataclass(frozen=True)
@@ -187,8 +179,9 @@ class AnisotropicGaussians(ReducedModel):
     def self_interaction(self, points: np.ndarray) -> np.ndarray:
         """``U(w, w) = (1/2) sum_tau E s(a_tau Z)^2``, ``a_tau = |(tau r1, r2)|``."""
         r1, r2 = _coords(points)
-        return 0.5 * sum(self.activation.gaussian_second_moment(np.hypot(tau * r1, r2))
-                         for tau in self.taus)
+        return 0.5 * sum(
+            self.activation.gaussian_second_moment(np.hypot(tau * r1, r2)) for tau in self.taus
+        )
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``(dv/dr1, dv/dr2)``, shape ``(M, 2)``, with ``da/dr1 = tau u``, ``da/dr2 = v``."""
@@ -420,10 +413,12 @@ class AnisotropicGaussians(ReducedModel):
         if math.isinf(self.d):
             raise ValueError("particles need a finite d")
         s0 = int(self.s0)
-        positive = xp.astype(rng.uniform(counter, (batch,), purpose=1) < 0.5, xp.float64)
+        positive = xp.astype(
+            rng.uniform(counter, (batch,), purpose=Purpose.LABEL) < 0.5, xp.float64
+        )
         y = 2.0 * positive - 1.0
         tau = self.taus[1] + (self.taus[0] - self.taus[1]) * positive
-        g = rng.normal(counter, (batch, int(self.d)), purpose=0)
+        g = rng.normal(counter, (batch, int(self.d)), purpose=Purpose.DATA)
         return xp.concat([g[..., :s0] * tau[..., None], g[..., s0:]], axis=-1), y
 
     def data_pieces(self) -> DataPieces:
@@ -435,6 +430,7 @@ class AnisotropicGaussians(ReducedModel):
 
     # the unit s(<theta, x>) and its slope depend on the activation only: the isotropic code
     unit_pieces = IsotropicGaussians.unit_pieces
+    engine_pieces = IsotropicGaussians.engine_pieces
     forward = IsotropicGaussians.forward
     backward = IsotropicGaussians.backward
     unit = IsotropicGaussians.unit
@@ -473,69 +469,6 @@ def _coords(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p[:, 0], p[:, 1]
 
 
-def polar(tau: float, r1: np.ndarray, r2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``a = |(tau r1, r2)|`` and ``(u, v) = (tau r1, r2) / a`` (``u = v = 0`` at ``a = 0``)."""
-    a = np.hypot(tau * r1, r2)
-    safe = np.where(a > 0, a, 1.0)
-    return a, np.where(a > 0, tau * r1 / safe, 0.0), np.where(a > 0, r2 / safe, 0.0)
-
-
-def even_pairs(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """All ``(k, j)`` with ``k, j`` even, ``0 <= j <= k <= order``, ordered by ``k`` then ``j``."""
-    k, j = np.meshgrid(np.arange(0, order + 1, 2), np.arange(0, order + 1, 2), indexing="ij")
-    mask = j <= k
-    return k[mask], j[mask]
-
-
-def circle_weights(k: np.ndarray, j: np.ndarray, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
-    """Weights ``(1/2) binom(k, j) E[c1^j] E[c2^m] (j/k)^j (m/k)^m``, ``m = k - j``.
-
-    The binomial expansion of ``E[rho^k]``, ``rho = alpha c1 + beta c2``, for one of the two
-    classes (the 1/2), with the scalings of :func:`circle_monomials` (log-space: no overflow at
-    high order). ``m1``, ``m2``: the block moments ``E[c1^i]``, ``E[c2^i]``, ``i = 0..k_max``.
-    """
-    m = k - j
-    with np.errstate(divide="ignore"):
-        log_w = (math.log(0.5) + special.gammaln(k + 1.0) - special.gammaln(j + 1.0)
-                 - special.gammaln(m + 1.0) + np.log(m1[j]) + np.log(m2[m]))
-    kk = np.maximum(k, 1)
-    log_circle = special.xlogy(j, j / kk) + special.xlogy(m, m / kk)  # log max u^2j v^2m
-    return np.exp(log_w + log_circle)
-
-
-def circle_monomials(tau: float, r1: np.ndarray, r2: np.ndarray, k: np.ndarray, j: np.ndarray,
-                     gradients: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``N = (u s_j)^j (v s_m)^m`` ``(M, P)`` and, if asked, ``(dN/dr1, dN/dr2)`` ``(M, P, 2)``.
-
-    ``(u, v) = (tau r1, r2) / a`` (:func:`polar`), ``m = k - j``, ``s_j = sqrt(k/j)``,
-    ``s_m = sqrt(k/m)`` (so ``|N| <= 1`` on the circle). With ``du/dr1 = tau v^2 / a``,
-    ``du/dr2 = -u v / a``, ``dv/dr1 = -tau u v / a``, ``dv/dr2 = u^2 / a``:
-
-    .. math::
-
-        \\partial_{r_1} N = \\frac{\\tau}{a} (j s_j v^2 N_{j-1,m} - m u N), \\qquad
-        \\partial_{r_2} N = \\frac{1}{a} (m s_m u^2 N_{j,m-1} - j v N),
-
-    ``N_{j-1,m} = (u s_j)^{j-1} (v s_m)^m`` (and likewise ``N_{j,m-1}``). Without gradients
-    the second array is empty, ``(0, P, 2)``.
-    """
-    m = k - j
-    a, u, v = polar(tau, r1, r2)
-    s_j = np.sqrt(k / np.maximum(j, 1)) * (j > 0) + (j == 0)
-    s_m = np.sqrt(k / np.maximum(m, 1)) * (m > 0) + (m == 0)
-    u2, v2 = u[:, None], v[:, None]
-    pow_u, pow_v = (u2 * s_j) ** j, (v2 * s_m) ** m
-    mono = pow_u * pow_v
-    if not gradients:
-        return mono, np.zeros((0, k.size, 2))
-    over_a = 1.0 / np.where(a > 0, a, 1.0)[:, None]
-    lower_u = (u2 * s_j) ** np.maximum(j - 1, 0) * pow_v  # N_{j-1,m}
-    lower_v = pow_u * (v2 * s_m) ** np.maximum(m - 1, 0)  # N_{j,m-1}
-    grads = np.stack([tau * over_a * (j * s_j * v2**2 * lower_u - m * u2 * mono),
-                      over_a * (m * s_m * u2**2 * lower_v - j * v2 * mono)], axis=-1)
-    return mono, grads
-
-
 def _amplitude_samples(a_top: float, k_max: int, t_max: float) -> np.ndarray:
     """Uniform samples of ``(0, a_top]`` fine enough to resolve ``F_k``, ``k <= k_max``, on
     ``[a_top / CRAMER_SPLIT, a_top]`` by 20 points per oscillation (at least 512 samples)."""
@@ -549,25 +482,43 @@ def _amplitude_samples(a_top: float, k_max: int, t_max: float) -> np.ndarray:
 
 
 def _build(spec: Any, pde: Any = None) -> AnisotropicGaussians:
-    return AnisotropicGaussians(d=float(spec["d"]), s0=float(spec["s0"]),
-                                delta=float(spec["delta"]),
-                                activation=activation_from_spec(spec.get("activation", "mmn")),
-                                kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+    return AnisotropicGaussians(
+        d=float(spec["d"]),
+        s0=float(spec["s0"]),
+        delta=float(spec["delta"]),
+        activation=activation_from_spec(spec.get("activation", "mmn")),
+        kernel_tol=float(spec.get("kernel_tol", 1e-8)),
+    )
 
 
 def _law(spec: Any, init: Any) -> ScaledChiPairLaw:
-    return ScaledChiPairLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init),
-                            s0=int(spec["s0"]))
+    return ScaledChiPairLaw(
+        kappa=float(init["kappa"]), d=finite_init_d(spec, init), s0=int(spec["s0"])
+    )
 
 
-ENTRY = register(ModelEntry(
-    name="anisotropic_gaussians",
-    doc="MMN example 2: Gaussian classes differing on s0 coordinates, grid over (r1, r2)",
-    keys={"model": mmn_model_keys(1e-8, s0=Field(
-              ("integer",), "number of informative coordinates (1 <= s0 <= d - 1)",
-              check=check_s0)),
-          "init": MMN_INIT,
-          "pde": {"r_max": positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")}},
-    build=_build, law=_law, reduced_dim=2, box_key="pde.r_max", law_keys="init.kappa",
-    tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT), check=check_s0_init_d,
-))
+ENTRY = register(
+    ModelEntry(
+        name="anisotropic_gaussians",
+        doc="MMN example 2: Gaussian classes differing on s0 coordinates, grid over (r1, r2)",
+        keys={
+            "model": mmn_model_keys(
+                1e-8,
+                s0=Field(
+                    ("integer",),
+                    "number of informative coordinates (1 <= s0 <= d - 1)",
+                    check=check_s0,
+                ),
+            ),
+            "init": MMN_INIT,
+            "pde": {"r_max": positive_float("outer radius of the grid [0, r_max]^2 over (r1, r2)")},
+        },
+        build=_build,
+        law=_law,
+        reduced_dim=2,
+        box_key="pde.r_max",
+        law_keys="init.kappa",
+        tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+        check=check_s0_init_d,
+    )
+)

@@ -22,11 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import isotropic_pairs
 from ..activations import PiecewiseLinear
+from . import isotropic_pairs
 
-__all__ = ["ClassView", "population_risk", "population_gradient", "max_pair_cosine",
-           "pair_views"]
+__all__ = ["ClassView", "population_risk", "population_gradient", "max_pair_cosine", "pair_views"]
 
 
 @dataclass(frozen=True)

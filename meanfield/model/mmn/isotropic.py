@@ -30,14 +30,15 @@ import numpy as np
 
 from ...backends.arrays import Backend
 from ...fields import positive_float
-from . import isotropic_pairs
+from ...rng import Purpose
 from ..activations import NUMPY, PiecewiseLinear, activation_from_spec
 from ..base import KernelFeatures, ReducedModel, memoized
 from ..integrals.hermite import cosine_moments
 from ..keys import KERNEL_TOL_HINT, MMN_INIT, finite_init_d, mmn_model_keys
 from ..laws import ScaledChiLaw
-from ..pieces import DataPieces, UnitPieces
+from ..pieces import DataPieces, EnginePieces, UnitPieces
 from ..registry import ModelEntry, Tolerance, register
+from . import isotropic_pairs
 
 __all__ = ["IsotropicGaussians"]
 
@@ -142,8 +143,9 @@ class IsotropicGaussians(ReducedModel):
                 )
             k_try = min(4 * k_try, MAX_ORDER)
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         r = _radii(points)
         r_scale = _radii(points if scale_points is None else scale_points).max()
         order = self.truncation_order(float(r_scale))
@@ -151,8 +153,9 @@ class IsotropicGaussians(ReducedModel):
         blocks = [self.activation.hermite_coefficients(tau * r, order)[:, ::2] for tau in self.taus]
         return KernelFeatures(np.concatenate(blocks, axis=1), np.concatenate([0.5 * moments] * 2))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """``d/dr`` of the columns of :meth:`kernel_features` (same truncation): ``(M, P, 1)``."""
         r = _radii(points)
         r_scale = _radii(points if scale_points is None else scale_points).max()
@@ -164,9 +167,9 @@ class IsotropicGaussians(ReducedModel):
             blocks.append(tau * act.hermite_derivatives(coeffs, tau * r)[:, ::2])
         return np.concatenate(blocks, axis=1)[..., None]
 
-    def kernel_features_with_gradients(self, points: np.ndarray,
-                                       scale_points: np.ndarray | None = None
-                                       ) -> tuple[KernelFeatures, np.ndarray]:
+    def kernel_features_with_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> tuple[KernelFeatures, np.ndarray]:
         """:meth:`kernel_features` and :meth:`kernel_feature_gradients` from one table of
         Mehler coefficients (what a moving point needs at every step)."""
         r = _radii(points)
@@ -177,10 +180,11 @@ class IsotropicGaussians(ReducedModel):
         values, slopes = [], []
         for tau in self.taus:
             coeffs = act.hermite_coefficients(tau * r, order + 2)
-            values.append(coeffs[:, : order + 1:2])
+            values.append(coeffs[:, : order + 1 : 2])
             slopes.append(tau * act.hermite_derivatives(coeffs, tau * r)[:, ::2])
-        features = KernelFeatures(np.concatenate(values, axis=1),
-                                  np.concatenate([0.5 * moments] * 2))
+        features = KernelFeatures(
+            np.concatenate(values, axis=1), np.concatenate([0.5 * moments] * 2)
+        )
         return features, np.concatenate(slopes, axis=1)[..., None]
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
@@ -201,8 +205,10 @@ class IsotropicGaussians(ReducedModel):
 
     def check_noise(self, beta: float) -> None:
         if math.isfinite(beta) and math.isinf(self.d):
-            raise ValueError("the noisy reduced dynamics needs a finite d (the Bessel drift "
-                             "(d - 1)/(beta r) diverges as d -> inf)")
+            raise ValueError(
+                "the noisy reduced dynamics needs a finite d (the Bessel drift "
+                "(d - 1)/(beta r) diverges as d -> inf)"
+            )
 
     # ---- full-space quantities, for the particles ------------------------------------------
 
@@ -219,10 +225,12 @@ class IsotropicGaussians(ReducedModel):
         """
         if math.isinf(self.d):
             raise ValueError("particles need a finite d")
-        positive = xp.astype(rng.uniform(counter, (batch,), purpose=1) < 0.5, xp.float64)
+        positive = xp.astype(
+            rng.uniform(counter, (batch,), purpose=Purpose.LABEL) < 0.5, xp.float64
+        )
         y = 2.0 * positive - 1.0
         tau = self.taus[1] + (self.taus[0] - self.taus[1]) * positive
-        return rng.normal(counter, (batch, int(self.d)), purpose=0) * tau[..., None], y
+        return rng.normal(counter, (batch, int(self.d)), purpose=Purpose.DATA) * tau[..., None], y
 
     def forward(self, x: Any, theta: Any, xp: Any) -> tuple[Any, Any]:
         """Unit outputs ``s(<theta_i, x_b>)`` of shape ``(R, B, N)`` and the slopes (the cache)."""
@@ -258,15 +266,28 @@ class IsotropicGaussians(ReducedModel):
 
     def data_pieces(self) -> DataPieces:
         """The two-class mixture of :meth:`sample_data`: ``x = tau_y g``."""
-        return DataPieces("mixture", class_scales=np.repeat(
-            np.array(self.taus)[:, None], self.dim, axis=1))
+        return DataPieces(
+            "mixture", class_scales=np.repeat(np.array(self.taus)[:, None], self.dim, axis=1)
+        )
+
+    def engine_pieces(self) -> EnginePieces:
+        """The compiled engine's SGD (unit, mixture) and exact pair kernel (GD, risk)."""
+        return EnginePieces(
+            unit=self.unit_pieces(), data=self.data_pieces(), pairs=self.pair_views()
+        )
 
     def reduce(self, theta: Any, xp: Any) -> Any:
         """Reduced coordinate ``r = |theta|``: shape ``(..., n_units, 1)``."""
         return xp.sqrt(xp.sum(theta * theta, axis=-1, keepdims=True))
 
-    def sgd_noise_rate(self, edges: np.ndarray, density: np.ndarray, phi: np.ndarray,
-                       rng: np.random.Generator, n_samples: int = 4000) -> float:
+    def sgd_noise_rate(
+        self,
+        edges: np.ndarray,
+        density: np.ndarray,
+        phi: np.ndarray,
+        rng: np.random.Generator,
+        n_samples: int = 4000,
+    ) -> float:
         """``Var_x[(y - y_hat_rho(x)) <grad sigma_*(x; .) . grad phi, rho>]`` by Monte Carlo.
 
         ``rho`` is the radial law of ``|w|`` given by cell averages on ``edges`` with uniform
@@ -282,9 +303,14 @@ class IsotropicGaussians(ReducedModel):
         slope = np.interp(r, 0.5 * (edges[1:] + edges[:-1]), np.gradient(phi, h[0]))
         return self.sgd_noise_rate_units(r, slope, rng)
 
-    def sgd_noise_rate_units(self, r: np.ndarray, slope: np.ndarray, rng: np.random.Generator,
-                             weights: np.ndarray | None = None, n_inputs: int | None = None
-                             ) -> float:
+    def sgd_noise_rate_units(
+        self,
+        r: np.ndarray,
+        slope: np.ndarray,
+        rng: np.random.Generator,
+        weights: np.ndarray | None = None,
+        n_inputs: int | None = None,
+    ) -> float:
         """The rate of :meth:`sgd_noise_rate` for a law of units given as radii ``r`` ``(n,)``
         with weights (default equal) and the slopes ``phi'(r)`` ``(n,)``, on ``n_inputs``
         inputs (default ``n``), host NumPy.
@@ -297,8 +323,11 @@ class IsotropicGaussians(ReducedModel):
         separatrix do).
         """
         r, slope = np.asarray(r, dtype=np.float64), np.asarray(slope, dtype=np.float64)
-        weights = (np.full(r.size, 1.0 / r.size) if weights is None
-                   else np.asarray(weights, dtype=np.float64) / np.sum(weights))
+        weights = (
+            np.full(r.size, 1.0 / r.size)
+            if weights is None
+            else np.asarray(weights, dtype=np.float64) / np.sum(weights)
+        )
         n_inputs = r.size if n_inputs is None else int(n_inputs)
         d = int(self.d)
         y = np.where(rng.random(n_inputs) < 0.5, 1.0, -1.0)
@@ -311,8 +340,9 @@ class IsotropicGaussians(ReducedModel):
             along = x @ units.T  # <x, w/|w|>, (n_inputs, n_units)
             z = along * r
             residual = y - self.activation(z) @ weights
-            estimates.append(residual * ((self.activation.derivative(z) * along) @ (weights
-                                                                                   * slope)))
+            estimates.append(
+                residual * ((self.activation.derivative(z) * along) @ (weights * slope))
+            )
         first, second = (e - e.mean() for e in estimates)
         return float(np.sum(first * second) / (n_inputs - 1))
 
@@ -349,20 +379,32 @@ def _radii(points: np.ndarray) -> np.ndarray:
 
 
 def _build(spec: Any, pde: Any = None) -> IsotropicGaussians:
-    return IsotropicGaussians(d=float(spec["d"]), delta=float(spec["delta"]),
-                              activation=activation_from_spec(spec.get("activation", "mmn")),
-                              kernel_tol=float(spec.get("kernel_tol", 1e-10)))
+    return IsotropicGaussians(
+        d=float(spec["d"]),
+        delta=float(spec["delta"]),
+        activation=activation_from_spec(spec.get("activation", "mmn")),
+        kernel_tol=float(spec.get("kernel_tol", 1e-10)),
+    )
 
 
 def _law(spec: Any, init: Any) -> ScaledChiLaw:
     return ScaledChiLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init))
 
 
-ENTRY = register(ModelEntry(
-    name="isotropic_gaussians",
-    doc="MMN example 1: two isotropic Gaussian classes, r = |w| on a radial grid",
-    keys={"model": mmn_model_keys(1e-10), "init": MMN_INIT,
-          "pde": {"r_max": positive_float("outer radius of the radial grid [0, r_max]")}},
-    build=_build, law=_law, reduced_dim=1, box_key="pde.r_max", law_keys="init.kappa",
-    tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
-))
+ENTRY = register(
+    ModelEntry(
+        name="isotropic_gaussians",
+        doc="MMN example 1: two isotropic Gaussian classes, r = |w| on a radial grid",
+        keys={
+            "model": mmn_model_keys(1e-10),
+            "init": MMN_INIT,
+            "pde": {"r_max": positive_float("outer radius of the radial grid [0, r_max]")},
+        },
+        build=_build,
+        law=_law,
+        reduced_dim=1,
+        box_key="pde.r_max",
+        law_keys="init.kappa",
+        tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+    )
+)

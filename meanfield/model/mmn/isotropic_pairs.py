@@ -33,8 +33,13 @@ from typing import Any
 
 from ..integrals.bivariate import pair_moments
 
-__all__ = ["pair_order", "population_risk", "population_gradient", "max_pair_cosine",
-           "MEHLER_SPLIT"]
+__all__ = [
+    "pair_order",
+    "population_risk",
+    "population_gradient",
+    "max_pair_cosine",
+    "MEHLER_SPLIT",
+]
 
 
 #: largest Mehler order for an explicit pure-series evaluation: |cos| up to about 0.99 at
@@ -53,8 +58,10 @@ def pair_order(c_bound: float, tol: float) -> int:
         raise ValueError("two units are parallel: the pair kernel's Mehler series diverges")
     order = max(1, math.ceil(math.log(tol) / math.log(c_bound)) - 1)
     if order > MAX_PAIR_ORDER:
-        raise ValueError(f"two units are nearly parallel (|cos| = {c_bound:.4f}): the pair "
-                         f"kernel would need {order} Mehler terms (limit {MAX_PAIR_ORDER})")
+        raise ValueError(
+            f"two units are nearly parallel (|cos| = {c_bound:.4f}): the pair "
+            f"kernel would need {order} Mehler terms (limit {MAX_PAIR_ORDER})"
+        )
     return order
 
 
@@ -74,8 +81,9 @@ def max_pair_cosine(theta: Any, xp: Any) -> float:
     return float(xp.max(xp.abs(cos)))
 
 
-def _split(cos: Any, off: Any, order: int | None, tol: float, xp: Any
-           ) -> tuple[Any, Any | None, int]:
+def _split(
+    cos: Any, off: Any, order: int | None, tol: float, xp: Any
+) -> tuple[Any, Any | None, int]:
     """The Mehler part's ``c^0`` mask, the closed-form pairs (or None), and the series order.
 
     With an explicit ``order`` every off-diagonal pair goes to the series.
@@ -88,8 +96,9 @@ def _split(cos: Any, off: Any, order: int | None, tol: float, xp: Any
     return small, (large if bool(xp.any(large)) else None), pair_order(c_small, tol)
 
 
-def _closed_form(model: Any, r: Any, cos: Any, large: Any, xp: Any, backend: Any,
-                 tau: float) -> tuple[Any, Any, Any]:
+def _closed_form(
+    model: Any, r: Any, cos: Any, large: Any, xp: Any, backend: Any, tau: float
+) -> tuple[Any, Any, Any]:
     """``G``, ``dG/da`` and ``dG/dc`` at ``(tau r_i, tau r_j, c_ij)`` on the ``large`` pairs,
     as dense ``(R, N, N)`` arrays (zero elsewhere)."""
     a = tau * r
@@ -124,8 +133,9 @@ def population_risk(model: Any, theta: Any, order: int | None, backend: Any) -> 
         power = small  # c^0 on the series' pairs
         for k in range(order + 1):
             f_k = coeffs[..., k]
-            pair_sum = pair_sum + 0.5 * xp.sum(f_k * xp.squeeze(power @ f_k[..., None], axis=-1),
-                                               axis=-1)
+            pair_sum = pair_sum + 0.5 * xp.sum(
+                f_k * xp.squeeze(power @ f_k[..., None], axis=-1), axis=-1
+            )
             power = power * cos
         if large is not None:
             value, _, _ = _closed_form(model, r, cos, large, xp, backend, tau)

@@ -47,14 +47,14 @@ import numpy as np
 from ...backends.arrays import Backend
 from ...fields import Context, Field, check_bounds, float_pairs
 from ...grid import Grid
-from . import relu_selection_pairs
 from ..base import KernelFeatures, ReducedModel
 from ..integrals.hermite import cosine_moments
-from .isotropic import IsotropicGaussians
 from ..keys import KERNEL_TOL_HINT, finite_init_d
 from ..laws import NormalLaw, ReluSelectionLaw, ScaledChiLaw
 from ..pieces import DataPieces
 from ..registry import ModelEntry, Tolerance, register
+from . import relu_selection_pairs
+from .isotropic import IsotropicGaussians
 from .relu_selection import (
     RELU_INIT,
     RELU_LAW_KEYS,
@@ -141,15 +141,17 @@ class ReluIsotropic(ReducedModel):
         :meth:`~.relu_selection.ReluSelection.kernel_columns`."""
         return self.as_selection().kernel_columns((*bounds, (0.0, 0.0)))
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         """Features ``a F_k(tau r, b)`` of the kept columns on ``points`` ``(M, 3)``:
         ``(M, P)``; ``scale_points`` (default ``points``) fixes the box."""
         scale = None if scale_points is None else _embed(scale_points)
         return self.as_selection().kernel_features(_embed(points), scale)
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """``d/d(a, b, r)`` of the columns of :meth:`kernel_features`: ``(M, P, 3)``."""
         scale = None if scale_points is None else _embed(scale_points)
         return self.as_selection().kernel_feature_gradients(_embed(points), scale)[..., :3]
@@ -165,8 +167,9 @@ class ReluIsotropic(ReducedModel):
     def validate(self, grid: Any) -> None:
         """A 3-D grid over ``(a, b, r)`` with ``r >= 0``, whose kernel reaches ``kernel_tol``."""
         if grid.ndim != 3:
-            raise ValueError(f"the ReLU isotropic model needs a 3-D (a, b, r) grid, got "
-                             f"{grid.ndim}-D")
+            raise ValueError(
+                f"the ReLU isotropic model needs a 3-D (a, b, r) grid, got {grid.ndim}-D"
+            )
         if grid.bounds[2][0] < 0.0:
             raise ValueError(f"the r axis must lie in r >= 0, got {grid.bounds[2]}")
         self.kernel_columns(grid.bounds)
@@ -176,6 +179,7 @@ class ReluIsotropic(ReducedModel):
     dim = ReluSelection.dim
     sample_data = IsotropicGaussians.sample_data
     unit_pieces = ReluSelection.unit_pieces
+    engine_pieces = ReluSelection.engine_pieces
     unit = ReluSelection.unit
     forward = ReluSelection.forward
     backward = ReluSelection.backward
@@ -187,8 +191,7 @@ class ReluIsotropic(ReducedModel):
     def reduce(self, theta: Any, xp: Any) -> Any:
         """``(a, b, |w|)``: shape ``(..., n_units, 3)``."""
         w = theta[..., 2:]
-        return xp.stack([theta[..., 0], theta[..., 1], xp.sqrt(xp.sum(w * w, axis=-1))],
-                        axis=-1)
+        return xp.stack([theta[..., 0], theta[..., 1], xp.sqrt(xp.sum(w * w, axis=-1))], axis=-1)
 
     def population_risk(self, theta: Any, order: int | None, backend: Backend) -> Any:
         """Exact ``R(mu_N)`` per replica, ``(R,)``; see :mod:`.relu_selection_pairs`
@@ -233,8 +236,10 @@ class ReluIsotropicLaw:
 
     def factors(self) -> tuple[NormalLaw, ScaledChiLaw]:
         """The independent laws of ``(a, b)`` and of ``r``."""
-        return (NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)),
-                ScaledChiLaw(self.kappa, self.d))
+        return (
+            NormalLaw((self.a_mean, self.b_mean), (self.a_std, self.b_std)),
+            ScaledChiLaw(self.kappa, self.d),
+        )
 
     def cell_masses(self, grid: Grid) -> tuple[np.ndarray, float]:
         """Exact probability of each cell of a 3-D ``(a, b, r)`` grid, and the mass outside
@@ -243,7 +248,8 @@ class ReluIsotropicLaw:
             raise ValueError(f"the law of (a, b, r) needs a 3-D grid, got {grid.ndim}-D")
         (ab, out_ab), (r, out_r) = (
             law.cell_masses(Grid(grid.bounds[axes], grid.shape[axes]))
-            for law, axes in zip(self.factors(), (slice(0, 2), slice(2, 3)), strict=True))
+            for law, axes in zip(self.factors(), (slice(0, 2), slice(2, 3)), strict=True)
+        )
         # P(outside the box) = 1 - (1 - o_ab)(1 - o_r), written without cancellation
         return np.multiply.outer(ab, r), out_ab + out_r - out_ab * out_r
 
@@ -267,31 +273,54 @@ class ReluIsotropicLaw:
 
 def _check_bounds(value: Any, ctx: Context) -> str | None:
     """:func:`~meanfield.fields.check_bounds`, and the radius ``r`` (the last axis) >= 0."""
-    text = ("an array of 3 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
-            "(a, b, r), with lo >= 0 on the r axis")
+    text = (
+        "an array of 3 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
+        "(a, b, r), with lo >= 0 on the r axis"
+    )
     if check_bounds(value, ctx) is not None:
         return text
     return None if value[2][0] >= 0 else text
 
 
 def _build(spec: Mapping[str, Any], pde: Mapping[str, Any] | None = None) -> ReluIsotropic:
-    return ReluIsotropic(d=float(spec["d"]), delta=float(spec["delta"]),
-                         kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+    return ReluIsotropic(
+        d=float(spec["d"]),
+        delta=float(spec["delta"]),
+        kernel_tol=float(spec.get("kernel_tol", 1e-8)),
+    )
 
 
 def _law(spec: Mapping[str, Any], init: Mapping[str, Any]) -> ReluIsotropicLaw:
-    return ReluIsotropicLaw(d=finite_init_d(spec, init), kappa=float(init["kappa"]),
-                            a_mean=float(init["a_mean"]), a_std=float(init["a_std"]),
-                            b_mean=float(init["b_mean"]), b_std=float(init["b_std"]))
+    return ReluIsotropicLaw(
+        d=finite_init_d(spec, init),
+        kappa=float(init["kappa"]),
+        a_mean=float(init["a_mean"]),
+        a_std=float(init["a_std"]),
+        b_mean=float(init["b_mean"]),
+        b_std=float(init["b_std"]),
+    )
 
 
-ENTRY = register(ModelEntry(
-    name="relu_isotropic",
-    doc="ReLU units a relu(<w, x> + b) on MMN's isotropic Gaussians, grid over (a, b, r)",
-    keys={"model": {k: f for k, f in RELU_MODEL_KEYS.items() if k != "s0"},
-          "init": RELU_INIT,
-          "pde": {"bounds": Field(("array",), "grid bounds [[lo, hi], ...] over (a, b, r); "
-                                  "r >= 0", check=_check_bounds, convert=float_pairs)}},
-    build=_build, law=_law, reduced_dim=3, law_keys=RELU_LAW_KEYS,
-    tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
-))
+ENTRY = register(
+    ModelEntry(
+        name="relu_isotropic",
+        doc="ReLU units a relu(<w, x> + b) on MMN's isotropic Gaussians, grid over (a, b, r)",
+        keys={
+            "model": {k: f for k, f in RELU_MODEL_KEYS.items() if k != "s0"},
+            "init": RELU_INIT,
+            "pde": {
+                "bounds": Field(
+                    ("array",),
+                    "grid bounds [[lo, hi], ...] over (a, b, r); r >= 0",
+                    check=_check_bounds,
+                    convert=float_pairs,
+                )
+            },
+        },
+        build=_build,
+        law=_law,
+        reduced_dim=3,
+        law_keys=RELU_LAW_KEYS,
+        tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+    )
+)

@@ -58,17 +58,15 @@ from ...fields import (
     float_pairs,
     positive_float,
 )
-from . import relu_selection_pairs
-from .anisotropic import (
-    AnisotropicGaussians,
-    KernelColumns,
-    circle_monomials,
-    circle_weights,
-    even_pairs,
-    polar,
-)
 from ..base import KernelFeatures, ReducedModel, memoized
+from ..integrals.circle import circle_monomials, circle_weights, even_pairs, polar
 from ..integrals.hermite import CRAMER_BOUND
+from ..integrals.ramp import (
+    ramp_hermite_coefficients,
+    ramp_hermite_slopes,
+    ramp_mean,
+    ramp_second_moment,
+)
 from ..keys import (
     KERNEL_TOL_HINT,
     MMN_INIT,
@@ -79,9 +77,10 @@ from ..keys import (
     to_dimension,
 )
 from ..laws import ReluSelectionLaw
-from ..pieces import ActivationPieces, UnitPieces
-from ..integrals.ramp import ramp_hermite_coefficients, ramp_hermite_slopes, ramp_mean, ramp_second_moment
+from ..pieces import ActivationPieces, EnginePieces, UnitPieces
 from ..registry import ModelEntry, Tolerance, register
+from . import relu_selection_pairs
+from .anisotropic import AnisotropicGaussians, KernelColumns
 
 __all__ = ["ReluSelection", "ReluColumns", "RELU"]
 
@@ -107,7 +106,7 @@ class ReluColumns(KernelColumns):
 
     Column ``p`` is ``a F_k(sig_c, b) (u s_j)^j (v s_m)^m`` with class ``c`` (``tau =
     taus[c]``), ``u = tau r1 / sig``, ``v = r2 / sig``, and weight
-    :func:`~.anisotropic.circle_weights`; the attributes of
+    :func:`~meanfield.model.integrals.circle.circle_weights`; the attributes of
     :class:`~.anisotropic.KernelColumns`, and
 
     Attributes
@@ -133,8 +132,9 @@ def _remainders(k_max: int) -> np.ndarray:
 def _box(points: np.ndarray) -> tuple[tuple[float, float], ...]:
     """The bounding box ``((lo, hi), ...)`` of reduced points ``(M, 4)``."""
     p = np.asarray(points, dtype=np.float64)
-    return tuple((float(lo), float(hi)) for lo, hi in zip(p.min(axis=0), p.max(axis=0),
-                                                           strict=True))
+    return tuple(
+        (float(lo), float(hi)) for lo, hi in zip(p.min(axis=0), p.max(axis=0), strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,7 @@ class ReluSelection(ReducedModel):
     def self_interaction(self, points: np.ndarray) -> np.ndarray:
         """``U(theta, theta) = a^2 (1/2) sum_tau E(sig_tau Z + b)_+^2``."""
         a, b, r1, r2 = _coords(points)
-        return 0.5 * a * a * sum(ramp_second_moment(np.hypot(tau * r1, r2), b)
-                                 for tau in self.taus)
+        return 0.5 * a * a * sum(ramp_second_moment(np.hypot(tau * r1, r2), b) for tau in self.taus)
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``(dV/da, dV/db, dV/dr1, dV/dr2)``, shape ``(M, 4)``; ``dF_0/dsig = phi(b/sig)``,
@@ -242,8 +241,9 @@ class ReluSelection(ReducedModel):
         keep = np.sort(ranked[n_drop:])
         keep = keep[weights[keep] > 0.0]
         dropped = max(float(bounds_k.sum() - bounds_k[keep].sum()), 0.0)
-        return ReluColumns(order, klass[keep], k[keep], j[keep], weights[keep], tail, dropped,
-                           int(k.size), scale)
+        return ReluColumns(
+            order, klass[keep], k[keep], j[keep], weights[keep], tail, dropped, int(k.size), scale
+        )
 
     def _tail_order(self, amplitude: float, budget: float) -> tuple[int, float]:
         """Smallest even ``K`` with ``amplitude * M_{K+2} * T*_K <= budget``, and that bound."""
@@ -263,35 +263,40 @@ class ReluSelection(ReducedModel):
                     f"the Mehler series of the ReLU kernel does not reach kernel_tol = "
                     f"{self.kernel_tol:g} within {MAX_ORDER} terms at s0 = {self.s0:g}, "
                     f"d = {self.d:g} (a block of dimension 1 or 2 converges slowly); raise "
-                    "model.kernel_tol")
+                    "model.kernel_tol"
+                )
             k_try = min(4 * k_try, MAX_ORDER)
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         """The kept columns of :meth:`kernel_columns` on ``points`` ``(M, 4)``: ``(M, P)``."""
         columns = self.kernel_columns(_box(points if scale_points is None else scale_points))
         features, _ = self._evaluate(points, columns, gradients=False)
         return KernelFeatures(features, columns.weights)
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """``d/d(a, b, r1, r2)`` of the columns of :meth:`kernel_features`: ``(M, P, 4)``."""
         columns = self.kernel_columns(_box(points if scale_points is None else scale_points))
         return self._evaluate(points, columns, gradients=True)[1]
 
-    def kernel_features_with_gradients(self, points: np.ndarray,
-                                       scale_points: np.ndarray | None = None
-                                       ) -> tuple[KernelFeatures, np.ndarray]:
+    def kernel_features_with_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> tuple[KernelFeatures, np.ndarray]:
         """:meth:`kernel_features` and :meth:`kernel_feature_gradients` in one evaluation."""
         columns = self.kernel_columns(_box(points if scale_points is None else scale_points))
         features, grads = self._evaluate(points, columns, gradients=True)
         return KernelFeatures(features, columns.weights), grads
 
-    def _evaluate(self, points: np.ndarray, columns: ReluColumns, gradients: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def _evaluate(
+        self, points: np.ndarray, columns: ReluColumns, gradients: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Features ``f = a F_k(sig, b) N`` ``(M, P)`` and, if asked, their gradients
         ``(F_k N, a F_k,b N, a (F_k,sig tau u N + F_k N_r1), a (F_k,sig v N + F_k N_r2))``
-        ``(M, P, 4)`` (else empty), ``N`` the monomial of :func:`~.anisotropic.circle_monomials`.
+        ``(M, P, 4)`` (else empty), ``N`` the monomial of
+        :func:`~meanfield.model.integrals.circle.circle_monomials`.
         """
         a, b, r1, r2 = _coords(points)
         n_points, n_cols = a.shape[0], columns.n_features
@@ -332,8 +337,9 @@ class ReluSelection(ReducedModel):
         """A 4-D grid over ``(a, b, r1, r2)`` with ``r1, r2 >= 0``, whose kernel reaches
         ``kernel_tol``."""
         if grid.ndim != 4:
-            raise ValueError(f"the ReLU selection model needs a 4-D (a, b, r1, r2) grid, got "
-                             f"{grid.ndim}-D")
+            raise ValueError(
+                f"the ReLU selection model needs a 4-D (a, b, r1, r2) grid, got {grid.ndim}-D"
+            )
         if any(lo < 0.0 for lo, _ in grid.bounds[2:]):
             raise ValueError(f"the r1, r2 axes must lie in r >= 0, got {grid.bounds[2:]}")
         self.kernel_columns(grid.bounds)
@@ -347,6 +353,10 @@ class ReluSelection(ReducedModel):
 
     sample_data = AnisotropicGaussians.sample_data
     data_pieces = AnisotropicGaussians.data_pieces
+
+    def engine_pieces(self) -> EnginePieces:
+        """One-pass SGD on the compiled engine (no pair kernel: GD runs the NumPy steps)."""
+        return EnginePieces(unit=self.unit_pieces(), data=self.data_pieces())
 
     def unit_pieces(self) -> UnitPieces:
         """``a (<w, x> + b)_+`` for the compiled engine: ``a``, ``b``, ``w`` in columns 0, 1,
@@ -376,15 +386,28 @@ class ReluSelection(ReducedModel):
         ramp, slope = cache
         weighted = xp.matrix_transpose(coef * slope)  # (..., N, B)
         along_x = weighted * x if x.shape[-2] == 1 else weighted @ x
-        return xp.concat([xp.expand_dims(xp.sum(coef * ramp, axis=-2), axis=-1),
-                          xp.expand_dims(xp.sum(weighted, axis=-1), axis=-1), along_x], axis=-1)
+        return xp.concat(
+            [
+                xp.expand_dims(xp.sum(coef * ramp, axis=-2), axis=-1),
+                xp.expand_dims(xp.sum(weighted, axis=-1), axis=-1),
+                along_x,
+            ],
+            axis=-1,
+        )
 
     def reduce(self, theta: Any, xp: Any) -> Any:
         """``(a, b, |w_{1..s0}|, |w_{s0+1..d}|)``: shape ``(..., n_units, 4)``."""
         s0 = int(self.s0)
-        head, rest = theta[..., 2:2 + s0], theta[..., 2 + s0:]
-        return xp.stack([theta[..., 0], theta[..., 1], xp.sqrt(xp.sum(head * head, axis=-1)),
-                         xp.sqrt(xp.sum(rest * rest, axis=-1))], axis=-1)
+        head, rest = theta[..., 2 : 2 + s0], theta[..., 2 + s0 :]
+        return xp.stack(
+            [
+                theta[..., 0],
+                theta[..., 1],
+                xp.sqrt(xp.sum(head * head, axis=-1)),
+                xp.sqrt(xp.sum(rest * rest, axis=-1)),
+            ],
+            axis=-1,
+        )
 
     def population_risk(self, theta: Any, order: int | None, backend: Backend) -> Any:
         """Exact ``R(mu_N)`` per replica, ``(R,)``; see :mod:`.relu_selection_pairs`
@@ -409,35 +432,57 @@ def _coords(points: np.ndarray) -> tuple[np.ndarray, ...]:
 def _check_relu_bounds(value: Any, ctx: Context) -> str | None:
     """:func:`~meanfield.fields.check_bounds`, and the radii r1, r2 (the last two axes) start
     at r >= 0."""
-    text = ("an array of 4 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
-            "(a, b, r1, r2), with lo >= 0 on the r1 and r2 axes")
+    text = (
+        "an array of 4 pairs [lo, hi] of finite numbers with lo < hi, one per axis "
+        "(a, b, r1, r2), with lo >= 0 on the r1 and r2 axes"
+    )
     if check_bounds(value, ctx) is not None:
         return text
     return None if all(lo >= 0 for lo, _ in value[2:]) else text
 
 
 def _build(spec: Any, pde: Any = None) -> ReluSelection:
-    return ReluSelection(d=float(spec["d"]), s0=float(spec["s0"]), delta=float(spec["delta"]),
-                         kernel_tol=float(spec.get("kernel_tol", 1e-8)))
+    return ReluSelection(
+        d=float(spec["d"]),
+        s0=float(spec["s0"]),
+        delta=float(spec["delta"]),
+        kernel_tol=float(spec.get("kernel_tol", 1e-8)),
+    )
 
 
 def _law(spec: Any, init: Any) -> ReluSelectionLaw:
-    return ReluSelectionLaw(kappa=float(init["kappa"]), d=finite_init_d(spec, init),
-                            s0=int(spec["s0"]), a_mean=float(init["a_mean"]),
-                            a_std=float(init["a_std"]), b_mean=float(init["b_mean"]),
-                            b_std=float(init["b_std"]))
+    return ReluSelectionLaw(
+        kappa=float(init["kappa"]),
+        d=finite_init_d(spec, init),
+        s0=int(spec["s0"]),
+        a_mean=float(init["a_mean"]),
+        a_std=float(init["a_std"]),
+        b_mean=float(init["b_mean"]),
+        b_std=float(init["b_std"]),
+    )
 
 
 RELU_MODEL_KEYS = {
-    "d": Field(("integer", "float"), "input dimension (inf allowed)",
-               check=check_dimension(True), convert=to_dimension),
-    "s0": Field(("integer",), "number of informative coordinates (1 <= s0 <= d - 1)",
-                check=check_s0),
-    "delta": Field(("float",), "class separation Delta",
-                   check=allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1)),
-    "kernel_tol": Field(("float",), "error bound of the kernel expansion, relative to "
-                        "max U(q, q) on the grid", 1e-8,
-                        allowed("a float with 0 < kernel_tol <= 1e-3", lambda v: 0 < v <= 1e-3)),
+    "d": Field(
+        ("integer", "float"),
+        "input dimension (inf allowed)",
+        check=check_dimension(True),
+        convert=to_dimension,
+    ),
+    "s0": Field(
+        ("integer",), "number of informative coordinates (1 <= s0 <= d - 1)", check=check_s0
+    ),
+    "delta": Field(
+        ("float",),
+        "class separation Delta",
+        check=allowed("a float with 0 < delta < 1", lambda v: 0 < v < 1),
+    ),
+    "kernel_tol": Field(
+        ("float",),
+        "error bound of the kernel expansion, relative to max U(q, q) on the grid",
+        1e-8,
+        allowed("a float with 0 < kernel_tol <= 1e-3", lambda v: 0 < v <= 1e-3),
+    ),
 }
 """``[model]`` keys of the ReLU models (:mod:`.relu_isotropic` drops ``s0``)."""
 
@@ -456,15 +501,25 @@ _KEYS = {
     "model": RELU_MODEL_KEYS,
     "init": RELU_INIT,
     "pde": {
-        "bounds": Field(("array",), "grid bounds [[lo, hi], ...] over (a, b, r1, r2); "
-                        "r1, r2 >= 0", check=_check_relu_bounds, convert=float_pairs),
+        "bounds": Field(
+            ("array",),
+            "grid bounds [[lo, hi], ...] over (a, b, r1, r2); r1, r2 >= 0",
+            check=_check_relu_bounds,
+            convert=float_pairs,
+        ),
     },
 }
 
-ENTRY = register(ModelEntry(
-    name="relu_selection",
-    doc="MMN's variable selection with ReLU units a relu(<w, x> + b), grid over (a, b, r1, r2)",
-    keys=_KEYS, build=_build, law=_law, reduced_dim=4,
-    law_keys=RELU_LAW_KEYS, tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
-    check=check_s0_init_d,
-))
+ENTRY = register(
+    ModelEntry(
+        name="relu_selection",
+        doc="MMN's variable selection with ReLU units a relu(<w, x> + b), grid over (a, b, r1, r2)",
+        keys=_KEYS,
+        build=_build,
+        law=_law,
+        reduced_dim=4,
+        law_keys=RELU_LAW_KEYS,
+        tolerance=Tolerance("kernel_tol", KERNEL_TOL_HINT),
+        check=check_s0_init_d,
+    )
+)

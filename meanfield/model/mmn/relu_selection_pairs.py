@@ -51,8 +51,10 @@ def _classes(model: Any, theta: Any, xp: Any) -> list[tuple[float, Any]]:
     """``(y, z)`` per class: the whitened units ``z = S_y w`` of one replica ``(N, d)``."""
     s0 = int(model.s0)
     w = theta[..., 2:]
-    return [(label, xp.concat([tau * w[..., :s0], w[..., s0:]], axis=-1))
-            for label, tau in zip((1.0, -1.0), model.taus, strict=True)]
+    return [
+        (label, xp.concat([tau * w[..., :s0], w[..., s0:]], axis=-1))
+        for label, tau in zip((1.0, -1.0), model.taus, strict=True)
+    ]
 
 
 def _pairs(z: Any, b: Any, backend: Any) -> dict[str, Any]:
@@ -69,16 +71,28 @@ def _pairs(z: Any, b: Any, backend: Any) -> dict[str, Any]:
     h = -b / safe
     h_i, h_j = h[:, None] + 0.0 * c, h[None, :] + 0.0 * c
     orth = orthant(h_i, h_j, c, backend)
-    return {"sig": sig, "safe": safe, "unit": unit, "c": c, "off": off, "h_i": h_i, "h_j": h_j,
-            "L": orth, "R": ramp_pair(h_i, h_j, c, orth, backend) * off}
+    return {
+        "sig": sig,
+        "safe": safe,
+        "unit": unit,
+        "c": c,
+        "off": off,
+        "h_i": h_i,
+        "h_j": h_j,
+        "L": orth,
+        "R": ramp_pair(h_i, h_j, c, orth, backend) * off,
+    }
 
 
 def _ramp_moments(sig: Any, b: Any, backend: Any) -> tuple[Any, Any, Any]:
     """``E(sig Z + b)_+``, ``E(sig Z + b)_+^2`` and ``Phi(b/sig)`` (closed forms)."""
     xp = backend.xp
     safe = xp.where(sig > 0, sig, 1.0 + 0.0 * sig)
-    return (ramp_mean(sig, b, backend), ramp_second_moment(sig, b, backend),
-            xp.where(sig > 0, backend.ndtr(b / safe), xp.astype(b > 0, b.dtype)))
+    return (
+        ramp_mean(sig, b, backend),
+        ramp_second_moment(sig, b, backend),
+        xp.where(sig > 0, backend.ndtr(b / safe), xp.astype(b > 0, b.dtype)),
+    )
 
 
 def population_risk(model: Any, theta: Any, backend: Any) -> Any:
@@ -114,8 +128,9 @@ def population_gradient(model: Any, theta: Any, backend: Any) -> Any:
     Parameters as :func:`population_risk`; the formulas are in the module docstring.
     """
     xp = backend.xp
-    return xp.stack([_replica_gradient(model, theta[r, ...], backend)
-                     for r in range(theta.shape[0])])
+    return xp.stack(
+        [_replica_gradient(model, theta[r, ...], backend) for r in range(theta.shape[0])]
+    )
 
 
 def _replica_gradient(model: Any, theta: Any, backend: Any) -> Any:
@@ -133,8 +148,11 @@ def _replica_gradient(model: Any, theta: Any, backend: Any) -> Any:
         mean, second, cdf = _ramp_moments(sig, b, backend)
         h_i, h_j, orth = p["h_i"], p["h_j"], p["L"]
         s = xp.sqrt((1.0 - c) * (1.0 + c))
-        tilt = (c * _phi(h_i, xp) * backend.ndtr(-shifted(h_j, h_i, c, xp) / s)
-                + _phi(h_j, xp) * backend.ndtr(-shifted(h_i, h_j, c, xp) / s) - h_j * orth)
+        tilt = (
+            c * _phi(h_i, xp) * backend.ndtr(-shifted(h_j, h_i, c, xp) / s)
+            + _phi(h_j, xp) * backend.ndtr(-shifted(h_i, h_j, c, xp) / s)
+            - h_j * orth
+        )
         sig_j = sig[None, :]
         pair_a = a[None, :] * sig[:, None] * sig_j * p["R"]  # a_j G_ij
         by_b = a[None, :] * sig_j * tilt * off  # a_j dG/db_i
@@ -144,8 +162,7 @@ def _replica_gradient(model: Any, theta: Any, backend: Any) -> Any:
         # V: -(a/2) y F_0; dF_0/db = Phi(b/sig), dF_0/dsig = phi(b/sig)
         d_a = d_a - 0.5 * label * mean + 0.5 * (xp.sum(pair_a, axis=-1) + a * second) / n
         d_b = d_b - 0.5 * label * a * cdf + 0.5 * a * (xp.sum(by_b, axis=-1) + a * mean) / n
-        radial = (-0.5 * label * a * phi_b
-                  + 0.5 * a * (xp.sum(by_sig, axis=-1) + a * sig * cdf) / n)
+        radial = -0.5 * label * a * phi_b + 0.5 * a * (xp.sum(by_sig, axis=-1) + a * sig * cdf) / n
         tangential = 0.5 * a[:, None] * (by_c @ unit - xp.sum(by_c * c, axis=-1)[:, None] * unit)
         grad_z = radial[:, None] * unit + tangential / (n * safe[:, None])
         d_w = d_w + xp.concat([tau * grad_z[:, :s0], grad_z[:, s0:]], axis=-1)

@@ -45,19 +45,28 @@ from typing import Any
 import numpy as np
 
 from ...fields import Field, allowed, int_at_least
-from ..pieces import ActivationPieces, DataPieces, UnitPieces
+from ...rng import Purpose
+from ..pieces import ActivationPieces, DataPieces, EnginePieces, UnitPieces
 from ..registry import ModelEntry, register
 
-__all__ = ["PSpin", "INIT_STD_B", "INIT_STD_C", "BATCH_DIVISOR", "engine_step", "protocol_batches",
-           "rve_dt", "sphere_sixth_moment_pairings"]
+__all__ = [
+    "PSpin",
+    "INIT_STD_B",
+    "INIT_STD_C",
+    "BATCH_DIVISOR",
+    "engine_step",
+    "protocol_batches",
+    "rve_dt",
+    "sphere_sixth_moment_pairings",
+]
 
 #: standard deviation of the initial bias ``b`` (documented default, see the module docstring)
 INIT_STD_B = 1.0
 #: standard deviation of the initial output weight ``c`` (documented default)
 INIT_STD_C = 1.0
 #: the random-stream purposes this model draws from (see :meth:`PSpin.sample_data`)
-PURPOSE_DATA = 0
-PURPOSE_INIT = 3
+PURPOSE_DATA = Purpose.DATA
+PURPOSE_INIT = Purpose.INIT
 
 
 @dataclass(frozen=True)
@@ -121,8 +130,7 @@ class PSpin:
         The trivial predictor ``f_n = 0`` has loss ``E f^2 / 2``.
         """
         d = self.d
-        total = sum(float(np.einsum(s, tensor, tensor))
-                    for s in sphere_sixth_moment_pairings())
+        total = sum(float(np.einsum(s, tensor, tensor)) for s in sphere_sixth_moment_pairings())
         return total / ((d + 2) * (d + 4))
 
     def target(self, x: Any, tensor: Any, xp: Any) -> Any:
@@ -159,8 +167,7 @@ class PSpin:
         -------
         array of shape ``(..., d)``
         """
-        summed = (tensor + xp.permute_dims(tensor, (1, 0, 2))
-                  + xp.permute_dims(tensor, (2, 0, 1)))
+        summed = tensor + xp.permute_dims(tensor, (1, 0, 2)) + xp.permute_dims(tensor, (2, 0, 1))
         return _contract_last_two(x, summed, xp) / self.d
 
     # ------------------------------------------------------------------ sampling
@@ -181,8 +188,9 @@ class PSpin:
         norm = xp.sqrt(xp.sum(g * g, axis=-1, keepdims=True))
         return math.sqrt(self.d) * g / norm
 
-    def sample_data(self, rng: Any, counter: int, batch: int, tensor: Any, xp: Any
-                    ) -> tuple[Any, Any]:
+    def sample_data(
+        self, rng: Any, counter: int, batch: int, tensor: Any, xp: Any
+    ) -> tuple[Any, Any]:
         """Fresh samples ``(x, f(x))`` for every replica, from the ``purpose = 0`` stream.
 
         Parameters
@@ -202,8 +210,7 @@ class PSpin:
         x : array of shape ``(R, B, d)``
         y : array of shape ``(R, B)``
         """
-        g = xp.asarray(rng.normal(counter, (batch, self.d), purpose=PURPOSE_DATA),
-                       dtype=xp.float64)
+        g = xp.asarray(rng.normal(counter, (batch, self.d), purpose=PURPOSE_DATA), dtype=xp.float64)
         x = self.inputs_from_normals(g, xp)
         return x, self.target(x, tensor, xp)
 
@@ -225,10 +232,8 @@ class PSpin:
         -------
         theta : array of shape ``(R, N, D)``, columns ``(a_1, ..., a_d, b, c)``
         """
-        g = xp.asarray(rng.normal(counter, (n, self.dim), purpose=PURPOSE_INIT),
-                       dtype=xp.float64)
-        scale = np.concatenate([np.full(self.d, 1.0 / math.sqrt(self.d)),
-                                [INIT_STD_B, self.c_std]])
+        g = xp.asarray(rng.normal(counter, (n, self.dim), purpose=PURPOSE_INIT), dtype=xp.float64)
+        scale = np.concatenate([np.full(self.d, 1.0 / math.sqrt(self.d)), [INIT_STD_B, self.c_std]])
         return g * xp.asarray(scale, dtype=xp.float64)
 
     # ------------------------------------------------------------------ network
@@ -355,7 +360,7 @@ def _pairings(items: list[int]) -> list[list[tuple[int, int]]]:
     first, rest = items[0], items[1:]
     out = []
     for k, partner in enumerate(rest):
-        for tail in _pairings(rest[:k] + rest[k + 1:]):
+        for tail in _pairings(rest[:k] + rest[k + 1 :]):
             out.append([(first, partner), *tail])
     return out
 
@@ -373,8 +378,8 @@ def _sigmoid(z: Any, xp: Any) -> Any:
     return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-#: purpose tag of the test points drawn at each record (data 0, labels 1, noise 2, init 3)
-PURPOSE_TEST = 4
+#: purpose tag of the test points drawn at each record
+PURPOSE_TEST = Purpose.TEST
 
 
 @dataclass(frozen=True)
@@ -404,10 +409,13 @@ class PSpinTask:
     def backward(self, x: Any, theta: Any, cache: Any, coef: Any, xp: Any) -> Any:
         return self.model.backward(x, theta, cache, coef, xp)
 
+    def engine_pieces(self) -> EnginePieces:
+        """One-pass SGD with the data drawn in the kernel."""
+        return EnginePieces(unit=self.unit_pieces(), data=self.data_pieces())
+
     def unit_pieces(self) -> UnitPieces:
         """``c sigmoid(<a, x> + b)`` with ``theta = (a, b, c)``, for the compiled engine."""
-        return UnitPieces.dense(ActivationPieces("sigmoid"), self.model.d, bias=True,
-                                output=True)
+        return UnitPieces.dense(ActivationPieces("sigmoid"), self.model.d, bias=True, output=True)
 
     def data_pieces(self) -> DataPieces:
         """Inputs on the sphere and the 3-spin target with this task's tensor."""
@@ -423,14 +431,19 @@ class PSpinTask:
         """Initial units, ``(R, n, D)`` (counter 0)."""
         return self.model.init_theta(rng, 0, n, rng.xp)
 
-    def test_risk(self, rng: Any, counter: int, n_points: int, theta: Any, xp: Any
-                  ) -> dict[str, Any]:
+    def test_risk(
+        self, rng: Any, counter: int, n_points: int, theta: Any, xp: Any
+    ) -> dict[str, Any]:
         """Test loss on ``n_points`` fresh points (purpose :data:`PURPOSE_TEST`), as records."""
         g = rng.normal(counter, (n_points, self.model.d), purpose=PURPOSE_TEST)
         x = self.model.inputs_from_normals(g, xp)
         out = self.model.test_loss(theta, x, self.model.target(x, self.tensor, xp), xp)
-        return {"risk": out["loss"], "risk_se": out["loss_se"],
-                "residual_pos": out["residual_pos"], "residual_neg": out["residual_neg"]}
+        return {
+            "risk": out["loss"],
+            "risk_se": out["loss_se"],
+            "residual_pos": out["residual_pos"],
+            "residual_neg": out["residual_neg"],
+        }
 
 
 # ----------------------------------------------------------------------------- RVE's protocol
@@ -470,8 +483,11 @@ def engine_step(dt: float) -> float:
 
 
 def _build(spec: Any, pde: Any = None) -> PSpin:
-    return PSpin(d=int(spec["d"]), teacher_seed=int(spec.get("teacher_seed", 0)),
-                 c_std=float(spec.get("c_std", INIT_STD_C)))
+    return PSpin(
+        d=int(spec["d"]),
+        teacher_seed=int(spec.get("teacher_seed", 0)),
+        c_std=float(spec.get("c_std", INIT_STD_C)),
+    )
 
 
 def _particle_setup(model: PSpin, backend: Any) -> tuple[PSpinTask, PSpinTask]:
@@ -490,17 +506,29 @@ def _study_protocol(config: Any, n: int) -> list[str]:
     return out
 
 
-ENTRY = register(ModelEntry(
-    name="pspin",
-    doc="Rotskoff and Vanden-Eijnden's spherical 3-spin benchmark (particles only)",
-    keys={"model": {
-        "d": int_at_least(2, "input dimension d (x uniform on the sphere of radius sqrt(d))"),
-        "teacher_seed": int_at_least(0, "seed of the teacher tensor a_pqr", 0),
-        "c_std": Field(("float",), "standard deviation of the initial output weights c (not "
-                       "published by RVE)", INIT_STD_C,
-                       allowed("a finite float >= 0", lambda v: math.isfinite(v) and v >= 0)),
-    }},
-    build=_build, reduced_dim=0, pde=False,
-    no_pde_reason="its D = d + 2 parameters are too many for a grid",
-    particle_setup=_particle_setup, study_overrides=_study_protocol,
-))
+ENTRY = register(
+    ModelEntry(
+        name="pspin",
+        doc="Rotskoff and Vanden-Eijnden's spherical 3-spin benchmark (particles only)",
+        keys={
+            "model": {
+                "d": int_at_least(
+                    2, "input dimension d (x uniform on the sphere of radius sqrt(d))"
+                ),
+                "teacher_seed": int_at_least(0, "seed of the teacher tensor a_pqr", 0),
+                "c_std": Field(
+                    ("float",),
+                    "standard deviation of the initial output weights c (not published by RVE)",
+                    INIT_STD_C,
+                    allowed("a finite float >= 0", lambda v: math.isfinite(v) and v >= 0),
+                ),
+            }
+        },
+        build=_build,
+        reduced_dim=0,
+        pde=False,
+        no_pde_reason="its D = d + 2 parameters are too many for a grid",
+        particle_setup=_particle_setup,
+        study_overrides=_study_protocol,
+    )
+)

@@ -103,6 +103,9 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
+from ...backends.arrays import to_numpy
+from ...rng import Purpose
+from ..pieces import EnginePieces, SphereUnitPieces
 from .pspin import PSpin
 
 __all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER", "OBJECTIVES"]
@@ -111,8 +114,8 @@ __all__ = ["SphereKernel", "SphereKernelTask", "MAX_ORDER", "OBJECTIVES"]
 MAX_ORDER = 4
 #: relative size of the neglected tail of every series at the largest argument
 SERIES_TAIL = 1e-17
-#: purpose tag of the Monte Carlo test points (0-3 are taken by the particle methods)
-PURPOSE_TEST = 4
+#: purpose tag of the Monte Carlo test points
+PURPOSE_TEST = Purpose.TEST
 #: the objectives a flow can descend, by name: (4.5) as printed first, then the L2(mu) loss
 OBJECTIVES = ("collocation", "l2")
 
@@ -142,8 +145,9 @@ class SphereKernel:
     def __post_init__(self) -> None:
         if isinstance(self.d, bool) or not isinstance(self.d, int | np.integer) or self.d < 2:
             raise ValueError(f"d must be an integer >= 2, got {self.d!r}")
-        if not (isinstance(self.alpha, int | float) and math.isfinite(self.alpha)
-                and self.alpha > 0):
+        if not (
+            isinstance(self.alpha, int | float) and math.isfinite(self.alpha) and self.alpha > 0
+        ):
             raise ValueError(f"alpha must be a finite number > 0, got {self.alpha!r}")
         object.__setattr__(self, "d", int(self.d))
         object.__setattr__(self, "alpha", float(self.alpha))
@@ -180,8 +184,12 @@ class SphereKernel:
         """
         order = np.arange(MAX_ORDER + 1)[:, None]
         m = np.arange(400)[None, :]
-        log_a = (order * math.log(self.d / 2) + gammaln(self.nu + 1) - gammaln(m + 1)
-                 - gammaln(m + self.nu + order + 1))
+        log_a = (
+            order * math.log(self.d / 2)
+            + gammaln(self.nu + 1)
+            - gammaln(m + 1)
+            - gammaln(m + self.nu + order + 1)
+        )
         log_terms = log_a + m * math.log(max(self.max_z, 1e-300))
         terms = np.exp(log_terms - log_terms.max(axis=1, keepdims=True))
         tails = np.cumsum(terms[:, ::-1], axis=1)[:, ::-1] / terms.sum(axis=1, keepdims=True)
@@ -192,8 +200,9 @@ class SphereKernel:
 
     def trace_vector(self, tensor: np.ndarray) -> np.ndarray:
         """``b_k = sum_p (a_pkp + a_kpp + a_ppk)``: the tensor's delta contractions, ``(d,)``."""
-        return (np.einsum("pkp->k", tensor) + np.einsum("kpp->k", tensor)
-                + np.einsum("ppk->k", tensor))
+        return (
+            np.einsum("pkp->k", tensor) + np.einsum("kpp->k", tensor) + np.einsum("ppk->k", tensor)
+        )
 
     def target_square_mean(self, tensor: np.ndarray) -> float:
         """``E f(x)^2`` in closed form: :meth:`PSpin.target_square_mean`."""
@@ -210,9 +219,12 @@ class SphereKernel:
         tensor = self.pspin.teacher()
         coefficients = self.series_coefficients()
         return SphereKernelTask(
-            model=self, tensor=asarray(tensor), trace=asarray(self.trace_vector(tensor)),
+            model=self,
+            tensor=asarray(tensor),
+            trace=asarray(self.trace_vector(tensor)),
             coefficients=tuple(tuple(float(a) for a in row) for row in coefficients),
-            target_square=self.target_square_mean(tensor))
+            target_square=self.target_square_mean(tensor),
+        )
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,17 @@ class SphereKernelTask:
     trace: Any
     coefficients: tuple[tuple[float, ...], ...]
     target_square: float
+
+    def engine_pieces(self) -> EnginePieces:
+        """The kernel-unit flows on the compiled engine (host NumPy copies of the teacher)."""
+        return EnginePieces(
+            sphere=SphereUnitPieces(
+                np.asarray(to_numpy(self.tensor), dtype=np.float64),
+                np.asarray(to_numpy(self.trace), dtype=np.float64),
+                self.coefficients,
+                self.model.alpha,
+            )
+        )
 
     # ------------------------------------------------------------------ radial functions
 
@@ -262,10 +285,10 @@ class SphereKernelTask:
         model = self.model
         sq = xp.sum(y * y, axis=-1)
         sum_sq = sq[..., :, None] + sq[..., None, :] + 2.0 * (y @ xp.matrix_transpose(y))
-        z = sum_sq * (model.d * model.alpha ** 2 / 4)  # z = s^2/4, s = sqrt(d) alpha |y_i + y_j|
+        z = sum_sq * (model.d * model.alpha**2 / 4)  # z = s^2/4, s = sqrt(d) alpha |y_i + y_j|
         scale = math.exp(-2.0 * model.alpha * model.d)
         kernel = _horner(z, self.coefficients[0], scale, xp)
-        slope = _horner(z, self.coefficients[1], scale * model.alpha ** 2, xp)
+        slope = _horner(z, self.coefficients[1], scale * model.alpha**2, xp)
         return kernel, slope
 
     def kernel(self, y: Any, xp: Any) -> Any:
@@ -301,8 +324,15 @@ class SphereKernelTask:
         scale = math.exp(-alpha * d)
         value = scale * (h3 * cubic + h2 * linear)
         radial_part = (h4 * cubic + h3 * linear)[..., None] * v
-        grad = alpha * scale * (radial_part + h3[..., None] * pspin.target_gradient(
-            v, self.tensor, xp) + h2[..., None] * (self.trace / d))
+        grad = (
+            alpha
+            * scale
+            * (
+                radial_part
+                + h3[..., None] * pspin.target_gradient(v, self.tensor, xp)
+                + h2[..., None] * (self.trace / d)
+            )
+        )
         return value, grad
 
     def projection(self, y: Any, xp: Any) -> Any:
@@ -322,8 +352,11 @@ class SphereKernelTask:
         """
         n = c.shape[-1]
         kernel_c = (self.kernel(y, xp) @ c[..., None])[..., 0]
-        return (0.5 * self.target_square - xp.sum(c * self.projection(y, xp), axis=-1) / n
-                + xp.sum(c * kernel_c, axis=-1) / (2 * n * n))
+        return (
+            0.5 * self.target_square
+            - xp.sum(c * self.projection(y, xp), axis=-1) / n
+            + xp.sum(c * kernel_c, axis=-1) / (2 * n * n)
+        )
 
     def loss_gradient(self, c: Any, y: Any, xp: Any) -> tuple[Any, Any, Any]:
         """The loss and its gradients in ``c`` and (ambient, untangential) ``y``.
@@ -352,8 +385,11 @@ class SphereKernelTask:
         kernel_c = (kernel @ c[..., None])[..., 0]
         slope_c = (slope @ c[..., None])[..., 0]
         pull = slope_c[..., None] * y + slope @ (c[..., None] * y)  # sum_j c_j Q_ij (y_i + y_j)
-        loss = (0.5 * self.target_square - xp.sum(c * value, axis=-1) / n
-                + xp.sum(c * kernel_c, axis=-1) / (2 * n * n))
+        loss = (
+            0.5 * self.target_square
+            - xp.sum(c * value, axis=-1) / n
+            + xp.sum(c * kernel_c, axis=-1) / (2 * n * n)
+        )
         grad_c = (kernel_c / n - value) / n
         grad_y = (c / n)[..., None] * (pull / n - grad_value)
         return loss, grad_c, grad_y
@@ -428,8 +464,9 @@ class SphereKernelTask:
         pull = units_c[..., None] * y - units @ (c[..., None] * y)  # sum_j c_j Phi_ij (y_i - y_j)
         energy = (xp.sum(c * units_c, axis=-1) / (2 * n) - xp.sum(c * value, axis=-1)) / n
         grad_c = (units_c / n - value) / n
-        grad_y = -(c / n)[..., None] * (pspin.target_gradient(y, self.tensor, xp)
-                                        + (self.model.alpha / n) * pull)
+        grad_y = -(c / n)[..., None] * (
+            pspin.target_gradient(y, self.tensor, xp) + (self.model.alpha / n) * pull
+        )
         return energy, grad_c, grad_y
 
     def objective_gradient(self, name: str) -> Callable[[Any, Any, Any], tuple[Any, Any, Any]]:
@@ -463,12 +500,16 @@ class SphereKernelTask:
 
     def predict_units(self, x: Any, y: Any, xp: Any) -> Any:
         """``exp(-alpha |x_b - y_i|^2 / 2)``: shape ``(..., B, N)`` for ``x (..., B, d)``."""
-        dist = (xp.sum(x * x, axis=-1)[..., :, None] + xp.sum(y * y, axis=-1)[..., None, :]
-                - 2.0 * (x @ xp.matrix_transpose(y)))
+        dist = (
+            xp.sum(x * x, axis=-1)[..., :, None]
+            + xp.sum(y * y, axis=-1)[..., None, :]
+            - 2.0 * (x @ xp.matrix_transpose(y))
+        )
         return xp.exp(-0.5 * self.model.alpha * xp.maximum(dist, 0.0))
 
-    def test_loss(self, c: Any, y: Any, rng: Any, n_points: int, xp: Any,
-                  chunk: int = 1 << 14) -> dict[str, Any]:
+    def test_loss(
+        self, c: Any, y: Any, rng: Any, n_points: int, xp: Any, chunk: int = 1 << 14
+    ) -> dict[str, Any]:
         """Monte Carlo loss ``(1/2) mean (f_n - f)^2`` on ``n_points`` fresh uniform points.
 
         Parameters
@@ -494,8 +535,9 @@ class SphereKernelTask:
         total_sq = xp.zeros(c.shape[:-1], dtype=xp.float64)
         for k, start in enumerate(range(0, n_points, chunk)):
             size = min(chunk, n_points - start)
-            x = pspin.inputs_from_normals(rng.normal(k, (size, self.model.d),
-                                                     purpose=PURPOSE_TEST), xp)
+            x = pspin.inputs_from_normals(
+                rng.normal(k, (size, self.model.d), purpose=PURPOSE_TEST), xp
+            )
             residual = self.predict(x, c, y, xp) - pspin.target(x, self.tensor, xp)
             half_sq = 0.5 * residual * residual
             total = total + xp.sum(half_sq, axis=-1)

@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 
 from ...backends.arrays import Backend
+from ...rng import Purpose
 from ..base import KernelFeatures, ReducedModel
-from ..pieces import ActivationPieces, DataPieces, NodePieces, UnitPieces
 from ..integrals.quadrature import (
     INPUT_LAWS,
     GaussRule,
@@ -74,14 +74,15 @@ from ..integrals.quadrature import (
     point_chunks,
 )
 from ..integrals.smooth import SmoothActivation, smooth_activation
+from ..pieces import ActivationPieces, DataPieces, EnginePieces, NodePieces, UnitPieces
 from .targets import TARGETS, TeacherNetwork
 
 __all__ = ["TeacherStudent", "TeacherNetwork", "TARGETS", "QuadratureTables"]
 
 #: parameter names of a unit, by input dimension ``k``
 PARAMETER_NAMES = {1: ("a", "w", "b"), 2: ("a", "w1", "w2", "b")}
-#: random-stream purpose of the inputs (isotropic model: 0 data, 1 labels; 2 noise; 3 init)
-PURPOSE_DATA = 0
+#: random-stream purpose of the inputs
+PURPOSE_DATA = Purpose.DATA
 #: points per axis of the box on which the order choice checks V and U
 N_CHECK = 5
 #: largest order per axis tried by the convergence search, by ``k``
@@ -142,17 +143,20 @@ class TeacherStudent(ReducedModel):
         if self.k not in PARAMETER_NAMES:
             raise ValueError(f"k must be 1 or 2, got {self.k}")
         if self.input_law not in INPUT_LAWS:
-            raise ValueError(f"unknown input law {self.input_law!r}; allowed: "
-                             f"{', '.join(INPUT_LAWS)}")
+            raise ValueError(
+                f"unknown input law {self.input_law!r}; allowed: {', '.join(INPUT_LAWS)}"
+            )
         smooth_activation(self.activation)
         trained = tuple(self.trained)
         names = PARAMETER_NAMES[self.k]
-        if not 1 <= len(trained) <= 3 or len(set(trained)) != len(trained) or not set(
-                trained) <= set(names):
+        if (
+            not 1 <= len(trained) <= 3
+            or len(set(trained)) != len(trained)
+            or not set(trained) <= set(names)
+        ):
             raise ValueError(f"trained must be 1 to 3 distinct names among {names}, got {trained}")
         object.__setattr__(self, "trained", trained)
-        fixed_w = (1.0,) * self.k if self.fixed_w is None else tuple(float(v) for v in
-                                                                      self.fixed_w)
+        fixed_w = (1.0,) * self.k if self.fixed_w is None else tuple(float(v) for v in self.fixed_w)
         if len(fixed_w) != self.k:
             raise ValueError(f"fixed_w needs k = {self.k} values, got {fixed_w}")
         object.__setattr__(self, "fixed_w", fixed_w)
@@ -160,8 +164,10 @@ class TeacherStudent(ReducedModel):
         if self.bounds is not None:
             bounds = tuple((float(lo), float(hi)) for lo, hi in self.bounds)
             if len(bounds) != len(trained) or any(hi <= lo for lo, hi in bounds):
-                raise ValueError(f"bounds needs one (lo, hi) with lo < hi per trained "
-                                 f"parameter {trained}, got {self.bounds}")
+                raise ValueError(
+                    f"bounds needs one (lo, hi) with lo < hi per trained "
+                    f"parameter {trained}, got {self.bounds}"
+                )
             object.__setattr__(self, "bounds", bounds)
         if self.quad_order is None and self.bounds is None:
             raise ValueError("give quad_order, or the bounds on which to choose it")
@@ -179,8 +185,10 @@ class TeacherStudent(ReducedModel):
             if self.target.k != self.k:
                 raise ValueError(f"the teacher has {self.target.k} inputs, the model k = {self.k}")
         elif self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}; allowed: "
-                             f"{', '.join(sorted(TARGETS))} or a TeacherNetwork")
+            raise ValueError(
+                f"unknown target {self.target!r}; allowed: "
+                f"{', '.join(sorted(TARGETS))} or a TeacherNetwork"
+            )
         elif TARGETS[self.target][1] > self.k:
             raise ValueError(f"target {self.target!r} needs k >= {TARGETS[self.target][1]}")
 
@@ -224,7 +232,7 @@ class TeacherStudent(ReducedModel):
         names = PARAMETER_NAMES[self.k][1:-1]
         z = self._parameter("b", theta, xp) + x[..., 0:1] * self._parameter(names[0], theta, xp)
         for axis in range(1, self.k):
-            z = z + x[..., axis:axis + 1] * self._parameter(names[axis], theta, xp)
+            z = z + x[..., axis : axis + 1] * self._parameter(names[axis], theta, xp)
         if z.shape[-1] != theta.shape[-2]:  # only "a" trained: z does not depend on the unit
             z = z + 0.0 * xp.expand_dims(theta[..., 0], axis=-2)
         return z
@@ -261,8 +269,9 @@ class TeacherStudent(ReducedModel):
         s, slope = cache
         weighted = coef * slope  # (..., B, N)
         w_names = PARAMETER_NAMES[self.k][1:-1]
-        along_x = (xp.matrix_transpose(weighted) @ x if set(w_names) & set(self.trained)
-                   else None)  # (..., N, k): sum_b weighted[b, i] x_b
+        along_x = (
+            xp.matrix_transpose(weighted) @ x if set(w_names) & set(self.trained) else None
+        )  # (..., N, k): sum_b weighted[b, i] x_b
         columns = []
         for name in self.trained:
             if name == "a":
@@ -285,18 +294,28 @@ class TeacherStudent(ReducedModel):
                 columns.append(slope)
             else:
                 axis = w_names.index(name)
-                columns.append(slope * x[..., axis:axis + 1])
+                columns.append(slope * x[..., axis : axis + 1])
         return xp.stack(columns, axis=-1)
+
+    def engine_pieces(self) -> EnginePieces:
+        """SGD on the model's own draws, and population GD through the quadrature nodes."""
+        return EnginePieces(
+            unit=self.unit_pieces(), data=self.data_pieces(), nodes=self.node_pieces()
+        )
 
     def unit_pieces(self) -> UnitPieces:
         """``a act(<w, x> + b)`` with the trained parameters' columns, for the compiled engine."""
         column = {name: i for i, name in enumerate(self.trained)}
         w_names = PARAMETER_NAMES[self.k][1:-1]
-        return UnitPieces(ActivationPieces(self.activation),
-                          tuple(column.get(name, -1) for name in w_names),
-                          tuple(float(v) for v in self.fixed_w),
-                          column.get("b", -1), float(self.fixed_b),
-                          column.get("a", -1), float(self.fixed_a))
+        return UnitPieces(
+            ActivationPieces(self.activation),
+            tuple(column.get(name, -1) for name in w_names),
+            tuple(float(v) for v in self.fixed_w),
+            column.get("b", -1),
+            float(self.fixed_b),
+            column.get("a", -1),
+            float(self.fixed_a),
+        )
 
     def data_pieces(self) -> DataPieces:
         """The target is a general function: the engine takes :meth:`sample_data`'s arrays."""
@@ -305,9 +324,11 @@ class TeacherStudent(ReducedModel):
     def node_pieces(self) -> NodePieces:
         """The quadrature rule of the exact risk (the one the PDE uses)."""
         tables = self.tables
-        return NodePieces(np.asarray(tables.rule.nodes, dtype=np.float64),
-                          np.asarray(tables.rule.weights, dtype=np.float64),
-                          np.asarray(tables.y, dtype=np.float64))
+        return NodePieces(
+            np.asarray(tables.rule.nodes, dtype=np.float64),
+            np.asarray(tables.rule.weights, dtype=np.float64),
+            np.asarray(tables.y, dtype=np.float64),
+        )
 
     def reduce(self, theta: Any, xp: Any) -> Any:
         """The identity: the grid is the full parameter space."""
@@ -332,14 +353,17 @@ class TeacherStudent(ReducedModel):
             rule, y = self.rule_of_order(order)
             phi = self.unit(rule.nodes, check).T  # (C, Q)
             u = (phi * rule.weights) @ phi.T
-            return np.concatenate([[rule.weights @ y**2], -phi @ (rule.weights * y),
-                                   u.ravel()])
+            return np.concatenate([[rule.weights @ y**2], -phi @ (rule.weights * y), u.ravel()])
 
         reference = quantities(32)
-        scale = max(reference[0], float(np.max(np.diag(
-            reference[1 + len(check):].reshape(len(check), -1)))), 1e-300)
-        order, change = converged_order(lambda n: quantities(n) / scale, self.quad_tol,
-                                        order_ladder(4, MAX_ORDER[self.k]))
+        scale = max(
+            reference[0],
+            float(np.max(np.diag(reference[1 + len(check) :].reshape(len(check), -1)))),
+            1e-300,
+        )
+        order, change = converged_order(
+            lambda n: quantities(n) / scale, self.quad_tol, order_ladder(4, MAX_ORDER[self.k])
+        )
         rule, y = self.rule_of_order(order)
         return QuadratureTables(rule, y, change)
 
@@ -352,8 +376,9 @@ class TeacherStudent(ReducedModel):
         """``V = -sum_q omega_q y_q sigma_*(x_q; theta)``, shape ``(M,)``."""
         tables = self.tables
         wy = tables.rule.weights * tables.y
-        return map_points(lambda p: -(wy @ self.unit(tables.rule.nodes, p)), points,
-                           tables.rule.n_nodes)
+        return map_points(
+            lambda p: -(wy @ self.unit(tables.rule.nodes, p)), points, tables.rule.n_nodes
+        )
 
     def potential_gradient(self, points: np.ndarray) -> np.ndarray:
         """``grad V``, shape ``(M, D)``."""
@@ -370,8 +395,9 @@ class TeacherStudent(ReducedModel):
         """``sigma_*(x_q; theta_i)``, ``(M, Q)``."""
         return self.unit(self.tables.rule.nodes, np.asarray(points, dtype=np.float64)).T
 
-    def kernel_features(self, points: np.ndarray, scale_points: np.ndarray | None = None
-                        ) -> KernelFeatures:
+    def kernel_features(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> KernelFeatures:
         """``U`` as features ``sigma_*(x_q; theta)`` with weights ``omega_q``, or compressed."""
         points = np.asarray(points, dtype=np.float64)
         basis = self.compression_basis(points if scale_points is None else scale_points)
@@ -382,8 +408,9 @@ class TeacherStudent(ReducedModel):
         features = map_points(lambda p: self._raw_features(p) @ basis, points, n_nodes)
         return KernelFeatures(features, np.ones(basis.shape[1]))
 
-    def kernel_feature_gradients(self, points: np.ndarray,
-                                 scale_points: np.ndarray | None = None) -> np.ndarray:
+    def kernel_feature_gradients(
+        self, points: np.ndarray, scale_points: np.ndarray | None = None
+    ) -> np.ndarray:
         """Gradients of the columns of :meth:`kernel_features` (same basis): ``(M, P, D)``."""
         points = np.asarray(points, dtype=np.float64)
         basis = self.compression_basis(points if scale_points is None else scale_points)
@@ -467,9 +494,11 @@ class TeacherStudent(ReducedModel):
         cache = self.__dict__.setdefault("_device_cache", {})
         if backend.name not in cache:
             tables = self.tables
-            cache[backend.name] = (backend.asarray(tables.rule.nodes),
-                                   backend.asarray(tables.rule.weights),
-                                   backend.asarray(tables.y))
+            cache[backend.name] = (
+                backend.asarray(tables.rule.nodes),
+                backend.asarray(tables.rule.weights),
+                backend.asarray(tables.y),
+            )
         return cache[backend.name]
 
     def population_risk(self, theta: Any, order: int | None, backend: Backend) -> Any:
@@ -498,9 +527,10 @@ class TeacherStudent(ReducedModel):
             raise ValueError(f"the grid has {grid.ndim} axes, the model trains {self.trained}")
         if self.bounds is None or self.quad_order is not None:
             return
-        for (lo, hi), (blo, bhi), name in zip(grid.bounds, self.bounds, self.trained,
-                                              strict=True):
+        for (lo, hi), (blo, bhi), name in zip(grid.bounds, self.bounds, self.trained, strict=True):
             slack = 1e-9 * max(1.0, abs(blo), abs(bhi))
             if lo < blo - slack or hi > bhi + slack:
-                raise ValueError(f"the grid axis {name} = [{lo}, {hi}] leaves the box "
-                                 f"[{blo}, {bhi}] on which the quadrature was certified")
+                raise ValueError(
+                    f"the grid axis {name} = [{lo}, {hi}] leaves the box "
+                    f"[{blo}, {bhi}] on which the quadrature was certified"
+                )

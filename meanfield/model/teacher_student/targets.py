@@ -99,19 +99,26 @@ def target_problem(value: Any, k: int, activations: tuple[str, ...]) -> str | No
     """None when ``value`` is a valid ``model.target`` for input dimension ``k`` (a name of
     :data:`TARGETS` or a table ``{a, w, b, activation}``), else what is allowed."""
     names = [name for name, (_, dim) in TARGETS.items() if dim == k]
-    text = (f"one of {', '.join(map(repr, names))} (input_dim = {k}), or a teacher table "
-            f"{{a = [...], w = [[...], ...], b = [...], activation = 'tanh'}} with {k} inputs "
-            "per unit")
+    text = (
+        f"one of {', '.join(map(repr, names))} (input_dim = {k}), or a teacher table "
+        f"{{a = [...], w = [[...], ...], b = [...], activation = 'tanh'}} with {k} inputs "
+        "per unit"
+    )
     if isinstance(value, str):
         return None if value in names else text
     if set(value) - {"a", "w", "b", "activation"} or not {"a", "w", "b"} <= set(value):
         return text
     a, w, b = value["a"], value["w"], value["b"]
-    ok = (toml_kind(a) == toml_kind(w) == toml_kind(b) == "array"
-          and len(a) == len(w) == len(b) >= 1
-          and all(map(is_finite_number, a)) and all(map(is_finite_number, b))
-          and all(toml_kind(row) == "array" and len(row) == k and all(map(is_finite_number, row))
-                  for row in w))
+    ok = (
+        toml_kind(a) == toml_kind(w) == toml_kind(b) == "array"
+        and len(a) == len(w) == len(b) >= 1
+        and all(map(is_finite_number, a))
+        and all(map(is_finite_number, b))
+        and all(
+            toml_kind(row) == "array" and len(row) == k and all(map(is_finite_number, row))
+            for row in w
+        )
+    )
     return None if ok and value.get("activation", "tanh") in activations else text
 
 
@@ -119,7 +126,9 @@ def convert_target(value: Any) -> Any:
     """A checked ``model.target``: the name, or the table with float tuples."""
     if isinstance(value, str):
         return value
-    return {"a": tuple(float(v) for v in value["a"]),
-            "w": tuple(tuple(float(v) for v in row) for row in value["w"]),
-            "b": tuple(float(v) for v in value["b"]),
-            "activation": value.get("activation", "tanh")}
+    return {
+        "a": tuple(float(v) for v in value["a"]),
+        "w": tuple(tuple(float(v) for v in row) for row in value["w"]),
+        "b": tuple(float(v) for v in value["b"]),
+        "activation": value.get("activation", "tanh"),
+    }

@@ -21,6 +21,17 @@ from .solver import (
     integrate_points,
 )
 
-__all__ = ["CellRule", "axis_laws_of", "ModelAtPoints", "ridge_is_euclidean",
-           "CharacteristicsPDE", "PointInvariantTracker", "PointResume", "StepRecord",
-           "integrate_points", "Refinement", "CharacteristicsRun", "solve_with_refinement"]
+__all__ = [
+    "CellRule",
+    "axis_laws_of",
+    "ModelAtPoints",
+    "ridge_is_euclidean",
+    "CharacteristicsPDE",
+    "PointInvariantTracker",
+    "PointResume",
+    "StepRecord",
+    "integrate_points",
+    "Refinement",
+    "CharacteristicsRun",
+    "solve_with_refinement",
+]

@@ -52,8 +52,15 @@ from .field import psi_gradient
 from .solver import CharacteristicsPDE, StepRecord, make_rate
 from .stepper import TABLEAUS, stages
 
-__all__ = ["Functional", "moment", "risk_functional", "reverse_pass", "AdjointResult",
-           "HESSIAN_STEP", "variance"]
+__all__ = [
+    "Functional",
+    "moment",
+    "risk_functional",
+    "reverse_pass",
+    "AdjointResult",
+    "HESSIAN_STEP",
+    "variance",
+]
 
 Array = Any
 
@@ -76,12 +83,10 @@ class Functional:
 def moment(name: str, axis: int, power: int = 1) -> Functional:
     """``sum_j w_j X_{j,axis}^power`` (the mean, or the second moment, of one axis)."""
 
-    def gradients(x: Array, w: Array, values: Any, coupling: Array, xp: Any
-                  ) -> tuple[Array, Array]:
+    def gradients(x: Array, w: Array, values: Any, coupling: Array, xp: Any) -> tuple[Array, Array]:
         column = x[:, axis]
         slope = power * column ** (power - 1) if power > 1 else xp.ones_like(column)
-        mask = xp.asarray([1.0 if a == axis else 0.0 for a in range(x.shape[1])],
-                          dtype=x.dtype)
+        mask = xp.asarray([1.0 if a == axis else 0.0 for a in range(x.shape[1])], dtype=x.dtype)
         return (w * slope)[:, None] * mask[None, :], column**power
 
     return Functional(name, gradients)
@@ -91,8 +96,7 @@ def risk_functional(name: str = "risk") -> Functional:
     """The risk ``R = R_# + 2 sum w V + sum lambda_p m_p^2``: ``dR/dw_j = 2 Psi(X_j)``,
     ``dR/dX_j = 2 w_j grad Psi(X_j)`` (``Psi = V + F c``, no ridge: the risk has none)."""
 
-    def gradients(x: Array, w: Array, values: Any, coupling: Array, xp: Any
-                  ) -> tuple[Array, Array]:
+    def gradients(x: Array, w: Array, values: Any, coupling: Array, xp: Any) -> tuple[Array, Array]:
         psi = values.potential + values.features @ coupling
         grad = psi_gradient(x, values.grad_potential, values.feature_grads, coupling, 0.0)
         return 2.0 * w[:, None] * grad, 2.0 * psi
@@ -122,11 +126,17 @@ def variance(phi: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(weights * (phi - mean) ** 2))
 
 
-def reverse_pass(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarray,
-                 record: StepRecord, functionals: Sequence[Functional], backend: Backend, *,
-                 frames: Sequence[int] | None = None,
-                 on_boundary: Callable[[int, Array, Array, Array], None] | None = None
-                 ) -> AdjointResult:
+def reverse_pass(
+    pde: CharacteristicsPDE,
+    points0: np.ndarray,
+    weights: np.ndarray,
+    record: StepRecord,
+    functionals: Sequence[Functional],
+    backend: Backend,
+    *,
+    frames: Sequence[int] | None = None,
+    on_boundary: Callable[[int, Array, Array, Array], None] | None = None,
+) -> AdjointResult:
     """``dF/dw`` of every functional at every frame of a forward run, in one reverse sweep.
 
     Parameters
@@ -193,8 +203,9 @@ def reverse_pass(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarr
             x = states[n - start]
             h = record.sizes[n]
             staged = stages(rate, x, rate(x), h, tableau, project)
-            lam, d_mu = _step_adjoint(x, staged, lam, h, tableau, w, kernel_weights, pde.l2,
-                                      hessian, bound, xp)
+            lam, d_mu = _step_adjoint(
+                x, staged, lam, h, tableau, w, kernel_weights, pde.l2, hessian, bound, xp
+            )
             mu = mu + d_mu
             if n in inject:
                 lam, mu = add_terminal(n, x, lam, mu)
@@ -208,8 +219,7 @@ def reverse_pass(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarr
     return AdjointResult(phi0, var)
 
 
-def _advance(x: Array, staged: list, h: float, tableau: Any,
-             project: Callable | None) -> Array:
+def _advance(x: Array, staged: list, h: float, tableau: Any, project: Callable | None) -> Array:
     """The new state of a step, exactly as the forward solver forms it."""
     if tableau.fsal:
         return staged[-1][0]
@@ -226,9 +236,19 @@ def _combination(x: Array, staged: list, h: float, coefficients: Sequence[float]
     return out
 
 
-def _step_adjoint(x: Array, staged: list, lam: Array, h: float, tableau: Any, w: Array,
-                  kernel_weights: Array, l2: float, hessian: Callable, bound: Array | None,
-                  xp: Any) -> tuple[Array, Array]:
+def _step_adjoint(
+    x: Array,
+    staged: list,
+    lam: Array,
+    h: float,
+    tableau: Any,
+    w: Array,
+    kernel_weights: Array,
+    l2: float,
+    hessian: Callable,
+    bound: Array | None,
+    xp: Any,
+) -> tuple[Array, Array]:
     """Cotangents of one step's start state and of the weights, from that of its end.
 
     With a domain bound, a stage point is ``Y_i = max(Z_i, lower)`` and a blocked component of
@@ -255,8 +275,7 @@ def _step_adjoint(x: Array, staged: list, lam: Array, h: float, tableau: Any, w:
         y, k, (values, coupling) = staged[i]
         if bound is not None:
             kappa = kappa * xp.astype(~((y <= bound) & (k == 0.0)), kappa.dtype)
-        nu, dw_i = _velocity_vjp(y, values, coupling, kappa, w, kernel_weights, l2, hessian,
-                                 xp)
+        nu, dw_i = _velocity_vjp(y, values, coupling, kappa, w, kernel_weights, l2, hessian, xp)
         if bound is not None and i > 0:
             nu = nu * _free(_combination(x, staged, h, tableau.a[i]), bound, xp)
         nus[i] = nu
@@ -270,9 +289,17 @@ def _free(z: Array, bound: Array, xp: Any) -> Array:
     return xp.astype(z >= bound, z.dtype)
 
 
-def _velocity_vjp(y: Array, values: Any, coupling: Array, kappa: Array, w: Array,
-                  kernel_weights: Array, l2: float, hessian: Callable, xp: Any
-                  ) -> tuple[Array, Array]:
+def _velocity_vjp(
+    y: Array,
+    values: Any,
+    coupling: Array,
+    kappa: Array,
+    w: Array,
+    kernel_weights: Array,
+    l2: float,
+    hessian: Callable,
+    xp: Any,
+) -> tuple[Array, Array]:
     """``kappa^T dK/dY`` ``(B, M, D)`` and ``kappa^T dK/dw`` ``(B, M)`` of ``K = -2 grad
     Psi_lambda`` at ``y``; ``kappa`` ``(B, M, D)``."""
     n_cols, n_points, n_axes = kappa.shape
@@ -313,11 +340,11 @@ def _make_hessian(pde: CharacteristicsPDE, field_: Any, backend: Backend) -> Cal
             up, down = centre.copy(), centre.copy()
             up[:, a] += steps[a]
             down[:, a] -= steps[a]
-            diff = grad_psi(backend.asarray(up), coupling) - grad_psi(backend.asarray(down),
-                                                                        coupling)
+            diff = grad_psi(backend.asarray(up), coupling) - grad_psi(
+                backend.asarray(down), coupling
+            )
             columns.append(diff / (2.0 * float(steps[a])))
         full = xp.stack(columns, axis=-1)  # (M, D, D): d(grad_d)/dx_a
         return 0.5 * (full + xp.permute_dims(full, (0, 2, 1)))
 
     return hessian
-

@@ -47,9 +47,17 @@ def functionals_for(names: Sequence[str], axis_names: Sequence[str]) -> list[Fun
     return out
 
 
-def clt_variances(setup: Any, run: Any, names: Sequence[str], *, eps: float | None = None,
-                  batch: int = 1, n_times: int = 21, n_samples: int = 4000, seed: int = 0
-                  ) -> dict[str, np.ndarray]:
+def clt_variances(
+    setup: Any,
+    run: Any,
+    names: Sequence[str],
+    *,
+    eps: float | None = None,
+    batch: int = 1,
+    n_times: int = 21,
+    n_samples: int = 4000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Per observable ``NAME``: ``Var(phi_0)`` at each saved time, and with ``eps`` the SGD
     term per unit ``N`` as ``NAME/sgd`` (so that ``N Var = pred + N sgd``).
 
@@ -70,15 +78,19 @@ def clt_variances(setup: Any, run: Any, names: Sequence[str], *, eps: float | No
     hook = None
     if with_sgd:
         hook, rates = _sgd_sampler(setup, run, len(functionals), n_times, n_samples, seed)
-    result = reverse_pass(setup.pde, run.points0, run.weights, record, functionals, backend,
-                          on_boundary=hook)
+    result = reverse_pass(
+        setup.pde, run.points0, run.weights, record, functionals, backend, on_boundary=hook
+    )
     out: dict[str, np.ndarray] = {}
     for q, fun in enumerate(functionals):
         out[fun.name] = result.variance[fun.name]
         if with_sgd:
-            out[f"{fun.name}/sgd"] = np.array([
-                _integrate(setup, record, rates, k, k * len(functionals) + q, eps, batch)
-                for k in range(len(record.frame_steps))])
+            out[f"{fun.name}/sgd"] = np.array(
+                [
+                    _integrate(setup, record, rates, k, k * len(functionals) + q, eps, batch)
+                    for k in range(len(record.frame_steps))
+                ]
+            )
     return out
 
 
@@ -89,8 +101,9 @@ def _boundary_taus(record: Any) -> np.ndarray:
     return np.array([*taus, end]) if taus else np.array([0.0])
 
 
-def _sgd_sampler(setup: Any, run: Any, n_fun: int, n_times: int, n_samples: int, seed: int
-                 ) -> tuple[Any, dict[int, dict[int, float]]]:
+def _sgd_sampler(
+    setup: Any, run: Any, n_fun: int, n_times: int, n_samples: int, seed: int
+) -> tuple[Any, dict[int, dict[int, float]]]:
     """A reverse-pass hook that evaluates the noise rate of every live column at the step
     boundaries nearest to ``n_times`` evenly spaced ``tau`` in ``[0, T]`` of every frame."""
     record = run.record
@@ -118,20 +131,29 @@ def _sgd_sampler(setup: Any, run: Any, n_fun: int, n_times: int, n_samples: int,
                 b = k * n_fun + q
                 grad_phi = host_lam[b] / weights[:, None]
                 rates.setdefault(b, {})[step] = point_noise_rate(
-                    setup.model, host_x, grad_phi, weights, rng, n_samples)
+                    setup.model, host_x, grad_phi, weights, rng, n_samples
+                )
 
     return hook, rates
 
 
-def _integrate(setup: Any, record: Any, rates: dict[int, dict[int, float]], k: int, b: int,
-               eps: float, batch: int) -> float:
+def _integrate(
+    setup: Any,
+    record: Any,
+    rates: dict[int, dict[int, float]],
+    k: int,
+    b: int,
+    eps: float,
+    batch: int,
+) -> float:
     """``(4 eps / B) int_0^{tau_k} xi Var d tau`` of column ``b`` by the trapezoid rule."""
     if k == 0 or b not in rates:
         return 0.0
     taus = _boundary_taus(record)
     steps = sorted(rates[b])
     tau = taus[steps]
-    xi = np.array([float(setup.time_change.xi(max(float(setup.time_change.t_of_tau(s)),
-                                                     1e-12))) for s in tau])
+    xi = np.array(
+        [float(setup.time_change.xi(max(float(setup.time_change.t_of_tau(s)), 1e-12))) for s in tau]
+    )
     values = xi * np.array([rates[b][n] for n in steps])
     return 4.0 * eps / batch * float(np.trapezoid(values, tau))

@@ -30,8 +30,9 @@ from ...grid import Grid
 __all__ = ["deposit"]
 
 
-def deposit(points: np.ndarray, weights: np.ndarray, grid: Grid,
-            quantiles: np.ndarray | None = None) -> np.ndarray:
+def deposit(
+    points: np.ndarray, weights: np.ndarray, grid: Grid, quantiles: np.ndarray | None = None
+) -> np.ndarray:
     """Cell averages (mass / volume) of ``sum_j w_j delta_{X_j}`` on ``grid``.
 
     Parameters
@@ -50,9 +51,11 @@ def deposit(points: np.ndarray, weights: np.ndarray, grid: Grid,
     weights = np.asarray(weights, dtype=np.float64)
     if grid.ndim == 1:
         x = np.clip(points[:, 0], *grid.bounds[0])
-        masses = (_lagrangian_masses(x, weights, grid) if quantiles is None else
-                  _cdf_masses(x, np.asarray(quantiles, dtype=np.float64).reshape(-1), weights,
-                              grid))
+        masses = (
+            _lagrangian_masses(x, weights, grid)
+            if quantiles is None
+            else _cdf_masses(x, np.asarray(quantiles, dtype=np.float64).reshape(-1), weights, grid)
+        )
     else:
         index = []
         for a in range(grid.ndim):
@@ -82,8 +85,7 @@ def _lagrangian_masses(x: np.ndarray, w: np.ndarray, grid: Grid) -> np.ndarray:
         ends = np.array([xs[0], xs[0]])
     else:
         mids = 0.5 * (xs[1:] + xs[:-1])
-        ends = np.concatenate([[xs[0] - (mids[0] - xs[0])], mids,
-                               [xs[-1] + (xs[-1] - mids[-1])]])
+        ends = np.concatenate([[xs[0] - (mids[0] - xs[0])], mids, [xs[-1] + (xs[-1] - mids[-1])]])
     ends = np.clip(ends, lo, hi)
     cdf = np.concatenate([[0.0], np.cumsum(ws)])
     edges = grid.edges(0)

@@ -32,8 +32,14 @@ import numpy as np
 
 from ...backends.arrays import Backend, to_numpy
 
-__all__ = ["ModelAtPoints", "PointValues", "psi_gradient", "risk_and_energy",
-           "feature_means", "ridge_is_euclidean"]
+__all__ = [
+    "ModelAtPoints",
+    "PointValues",
+    "psi_gradient",
+    "risk_and_energy",
+    "feature_means",
+    "ridge_is_euclidean",
+]
 
 Array = Any
 
@@ -57,8 +63,9 @@ class PointValues(NamedTuple):
 
 def ridge_is_euclidean(model: Any, points: np.ndarray) -> bool:
     """Whether ``model.norm_sq(q) = |q|^2`` at ``points``: then the ridge force is ``l2 q``."""
-    return bool(np.allclose(model.norm_sq(points), np.sum(points * points, axis=1),
-                            rtol=1e-12, atol=1e-14))
+    return bool(
+        np.allclose(model.norm_sq(points), np.sum(points * points, axis=1), rtol=1e-12, atol=1e-14)
+    )
 
 
 @dataclass(frozen=True)
@@ -107,28 +114,38 @@ class ModelAtPoints:
         if both is not None:
             kernel, grads = both(host, scale)
         else:
-            kernel, grads = (model.kernel_features(host, scale),
-                             model.kernel_feature_gradients(host, scale))
+            kernel, grads = (
+                model.kernel_features(host, scale),
+                model.kernel_feature_gradients(host, scale),
+            )
         grads = np.asarray(grads, dtype=np.float64)
-        return PointValues(to_xp(model.potential(host)),
-                           to_xp(np.asarray(model.potential_gradient(host)).reshape(host.shape)),
-                           to_xp(kernel.features), to_xp(np.swapaxes(grads, 1, 2)))
+        return PointValues(
+            to_xp(model.potential(host)),
+            to_xp(np.asarray(model.potential_gradient(host)).reshape(host.shape)),
+            to_xp(kernel.features),
+            to_xp(np.swapaxes(grads, 1, 2)),
+        )
 
     def potential_and_features(self, x: Array) -> tuple[Array, Array]:
         """``V`` ``(M,)`` and the features ``(M, P)`` at ``x`` (what the risk needs)."""
         host = np.asarray(to_numpy(x), dtype=np.float64)
         to_xp = self.backend.asarray
-        return (to_xp(self.model.potential(host)),
-                to_xp(self.model.kernel_features(host, self.scale_points).features))
+        return (
+            to_xp(self.model.potential(host)),
+            to_xp(self.model.kernel_features(host, self.scale_points).features),
+        )
 
     def gradients(self, x: Array) -> tuple[Array, Array]:
         """``grad V`` ``(M, D)`` and the feature gradients ``(M, D, P)`` at ``x``."""
         host = np.asarray(to_numpy(x), dtype=np.float64)
-        grads = np.asarray(self.model.kernel_feature_gradients(host, self.scale_points),
-                           dtype=np.float64)
+        grads = np.asarray(
+            self.model.kernel_feature_gradients(host, self.scale_points), dtype=np.float64
+        )
         to_xp = self.backend.asarray
-        return (to_xp(np.asarray(self.model.potential_gradient(host)).reshape(host.shape)),
-                to_xp(np.swapaxes(grads, 1, 2)))
+        return (
+            to_xp(np.asarray(self.model.potential_gradient(host)).reshape(host.shape)),
+            to_xp(np.swapaxes(grads, 1, 2)),
+        )
 
 
 def feature_means(features: Array, weights: Array) -> Array:
@@ -136,17 +153,25 @@ def feature_means(features: Array, weights: Array) -> Array:
     return weights @ features
 
 
-def psi_gradient(x: Array, grad_potential: Array, feature_grads: Array, coupling: Array,
-                 l2: float) -> Array:
+def psi_gradient(
+    x: Array, grad_potential: Array, feature_grads: Array, coupling: Array, l2: float
+) -> Array:
     """``grad Psi_lambda = grad V + lambda x + sum_p c_p grad phi_p``, ``(M, D)``, with the
     coupling ``c_p = lambda_p m_p`` ``(P,)`` and ``feature_grads`` ``(M, D, P)``."""
     out = grad_potential + feature_grads @ coupling
     return out + l2 * x if l2 else out
 
 
-def risk_and_energy(x: Array, weights: Array, potential: Array, features: Array,
-                    kernel_weights: Array, r_sharp: float, l2: float, xp: Any
-                    ) -> tuple[Array, Array]:
+def risk_and_energy(
+    x: Array,
+    weights: Array,
+    potential: Array,
+    features: Array,
+    kernel_weights: Array,
+    r_sharp: float,
+    l2: float,
+    xp: Any,
+) -> tuple[Array, Array]:
     """``R = R_# + 2 sum_j w_j V_j + sum_p lambda_p m_p^2`` and ``F = R/2 + (lambda/2) sum_j w_j
     |X_j|^2`` as 0-d arrays."""
     m = feature_means(features, weights)

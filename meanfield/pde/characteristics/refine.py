@@ -40,8 +40,17 @@ from ..trackers import Frame, MemoryTracker, Tracker
 from .rule import CellRule
 from .solver import CharacteristicsPDE, StepRecord, integrate_points
 
-__all__ = ["Refinement", "PassReport", "CharacteristicsRun", "stretch", "neighbour_pairs",
-           "plan_split", "solve_with_refinement", "refinement_report", "SINGLE_PASS"]
+__all__ = [
+    "Refinement",
+    "PassReport",
+    "CharacteristicsRun",
+    "stretch",
+    "neighbour_pairs",
+    "plan_split",
+    "solve_with_refinement",
+    "refinement_report",
+    "SINGLE_PASS",
+]
 
 
 #: a cell is split only where the flow stretches it unevenly: its own growth factor, or the
@@ -149,18 +158,21 @@ def _risk_change(passes: Sequence[PassReport]) -> np.ndarray:
     return np.abs(passes[-1].risk - passes[-2].risk)
 
 
-def refinement_report(passes: Sequence[PassReport], converged: bool, reason: str
-                      ) -> dict[str, Any]:
+def refinement_report(passes: Sequence[PassReport], converged: bool, reason: str) -> dict[str, Any]:
     """``refinement_passes``, ``points_per_pass``, ``refinement_converged``,
     ``refinement_reason`` and ``refinement_risk_change`` (per output time) of a solve."""
-    return {"refinement_passes": len(passes),
-            "points_per_pass": np.array([p.n_points for p in passes], dtype=np.int64),
-            "refinement_converged": bool(converged), "refinement_reason": reason,
-            "refinement_risk_change": _risk_change(passes)}
+    return {
+        "refinement_passes": len(passes),
+        "points_per_pass": np.array([p.n_points for p in passes], dtype=np.int64),
+        "refinement_converged": bool(converged),
+        "refinement_reason": reason,
+        "refinement_risk_change": _risk_change(passes),
+    }
 
 
-def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndarray],
-            widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stretch(
+    rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndarray], widths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """How far every cell has been stretched, and the input axis it is stretched most along.
 
     Along input axis ``b`` a cell has a low face and a high face; the mean of its nodes with
@@ -198,16 +210,22 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
 
     def faces(points: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
         cells = np.asarray(points).reshape(n_cells, rule.points_per_cell, n_axes) / widths
-        return (cells[:, nodes[:, b] == 0].mean(axis=1),
-                cells[:, nodes[:, b] == k - 1].mean(axis=1))  # (n_cells, D) each
+        return (
+            cells[:, nodes[:, b] == 0].mean(axis=1),
+            cells[:, nodes[:, b] == k - 1].mean(axis=1),
+        )  # (n_cells, D) each
 
     def separations(points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         for b in range(n_axes):
             low, high = faces(points, b)
             lower, upper = pairs[b]
-            out.append((np.linalg.norm(high - low, axis=1),
-                        np.linalg.norm(low[upper] - high[lower], axis=1)))
+            out.append(
+                (
+                    np.linalg.norm(high - low, axis=1),
+                    np.linalg.norm(low[upper] - high[lower], axis=1),
+                )
+            )
         return out
 
     start = separations(points0)
@@ -218,9 +236,15 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
         for b, (own, between) in enumerate(separations(points)):
             inside[:, b] = np.maximum(inside[:, b], own - start[b][0])
             across[b] = np.maximum(across[b], between - start[b][1])
-            uneven[:, b] = np.maximum(uneven[:, b], _unevenness(
-                np.maximum(own, TINY) / np.maximum(start[b][0], TINY),
-                np.maximum(between, TINY) / np.maximum(start[b][1], TINY), pairs[b], n_cells))
+            uneven[:, b] = np.maximum(
+                uneven[:, b],
+                _unevenness(
+                    np.maximum(own, TINY) / np.maximum(start[b][0], TINY),
+                    np.maximum(between, TINY) / np.maximum(start[b][1], TINY),
+                    pairs[b],
+                    n_cells,
+                ),
+            )
     worst = inside.copy()
     for b, (lower, upper) in enumerate(pairs):
         np.maximum.at(worst[:, b], lower, across[b])
@@ -229,8 +253,9 @@ def stretch(rule: CellRule, points0: np.ndarray, frames_points: Sequence[np.ndar
     return worst.max(axis=1), worst.argmax(axis=1)
 
 
-def _unevenness(own: np.ndarray, between: np.ndarray, pairs: tuple[np.ndarray, np.ndarray],
-                n_cells: int) -> np.ndarray:
+def _unevenness(
+    own: np.ndarray, between: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], n_cells: int
+) -> np.ndarray:
     """Per cell, the largest ratio of growth factors it takes part in: its own against a
     neighbour's, and the gap across a shared face against the larger of the two cells'
     (``inf`` for a cell with no neighbour along the axis: the growth alone decides)."""
@@ -239,8 +264,7 @@ def _unevenness(own: np.ndarray, between: np.ndarray, pairs: tuple[np.ndarray, n
     if lower.size == 0:
         return out
     own_l, own_u = own[lower], own[upper]
-    ratio = np.maximum(np.maximum(own_l / own_u, own_u / own_l),
-                       between / np.maximum(own_l, own_u))
+    ratio = np.maximum(np.maximum(own_l / own_u, own_u / own_l), between / np.maximum(own_l, own_u))
     seen = np.zeros(n_cells)
     np.maximum.at(seen, lower, ratio)
     np.maximum.at(seen, upper, ratio)
@@ -263,16 +287,20 @@ def neighbour_pairs(rule: CellRule, axis: int) -> tuple[np.ndarray, np.ndarray]:
         if not group:
             continue
         cand = np.asarray(group)
-        overlap = np.all((rule.u_lo[cand][:, others] < rule.u_hi[c, others])
-                         & (rule.u_hi[cand][:, others] > rule.u_lo[c, others]), axis=1)
+        overlap = np.all(
+            (rule.u_lo[cand][:, others] < rule.u_hi[c, others])
+            & (rule.u_hi[cand][:, others] > rule.u_lo[c, others]),
+            axis=1,
+        )
         for n in cand[overlap]:
             lower.append(c)
             upper.append(int(n))
     return np.asarray(lower, dtype=np.int64), np.asarray(upper, dtype=np.int64)
 
 
-def plan_split(rule: CellRule, amount: np.ndarray, axis: np.ndarray, refinement: Refinement
-               ) -> dict[int, tuple[int, int]]:
+def plan_split(
+    rule: CellRule, amount: np.ndarray, axis: np.ndarray, refinement: Refinement
+) -> dict[int, tuple[int, int]]:
     """``{cell: (axis, pieces)}`` for the cells that stretch beyond ``tol``, the worst first,
     within the point budget."""
     over = np.nonzero(amount > refinement.tol)[0]
@@ -280,8 +308,9 @@ def plan_split(rule: CellRule, amount: np.ndarray, axis: np.ndarray, refinement:
     budget = refinement.max_points - rule.n_points
     marks: dict[int, tuple[int, int]] = {}
     for c in over:
-        level = int(min(refinement.max_level,
-                        max(1, math.ceil(math.log2(amount[c] / refinement.tol)))))
+        level = int(
+            min(refinement.max_level, max(1, math.ceil(math.log2(amount[c] / refinement.tol))))
+        )
         added = (2**level - 1) * rule.points_per_cell
         if added > budget:
             continue
@@ -290,13 +319,19 @@ def plan_split(rule: CellRule, amount: np.ndarray, axis: np.ndarray, refinement:
     return marks
 
 
-def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: Sequence[float],
-                          backend: Backend, output_grid: Grid, *,
-                          time_change: TimeChange | None = None,
-                          refinement: Refinement | None = None,
-                          trackers: Sequence[Tracker] = (), record_every: int = 32,
-                          pass_trackers: Callable[[int], Sequence[Tracker]] | None = None,
-                          ) -> CharacteristicsRun:
+def solve_with_refinement(
+    pde: CharacteristicsPDE,
+    rule: CellRule,
+    save_times: Sequence[float],
+    backend: Backend,
+    output_grid: Grid,
+    *,
+    time_change: TimeChange | None = None,
+    refinement: Refinement | None = None,
+    trackers: Sequence[Tracker] = (),
+    record_every: int = 32,
+    pass_trackers: Callable[[int], Sequence[Tracker]] | None = None,
+) -> CharacteristicsRun:
     """Solve on ``rule``, refining it pass by pass (module docstring); the final pass's frames
     go to ``trackers``.
 
@@ -316,9 +351,18 @@ def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: S
         observers = [invariants, memory, *(() if refinement.enabled else trackers)]
         extra = list(pass_trackers(len(passes) + 1)) if pass_trackers is not None else []
         wall = time.perf_counter()
-        summary = integrate_points(pde, points0, weights, save_times, backend, output_grid,
-                                   time_change=time_change, trackers=[*observers, *extra],
-                                   record=record, quantiles=quantiles)
+        summary = integrate_points(
+            pde,
+            points0,
+            weights,
+            save_times,
+            backend,
+            output_grid,
+            time_change=time_change,
+            trackers=[*observers, *extra],
+            record=record,
+            quantiles=quantiles,
+        )
         risk = memory.series("risk")
         change = float(np.max(np.abs(risk - passes[-1].risk))) if passes else math.nan
         # two passes in a row must agree: one quiet pass may have split cells that do not
@@ -326,25 +370,57 @@ def solve_with_refinement(pde: CharacteristicsPDE, rule: CellRule, save_times: S
         settled = max(change, passes[-1].risk_change) if len(passes) > 1 else math.nan
         marks: dict[int, tuple[int, int]] = {}
         if refinement.enabled:
-            marks, converged, reason = _next_split(rule, points0, memory.frames, pde.widths,
-                                                   refinement, change, settled,
-                                                   len(passes) + 1)
-        passes.append(PassReport(rule.n_points, summary.n_steps, risk, change, len(marks),
-                                 time.perf_counter() - wall, invariants.max_free_energy_rise,
-                                 invariants.max_outside_mass))
+            marks, converged, reason = _next_split(
+                rule,
+                points0,
+                memory.frames,
+                pde.widths,
+                refinement,
+                change,
+                settled,
+                len(passes) + 1,
+            )
+        passes.append(
+            PassReport(
+                rule.n_points,
+                summary.n_steps,
+                risk,
+                change,
+                len(marks),
+                time.perf_counter() - wall,
+                invariants.max_free_energy_rise,
+                invariants.max_outside_mass,
+            )
+        )
         if not marks:
             break
         rule = rule.split(marks)
     if refinement.enabled:
-        _replay(trackers, memory.frames, output_grid, backend, weights, quantiles,
-                save_times, refinement_report(passes, converged, reason))
-    return CharacteristicsRun(summary, memory.frames, rule, points0, weights, quantiles,
-                              record, passes, converged, reason)
+        _replay(
+            trackers,
+            memory.frames,
+            output_grid,
+            backend,
+            weights,
+            quantiles,
+            save_times,
+            refinement_report(passes, converged, reason),
+        )
+    return CharacteristicsRun(
+        summary, memory.frames, rule, points0, weights, quantiles, record, passes, converged, reason
+    )
 
 
-def _next_split(rule: CellRule, points0: np.ndarray, frames: Sequence[Frame],
-                widths: np.ndarray, refinement: Refinement, change: float, settled: float,
-                n_pass: int) -> tuple[dict[int, tuple[int, int]], bool, str]:
+def _next_split(
+    rule: CellRule,
+    points0: np.ndarray,
+    frames: Sequence[Frame],
+    widths: np.ndarray,
+    refinement: Refinement,
+    change: float,
+    settled: float,
+    n_pass: int,
+) -> tuple[dict[int, tuple[int, int]], bool, str]:
     """After pass ``n_pass``: the cells to split (none when refinement stops), whether it
     converged, and why it stopped.
 
@@ -355,8 +431,14 @@ def _next_split(rule: CellRule, points0: np.ndarray, frames: Sequence[Frame],
     do, so that the last passes are checked against each other.
     """
     if settled <= refinement.risk_tol:  # False before the third pass (NaN)
-        return {}, True, (f"the risk moved by {change:.2e} and {settled:.2e} <= risk_tol in "
-                          "the last two passes")
+        return (
+            {},
+            True,
+            (
+                f"the risk moved by {change:.2e} and {settled:.2e} <= risk_tol in "
+                "the last two passes"
+            ),
+        )
     amount, axis = stretch(rule, points0, [f.points for f in frames], widths)
     scales = [1.0] if math.isnan(change) else [2.0**-i for i in range(MAX_HALVINGS + 1)]
     for scale in scales:
@@ -369,23 +451,50 @@ def _next_split(rule: CellRule, points0: np.ndarray, frames: Sequence[Frame],
             return {}, True, "no cell stretches beyond tol"
         over = int(np.sum(amount > refinement.tol * scales[-1]))
         if over:
-            return {}, False, (f"{over} cells stretch beyond tol but max_points is reached "
-                               f"(the risk moved by {change:.2e} in the last pass)")
-        return {}, False, (f"the risk moved by {change:.2e} > risk_tol in the last pass, and "
-                           f"no cell stretches beyond tol / {2**MAX_HALVINGS}")
+            return (
+                {},
+                False,
+                (
+                    f"{over} cells stretch beyond tol but max_points is reached "
+                    f"(the risk moved by {change:.2e} in the last pass)"
+                ),
+            )
+        return (
+            {},
+            False,
+            (
+                f"the risk moved by {change:.2e} > risk_tol in the last pass, and "
+                f"no cell stretches beyond tol / {2**MAX_HALVINGS}"
+            ),
+        )
     if n_pass >= refinement.max_passes:
         return {}, False, f"max_passes = {refinement.max_passes} reached"
     return marks, False, ""
 
 
-def _replay(trackers: Sequence[Tracker], frames: list[Frame], grid: Grid, backend: Backend,
-            weights: np.ndarray, quantiles: np.ndarray, save_times: list[float],
-            report: dict[str, Any]) -> None:
+def _replay(
+    trackers: Sequence[Tracker],
+    frames: list[Frame],
+    grid: Grid,
+    backend: Backend,
+    weights: np.ndarray,
+    quantiles: np.ndarray,
+    save_times: list[float],
+    report: dict[str, Any],
+) -> None:
     """Hand a finished pass's frames to ``trackers`` as if they had watched it (with the
     refinement's ``report``, which a storage tracker writes before the frames)."""
-    run = {"grid": grid, "t_end": save_times[-1], "backend": backend, "mass0": 1.0,
-           "t_start": 0.0, "n_points": int(weights.size), "weights": weights,
-           "quantiles": quantiles, "report": report}
+    run = {
+        "grid": grid,
+        "t_end": save_times[-1],
+        "backend": backend,
+        "mass0": 1.0,
+        "t_start": 0.0,
+        "n_points": int(weights.size),
+        "weights": weights,
+        "quantiles": quantiles,
+        "report": report,
+    }
     for tracker in trackers:
         tracker.initialize(run)
     try:

@@ -63,18 +63,23 @@ def axis_laws_of(law: Any, n_axes: int) -> tuple[Any, ...]:
     """The independent one-axis laws of ``law`` (its :meth:`axis_laws`), checked."""
     getter = getattr(law, "axis_laws", None)
     if getter is None:
-        raise ValueError(f"the initial law {type(law).__name__} has no axis_laws(): the "
-                         "characteristics solver needs independent axes with quantile "
-                         "functions (from_score)")
+        raise ValueError(
+            f"the initial law {type(law).__name__} has no axis_laws(): the "
+            "characteristics solver needs independent axes with quantile "
+            "functions (from_score)"
+        )
     laws = tuple(getter())
     if len(laws) != n_axes or not all(hasattr(a, "from_score") for a in laws):
-        raise ValueError(f"the initial law {type(law).__name__} gives {len(laws)} axis laws "
-                         f"for {n_axes} reduced axes, or one without from_score")
+        raise ValueError(
+            f"the initial law {type(law).__name__} gives {len(laws)} axis laws "
+            f"for {n_axes} reduced axes, or one without from_score"
+        )
     return laws
 
 
-def discrete_gauss_rule(nodes: np.ndarray, weights: np.ndarray, k: int
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def discrete_gauss_rule(
+    nodes: np.ndarray, weights: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k``-point Gauss rule of the discrete measure ``sum_i weights_i delta_{nodes_i}``.
 
     Lanczos on ``diag(nodes)`` started from ``sqrt(weights)`` (full reorthogonalisation) gives
@@ -110,8 +115,9 @@ def discrete_gauss_rule(nodes: np.ndarray, weights: np.ndarray, k: int
     return values * scale, mass * w / w.sum()
 
 
-def axis_gauss_rule(law: Any, u_lo: float, u_hi: float, k: int
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def axis_gauss_rule(
+    law: Any, u_lo: float, u_hi: float, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``k`` nodes and weights of ``law`` restricted to the probability interval
     ``[u_lo, u_hi]`` (the weights sum to ``u_hi - u_lo`` up to round-off), and the CDF of
     ``law`` at the nodes.
@@ -187,7 +193,7 @@ class CellRule:
 
     @property
     def points_per_cell(self) -> int:
-        return self.gauss ** self.n_axes
+        return self.gauss**self.n_axes
 
     @property
     def n_points(self) -> int:
@@ -213,9 +219,9 @@ class CellRule:
         k, n_axes = self.gauss, self.n_axes
         cache: dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         grid = self.node_index()  # (k^D, D)
-        x = np.empty((self.n_cells, k ** n_axes, n_axes))
+        x = np.empty((self.n_cells, k**n_axes, n_axes))
         u = np.empty_like(x)
-        w = np.ones((self.n_cells, k ** n_axes))
+        w = np.ones((self.n_cells, k**n_axes))
         for c in range(self.n_cells):
             for a in range(n_axes):
                 key = (a, float(self.u_lo[c, a]), float(self.u_hi[c, a]))

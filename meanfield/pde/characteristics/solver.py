@@ -47,8 +47,18 @@ from .density import deposit
 from .field import ModelAtPoints, feature_means, psi_gradient, risk_and_energy
 from .stepper import TABLEAUS, combine, next_step_size, stages
 
-__all__ = ["CharacteristicsPDE", "PointStep", "PointResume", "StepRecord", "integrate_points",
-           "PointLoop", "make_rate", "blocked", "PointInvariantTracker", "MIN_STEP"]
+__all__ = [
+    "CharacteristicsPDE",
+    "PointStep",
+    "PointResume",
+    "StepRecord",
+    "integrate_points",
+    "PointLoop",
+    "make_rate",
+    "blocked",
+    "PointInvariantTracker",
+    "MIN_STEP",
+]
 
 Array = Any
 
@@ -130,8 +140,9 @@ class CharacteristicsPDE:
     def lower(self) -> np.ndarray | None:
         """The model's :attr:`~meanfield.model.base.ReducedModel.domain_lower`, or None when
         every axis is unbounded below."""
-        lower = np.asarray(getattr(self.model, "domain_lower", (-math.inf,) * len(self.bounds)),
-                           dtype=np.float64)
+        lower = np.asarray(
+            getattr(self.model, "domain_lower", (-math.inf,) * len(self.bounds)), dtype=np.float64
+        )
         return None if np.all(np.isinf(lower)) else lower
 
     def projection(self, backend: Backend) -> Callable[[Array], Array] | None:
@@ -143,8 +154,9 @@ class CharacteristicsPDE:
         return lambda y: backend.xp.maximum(y, bound)
 
 
-def make_rate(field_: ModelAtPoints, weights: Array, l2: float,
-              lower: np.ndarray | None = None) -> Callable[[Array], tuple[Array, Any]]:
+def make_rate(
+    field_: ModelAtPoints, weights: Array, l2: float, lower: np.ndarray | None = None
+) -> Callable[[Array], tuple[Array, Any]]:
     """``rate(X) -> (K, (values, coupling))``: the velocity ``-2 grad Psi_lambda`` of the points
     ``X`` carrying ``weights``, with the model's values at ``X`` and ``c_p = lambda_p m_p``.
 
@@ -157,11 +169,11 @@ def make_rate(field_: ModelAtPoints, weights: Array, l2: float,
     def rate(x: Array) -> tuple[Array, Any]:
         values = field_.values(x)
         coupling = kernel_weights * feature_means(values.features, weights)
-        velocity = -2.0 * psi_gradient(x, values.grad_potential, values.feature_grads,
-                                       coupling, l2)
+        velocity = -2.0 * psi_gradient(x, values.grad_potential, values.feature_grads, coupling, l2)
         if bound is not None:
-            velocity = field_.backend.xp.where(blocked(x, velocity, bound), 0.0 * velocity,
-                                               velocity)
+            velocity = field_.backend.xp.where(
+                blocked(x, velocity, bound), 0.0 * velocity, velocity
+            )
         return velocity, (values, coupling)
 
     return rate
@@ -261,8 +273,13 @@ class PointInvariantTracker(Tracker):
         Room for round-off in the weighted sums (``M`` terms of size ``|F|``).
     """
 
-    def __init__(self, bounds: Sequence[tuple[float, float]], box_name: str = "the box",
-                 outside_tol: float = 1e-4, energy_rtol: float = 1e-12) -> None:
+    def __init__(
+        self,
+        bounds: Sequence[tuple[float, float]],
+        box_name: str = "the box",
+        outside_tol: float = 1e-4,
+        energy_rtol: float = 1e-12,
+    ) -> None:
         self.bounds = tuple(bounds)
         self.box_name = box_name
         self.outside_tol = outside_tol
@@ -288,28 +305,41 @@ class PointInvariantTracker(Tracker):
         if mass > self.outside_tol:
             raise InvariantViolation(
                 f"{where}: weight {mass:.3g} of the points left {self.box_name} (allowed "
-                f"{self.outside_tol:g}); the kernel is certified on the box only: enlarge it")
+                f"{self.outside_tol:g}); the kernel is certified on the box only: enlarge it"
+            )
         rise = info.energy - info.previous_energy
         if rise > info.slack + self.energy_rtol * (abs(info.energy) + 1.0):
             raise InvariantViolation(
                 f"step {info.step - 1}: free energy increased by {rise:.3e} to "
-                f"{info.energy:.17g} (the step's error allows {info.slack:.1e})")
+                f"{info.energy:.17g} (the step's error allows {info.slack:.1e})"
+            )
         self.max_free_energy_rise = max(self.max_free_energy_rise, rise)
 
     def get_state(self) -> dict[str, float]:
-        return {"max_free_energy_rise": self.max_free_energy_rise,
-                "max_outside_mass": self.max_outside_mass}
+        return {
+            "max_free_energy_rise": self.max_free_energy_rise,
+            "max_outside_mass": self.max_outside_mass,
+        }
 
     def set_state(self, state: dict[str, float]) -> None:
         self.max_free_energy_rise = float(state["max_free_energy_rise"])
         self.max_outside_mass = float(state["max_outside_mass"])
 
 
-def integrate_points(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarray,
-                     save_times: Sequence[float], backend: Backend, output_grid: Grid, *,
-                     time_change: TimeChange | None = None, trackers: Sequence[Tracker] = (),
-                     record: StepRecord | None = None, resume: PointResume | None = None,
-                     quantiles: np.ndarray | None = None) -> RunSummary:
+def integrate_points(
+    pde: CharacteristicsPDE,
+    points0: np.ndarray,
+    weights: np.ndarray,
+    save_times: Sequence[float],
+    backend: Backend,
+    output_grid: Grid,
+    *,
+    time_change: TimeChange | None = None,
+    trackers: Sequence[Tracker] = (),
+    record: StepRecord | None = None,
+    resume: PointResume | None = None,
+    quantiles: np.ndarray | None = None,
+) -> RunSummary:
     """Move ``points0`` (weights ``weights``) to each of ``save_times`` and emit a frame there.
 
     Parameters
@@ -337,19 +367,28 @@ def integrate_points(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.n
     if any(b <= a for a, b in zip(save_times, save_times[1:], strict=False)) or save_times[0] < 0:
         raise ValueError("save_times must be increasing and non-negative")
     first_index = 0 if resume is None else resume.index + 1
-    run = {"grid": output_grid, "t_end": save_times[-1], "backend": backend, "mass0": 1.0,
-           "t_start": save_times[first_index - 1] if first_index > 0 else 0.0,
-           "t_of_tau": lambda tau: float(time_change.t_of_tau(tau)),
-           "n_points": int(points0.shape[0]), "weights": np.asarray(weights),
-           "quantiles": quantiles}
+    run = {
+        "grid": output_grid,
+        "t_end": save_times[-1],
+        "backend": backend,
+        "mass0": 1.0,
+        "t_start": save_times[first_index - 1] if first_index > 0 else 0.0,
+        "t_of_tau": lambda tau: float(time_change.t_of_tau(tau)),
+        "n_points": int(points0.shape[0]),
+        "weights": np.asarray(weights),
+        "quantiles": quantiles,
+    }
     for tracker in trackers:
         tracker.initialize(run)
     wall = time.perf_counter()
     loop = PointLoop(pde, points0, weights, backend, time_change, record, resume)
 
     def last_good() -> LastGood:
-        return LastGood(float(time_change.t_of_tau(loop.tau)), loop.step,
-                        deposit(loop.host_points(), weights, output_grid, quantiles))
+        return LastGood(
+            float(time_change.t_of_tau(loop.tau)),
+            loop.step,
+            deposit(loop.host_points(), weights, output_grid, quantiles),
+        )
 
     frame = None
     with observed(trackers, last_good):
@@ -357,10 +396,19 @@ def integrate_points(pde: CharacteristicsPDE, points0: np.ndarray, weights: np.n
             loop.advance(float(time_change.tau(save_times[index])), trackers)
             risk, free = loop.functionals()
             host = loop.host_points()
-            frame = Frame(index, save_times[index], loop.step, loop.dt,
-                          deposit(host, weights, output_grid, quantiles), risk, free,
-                          float(np.sum(weights)), loop.tau, {"h": loop.h, **_states(trackers)},
-                          host)
+            frame = Frame(
+                index,
+                save_times[index],
+                loop.step,
+                loop.dt,
+                deposit(host, weights, output_grid, quantiles),
+                risk,
+                free,
+                float(np.sum(weights)),
+                loop.tau,
+                {"h": loop.h, **_states(trackers)},
+                host,
+            )
             if record is not None:
                 record.frame_steps.append(loop.step)
                 record.checkpoints[loop.step] = loop.x
@@ -382,9 +430,16 @@ class PointLoop:
     energy : the free energy of ``x``
     """
 
-    def __init__(self, pde: CharacteristicsPDE, points0: np.ndarray, weights: np.ndarray,
-                 backend: Backend, time_change: TimeChange, record: StepRecord | None,
-                 resume: PointResume | None) -> None:
+    def __init__(
+        self,
+        pde: CharacteristicsPDE,
+        points0: np.ndarray,
+        weights: np.ndarray,
+        backend: Backend,
+        time_change: TimeChange,
+        record: StepRecord | None,
+        resume: PointResume | None,
+    ) -> None:
         self.pde, self.backend, self.xp = pde, backend, backend.xp
         self.time_change, self.record = time_change, record
         self.tableau = TABLEAUS[pde.scheme]
@@ -399,8 +454,11 @@ class PointLoop:
         self.tau = 0.0 if resume is None else resume.tau
         self.step = 0 if resume is None else resume.step
         self.dt = 0.0 if resume is None else resume.dt
-        self.h = (_first_step(self.first[0], backend.asarray(pde.widths), self.xp)
-                  if resume is None else resume.h)
+        self.h = (
+            _first_step(self.first[0], backend.asarray(pde.widths), self.xp)
+            if resume is None
+            else resume.h
+        )
         self.energy = self.functionals()[1]
         if record is not None:
             record.checkpoints[self.step] = self.x
@@ -409,9 +467,16 @@ class PointLoop:
         """Risk and free energy of ``x`` (default: the current state)."""
         x, aux = (self.x, self.first[1]) if x is None else (x, aux)
         values, _ = aux
-        risk, energy = risk_and_energy(x, self.w, values.potential, values.features,
-                                       self.kernel_weights, float(self.pde.model.r_sharp),
-                                       self.pde.l2, self.xp)
+        risk, energy = risk_and_energy(
+            x,
+            self.w,
+            values.potential,
+            values.features,
+            self.kernel_weights,
+            float(self.pde.model.r_sharp),
+            self.pde.l2,
+            self.xp,
+        )
         return float(risk), float(energy)
 
     def host_points(self) -> np.ndarray:
@@ -428,7 +493,8 @@ class PointLoop:
                     f"step {self.step + 1} (t = {self.time_change.t_of_tau(self.tau):.6g}): "
                     f"the step size fell to {h_try:.3g} at pde.tol = {self.pde.tol:g}: the "
                     "velocity changes faster than the controller can follow (check the "
-                    "model's gradients where the points are)")
+                    "model's gradients where the points are)"
+                )
             norm = self._attempt(h_try, tau_out if last else self.tau + h_try, trackers)
             h_next = next_step_size(h_try, norm, self.tableau.order)
             self.h = max(self.h, h_next) if last and norm <= 1.0 else h_next

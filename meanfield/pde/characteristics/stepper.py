@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction as Fr
 from typing import Any
 
-__all__ = ["Tableau", "TABLEAUS", "stages", "next_step_size", "SAFETY", "MAX_GROWTH",
-           "MIN_SHRINK"]
+__all__ = ["Tableau", "TABLEAUS", "stages", "next_step_size", "SAFETY", "MAX_GROWTH", "MIN_SHRINK"]
 
 Array = Any
 
@@ -76,39 +75,59 @@ class Tableau:
 
 
 def _tableau(name: str, a: list[list[Fr]], b: list[Fr], b_hat: list[Fr], order: int) -> Tableau:
-    return Tableau(name, tuple(tuple(float(v) for v in row) for row in a),
-                   tuple(float(v) for v in b),
-                   tuple(float(x - y) for x, y in zip(b, b_hat, strict=True)), order)
+    return Tableau(
+        name,
+        tuple(tuple(float(v) for v in row) for row in a),
+        tuple(float(v) for v in b),
+        tuple(float(x - y) for x, y in zip(b, b_hat, strict=True)),
+        order,
+    )
 
 
 _DP5 = _tableau(
     "dp5",
-    [[],
-     [Fr(1, 5)],
-     [Fr(3, 40), Fr(9, 40)],
-     [Fr(44, 45), Fr(-56, 15), Fr(32, 9)],
-     [Fr(19372, 6561), Fr(-25360, 2187), Fr(64448, 6561), Fr(-212, 729)],
-     [Fr(9017, 3168), Fr(-355, 33), Fr(46732, 5247), Fr(49, 176), Fr(-5103, 18656)],
-     [Fr(35, 384), Fr(0), Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84)]],
+    [
+        [],
+        [Fr(1, 5)],
+        [Fr(3, 40), Fr(9, 40)],
+        [Fr(44, 45), Fr(-56, 15), Fr(32, 9)],
+        [Fr(19372, 6561), Fr(-25360, 2187), Fr(64448, 6561), Fr(-212, 729)],
+        [Fr(9017, 3168), Fr(-355, 33), Fr(46732, 5247), Fr(49, 176), Fr(-5103, 18656)],
+        [Fr(35, 384), Fr(0), Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84)],
+    ],
     [Fr(35, 384), Fr(0), Fr(500, 1113), Fr(125, 192), Fr(-2187, 6784), Fr(11, 84), Fr(0)],
-    [Fr(5179, 57600), Fr(0), Fr(7571, 16695), Fr(393, 640), Fr(-92097, 339200),
-     Fr(187, 2100), Fr(1, 40)],
-    5)
+    [
+        Fr(5179, 57600),
+        Fr(0),
+        Fr(7571, 16695),
+        Fr(393, 640),
+        Fr(-92097, 339200),
+        Fr(187, 2100),
+        Fr(1, 40),
+    ],
+    5,
+)
 
 _BS3 = _tableau(
     "bs3",
     [[], [Fr(1, 2)], [Fr(0), Fr(3, 4)], [Fr(2, 9), Fr(1, 3), Fr(4, 9)]],
     [Fr(2, 9), Fr(1, 3), Fr(4, 9), Fr(0)],
     [Fr(7, 24), Fr(1, 4), Fr(1, 3), Fr(1, 8)],
-    3)
+    3,
+)
 
 #: the shipped pairs by name (``pde.scheme``)
 TABLEAUS = {"dp5": _DP5, "bs3": _BS3}
 
 
-def stages(rate: Callable[[Array], tuple[Array, Any]], x: Array, first: tuple[Array, Any],
-           h: float, tableau: Tableau, project: Callable[[Array], Array] | None = None
-           ) -> list[tuple[Array, Array, Any]]:
+def stages(
+    rate: Callable[[Array], tuple[Array, Any]],
+    x: Array,
+    first: tuple[Array, Any],
+    h: float,
+    tableau: Tableau,
+    project: Callable[[Array], Array] | None = None,
+) -> list[tuple[Array, Array, Any]]:
     """The stages of one step from ``x`` with size ``h``.
 
     Parameters
@@ -140,8 +159,9 @@ def stages(rate: Callable[[Array], tuple[Array, Any]], x: Array, first: tuple[Ar
     return out
 
 
-def combine(x: Array, staged: list[tuple[Array, Array, Any]], h: float,
-            coefficients: tuple[float, ...]) -> Array:
+def combine(
+    x: Array, staged: list[tuple[Array, Array, Any]], h: float, coefficients: tuple[float, ...]
+) -> Array:
     """``x + h sum_i c_i K_i`` (``x`` itself may be 0 for the error estimate)."""
     out = x
     for coeff, (_, k, _) in zip(coefficients, staged, strict=True):

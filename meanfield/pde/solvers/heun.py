@@ -35,8 +35,15 @@ from typing import Any, NamedTuple
 from ...backends.arrays import Backend
 from ...backends.scalars import scalar_kernel, scalars_for
 
-__all__ = ["Carry", "Proposal", "make_heun_attempt", "initial_carry", "max_step",
-           "MAX_RETRIES", "SNAP_RTOL"]
+__all__ = [
+    "Carry",
+    "Proposal",
+    "make_heun_attempt",
+    "initial_carry",
+    "max_step",
+    "MAX_RETRIES",
+    "SNAP_RTOL",
+]
 
 #: attempts after which a step whose second stage breaks the positivity bound is accepted anyway
 MAX_RETRIES = 4
@@ -85,8 +92,15 @@ class Proposal(NamedTuple):
 
 def initial_carry(rho: Array, tau: float, step: int, sx: Any) -> Carry:
     """The carry of density ``rho`` at ``tau`` after ``step`` steps, scalars in ``sx``."""
-    return Carry(rho, sx.const(float(tau)), sx.const(float(tau)), sx.const(int(step)),
-                 sx.const(0.0), sx.const(0), sx.const(False))
+    return Carry(
+        rho,
+        sx.const(float(tau)),
+        sx.const(float(tau)),
+        sx.const(int(step)),
+        sx.const(0.0),
+        sx.const(0),
+        sx.const(False),
+    )
 
 
 def max_step(rate: Any, cfl: float) -> float:
@@ -95,9 +109,9 @@ def max_step(rate: Any, cfl: float) -> float:
     return cfl / rate if rate > 0 else math.inf
 
 
-def make_heun_attempt(rhs_fn: Callable, cfl: float, backend: Backend
-                      ) -> tuple[Callable[[Carry, Any], Proposal],
-                                 Callable[[Carry, Proposal, Any], Carry]]:
+def make_heun_attempt(
+    rhs_fn: Callable, cfl: float, backend: Backend
+) -> tuple[Callable[[Carry, Any], Proposal], Callable[[Carry, Proposal, Any], Carry]]:
     """Build ``propose(carry, tau_out) -> Proposal`` and ``commit(carry, proposal, passes)``.
 
     Parameters
@@ -140,24 +154,42 @@ def make_heun_attempt(rhs_fn: Callable, cfl: float, backend: Backend
     def propose(carry: Carry, tau_out: Any) -> Proposal:
         rho = carry.rho
         start = rhs_fn(rho)
-        rate, active, remaining, dt = plan(sx.scalar(start.rate), carry.floor, carry.tau,
-                                           tau_out, carry.halted)
+        rate, active, remaining, dt = plan(
+            sx.scalar(start.rate), carry.floor, carry.tau, tau_out, carry.halted
+        )
         step = in_dtype_of(dt, rho)
         stage = euler(rho, start.drho, step)
         second = rhs_fn(stage)
         new_tau, accepted, floor, rejected, stalled = settle(
-            dt, sx.scalar(second.rate), rate, carry.retries, remaining, carry.tau, tau_out,
-            active)
-        return Proposal(combine(rho, stage, second.drho, step), new_tau, accepted, start,
-                        floor, rejected, stalled)
+            dt, sx.scalar(second.rate), rate, carry.retries, remaining, carry.tau, tau_out, active
+        )
+        return Proposal(
+            combine(rho, stage, second.drho, step),
+            new_tau,
+            accepted,
+            start,
+            floor,
+            rejected,
+            stalled,
+        )
 
     def commit(carry: Carry, proposal: Proposal, passes: Any = None) -> Carry:
         taken, tau, tau_prev, step, floor, retries, halted = clock(
-            proposal.accepted, agree if passes is None else passes, proposal.tau, carry.tau,
-            carry.tau_prev, carry.step, proposal.floor, carry.retries, proposal.rejected,
-            proposal.stalled, carry.halted)
-        return Carry(sx.where(taken, proposal.rho, carry.rho), tau, tau_prev, step, floor,
-                     retries, halted)
+            proposal.accepted,
+            agree if passes is None else passes,
+            proposal.tau,
+            carry.tau,
+            carry.tau_prev,
+            carry.step,
+            proposal.floor,
+            carry.retries,
+            proposal.rejected,
+            proposal.stalled,
+            carry.halted,
+        )
+        return Carry(
+            sx.where(taken, proposal.rho, carry.rho), tau, tau_prev, step, floor, retries, halted
+        )
 
     return propose, commit
 
@@ -165,8 +197,9 @@ def make_heun_attempt(rhs_fn: Callable, cfl: float, backend: Backend
 # ---- the pieces: scalar logic (``sx``) and elementwise array kernels (``m``) ------------------
 
 
-def _plan(sx: Any, start_rate: Any, floor: Any, tau: Any, tau_out: Any, halted: Any, *,
-          cfl: float) -> tuple:
+def _plan(
+    sx: Any, start_rate: Any, floor: Any, tau: Any, tau_out: Any, halted: Any, *, cfl: float
+) -> tuple:
     """``(rate, active, remaining, dt)``: the step size from the larger of the start rate and
     a rejected attempt's, fitted to the time left."""
     where = sx.where
@@ -179,8 +212,17 @@ def _plan(sx: Any, start_rate: Any, floor: Any, tau: Any, tau_out: Any, halted: 
     return rate, active, remaining, _fit(dt_max, remaining, sx)
 
 
-def _settle(sx: Any, dt: Any, second_rate: Any, rate: Any, retries: Any, remaining: Any,
-            tau: Any, tau_out: Any, active: Any) -> tuple:
+def _settle(
+    sx: Any,
+    dt: Any,
+    second_rate: Any,
+    rate: Any,
+    retries: Any,
+    remaining: Any,
+    tau: Any,
+    tau_out: Any,
+    active: Any,
+) -> tuple:
     """``(new_tau, accepted, floor, rejected, stalled)`` once the second stage's rate is known."""
     both, negate, where = sx.both, sx.negate, sx.where
     within = sx.either(dt * second_rate <= 1.0, retries >= MAX_RETRIES)
@@ -188,21 +230,42 @@ def _settle(sx: Any, dt: Any, second_rate: Any, rate: Any, retries: Any, remaini
     moves = both(new_tau > tau, sx.isfinite(new_tau))
     accepted = both(active, both(within, moves))
     floor = where(second_rate > rate, second_rate, rate)  # max, keeping rate on NaN
-    return (new_tau, accepted, floor, both(active, negate(within)),
-            both(active, both(within, negate(moves))))
+    return (
+        new_tau,
+        accepted,
+        floor,
+        both(active, negate(within)),
+        both(active, both(within, negate(moves))),
+    )
 
 
-def _clock(sx: Any, accepted: Any, passes: Any, new_tau: Any, tau: Any, tau_prev: Any,
-           step: Any, floor: Any, retries: Any, rejected: Any, stalled: Any, halted: Any
-           ) -> tuple:
+def _clock(
+    sx: Any,
+    accepted: Any,
+    passes: Any,
+    new_tau: Any,
+    tau: Any,
+    tau_prev: Any,
+    step: Any,
+    floor: Any,
+    retries: Any,
+    rejected: Any,
+    stalled: Any,
+    halted: Any,
+) -> tuple:
     """``(taken, tau, tau_prev, step, floor, retries, halted)`` after the trackers' verdict."""
     both, where = sx.both, sx.where
     taken = both(accepted, passes)
     refused = both(accepted, sx.negate(taken))
-    return (taken, where(taken, new_tau, tau), where(taken, tau, tau_prev),
-            where(taken, step + 1, step), where(rejected, floor, 0.0),
-            where(rejected, retries + 1, 0 * retries),
-            sx.either(halted, sx.either(refused, stalled)))
+    return (
+        taken,
+        where(taken, new_tau, tau),
+        where(taken, tau, tau_prev),
+        where(taken, step + 1, step),
+        where(rejected, floor, 0.0),
+        where(rejected, retries + 1, 0 * retries),
+        sx.either(halted, sx.either(refused, stalled)),
+    )
 
 
 def _euler(m: Any, rho: Any, drho: Any, dt: Any) -> Any:

@@ -1,17 +1,19 @@
-"""numba kernels of the kernel-unit flows of :mod:`particles.kernel_gd` (in place, CPU).
+"""The kernel-unit flows of :mod:`particles.kernel_gd`, compiled (method ``kernel_gd``, CPU).
 
-Two flows, one scheme (explicit Euler, tangent step, renormalisation onto the sphere):
+Gaussian-kernel units ``theta_i = (c_i, y_i)``, ``y_i`` on the sphere ``S^{d-1}(sqrt d)``
+(:class:`meanfield.model.pieces.SphereUnitPieces`); two flows, one scheme (explicit Euler,
+tangent step, renormalisation onto the sphere):
 
 * :func:`l2_steps`: the gradient flow of ``N L``, ``L`` the ``L^2(mu)`` loss, from the closed
-  forms ``K_ij``, ``F_i`` of :class:`meanfield.model.sphere_kernel.SphereKernelTask`;
+  forms ``K_ij``, ``F_i`` of :class:`meanfield.model.rve.sphere_kernel.SphereKernelTask`;
 * :func:`collocation_steps`: RVE's (4.5) as printed, the gradient flow of ``N E``, ``E`` the
   collocation energy, from ``f(y_i)`` and ``phi(y_i, y_j) = exp(-alpha |y_i - y_j|^2 / 2)``.
 
 Each step of each replica makes one pass over the pairs ``i <= j`` (the pair functions are
 symmetric), accumulating per-unit sums (``O(N^2 d)``, no ``N x N`` array), then updates every
-unit from the sums of the old state. The wrappers that draw the noise and copy the state are
-:func:`particles.kernel_gd.make_compiled_advance`; these functions agree with the array-API
-reference to round-off (tested).
+unit from the sums of the old state. :func:`make_sphere_advance` draws the noise (the same
+numbers as the reference, :func:`noise_block`) and copies the state; these functions agree
+with the array-API reference of :mod:`particles.kernel_gd` to round-off (tested).
 
 Argument names: ``c (R, N)`` and ``y (R, N, d)`` are updated in place; ``noise (R, count, N,
 d + 1)`` (already scaled; column 0 drives ``c``) is added when ``noisy``;
@@ -26,14 +28,106 @@ G. M. Rotskoff, E. Vanden-Eijnden, Comm. Pure Appl. Math. 75 (2022), arXiv:1805.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
 
-__all__ = ["collocation_steps", "l2_steps"]
+from meanfield.model.pieces import SphereUnitPieces
+from meanfield.model.rve.sphere_kernel import OBJECTIVES
+from meanfield.rng import KERNEL_NOISE_BLOCK, Purpose
+
+from ..state import EnsembleState
+from .advance import Advance, host
+from .philox import JIT
+
+__all__ = ["collocation_steps", "l2_steps", "make_sphere_advance", "noise_block", "noise_amplitude"]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+def noise_block(rng: Any, block: int, n: int, d: int) -> Any:
+    """Unscaled noise of steps ``block * KERNEL_NOISE_BLOCK ...``: shape ``(R,
+    KERNEL_NOISE_BLOCK, N, d + 1)`` (column 0 drives ``c``, columns ``1..d`` the centres, before
+    the tangent projection). The one draw of the kernel-unit noise, for both paths."""
+    return rng.normal(block, (KERNEL_NOISE_BLOCK, n, d + 1), purpose=Purpose.NOISE)
+
+
+def noise_amplitude(step: float, beta: float) -> float:
+    """``sqrt(2 step / beta)``, after checking ``step > 0`` and ``beta > 0``."""
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step!r}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta!r}")
+    return math.sqrt(2.0 * step / beta)
+
+
+def make_sphere_advance(
+    pieces: SphereUnitPieces,
+    rng: Any,
+    *,
+    eps: float,
+    beta: float,
+    noise_steps: int,
+    objective: str = "collocation",
+) -> Advance:
+    """The compiled steps of the kernel-unit flow ``objective`` (``theta = (c, y)``).
+
+    The same steps as the reference (:func:`particles.kernel_gd.make_kernel_gd`): step ``eps``,
+    noise of inverse temperature ``beta`` for the steps ``k < noise_steps``, drawn by
+    :func:`noise_block` (same counters, same numbers), one block of steps per kernel call.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    d, alpha = pieces.d, pieces.alpha
+    tensor = pieces.tensor
+    gradient_tensor = tensor + np.transpose(tensor, (1, 0, 2)) + np.transpose(tensor, (2, 0, 1))
+    amplitude = noise_amplitude(eps, beta)
+    if objective == "collocation":
+        constants: tuple = (gradient_tensor, float(alpha), float(eps))
+        kernel: Callable = collocation_steps
+    else:
+        pair_scale = math.exp(-2.0 * alpha * d)
+        coefficients = pieces.coefficients
+        constants = (
+            gradient_tensor,
+            pieces.trace,
+            np.asarray(coefficients[0]) * pair_scale,
+            np.asarray(coefficients[1]) * (pair_scale * alpha**2),
+            np.asarray(coefficients[2:5]) * math.exp(-alpha * d),
+            float(alpha),
+            float(eps),
+        )
+        kernel = l2_steps
+
+    def advance(
+        state: EnsembleState, to_step: int, report: Callable[[int], None] | None = None
+    ) -> EnsembleState:
+        theta = host(state.theta)
+        c = np.array(theta[..., 0], dtype=np.float64)  # copies: the kernel works in place
+        y = np.array(theta[..., 1:], dtype=np.float64)
+        k = state.step
+        while k < to_step:
+            if k < noise_steps and amplitude > 0:
+                block, offset = divmod(k, KERNEL_NOISE_BLOCK)
+                todo = min(to_step, noise_steps, (block + 1) * KERNEL_NOISE_BLOCK) - k
+                noise = np.asarray(noise_block(rng, block, c.shape[-1], d))
+                noise = amplitude * noise[:, offset : offset + todo]
+                kernel(c, y, *constants, todo, noise, True)
+            else:
+                todo = to_step - k
+                kernel(c, y, *constants, todo, np.zeros((1, 1, 1, 1)), False)
+            k += todo
+            if report is not None:
+                report(todo)
+        step = max(k, state.step)
+        return state.replace(
+            theta=np.concatenate((c[..., None], y), axis=-1), step=step, t=step * eps
+        )
+
+    return advance
+
+
+@numba.njit(**JIT)
 def _horner(coefficients, z):
     out = coefficients[-1]
     for m in range(coefficients.shape[0] - 2, -1, -1):
@@ -41,7 +135,7 @@ def _horner(coefficients, z):
     return out
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**JIT)
 def _cubic(gradient_tensor, y, r, i, scale, g):
     """``f(v)``, with ``g <- grad f(v)``, at ``v = scale * y[r, i]`` (the 3-spin target)."""
     d = y.shape[2]
@@ -56,7 +150,7 @@ def _cubic(gradient_tensor, y, r, i, scale, g):
     return cubic / 3.0
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(**JIT)
 def _retract(y, r, i, move):
     """``y_i <- sqrt(d) w / |w|``, ``w = y_i + P_{y_i} move`` (``move`` is overwritten)."""
     d = y.shape[2]
@@ -76,7 +170,8 @@ def _retract(y, r, i, move):
 
 # ---------------------------------------------------------------------- the L2(mu) flow
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+
+@numba.njit(**JIT)
 def _transpose(y, r, yt):
     """``yt[a, i] = y[r, i, a]``: replica ``r``'s centres, unit-stride along the units."""
     for a in range(yt.shape[0]):
@@ -84,9 +179,10 @@ def _transpose(y, r, yt):
             yt[a, i] = y[r, i, a]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def l2_steps(c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, step, count,
-             noise, noisy):
+@numba.njit(**JIT)
+def l2_steps(
+    c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, step, count, noise, noisy
+):
     """``count`` Euler steps of the ``L^2(mu)`` flow of every replica, in place.
 
     ``coef_k``, ``coef_q``: series of ``K`` and ``Q`` (constants folded in); ``coef_unit``: of
@@ -108,11 +204,28 @@ def l2_steps(c, y, gradient_tensor, trace, coef_k, coef_q, coef_unit, alpha, ste
             _transpose(y, r, yt)
             _l2_pair_sums(c[r], yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow)
             for i in range(n):
-                _l2_unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step,
-                                kc[i] / n, qc[i] / n, qcy[:, i] / n, g, move, noise, t, noisy)
+                _l2_unit_update(
+                    c,
+                    y,
+                    r,
+                    i,
+                    gradient_tensor,
+                    trace,
+                    coef_unit,
+                    alpha,
+                    step,
+                    kc[i] / n,
+                    qc[i] / n,
+                    qcy[:, i] / n,
+                    g,
+                    move,
+                    noise,
+                    t,
+                    noisy,
+                )
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+@numba.njit(fastmath={"contract"}, **JIT)
 def _l2_pair_sums(c, yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow):
     """``kc_i = sum_j K_ij c_j``, ``qc_i = sum_j Q_ij c_j``, ``qcy_i = sum_j Q_ij c_j y_j``.
 
@@ -163,9 +276,26 @@ def _l2_pair_sums(c, yt, coef_k, coef_q, pair_z, kc, qc, qcy, zrow, krow, qrow):
             qcy[a, i] += sa
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _l2_unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step, kc, qc, qcy, g,
-                    move, noise, t, noisy):
+@numba.njit(**JIT)
+def _l2_unit_update(
+    c,
+    y,
+    r,
+    i,
+    gradient_tensor,
+    trace,
+    coef_unit,
+    alpha,
+    step,
+    kc,
+    qc,
+    qcy,
+    g,
+    move,
+    noise,
+    t,
+    noisy,
+):
     """Euler update of unit ``i`` of replica ``r`` from its pair sums (divided by ``N``)."""
     d = y.shape[2]
     sq = 0.0
@@ -196,7 +326,8 @@ def _l2_unit_update(c, y, r, i, gradient_tensor, trace, coef_unit, alpha, step, 
 
 # ---------------------------------------------------------------------- the flow (4.5)
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+
+@numba.njit(**JIT)
 def collocation_steps(c, y, gradient_tensor, alpha, step, count, noise, noisy):
     """``count`` Euler steps of (4.5), the flow of ``N E``, of every replica, in place.
 
@@ -234,7 +365,7 @@ def collocation_steps(c, y, gradient_tensor, alpha, step, count, noise, noisy):
                 c[r, i] = c_new
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+@numba.njit(fastmath={"contract"}, **JIT)
 def _collocation_pair_sums(c, yt, alpha, pc, pcy, row):
     """``pc_i = sum_j Phi_ij c_j`` and ``pcy_i = sum_j Phi_ij c_j y_j``, pairs ``j >= i`` once.
 

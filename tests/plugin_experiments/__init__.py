@@ -1,0 +1,1 @@
+"""Experiments defined outside the package, run by ``meanfield reproduce module:Attribute``."""
