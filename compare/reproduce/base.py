@@ -66,6 +66,8 @@ from meanfield.fields import (
     Context,
     Derived,
     Field,
+    allowed,
+    int_list,
     resolve_value,
     short_repr,
     toml_kind,
@@ -138,6 +140,22 @@ class Row:
         """The row as the cells of ``results.csv``, in the order of :data:`COLUMNS`."""
         return [self.experiment, self.quantity] + [_cell(getattr(self, c)) for c in COLUMNS[2:]]
 
+    @classmethod
+    def spread(
+        cls,
+        experiment: str,
+        quantity: str,
+        x: float | None,
+        values: Any,
+        paper: tuple[float | None, float | None] = (None, None),
+    ) -> Row:
+        """The median of ``values`` (one per teacher or seed) with their range as the interval,
+        and the paper's interval ``paper``."""
+        v = np.asarray(values, dtype=np.float64)
+        return cls(
+            experiment, quantity, x, float(np.median(v)), float(v.min()), float(v.max()), *paper
+        )
+
 
 def _cell(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -196,6 +214,17 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- config keys
+
+
+def widths_field(minimum: int, doc: str = "the widths n", *, sort: bool = False) -> Field:
+    """The key ``study.n`` of an experiment: a non-empty list of integers ``>= minimum`` (in
+    increasing order and without repeats with ``sort``)."""
+    check = allowed(
+        f"a non-empty list of integers >= {minimum}", lambda v: bool(v) and int_list(v, minimum)
+    )
+    if not sort:
+        return Field(("array",), doc, check=check)
+    return Field(("array",), doc, check=check, convert=lambda v, ctx: sorted(set(v)))
 
 
 def resolve_keys(

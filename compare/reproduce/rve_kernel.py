@@ -67,7 +67,6 @@ from meanfield.fields import (
     Field,
     allowed,
     int_at_least,
-    int_list,
     one_of,
     positive_float,
 )
@@ -81,7 +80,7 @@ from particles.kernel_gd import (
     tangent,
 )
 
-from .base import Experiment, Job, Row, register
+from .base import Experiment, Job, Row, register, widths_field
 
 __all__ = [
     "EXPERIMENT",
@@ -181,14 +180,7 @@ KEYS: dict[str, dict[str, Field]] = {
         "alpha": positive_float("the units' width: exp(-alpha |x - y|^2 / 2)"),
     },
     "study": {
-        "n": Field(
-            ("array",),
-            "the widths n",
-            check=allowed(
-                "a non-empty list of integers >= 1", lambda v: bool(v) and int_list(v, 1)
-            ),
-            convert=lambda v, ctx: sorted(set(v)),
-        ),
+        "n": widths_field(1, sort=True),
         "teachers": int_at_least(1, "the teacher seeds 0 .. teachers - 1"),
     },
     "protocol": {
@@ -410,18 +402,8 @@ def _rows(
     def spread(quantity: str, table: np.ndarray, with_paper: bool = False) -> None:
         for n, values in zip(widths, table, strict=True):
             value = PAPER_LOSS.get(n) if with_paper else None
-            rows.append(
-                Row(
-                    NAME,
-                    quantity + tag,
-                    n,
-                    float(np.median(values)),
-                    float(values.min()),
-                    float(values.max()),
-                    value / PAPER_FACTOR if value else None,
-                    value * PAPER_FACTOR if value else None,
-                )
-            )
+            band = (value / PAPER_FACTOR, value * PAPER_FACTOR) if value else (None, None)
+            rows.append(Row.spread(NAME, quantity + tag, n, values, band))
 
     test = _table(jobs, objective, widths, teachers, "test_loss")
     spread("loss", test, with_paper=paper)

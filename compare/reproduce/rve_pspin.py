@@ -61,7 +61,7 @@ from meanfield.model.rve.pspin import PSpin, engine_step, protocol_batches
 from particles.run import build_particle_run, simulate
 
 from ..fits import loglog_slope
-from .base import Experiment, Job, Row, register
+from .base import Experiment, Job, Row, register, widths_field
 
 __all__ = [
     "EXPERIMENT",
@@ -191,13 +191,7 @@ def _check_teachers(value: Any, ctx: Context) -> str | None:
 
 KEYS: dict[str, dict[str, Field]] = {
     "study": {
-        "n": Field(
-            ("array",),
-            "the widths n",
-            check=allowed(
-                "a non-empty list of widths n >= 5", lambda v: bool(v) and int_list(v, 5)
-            ),
-        ),
+        "n": widths_field(5),
         # one count for every width, or a list with one count per width
         "teachers": Field(
             ("integer", "array"),
@@ -374,76 +368,17 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
     for n in table["n"]:
         entry = table["by_n"][n]
         for key in ("loss", "residual_pos", "residual_neg", "loss_relative", "trivial"):
-            v = np.array(entry["final"][key])
             paper = PAPER_LOSS_N256.get(d) if key == "loss" and n == 256 else None
-            rows.append(
-                Row(
-                    name,
-                    key,
-                    n,
-                    float(np.median(v)),
-                    float(v.min()),
-                    float(v.max()),
-                    *(paper or (None, None)),
-                )
-            )
-        pre = np.array(entry["pre"])
-        rows.append(
-            Row(
-                name,
-                "loss_pre_quench",
-                n,
-                float(np.median(pre)),
-                float(pre.min()),
-                float(pre.max()),
-            )
-        )
+            rows.append(Row.spread(name, key, n, entry["final"][key], paper or (None, None)))
         trend, se = np.array(entry["trend"]).T
-        rows.append(
-            Row(
-                name,
-                "pre_quench_trend",
-                n,
-                float(np.median(trend)),
-                float(trend.min()),
-                float(trend.max()),
-            )
-        )
-        rows.append(
-            Row(
-                name,
-                "pre_quench_trend_se",
-                n,
-                float(np.median(se)),
-                float(se.min()),
-                float(se.max()),
-            )
-        )
+        rows.append(Row.spread(name, "loss_pre_quench", n, entry["pre"]))
+        rows.append(Row.spread(name, "pre_quench_trend", n, trend))
+        rows.append(Row.spread(name, "pre_quench_trend_se", n, se))
         # flat: no fall larger than the tolerance is seen at about 95 % (trend + 2 se)
         flat = np.mean(trend + 2.0 * se >= -table["flat_tolerance"])
         rows.append(Row(name, "pre_quench_flat_fraction", n, float(flat)))
-        post = np.array(entry["post"])
-        rows.append(
-            Row(
-                name,
-                "post_quench_change",
-                n,
-                float(np.median(post)),
-                float(post.min()),
-                float(post.max()),
-            )
-        )
-        seconds = np.array(entry["seconds"])
-        rows.append(
-            Row(
-                name,
-                "job_seconds",
-                n,
-                float(np.median(seconds)),
-                float(seconds.min()),
-                float(seconds.max()),
-            )
-        )
+        rows.append(Row.spread(name, "post_quench_change", n, entry["post"]))
+        rows.append(Row.spread(name, "job_seconds", n, entry["seconds"]))
     if len(widths) >= 2:
         for key in ("loss", "residual_pos", "residual_neg"):
             values = [np.array(table["by_n"][n]["final"][key]) for n in table["n"]]

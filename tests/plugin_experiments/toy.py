@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from compare.fits import loglog_slope
-from compare.reproduce import Experiment, Job, Row
-from meanfield.fields import Field, allowed, int_at_least, int_list
+from compare.reproduce.base import Experiment, Job, Row, widths_field
+from meanfield.fields import int_at_least
 
 
 def sample_means(n: int, seed: int, repeats: int) -> dict[str, np.ndarray]:
@@ -35,13 +35,7 @@ class LawOfLargeNumbers(Experiment):
 
     keys = {
         "study": {
-            "n": Field(
-                ("array",),
-                "the sample sizes n",
-                check=allowed(
-                    "a non-empty list of integers >= 1", lambda v: bool(v) and int_list(v, 1)
-                ),
-            ),
+            "n": widths_field(1, "the sample sizes n"),
             "seeds": int_at_least(1, "jobs (independent streams) per n"),
         },
         "protocol": {"repeats": int_at_least(2, "sample means per job")},
