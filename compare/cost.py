@@ -110,7 +110,7 @@ def _particle_cost(
     run = build_particle_run(particles, n=1, replicas=1)
     dim = int(np.prod(run.state.theta.shape[2:]))
     size = spec["replicas"] * spec["n"] * dim
-    reduced = int(np.prod(run.record_fn(run.state).reduced.shape[2:])) or 1
+    reduced = int(np.prod(run.record_fn(run.state, 0.0).reduced.shape[2:])) or 1
     output = frames * spec["replicas"] * spec["n"] * reduced * BYTES
     if spec.get("keep_theta"):
         output += frames * size * BYTES

@@ -263,15 +263,14 @@ def make_kernel_gd_step(
     objective: str = "collocation",
 ) -> Callable[[EnsembleState], EnsembleState]:
     """The NumPy reference of method ``kernel_gd`` (:mod:`particles.methods`): one step of
-    :func:`make_kernel_gd` on ``theta = (c, y)``, the time of step ``k`` being ``k eps``."""
+    :func:`make_kernel_gd` on ``theta = (c, y)``."""
     xp = backend.xp
     step_fn = make_kernel_gd(
         model, rng, xp, step=eps, beta=beta, noise_steps=noise_steps, objective=objective
     )
 
     def step(state: EnsembleState) -> EnsembleState:
-        new = to_ensemble(step_fn(to_kernel_state(state, xp)), xp)
-        return new.replace(t=new.step * eps)
+        return to_ensemble(step_fn(to_kernel_state(state, xp)), xp)
 
     return step
 

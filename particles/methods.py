@@ -104,7 +104,7 @@ def make_online_sgd(
         new = theta + drift if l2 == 0.0 else (1.0 - 2.0 * l2 * s) * theta + drift
         if noisy:
             new = new + 2.0 * math.sqrt(s / beta) * _noise(rng, state.step, theta.shape)
-        return state.replace(theta=new, step=state.step + 1, t=(state.step + 1) * eps)
+        return state.replace(theta=new, step=state.step + 1)
 
     return step
 
@@ -148,7 +148,7 @@ def make_gd(
         first = velocity(state.theta)
         stage = state.theta + s * first
         new = state.theta + 0.5 * s * (first + velocity(stage))
-        return state.replace(theta=new, step=state.step + 1, t=(state.step + 1) * eps)
+        return state.replace(theta=new, step=state.step + 1)
 
     return step
 

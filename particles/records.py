@@ -44,7 +44,8 @@ class ParticleFrame:
 def make_recorder(
     model: Any, backend: Backend, *, keep_theta: bool = False, risk_fn: Any = None
 ) -> Any:
-    """Return ``record(state) -> ParticleFrame``.
+    """Return ``record(state, t) -> ParticleFrame``: the frame of ``state`` at output time
+    ``t`` (the caller's: :func:`particles.run.simulate` knows the output times).
 
     ``risk_fn(theta, step) -> dict`` replaces the exact risk for models without a formula
     (``step`` is the state's step count, which may seed its random test points); it must
@@ -52,7 +53,7 @@ def make_recorder(
     """
     xp = backend.xp
 
-    def record(state: EnsembleState) -> ParticleFrame:
+    def record(state: EnsembleState, t: float) -> ParticleFrame:
         reduced = to_numpy(model.reduce(state.theta, xp))
         extras: dict[str, np.ndarray] = {}
         if risk_fn is None:
@@ -63,6 +64,6 @@ def make_recorder(
             risk, risk_se = values.pop("risk"), values.pop("risk_se")
             extras = values
         theta = to_numpy(state.theta).copy() if keep_theta else None
-        return ParticleFrame(state.t, state.step, reduced, risk, risk_se, theta, extras)
+        return ParticleFrame(t, state.step, reduced, risk, risk_se, theta, extras)
 
     return record

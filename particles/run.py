@@ -317,8 +317,7 @@ def simulate(
         run.save_steps[first_frame:], run.save_times[first_frame:], strict=True
     ):
         state = run.advance_fn(state, target, bar.update)
-        state = state.replace(t=t_out)  # the output time itself, not target * eps (round-off)
-        frame = run.record_fn(state)
+        frame = run.record_fn(state, t_out)  # the output time itself, not target * eps
         frames.append(frame)
         if on_frame is not None:
             on_frame(frame)
@@ -426,7 +425,7 @@ def particles_resume_point(
         )
     truncate_frames(f[group], point.index + 1)
     theta = run.backend.asarray(theta, getattr(run.backend.xp, theta.dtype.name))
-    state = EnsembleState(theta, step, run.save_times[point.index])
+    state = EnsembleState(theta, step)
     return point.index + 1, state
 
 

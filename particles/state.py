@@ -17,14 +17,12 @@ class EnsembleState:
     ----------
     theta : backend array of shape ``(n_replicas, n_particles, dim)``
     step : int
-        Steps taken; step ``k`` is PDE time ``t = k * eps``.
-    t : float
-        Physical time of the state.
+        Steps taken. The state carries no time: step ``k`` is PDE time ``k * eps`` only up to
+        round-off, so :func:`particles.run.simulate` gives each recorded frame its output time.
     """
 
     theta: Any
     step: int = 0
-    t: float = 0.0
 
     def replace(self, **changes: Any) -> EnsembleState:
         return dataclasses.replace(self, **changes)

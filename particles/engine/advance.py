@@ -135,7 +135,7 @@ def make_sgd_advance(
             if report is not None:
                 report(stop - step)
             step = stop
-        return state.replace(theta=_from_kernel(theta), step=step, t=step * eps)
+        return state.replace(theta=_from_kernel(theta), step=step)
 
     return advance
 
@@ -204,7 +204,7 @@ def make_gpu_sgd_advance(
                 report(stop - start)
         out = xp.empty((n_replicas, n_units, dim), dtype=kernel_dtype)
         out[...] = xp.permute_dims(theta, (0, 2, 1))
-        return state.replace(theta=out, step=to_step, t=to_step * eps)
+        return state.replace(theta=out, step=to_step)
 
     return advance
 
@@ -310,7 +310,7 @@ def make_pair_gd_advance(
             if report is not None:
                 report(1)
         step = max(to_step, state.step)
-        return state.replace(theta=np.asarray(theta, dtype=dtype), step=step, t=step * eps)
+        return state.replace(theta=np.asarray(theta, dtype=dtype), step=step)
 
     return advance
 
@@ -340,7 +340,7 @@ def chunked_advance(
             if report is not None:
                 report(stop - start)
         step = max(to_step, state.step)
-        return state.replace(theta=_from_kernel(theta), step=step, t=step * eps)
+        return state.replace(theta=_from_kernel(theta), step=step)
 
     return advance
 

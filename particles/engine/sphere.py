@@ -120,9 +120,7 @@ def make_sphere_advance(
             if report is not None:
                 report(todo)
         step = max(k, state.step)
-        return state.replace(
-            theta=np.concatenate((c[..., None], y), axis=-1), step=step, t=step * eps
-        )
+        return state.replace(theta=np.concatenate((c[..., None], y), axis=-1), step=step)
 
     return advance
 

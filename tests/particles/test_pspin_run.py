@@ -87,7 +87,7 @@ def test_one_engine_step_is_rve_dt_times_the_gradient_of_their_batch_loss() -> N
         batch=batch,
         time_change=TimeChange(),
     )
-    moved = step(EnsembleState(theta=theta, step=0, t=0.0)).theta - theta
+    moved = step(EnsembleState(theta=theta, step=0)).theta - theta
 
     def paper_loss(th: np.ndarray) -> float:  # L_P with f_n = (1/n) sum_i sigma_*
         return float(n / (2 * batch) * np.sum((f - model.predict(x, th, np)) ** 2))
