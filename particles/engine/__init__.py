@@ -173,15 +173,16 @@ def make_advance(
     dtype: Any = np.float64,
     backend: Any = None,
     choice: EngineChoice | None = None,
-    **options: Any,
+    noise_steps: int | None = None,
+    objective: str | None = None,
 ) -> Any:
     """The compiled ``advance(state, to_step, report=None) -> state`` of ``method``.
 
     Parameters mirror :func:`particles.methods.make_step`; ``dtype`` is the floating type of
     the parameters (float64, or float32 where a test shows it is accurate enough). With a
     CuPy ``backend`` the GPU twin of the SGD kernel runs on the device arrays. ``choice`` is
-    :func:`select_engine`'s (asked for ``"compiled"`` here when not given). ``options``: the
-    options of ``kernel_gd`` (``noise_steps``, ``objective``).
+    :func:`select_engine`'s (asked for ``"compiled"`` here when not given). ``noise_steps``
+    and ``objective``: the options of ``kernel_gd`` only (its noisy steps, and the flow).
     """
     from . import advance  # noqa: PLC0415
 
@@ -192,8 +193,11 @@ def make_advance(
         raise ValueError(f"the compiled engine does not run this: {choice.reason}")
     time_change = TimeChange() if time_change is None else time_change
     pieces, kernel = choice.pieces, choice.kernel
-    if options and kernel != "sphere":
-        raise TypeError(f"options {sorted(options)} are not options of method {method!r}")
+    kernel_gd_options = {
+        k: v for k, v in (("noise_steps", noise_steps), ("objective", objective)) if v is not None
+    }
+    if kernel_gd_options and kernel != "sphere":
+        raise TypeError(f"options {sorted(kernel_gd_options)} are not options of method {method!r}")
     if choice.gpu:
         return advance.make_gpu_sgd_advance(
             model,
@@ -240,7 +244,16 @@ def make_advance(
         )
     from .sphere import make_sphere_advance  # noqa: PLC0415
 
-    return make_sphere_advance(pieces.sphere, rng, eps=eps, beta=beta, **options)
+    if noise_steps is None:
+        raise TypeError("method 'kernel_gd' needs noise_steps")
+    return make_sphere_advance(
+        pieces.sphere,
+        rng,
+        eps=eps,
+        beta=beta,
+        noise_steps=noise_steps,
+        objective=objective or "collocation",
+    )
 
 
 def compiled_risk(model: Any, choice: EngineChoice) -> Callable[[Any], np.ndarray] | None:
