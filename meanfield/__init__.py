@@ -16,7 +16,7 @@ particles beside it, results as xarray), is resolved on first use from :mod:`com
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._version import __version__
 from .backends.arrays import Backend, available_backends, get_backend, to_numpy
@@ -58,9 +58,6 @@ __all__ = [
 #: the notebook API's names, resolved lazily from this module (it imports particles and compare)
 _NOTEBOOK_API = ("run", "study", "read", "plot")
 _API_MODULE = "compare.api"
-
-if TYPE_CHECKING:
-    from compare.api import plot, read, run, study
 
 
 def __getattr__(name: str) -> Any:
