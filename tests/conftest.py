@@ -77,3 +77,27 @@ def assert_every_group_opens_in_xarray(path) -> list[str]:
                 if holds_data[group]:
                     assert ds.data_vars or ds.coords, f"group {group}: xarray sees no data"
     return groups
+
+
+@pytest.fixture
+def install_entry_point(monkeypatch):
+    """``install_entry_point(group, name, value)``: make ``importlib.metadata.entry_points``
+    offer one more entry point in ``group``, as an installed package would (undone after the
+    test)."""
+    import importlib.metadata  # noqa: PLC0415
+
+    real = importlib.metadata.entry_points
+    extra: dict[str, list] = {}
+
+    def entry_points(**params):
+        if params.get("group") in extra:
+            return list(extra[params["group"]])
+        return real(**params)
+
+    def install(group: str, name: str, value: str) -> None:
+        extra.setdefault(group, []).append(
+            importlib.metadata.EntryPoint(name=name, value=value, group=group)
+        )
+        monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    return install

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from pathlib import Path
 
@@ -97,16 +96,10 @@ def test_a_scale_it_does_not_ship_is_a_usage_error(tmp_path, capsys) -> None:
     assert "--scale must be one of small" in capsys.readouterr().err
 
 
-def test_an_installed_entry_point_names_an_experiment(monkeypatch, tmp_path, capsys) -> None:
-    point = importlib.metadata.EntryPoint(name="lln", value=TOY, group=ENTRY_POINT_GROUP)
-    real = importlib.metadata.entry_points
-
-    def entry_points(**params):
-        if params.get("group") == ENTRY_POINT_GROUP:
-            return [point]
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+def test_an_installed_entry_point_names_an_experiment(
+    install_entry_point, tmp_path, capsys
+) -> None:
+    install_entry_point(ENTRY_POINT_GROUP, "lln", TOY)
     assert get_experiment("lln") is get_experiment(TOY)
     assert "lln" not in EXPERIMENTS  # the built-in registry is untouched
     assert main(["reproduce", "--list"]) == 0

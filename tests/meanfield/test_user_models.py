@@ -4,7 +4,6 @@ package: config checks, ``meanfield run`` (PDE and particles), ``--dry-run``, ``
 
 from __future__ import annotations
 
-import importlib.metadata
 import tomllib
 
 import h5py
@@ -215,18 +214,8 @@ def test_info_models_lists_every_builtin_model_with_help(capsys) -> None:
 # ----------------------------------------------------------------------------- entry points
 
 
-def test_an_installed_entry_point_names_a_model(monkeypatch) -> None:
-    point = importlib.metadata.EntryPoint(
-        name="toy_from_entry_point", value=TOY, group=ENTRY_POINT_GROUP
-    )
-    real = importlib.metadata.entry_points
-
-    def entry_points(**params):
-        if params.get("group") == ENTRY_POINT_GROUP:
-            return [point]
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+def test_an_installed_entry_point_names_a_model(install_entry_point) -> None:
+    install_entry_point(ENTRY_POINT_GROUP, "toy_from_entry_point", TOY)
     assert isinstance(model_entry("toy_from_entry_point"), ModelEntry)
     config = parse_config(toy_config("toy_from_entry_point"))
     assert config.model["teacher"] == (TEACHER,)
