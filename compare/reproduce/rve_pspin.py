@@ -24,6 +24,10 @@ standard error, ``pre_quench_flat_fraction`` counts the teachers whose loss show
 beyond the tolerance at about 95 % (``trend + 2 se >= -flat_tolerance``).
 :func:`post_quench_change` reports whether the quench phase itself has finished lowering the
 loss (the paper's protocol fixes its length; the row says what it left).
+Two rows say whether the quench can settle at all: ``stability``, RVE's ``dt`` times the top
+eigenvalue of the Gauss-Newton matrix of ``n L`` at the final units (:func:`stability`; gradient
+descent, which the quench's large batch approaches, is stable below 2), and ``quench_spread``,
+the largest over the smallest loss record of the quench's second half (:func:`quench_spread`).
 
 Besides the loss, ``results.csv`` has ``loss_relative``, the loss over the trivial loss
 ``E f^2 / 2`` of its teacher (``trivial``, exact from :meth:`PSpin.target_square_mean`): a
@@ -72,6 +76,9 @@ __all__ = [
     "pre_quench_trend",
     "post_quench_change",
     "protocol_batches",
+    "quench_spread",
+    "stability",
+    "stability_points",
 ]
 
 #: the scales of these experiments: ``gpu`` adds n = 1024 and the paper's 10 teachers
@@ -85,6 +92,10 @@ FLAT_RECORDS = 41
 CIRCLES = ((0, 1), (2, 3))
 #: points along each great circle
 CIRCLE_POINTS = 361
+#: Monte Carlo points of the Gauss-Newton matrix in :func:`stability`. Measured at n = 512
+#: (teacher 1, end of the quench): 101.7 and 101.7 over two draws of 20,000 points, 100.7 with
+#: 50,000; the top eigenvalue of a sample Gram matrix is biased up, here by about 1-2 %.
+STABILITY_POINTS = 20_000
 
 
 def _record_steps(sgd_steps: int, quench_steps: int, log_records: int) -> list[int]:
@@ -122,6 +133,50 @@ def post_quench_change(
     late = np.nonzero(steps >= sgd_steps + quench_steps // 4)[0]
     first = late[0] if late.size > 1 else max(0, steps.size - 2)
     return float((loss[-1] - loss[first]) / loss[-1])
+
+
+def quench_spread(steps: np.ndarray, loss: np.ndarray, sgd_steps: int, quench_steps: int) -> float:
+    """Largest over smallest loss of the records in the second half of the quench: 1 when the
+    loss has settled, well above 1 when it oscillates (see :func:`stability`)."""
+    late = loss[steps >= sgd_steps + quench_steps // 2]
+    return float(np.max(late) / np.min(late)) if late.size else float("nan")
+
+
+def stability_points(model: PSpin, points: int = STABILITY_POINTS, seed: int = 0) -> np.ndarray:
+    """``points`` inputs uniform on the sphere, shape ``(1, points, d)``, for :func:`stability`."""
+    g = np.random.default_rng(seed).standard_normal((1, points, model.d))
+    return model.inputs_from_normals(g, np)
+
+
+def stability(model: PSpin, theta: np.ndarray, dt: float, x: np.ndarray) -> float:
+    """RVE's ``dt`` times the largest eigenvalue of the Gauss-Newton matrix of ``n L`` at
+    ``theta`` (``(N, D)``), ``L`` estimated on the inputs ``x`` (``(1, P, d)``).
+
+    Their step is ``Z <- Z - dt grad (n L_P)`` (:func:`meanfield.model.rve.pspin.rve_dt`); with
+    a large batch (the quench) it is close to gradient descent on ``n L``, whose Hessian near a
+    good fit is the Gauss-Newton matrix ``G_ij = (1/n) E grad sigma_*(x; theta_i) grad
+    sigma_*(x; theta_j)^T``. Gradient descent is stable in every mode while ``dt lambda_max(G)
+    < 2`` and monotone while it is ``< 1``. ``G`` is applied through the model's two
+    contractions of the unit Jacobian (:meth:`PSpin.unit_tangent`, :meth:`PSpin.backward`)
+    and its top eigenvalue found by Lanczos (``scipy.sparse.linalg.eigsh``): no ``N D x N D``
+    matrix is formed.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh  # noqa: PLC0415  (analysis only)
+
+    theta = np.asarray(theta, dtype=np.float64)[None]  # (1, N, D)
+    n, dim = theta.shape[1:]
+    points = x.shape[-2]
+    _, cache = model.forward(x, theta, np)
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        along = np.sum(model.unit_tangent(x, theta, cache, v.reshape(theta.shape), np), axis=-1)
+        return model.backward(x, theta, cache, along[..., None], np).ravel() / (n * points)
+
+    size = n * dim
+    start = np.random.default_rng(0).standard_normal(size)
+    operator = LinearOperator((size, size), matvec=apply, dtype=np.float64)
+    top = eigsh(operator, k=1, which="LA", v0=start, tol=1e-8, return_eigenvectors=False)
+    return float(dt * top[0])
 
 
 def simulate_teacher(config_toml: str, n: int, teacher: int, seed: int) -> dict[str, np.ndarray]:
@@ -339,6 +394,8 @@ def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
                 "circles": [],
                 "pre": [],
                 "post": [],
+                "spread": [],
+                "stability": [],
                 "seconds": [],
             },
         )
@@ -350,6 +407,9 @@ def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
         entry["post"].append(
             post_quench_change(steps, r["loss"], proto["sgd_steps"], proto["quench_steps"])
         )
+        entry["spread"].append(
+            quench_spread(steps, r["loss"], proto["sgd_steps"], proto["quench_steps"])
+        )
         entry["seconds"].append(float(r.get("job_seconds", np.nan)))
         for key in ("loss", "loss_se", "residual_pos", "residual_neg"):
             entry["final"].setdefault(key, []).append(float(r[key][-1]))
@@ -358,6 +418,8 @@ def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
         entry["final"].setdefault("trivial", []).append(trivial)
         entry["final"].setdefault("loss_relative", []).append(float(r["loss"][-1]) / trivial)
         entry["circles"].append((r["circle_f"], r["circle_fn"]))
+        points = stability_points(model)
+        entry["stability"].append(stability(model, r["theta"], proto["dt"], points))
     table["flat_tolerance"] = proto["flat_tolerance"]
     return table
 
@@ -378,6 +440,8 @@ def _rows(name: str, table: dict, d: int) -> list[Row]:
         flat = np.mean(trend + 2.0 * se >= -table["flat_tolerance"])
         rows.append(Row(name, "pre_quench_flat_fraction", n, float(flat)))
         rows.append(Row.spread(name, "post_quench_change", n, entry["post"]))
+        rows.append(Row.spread(name, "quench_spread", n, entry["spread"]))
+        rows.append(Row.spread(name, "stability", n, entry["stability"]))
         rows.append(Row.spread(name, "job_seconds", n, entry["seconds"]))
     if len(widths) >= 2:
         for key in ("loss", "residual_pos", "residual_neg"):

@@ -140,9 +140,16 @@ def test_rve_pspin_writes_its_table_and_figures(tiny_run) -> None:
             "job_seconds",
             "loss_relative",
             "trivial",
+            "quench_spread",
+            "stability",
         ):
             assert (q, n) in quantities
     assert ("slope_loss", None) in quantities
+    for row in table:
+        if row["quantity"] == "quench_spread":
+            assert row["ours_low"] >= 1.0  # a largest over a smallest positive loss
+        if row["quantity"] == "stability":
+            assert row["ours_low"] > 0.0  # dt times an eigenvalue of J^T J / (n P), not all 0
     for row in table:
         if row["ours_low"] is not None:
             # the median over teachers lies within [min, max]

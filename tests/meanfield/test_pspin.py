@@ -128,6 +128,25 @@ def test_backward_matches_finite_differences(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
 
 
+def test_unit_tangent_is_the_derivative_of_each_unit_along_v(rng: np.random.Generator) -> None:
+    """unit_tangent[r, b, i] = d/dh sigma_*(x_rb; theta_ri + h v_ri) at h = 0."""
+    model = PSpin(4)
+    x = model.inputs_from_normals(rng.standard_normal((2, 7, 4)), XP)
+    theta = rng.standard_normal((2, 3, model.dim))
+    v = rng.standard_normal(theta.shape)
+    _, cache = model.forward(x, theta, XP)
+    tangent = model.unit_tangent(x, theta, cache, v, XP)
+    h = 1e-6
+    fd = (model.forward(x, theta + h * v, XP)[0] - model.forward(x, theta - h * v, XP)[0]) / (2 * h)
+    # central differences, step 1e-6: truncation ~ 1e-12, round-off ~ 1e-16 |sigma_*| / h
+    np.testing.assert_allclose(tangent, fd, rtol=1e-6, atol=1e-9)
+    # the two contractions of one Jacobian: <J v, u> = <v, J^T u> for any u
+    u = rng.standard_normal(cache.shape)
+    lhs = np.sum(u * tangent)
+    rhs = np.sum(v * model.backward(x, theta, cache, u, XP))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)  # same sums, another order: round-off
+
+
 def test_inputs_from_normals_are_uniform_on_the_sphere(rng: np.random.Generator) -> None:
     d, m = 5, 200_000
     model = PSpin(d)

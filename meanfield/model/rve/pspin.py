@@ -291,6 +291,32 @@ class PSpin:
         grad_c = xp.sum(weighted_s, axis=-2)
         return xp.concat([grad_a, grad_b[..., None], grad_c[..., None]], axis=-1)
 
+    def unit_tangent(self, x: Any, theta: Any, cache: Any, v: Any, xp: Any) -> Any:
+        """Directional derivatives of the units: ``<grad_theta sigma_*(x_b; theta_i), v_i>``.
+
+        The forward-mode twin of :meth:`backward` (the same Jacobian, contracted from the other
+        side): ``c s (1 - s) (<v_a, x> + v_b) + v_c s``. Summed over the units it is ``n`` times
+        the change of ``f_n`` along ``v``.
+
+        Parameters
+        ----------
+        x : array of shape ``(R, B, d)``
+        theta : array of shape ``(R, N, D)``
+        cache : array of shape ``(R, B, N)``
+            The sigmoid values returned by :meth:`forward` for the same ``x`` and ``theta``.
+        v : array of shape ``(R, N, D)``
+            One direction per unit.
+        xp : array namespace
+
+        Returns
+        -------
+        array of shape ``(R, B, N)``
+        """
+        d = self.d
+        c = xp.expand_dims(theta[..., d + 1], axis=-2)  # (R, 1, N)
+        move = x @ xp.matrix_transpose(v[..., :d]) + xp.expand_dims(v[..., d], axis=-2)
+        return c * cache * (1.0 - cache) * move + xp.expand_dims(v[..., d + 1], axis=-2) * cache
+
     def predict(self, x: Any, theta: Any, xp: Any) -> Any:
         """Network output ``f_n(x_b) = (1/N) sum_i sigma_*(x_b; theta_i)``.
 
