@@ -6,7 +6,9 @@ paper`` per step, its jobs cached in ``OUT/dt=<dt>/runs`` (an interrupted ladder
 where it stopped). Prints one Markdown table: per step, the medians over the teachers of the
 loss before the quench, its trend over the second half of the SGD phase (the flat check, with
 its standard error), the loss after the quench (its range), the loss relative to
-the trivial ``E f^2 / 2``, and the change over the late quench.
+the trivial ``E f^2 / 2``, the change over the late quench, the largest over the smallest loss
+of the quench's second half and ``dt lambda_max`` at the end (stable below 2; see
+:func:`compare.reproduce.rve_pspin.stability`).
 
     python benchmarks/rve_pspin_ladder.py --experiment rve-pspin-d25 -o DIR \
         --n 64 --teachers 2 --dt 0.1 0.04 0.02 0.01 0.004
@@ -49,8 +51,8 @@ def main() -> None:
         f"\n{args.experiment}, n = {args.n}, {args.teachers} teachers, medians over the teachers",
         "\n| dt (theirs) | step (ours, dt / 2) | loss before the quench | trend over its second "
         "half, se | loss after the quench (range) | / (E f^2 / 2) | change over the "
-        "late quench |",
-        "|---|---|---|---|---|---|---|",
+        "late quench | late-quench max / min | `dt lambda_max` at the end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for dt in sorted(args.dt, reverse=True):
         rows = reproduce(
@@ -70,7 +72,8 @@ def main() -> None:
         lines.append(
             f"| {dt:g} | {dt / 2:g} | {value('loss_pre_quench'):.3g} | "
             f"{value('pre_quench_trend'):+.1%}, {value('pre_quench_trend_se'):.1%} | {after} | "
-            f"{value('loss_relative'):.3g} | {value('post_quench_change'):+.1%} |"
+            f"{value('loss_relative'):.3g} | {value('post_quench_change'):+.1%} | "
+            f"{value('quench_spread'):.2f} | {value('stability'):.2f} |"
         )
     print("\n".join(lines))
     print(f"\nscale {args.scale}, output in {args.out}")

@@ -13,7 +13,8 @@ Each setting is one reproduction in ``OUT/<label>`` whose jobs are cached in ``O
 so an interrupted run continues where it stopped (every finished (n, teacher) job is kept).
 Prints one Markdown table: the median post-quench loss (range over teachers) at each n, the
 slope between them, the loss over the paper's band extrapolated to that n (their 0.009 to 0.013
-at n = 256, times 256 / n: their Fig. 3 falls like 1/n), and the convergence rows.
+at n = 256, times 256 / n: their Fig. 3 falls like 1/n), the convergence rows, and whether the
+quench can settle (``quench_spread``, ``stability``: ``dt lambda_max``, stable below 2).
 
     python benchmarks/rve_pspin_sensitivity.py -o rve-pspin-sensitivity [--workers 2]
     python benchmarks/rve_pspin_sensitivity.py -o DIR --only c_std=30 dt=0.004
@@ -86,8 +87,11 @@ def main() -> None:
         table.append((label, {(r.quantity, r.x): r for r in rows}))
     widths = sorted(args.n)
     head = " | ".join(f"loss, n = {n} (range) | / paper band" for n in widths)
-    print(f"\n| setting | {head} | slope | flat before the quench | change over the late quench |")
-    print("|---|" + "---|---|" * len(widths) + "---|---|---|")
+    print(
+        f"\n| setting | {head} | slope | flat before the quench | change over the late quench "
+        "| late-quench max / min | `dt lambda_max` at the end |"
+    )
+    print("|---|" + "---|---|" * len(widths) + "---|---|---|---|---|")
     for label, rows in table:
         cells = []
         for n in widths:
@@ -98,6 +102,8 @@ def main() -> None:
         slope = rows.get(("slope_loss", None))
         flat = [rows[("pre_quench_flat_fraction", n)].ours for n in widths]
         post = [rows[("post_quench_change", n)].ours for n in widths]
+        spread = [rows[("quench_spread", n)].ours for n in widths]
+        edge = [rows[("stability", n)].ours for n in widths]
         print(
             f"| {label} | "
             + " | ".join(cells)
@@ -107,6 +113,10 @@ def main() -> None:
             + ", ".join(f"{f:.0%}" for f in flat)
             + " | "
             + ", ".join(f"{p:+.0%}" for p in post)
+            + " | "
+            + ", ".join(f"{v:.2f}" for v in spread)
+            + " | "
+            + ", ".join(f"{v:.2f}" for v in edge)
             + " |"
         )
     print(
