@@ -383,6 +383,7 @@ def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
     """Per width: the teachers' curves and final values (host arrays)."""
     proto = plan.protocol
     table: dict[str, Any] = {"n": plan.widths, "by_n": {}, "d": plan.d}
+    points = stability_points(PSpin(plan.d))  # the inputs depend on d only: one draw for all jobs
     for job in jobs:
         p, r = job.params, job.out
         entry = table["by_n"].setdefault(
@@ -418,7 +419,6 @@ def _tabulate(plan: Plan, jobs: list[Job]) -> dict[str, Any]:
         entry["final"].setdefault("trivial", []).append(trivial)
         entry["final"].setdefault("loss_relative", []).append(float(r["loss"][-1]) / trivial)
         entry["circles"].append((r["circle_f"], r["circle_fn"]))
-        points = stability_points(model)
         entry["stability"].append(stability(model, r["theta"], proto["dt"], points))
     table["flat_tolerance"] = proto["flat_tolerance"]
     return table
